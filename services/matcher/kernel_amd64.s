@@ -1,0 +1,78 @@
+#include "textflag.h"
+
+// func dotsInt8AVX2(q *int8, absq *int8, codes *int8, dim, n int, out *int32)
+//
+// Four code rows per iteration. Per 32 bytes: VPSIGNB moves the sign of q onto the
+// row, VPMADDUBSW multiplies |q| (unsigned) by it and adds byte pairs into int16
+// (at most 2*127*127, so no saturation because codes are clamped to [-127, 127]),
+// VPMADDWD by ones widens to int32. The four accumulators are reduced together
+// with horizontal adds so the four results leave in one store.
+TEXT ·dotsInt8AVX2(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), SI
+	MOVQ absq+8(FP), DI
+	MOVQ codes+16(FP), BX
+	MOVQ dim+24(FP), CX
+	MOVQ n+32(FP), DX
+	MOVQ out+40(FP), R8
+	MOVQ $0x0001000100010001, AX
+	MOVQ AX, X15
+	VPBROADCASTQ X15, Y15
+	LEAQ (CX)(CX*2), R9
+
+rows:
+	CMPQ DX, $4
+	JL   done
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	XORQ R10, R10
+
+cols:
+	VMOVDQU (SI)(R10*1), Y4
+	VMOVDQU (DI)(R10*1), Y5
+	LEAQ    (BX)(R10*1), R11
+
+	VMOVDQU    (R11), Y6
+	VPSIGNB    Y4, Y6, Y6
+	VPMADDUBSW Y6, Y5, Y6
+	VPMADDWD   Y15, Y6, Y6
+	VPADDD     Y6, Y0, Y0
+
+	VMOVDQU    (R11)(CX*1), Y7
+	VPSIGNB    Y4, Y7, Y7
+	VPMADDUBSW Y7, Y5, Y7
+	VPMADDWD   Y15, Y7, Y7
+	VPADDD     Y7, Y1, Y1
+
+	VMOVDQU    (R11)(CX*2), Y8
+	VPSIGNB    Y4, Y8, Y8
+	VPMADDUBSW Y8, Y5, Y8
+	VPMADDWD   Y15, Y8, Y8
+	VPADDD     Y8, Y2, Y2
+
+	VMOVDQU    (R11)(R9*1), Y9
+	VPSIGNB    Y4, Y9, Y9
+	VPMADDUBSW Y9, Y5, Y9
+	VPMADDWD   Y15, Y9, Y9
+	VPADDD     Y9, Y3, Y3
+
+	ADDQ $32, R10
+	CMPQ R10, CX
+	JL   cols
+
+	VPHADDD      Y1, Y0, Y0
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VMOVDQU      X0, (R8)
+
+	ADDQ $16, R8
+	LEAQ (BX)(CX*4), BX
+	SUBQ $4, DX
+	JMP  rows
+
+done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,42 @@
+package matcher
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDotsInt8KernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct{ dim, n int }{{128, 1}, {128, 4}, {128, 37}, {64, 9}, {96, 8}, {33, 5}, {512, 13}} {
+		q := make([]int8, tc.dim)
+		codes := make([]int8, tc.dim*tc.n)
+		for i := range q {
+			q[i] = int8(rng.IntN(255) - 127)
+		}
+		for i := range codes {
+			codes[i] = int8(rng.IntN(255) - 127)
+		}
+		// Extremes catch saturation bugs.
+		for i := 0; i < tc.dim; i++ {
+			codes[i] = -127
+			q[i] = -127
+		}
+		want := make([]int32, tc.n)
+		for r := 0; r < tc.n; r++ {
+			var s int32
+			for i := 0; i < tc.dim; i++ {
+				s += int32(q[i]) * int32(codes[r*tc.dim+i])
+			}
+			want[r] = s
+		}
+		for _, k := range []string{"generic", "avx2"} {
+			restore := setKernel(k)
+			got := make([]int32, tc.n)
+			dotsInt8(q, codes, tc.dim, tc.n, got)
+			restore()
+			require.Equal(t, want, got, "kernel %s dim %d n %d", k, tc.dim, tc.n)
+		}
+	}
+}
