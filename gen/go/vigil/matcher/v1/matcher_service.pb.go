@@ -25,8 +25,8 @@
 package matcherv1
 
 import (
-	_ "github.com/vigilhq/vigil/gen/go/google/api"
 	v1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
