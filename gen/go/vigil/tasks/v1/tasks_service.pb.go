@@ -6,8 +6,8 @@
 
 // The task queue: durable asynchronous jobs of a workspace (bulk person import,
 // re-extraction of templates after a model change, retention purge), with progress,
-// retries with back-off, cancellation and a dead-letter state; and the log of webhook
-// deliveries, which run as jobs of the same queue.
+// retries with back-off, cancellation and a dead-letter state. Webhook deliveries run on
+// the same queue; their log is the backend's (WebhookService.ListWebhookDeliveries).
 
 package tasksv1
 
@@ -1184,261 +1184,6 @@ func (x *RetryJobResponse) GetJob() *Job {
 	return nil
 }
 
-// One attempt to deliver a webhook.
-type WebhookDelivery struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	DeliveryId string                 `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
-	WebhookId  string                 `protobuf:"bytes,2,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
-	// Events in the request body.
-	EventIds []string `protobuf:"bytes,3,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
-	// Attempt number, from 1.
-	Attempt int32  `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Url     string `protobuf:"bytes,5,opt,name=url,proto3" json:"url,omitempty"`
-	// HTTP status of the response; 0 when none came (connection error, time-out).
-	StatusCode int32 `protobuf:"varint,6,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
-	// Whether the attempt succeeded (2xx).
-	Success bool `protobuf:"varint,7,opt,name=success,proto3" json:"success,omitempty"`
-	// Error when unsuccessful.
-	Error string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	Time  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=time,proto3" json:"time,omitempty"`
-	// How long the attempt took, in milliseconds.
-	DurationMs int64 `protobuf:"varint,10,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
-	// Whether another attempt follows this failed one.
-	WillRetry     bool `protobuf:"varint,11,opt,name=will_retry,json=willRetry,proto3" json:"will_retry,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *WebhookDelivery) Reset() {
-	*x = WebhookDelivery{}
-	mi := &file_vigil_tasks_v1_tasks_service_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *WebhookDelivery) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*WebhookDelivery) ProtoMessage() {}
-
-func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_tasks_v1_tasks_service_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
-func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_vigil_tasks_v1_tasks_service_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *WebhookDelivery) GetDeliveryId() string {
-	if x != nil {
-		return x.DeliveryId
-	}
-	return ""
-}
-
-func (x *WebhookDelivery) GetWebhookId() string {
-	if x != nil {
-		return x.WebhookId
-	}
-	return ""
-}
-
-func (x *WebhookDelivery) GetEventIds() []string {
-	if x != nil {
-		return x.EventIds
-	}
-	return nil
-}
-
-func (x *WebhookDelivery) GetAttempt() int32 {
-	if x != nil {
-		return x.Attempt
-	}
-	return 0
-}
-
-func (x *WebhookDelivery) GetUrl() string {
-	if x != nil {
-		return x.Url
-	}
-	return ""
-}
-
-func (x *WebhookDelivery) GetStatusCode() int32 {
-	if x != nil {
-		return x.StatusCode
-	}
-	return 0
-}
-
-func (x *WebhookDelivery) GetSuccess() bool {
-	if x != nil {
-		return x.Success
-	}
-	return false
-}
-
-func (x *WebhookDelivery) GetError() string {
-	if x != nil {
-		return x.Error
-	}
-	return ""
-}
-
-func (x *WebhookDelivery) GetTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.Time
-	}
-	return nil
-}
-
-func (x *WebhookDelivery) GetDurationMs() int64 {
-	if x != nil {
-		return x.DurationMs
-	}
-	return 0
-}
-
-func (x *WebhookDelivery) GetWillRetry() bool {
-	if x != nil {
-		return x.WillRetry
-	}
-	return false
-}
-
-type ListWebhookDeliveriesRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The webhook; "-" for every webhook of the workspace.
-	WebhookId string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
-	// At most this many; 50 if 0, at most 500.
-	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only failed attempts.
-	FailedOnly    bool `protobuf:"varint,4,opt,name=failed_only,json=failedOnly,proto3" json:"failed_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ListWebhookDeliveriesRequest) Reset() {
-	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_vigil_tasks_v1_tasks_service_proto_msgTypes[18]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ListWebhookDeliveriesRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
-
-func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_tasks_v1_tasks_service_proto_msgTypes[18]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
-func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_vigil_tasks_v1_tasks_service_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *ListWebhookDeliveriesRequest) GetWebhookId() string {
-	if x != nil {
-		return x.WebhookId
-	}
-	return ""
-}
-
-func (x *ListWebhookDeliveriesRequest) GetPageSize() int32 {
-	if x != nil {
-		return x.PageSize
-	}
-	return 0
-}
-
-func (x *ListWebhookDeliveriesRequest) GetPageToken() string {
-	if x != nil {
-		return x.PageToken
-	}
-	return ""
-}
-
-func (x *ListWebhookDeliveriesRequest) GetFailedOnly() bool {
-	if x != nil {
-		return x.FailedOnly
-	}
-	return false
-}
-
-type ListWebhookDeliveriesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deliveries    []*WebhookDelivery     `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ListWebhookDeliveriesResponse) Reset() {
-	*x = ListWebhookDeliveriesResponse{}
-	mi := &file_vigil_tasks_v1_tasks_service_proto_msgTypes[19]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ListWebhookDeliveriesResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
-
-func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_tasks_v1_tasks_service_proto_msgTypes[19]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
-func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_vigil_tasks_v1_tasks_service_proto_rawDescGZIP(), []int{19}
-}
-
-func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
-	if x != nil {
-		return x.Deliveries
-	}
-	return nil
-}
-
-func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
-	if x != nil {
-		return x.NextPageToken
-	}
-	return ""
-}
-
 var File_vigil_tasks_v1_tasks_service_proto protoreflect.FileDescriptor
 
 const file_vigil_tasks_v1_tasks_service_proto_rawDesc = "" +
@@ -1506,38 +1251,7 @@ const file_vigil_tasks_v1_tasks_service_proto_rawDesc = "" +
 	"\x0fRetryJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"9\n" +
 	"\x10RetryJobResponse\x12%\n" +
-	"\x03job\x18\x01 \x01(\v2\x13.vigil.tasks.v1.JobR\x03job\"\xdb\x02\n" +
-	"\x0fWebhookDelivery\x12\x1f\n" +
-	"\vdelivery_id\x18\x01 \x01(\tR\n" +
-	"deliveryId\x12\x1d\n" +
-	"\n" +
-	"webhook_id\x18\x02 \x01(\tR\twebhookId\x12\x1b\n" +
-	"\tevent_ids\x18\x03 \x03(\tR\beventIds\x12\x18\n" +
-	"\aattempt\x18\x04 \x01(\x05R\aattempt\x12\x10\n" +
-	"\x03url\x18\x05 \x01(\tR\x03url\x12\x1f\n" +
-	"\vstatus_code\x18\x06 \x01(\x05R\n" +
-	"statusCode\x12\x18\n" +
-	"\asuccess\x18\a \x01(\bR\asuccess\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\x12.\n" +
-	"\x04time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1f\n" +
-	"\vduration_ms\x18\n" +
-	" \x01(\x03R\n" +
-	"durationMs\x12\x1d\n" +
-	"\n" +
-	"will_retry\x18\v \x01(\bR\twillRetry\"\x9a\x01\n" +
-	"\x1cListWebhookDeliveriesRequest\x12\x1d\n" +
-	"\n" +
-	"webhook_id\x18\x01 \x01(\tR\twebhookId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
-	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1f\n" +
-	"\vfailed_only\x18\x04 \x01(\bR\n" +
-	"failedOnly\"\x88\x01\n" +
-	"\x1dListWebhookDeliveriesResponse\x12?\n" +
-	"\n" +
-	"deliveries\x18\x01 \x03(\v2\x1f.vigil.tasks.v1.WebhookDeliveryR\n" +
-	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xb6\x01\n" +
+	"\x03job\x18\x01 \x01(\v2\x13.vigil.tasks.v1.JobR\x03job*\xb6\x01\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATUS_QUEUED\x10\x01\x12\x16\n" +
@@ -1563,9 +1277,7 @@ const file_vigil_tasks_v1_tasks_service_proto_rawDesc = "" +
 	"\bListJobs\x12\x1f.vigil.tasks.v1.ListJobsRequest\x1a .vigil.tasks.v1.ListJobsResponse\"\x18\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/jobs\x12\x7f\n" +
 	"\tCancelJob\x12 .vigil.tasks.v1.CancelJobRequest\x1a!.vigil.tasks.v1.CancelJobResponse\"-\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/jobs/{job_id}:cancel\x12{\n" +
-	"\bRetryJob\x12\x1f.vigil.tasks.v1.RetryJobRequest\x1a .vigil.tasks.v1.RetryJobResponse\",\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/jobs/{job_id}:retry2\xc5\x01\n" +
-	"\x16WebhookDeliveryService\x12\xaa\x01\n" +
-	"\x15ListWebhookDeliveries\x12,.vigil.tasks.v1.ListWebhookDeliveriesRequest\x1a-.vigil.tasks.v1.ListWebhookDeliveriesResponse\"4\xca\xf3\x18\x04\b\x01\x10\x03\x82\xd3\xe4\x93\x02&\x12$/v1/webhooks/{webhook_id}/deliveriesB\xb9\x01\n" +
+	"\bRetryJob\x12\x1f.vigil.tasks.v1.RetryJobRequest\x1a .vigil.tasks.v1.RetryJobResponse\",\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/jobs/{job_id}:retryB\xb9\x01\n" +
 	"\x12com.vigil.tasks.v1B\x11TasksServiceProtoP\x01Z6github.com/vigilhq/vigil/gen/go/vigil/tasks/v1;tasksv1\xa2\x02\x03VTX\xaa\x02\x0eVigil.Tasks.V1\xca\x02\x0eVigil\\Tasks\\V1\xe2\x02\x1aVigil\\Tasks\\V1\\GPBMetadata\xea\x02\x10Vigil::Tasks::V1b\x06proto3"
 
 var (
@@ -1581,7 +1293,7 @@ func file_vigil_tasks_v1_tasks_service_proto_rawDescGZIP() []byte {
 }
 
 var file_vigil_tasks_v1_tasks_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_vigil_tasks_v1_tasks_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_vigil_tasks_v1_tasks_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_vigil_tasks_v1_tasks_service_proto_goTypes = []any{
 	(JobStatus)(0),                          // 0: vigil.tasks.v1.JobStatus
 	(JobType)(0),                            // 1: vigil.tasks.v1.JobType
@@ -1603,21 +1315,18 @@ var file_vigil_tasks_v1_tasks_service_proto_goTypes = []any{
 	(*CancelJobResponse)(nil),               // 17: vigil.tasks.v1.CancelJobResponse
 	(*RetryJobRequest)(nil),                 // 18: vigil.tasks.v1.RetryJobRequest
 	(*RetryJobResponse)(nil),                // 19: vigil.tasks.v1.RetryJobResponse
-	(*WebhookDelivery)(nil),                 // 20: vigil.tasks.v1.WebhookDelivery
-	(*ListWebhookDeliveriesRequest)(nil),    // 21: vigil.tasks.v1.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil),   // 22: vigil.tasks.v1.ListWebhookDeliveriesResponse
-	(*timestamppb.Timestamp)(nil),           // 23: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil),           // 20: google.protobuf.Timestamp
 }
 var file_vigil_tasks_v1_tasks_service_proto_depIdxs = []int32{
-	23, // 0: vigil.tasks.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	20, // 0: vigil.tasks.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: vigil.tasks.v1.Job.type:type_name -> vigil.tasks.v1.JobType
 	0,  // 2: vigil.tasks.v1.Job.status:type_name -> vigil.tasks.v1.JobStatus
 	4,  // 3: vigil.tasks.v1.Job.progress:type_name -> vigil.tasks.v1.JobProgress
 	3,  // 4: vigil.tasks.v1.Job.errors:type_name -> vigil.tasks.v1.JobError
-	23, // 5: vigil.tasks.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	23, // 6: vigil.tasks.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
-	23, // 7: vigil.tasks.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	23, // 8: vigil.tasks.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
+	20, // 5: vigil.tasks.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: vigil.tasks.v1.Job.attempt_time:type_name -> google.protobuf.Timestamp
+	20, // 7: vigil.tasks.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	20, // 8: vigil.tasks.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: vigil.tasks.v1.CreateImportJobRequest.format:type_name -> vigil.tasks.v1.ImportFormat
 	5,  // 10: vigil.tasks.v1.CreateImportJobResponse.job:type_name -> vigil.tasks.v1.Job
 	5,  // 11: vigil.tasks.v1.CreateReextractJobResponse.job:type_name -> vigil.tasks.v1.Job
@@ -1628,29 +1337,25 @@ var file_vigil_tasks_v1_tasks_service_proto_depIdxs = []int32{
 	5,  // 16: vigil.tasks.v1.ListJobsResponse.jobs:type_name -> vigil.tasks.v1.Job
 	5,  // 17: vigil.tasks.v1.CancelJobResponse.job:type_name -> vigil.tasks.v1.Job
 	5,  // 18: vigil.tasks.v1.RetryJobResponse.job:type_name -> vigil.tasks.v1.Job
-	23, // 19: vigil.tasks.v1.WebhookDelivery.time:type_name -> google.protobuf.Timestamp
-	20, // 20: vigil.tasks.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> vigil.tasks.v1.WebhookDelivery
-	6,  // 21: vigil.tasks.v1.TaskService.CreateImportJob:input_type -> vigil.tasks.v1.CreateImportJobRequest
-	8,  // 22: vigil.tasks.v1.TaskService.CreateReextractJob:input_type -> vigil.tasks.v1.CreateReextractJobRequest
-	10, // 23: vigil.tasks.v1.TaskService.CreateRetentionPurgeJob:input_type -> vigil.tasks.v1.CreateRetentionPurgeJobRequest
-	12, // 24: vigil.tasks.v1.TaskService.GetJob:input_type -> vigil.tasks.v1.GetJobRequest
-	14, // 25: vigil.tasks.v1.TaskService.ListJobs:input_type -> vigil.tasks.v1.ListJobsRequest
-	16, // 26: vigil.tasks.v1.TaskService.CancelJob:input_type -> vigil.tasks.v1.CancelJobRequest
-	18, // 27: vigil.tasks.v1.TaskService.RetryJob:input_type -> vigil.tasks.v1.RetryJobRequest
-	21, // 28: vigil.tasks.v1.WebhookDeliveryService.ListWebhookDeliveries:input_type -> vigil.tasks.v1.ListWebhookDeliveriesRequest
-	7,  // 29: vigil.tasks.v1.TaskService.CreateImportJob:output_type -> vigil.tasks.v1.CreateImportJobResponse
-	9,  // 30: vigil.tasks.v1.TaskService.CreateReextractJob:output_type -> vigil.tasks.v1.CreateReextractJobResponse
-	11, // 31: vigil.tasks.v1.TaskService.CreateRetentionPurgeJob:output_type -> vigil.tasks.v1.CreateRetentionPurgeJobResponse
-	13, // 32: vigil.tasks.v1.TaskService.GetJob:output_type -> vigil.tasks.v1.GetJobResponse
-	15, // 33: vigil.tasks.v1.TaskService.ListJobs:output_type -> vigil.tasks.v1.ListJobsResponse
-	17, // 34: vigil.tasks.v1.TaskService.CancelJob:output_type -> vigil.tasks.v1.CancelJobResponse
-	19, // 35: vigil.tasks.v1.TaskService.RetryJob:output_type -> vigil.tasks.v1.RetryJobResponse
-	22, // 36: vigil.tasks.v1.WebhookDeliveryService.ListWebhookDeliveries:output_type -> vigil.tasks.v1.ListWebhookDeliveriesResponse
-	29, // [29:37] is the sub-list for method output_type
-	21, // [21:29] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	6,  // 19: vigil.tasks.v1.TaskService.CreateImportJob:input_type -> vigil.tasks.v1.CreateImportJobRequest
+	8,  // 20: vigil.tasks.v1.TaskService.CreateReextractJob:input_type -> vigil.tasks.v1.CreateReextractJobRequest
+	10, // 21: vigil.tasks.v1.TaskService.CreateRetentionPurgeJob:input_type -> vigil.tasks.v1.CreateRetentionPurgeJobRequest
+	12, // 22: vigil.tasks.v1.TaskService.GetJob:input_type -> vigil.tasks.v1.GetJobRequest
+	14, // 23: vigil.tasks.v1.TaskService.ListJobs:input_type -> vigil.tasks.v1.ListJobsRequest
+	16, // 24: vigil.tasks.v1.TaskService.CancelJob:input_type -> vigil.tasks.v1.CancelJobRequest
+	18, // 25: vigil.tasks.v1.TaskService.RetryJob:input_type -> vigil.tasks.v1.RetryJobRequest
+	7,  // 26: vigil.tasks.v1.TaskService.CreateImportJob:output_type -> vigil.tasks.v1.CreateImportJobResponse
+	9,  // 27: vigil.tasks.v1.TaskService.CreateReextractJob:output_type -> vigil.tasks.v1.CreateReextractJobResponse
+	11, // 28: vigil.tasks.v1.TaskService.CreateRetentionPurgeJob:output_type -> vigil.tasks.v1.CreateRetentionPurgeJobResponse
+	13, // 29: vigil.tasks.v1.TaskService.GetJob:output_type -> vigil.tasks.v1.GetJobResponse
+	15, // 30: vigil.tasks.v1.TaskService.ListJobs:output_type -> vigil.tasks.v1.ListJobsResponse
+	17, // 31: vigil.tasks.v1.TaskService.CancelJob:output_type -> vigil.tasks.v1.CancelJobResponse
+	19, // 32: vigil.tasks.v1.TaskService.RetryJob:output_type -> vigil.tasks.v1.RetryJobResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_vigil_tasks_v1_tasks_service_proto_init() }
@@ -1668,9 +1373,9 @@ func file_vigil_tasks_v1_tasks_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_tasks_v1_tasks_service_proto_rawDesc), len(file_vigil_tasks_v1_tasks_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   17,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   1,
 		},
 		GoTypes:           file_vigil_tasks_v1_tasks_service_proto_goTypes,
 		DependencyIndexes: file_vigil_tasks_v1_tasks_service_proto_depIdxs,

@@ -342,59 +342,6 @@ func local_request_TaskService_RetryJob_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-var filter_WebhookDeliveryService_ListWebhookDeliveries_0 = &utilities.DoubleArray{Encoding: map[string]int{"webhook_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
-
-func request_WebhookDeliveryService_ListWebhookDeliveries_0(ctx context.Context, marshaler runtime.Marshaler, client WebhookDeliveryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ListWebhookDeliveriesRequest
-		metadata runtime.ServerMetadata
-		err      error
-	)
-	val, ok := pathParams["webhook_id"]
-	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "webhook_id")
-	}
-	protoReq.WebhookId, err = runtime.String(val)
-	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "webhook_id", err)
-	}
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_WebhookDeliveryService_ListWebhookDeliveries_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	msg, err := client.ListWebhookDeliveries(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
-	return msg, metadata, err
-}
-
-func local_request_WebhookDeliveryService_ListWebhookDeliveries_0(ctx context.Context, marshaler runtime.Marshaler, server WebhookDeliveryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ListWebhookDeliveriesRequest
-		metadata runtime.ServerMetadata
-		err      error
-	)
-	val, ok := pathParams["webhook_id"]
-	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "webhook_id")
-	}
-	protoReq.WebhookId, err = runtime.String(val)
-	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "webhook_id", err)
-	}
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_WebhookDeliveryService_ListWebhookDeliveries_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	msg, err := server.ListWebhookDeliveries(ctx, &protoReq)
-	return msg, metadata, err
-}
-
 // RegisterTaskServiceHandlerServer registers the http handlers for service TaskService to "mux".
 // UnaryRPC     :call TaskServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -540,36 +487,6 @@ func RegisterTaskServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			return
 		}
 		forward_TaskService_RetryJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-
-	return nil
-}
-
-// RegisterWebhookDeliveryServiceHandlerServer registers the http handlers for service WebhookDeliveryService to "mux".
-// UnaryRPC     :call WebhookDeliveryServiceServer directly.
-// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
-// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterWebhookDeliveryServiceHandlerFromEndpoint instead.
-// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterWebhookDeliveryServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server WebhookDeliveryServiceServer) error {
-	mux.Handle(http.MethodGet, pattern_WebhookDeliveryService_ListWebhookDeliveries_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		var stream runtime.ServerTransportStream
-		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/vigil.tasks.v1.WebhookDeliveryService/ListWebhookDeliveries", runtime.WithHTTPPathPattern("/v1/webhooks/{webhook_id}/deliveries"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := local_request_WebhookDeliveryService_ListWebhookDeliveries_0(annotatedContext, inboundMarshaler, server, req, pathParams)
-		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_WebhookDeliveryService_ListWebhookDeliveries_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -751,68 +668,4 @@ var (
 	forward_TaskService_ListJobs_0                = runtime.ForwardResponseMessage
 	forward_TaskService_CancelJob_0               = runtime.ForwardResponseMessage
 	forward_TaskService_RetryJob_0                = runtime.ForwardResponseMessage
-)
-
-// RegisterWebhookDeliveryServiceHandlerFromEndpoint is same as RegisterWebhookDeliveryServiceHandler but
-// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
-func RegisterWebhookDeliveryServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
-	conn, err := grpc.NewClient(endpoint, opts...)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			if cerr := conn.Close(); cerr != nil {
-				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
-			}
-			return
-		}
-		go func() {
-			<-ctx.Done()
-			if cerr := conn.Close(); cerr != nil {
-				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
-			}
-		}()
-	}()
-	return RegisterWebhookDeliveryServiceHandler(ctx, mux, conn)
-}
-
-// RegisterWebhookDeliveryServiceHandler registers the http handlers for service WebhookDeliveryService to "mux".
-// The handlers forward requests to the grpc endpoint over "conn".
-func RegisterWebhookDeliveryServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterWebhookDeliveryServiceHandlerClient(ctx, mux, NewWebhookDeliveryServiceClient(conn))
-}
-
-// RegisterWebhookDeliveryServiceHandlerClient registers the http handlers for service WebhookDeliveryService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "WebhookDeliveryServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "WebhookDeliveryServiceClient"
-// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "WebhookDeliveryServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterWebhookDeliveryServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client WebhookDeliveryServiceClient) error {
-	mux.Handle(http.MethodGet, pattern_WebhookDeliveryService_ListWebhookDeliveries_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/vigil.tasks.v1.WebhookDeliveryService/ListWebhookDeliveries", runtime.WithHTTPPathPattern("/v1/webhooks/{webhook_id}/deliveries"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_WebhookDeliveryService_ListWebhookDeliveries_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_WebhookDeliveryService_ListWebhookDeliveries_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-	return nil
-}
-
-var (
-	pattern_WebhookDeliveryService_ListWebhookDeliveries_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "webhooks", "webhook_id", "deliveries"}, ""))
-)
-
-var (
-	forward_WebhookDeliveryService_ListWebhookDeliveries_0 = runtime.ForwardResponseMessage
 )

@@ -6,8 +6,8 @@
 
 // The task queue: durable asynchronous jobs of a workspace (bulk person import,
 // re-extraction of templates after a model change, retention purge), with progress,
-// retries with back-off, cancellation and a dead-letter state; and the log of webhook
-// deliveries, which run as jobs of the same queue.
+// retries with back-off, cancellation and a dead-letter state. Webhook deliveries run on
+// the same queue; their log is the backend's (WebhookService.ListWebhookDeliveries).
 
 package tasksv1
 
@@ -373,119 +373,6 @@ var TaskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetryJob",
 			Handler:    _TaskService_RetryJob_Handler,
-		},
-	},
-	Streams:  []grpc.StreamDesc{},
-	Metadata: "vigil/tasks/v1/tasks_service.proto",
-}
-
-const (
-	WebhookDeliveryService_ListWebhookDeliveries_FullMethodName = "/vigil.tasks.v1.WebhookDeliveryService/ListWebhookDeliveries"
-)
-
-// WebhookDeliveryServiceClient is the client API for WebhookDeliveryService service.
-//
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
-//
-// WebhookDeliveryService lists the attempts made to deliver events to a webhook. The
-// backend's WebhookService registers the webhooks and enqueues their deliveries; the task
-// workers deliver them and log every attempt here.
-type WebhookDeliveryServiceClient interface {
-	// Lists delivery attempts of the workspace, newest first.
-	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
-}
-
-type webhookDeliveryServiceClient struct {
-	cc grpc.ClientConnInterface
-}
-
-func NewWebhookDeliveryServiceClient(cc grpc.ClientConnInterface) WebhookDeliveryServiceClient {
-	return &webhookDeliveryServiceClient{cc}
-}
-
-func (c *webhookDeliveryServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListWebhookDeliveriesResponse)
-	err := c.cc.Invoke(ctx, WebhookDeliveryService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// WebhookDeliveryServiceServer is the server API for WebhookDeliveryService service.
-// All implementations must embed UnimplementedWebhookDeliveryServiceServer
-// for forward compatibility.
-//
-// WebhookDeliveryService lists the attempts made to deliver events to a webhook. The
-// backend's WebhookService registers the webhooks and enqueues their deliveries; the task
-// workers deliver them and log every attempt here.
-type WebhookDeliveryServiceServer interface {
-	// Lists delivery attempts of the workspace, newest first.
-	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
-	mustEmbedUnimplementedWebhookDeliveryServiceServer()
-}
-
-// UnimplementedWebhookDeliveryServiceServer must be embedded to have
-// forward compatible implementations.
-//
-// NOTE: this should be embedded by value instead of pointer to avoid a nil
-// pointer dereference when methods are called.
-type UnimplementedWebhookDeliveryServiceServer struct{}
-
-func (UnimplementedWebhookDeliveryServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
-}
-func (UnimplementedWebhookDeliveryServiceServer) mustEmbedUnimplementedWebhookDeliveryServiceServer() {
-}
-func (UnimplementedWebhookDeliveryServiceServer) testEmbeddedByValue() {}
-
-// UnsafeWebhookDeliveryServiceServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to WebhookDeliveryServiceServer will
-// result in compilation errors.
-type UnsafeWebhookDeliveryServiceServer interface {
-	mustEmbedUnimplementedWebhookDeliveryServiceServer()
-}
-
-func RegisterWebhookDeliveryServiceServer(s grpc.ServiceRegistrar, srv WebhookDeliveryServiceServer) {
-	// If the following call panics, it indicates UnimplementedWebhookDeliveryServiceServer was
-	// embedded by pointer and is nil.  This will cause panics if an
-	// unimplemented method is ever invoked, so we test this at initialization
-	// time to prevent it from happening at runtime later due to I/O.
-	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
-		t.testEmbeddedByValue()
-	}
-	s.RegisterService(&WebhookDeliveryService_ServiceDesc, srv)
-}
-
-func _WebhookDeliveryService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListWebhookDeliveriesRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(WebhookDeliveryServiceServer).ListWebhookDeliveries(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: WebhookDeliveryService_ListWebhookDeliveries_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(WebhookDeliveryServiceServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-// WebhookDeliveryService_ServiceDesc is the grpc.ServiceDesc for WebhookDeliveryService service.
-// It's only intended for direct use with grpc.RegisterService,
-// and not to be introspected or modified (even as a copy)
-var WebhookDeliveryService_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "vigil.tasks.v1.WebhookDeliveryService",
-	HandlerType: (*WebhookDeliveryServiceServer)(nil),
-	Methods: []grpc.MethodDesc{
-		{
-			MethodName: "ListWebhookDeliveries",
-			Handler:    _WebhookDeliveryService_ListWebhookDeliveries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
