@@ -45,7 +45,7 @@ type Core struct {
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
 	// AutoMigrate applies every component's migrations when a process starts.
-	AutoMigrate bool `yaml:"auto_migrate"`
+	AutoMigrate bool  `yaml:"auto_migrate"`
 	Kafka       Kafka `yaml:"kafka"`
 	S3          S3    `yaml:"s3"`
 	Redis       Redis `yaml:"redis"`
