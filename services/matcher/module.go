@@ -1,0 +1,78 @@
+package matcher
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+
+	matcherv1 "github.com/vigilhq/vigil/gen/go/vigil/matcher/v1"
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/log"
+	"github.com/vigilhq/vigil/platform/rpc"
+)
+
+// Module is the matcher component. It needs the platform's *config.Config,
+// *slog.Logger, prometheus.Registerer, *pgxpool.Pool and rpc.Peers. Its start hook
+// loads the whole index from PostgreSQL; the platform's gRPC server starts serving
+// (and reports SERVING) only after every component's start hook, so the first search
+// finds the index complete.
+var Module = fx.Module("matcher",
+	log.ForService("matcher"),
+	fx.Provide(
+		fx.Private,
+		func(c *config.Config) (Config, error) { return config.SectionOf[Config](c, "matcher") },
+		func(cfg Config) *Index { return NewIndex(cfg.indexConfig()) },
+		NewStore,
+		newMetrics,
+		func(cfg Config, s *Store, ix *Index, l *slog.Logger) *Matcher { return NewMatcher(s, ix, cfg.shard(), l) },
+		newClusterFromPeers,
+		NewServer,
+	),
+	fx.Provide(rpc.AsService(newService)),
+	fx.Invoke(registerStart),
+)
+
+// clusterParams are newClusterFromPeers' dependencies.
+type clusterParams struct {
+	fx.In
+	Config  Config
+	Peers   rpc.Peers
+	Local   *Matcher
+	Metrics *metrics
+}
+
+func newClusterFromPeers(p clusterParams) (*Cluster, error) {
+	clients := map[string]matcherv1.MatcherServiceClient{}
+	for i, name := range p.Config.Shards {
+		if i == p.Config.ShardIndex {
+			continue
+		}
+		conn, err := p.Peers.Conn(name)
+		if err != nil {
+			return nil, err
+		}
+		clients[name] = matcherv1.NewMatcherServiceClient(conn)
+	}
+	return NewCluster(p.Config.Shards, p.Config.ShardIndex, clients, p.Local, p.Config.ShardTimeout, p.Metrics)
+}
+
+func newService(s *Server) rpc.Service {
+	return rpc.Service{
+		Name:     matcherv1.MatcherService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { matcherv1.RegisterMatcherServiceServer(r, s) },
+	}
+}
+
+func registerStart(lc fx.Lifecycle, core *config.Config, pool *pgxpool.Pool, m *Matcher) {
+	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+		if core.AutoMigrate {
+			if err := Migrate(ctx, pool); err != nil {
+				return err
+			}
+		}
+		return m.Load(ctx)
+	}})
+}
