@@ -62,7 +62,9 @@ func NewCluster(names []string, self int, clients map[string]matcherv1.MatcherSe
 	return c, nil
 }
 
-func (c *Cluster) owner(personID string) int { return int(personHash(personID) % uint32(len(c.shards))) }
+func (c *Cluster) owner(personID string) int {
+	return int(personHash(personID) % uint32(len(c.shards)))
+}
 
 // each runs f for every shard index in parts, concurrently, and joins the errors.
 func each(parts []int, f func(i int) error) error {

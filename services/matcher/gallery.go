@@ -25,7 +25,7 @@ type gallery struct {
 	centroids []float32 // nlist*dim, IVF list centres; nil while exact-only
 	centCodes []int8    // int8 codes of the centroids for fast assignment
 	centSteps []float32
-	builtAt   int       // size when the IVF was last built
+	builtAt   int // size when the IVF was last built
 
 	persons   []person         // by ordinal
 	personOrd map[string]int32 // person id -> ordinal

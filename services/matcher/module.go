@@ -27,7 +27,9 @@ var Module = fx.Module("matcher",
 		func(cfg Config) *Index { return NewIndex(cfg.indexConfig()) },
 		NewStore,
 		newMetrics,
-		func(cfg Config, s *Store, ix *Index, l *slog.Logger) *Matcher { return NewMatcher(s, ix, cfg.shard(), l) },
+		func(cfg Config, s *Store, ix *Index, l *slog.Logger) *Matcher {
+			return NewMatcher(s, ix, cfg.shard(), l)
+		},
 		newClusterFromPeers,
 		NewServer,
 	),
