@@ -95,6 +95,7 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 		clip = image.Rect(0, 0, m.W, m.H)
 	}
 	clip = clip.Intersect(image.Rect(0, 0, m.W, m.H))
+	replicate := b.Replicate && !clip.Empty()
 	plane := w * h
 	fill := [3]float32{float32(b.Fill[0]), float32(b.Fill[1]), float32(b.Fill[2])}
 	for v := 0; v < h; v++ {
@@ -102,7 +103,7 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 		x := t.A*fu + t.B*fv + t.C
 		y := t.D*fu + t.E*fv + t.F
 		for u := 0; u < w; u++ {
-			r, g, bl := m.bilinear(x, y, clip, b.Replicate, fill)
+			r, g, bl := m.bilinear(x, y, clip, replicate, fill)
 			o := v*w + u
 			switch ch {
 			case RGBPlanes:

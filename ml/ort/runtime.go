@@ -3,6 +3,8 @@ package ort
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -161,7 +163,7 @@ func (r *Runtime) sessionOptions() (*onnx.SessionOptions, error) {
 	if r.provider == ProviderCPU && r.cfg.Provider == ProviderAuto {
 		return opts, nil // CUDA already failed once; do not retry per session
 	}
-	cudaErr := appendCUDA(opts)
+	cudaErr := r.appendCUDA(opts)
 	if cudaErr == nil {
 		r.decide(ProviderCUDA, "CUDA execution provider attached")
 		return opts, nil
@@ -173,7 +175,16 @@ func (r *Runtime) sessionOptions() (*onnx.SessionOptions, error) {
 	return opts, nil
 }
 
-func appendCUDA(opts *onnx.SessionOptions) error {
+// cudaProviderLib is the plugin ONNX Runtime loads for CUDA, from the folder
+// of the main library. The CPU-only npm build does not ship it.
+const cudaProviderLib = "libonnxruntime_providers_cuda.so"
+
+func (r *Runtime) appendCUDA(opts *onnx.SessionOptions) error {
+	// Checking first gives a clear reason and spares ORT's own error print.
+	plugin := filepath.Join(filepath.Dir(r.libPath), cudaProviderLib)
+	if _, err := os.Stat(plugin); err != nil {
+		return fmt.Errorf("%s not found next to the runtime library (the npm build is CPU-only; install the onnxruntime GPU build and point %s at it)", cudaProviderLib, EnvLibraryPath)
+	}
 	cuda, err := onnx.NewCUDAProviderOptions()
 	if err != nil {
 		return err

@@ -1,0 +1,195 @@
+package imgproc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/image/bmp"
+)
+
+func readPhoto(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "faces", name))
+	require.NoError(t, err)
+	return b
+}
+
+// pngHeader returns a PNG signature and a valid IHDR chunk claiming w x h
+// pixels, with no image data: decoding must refuse it from the header alone.
+func pngHeader(w, h uint32) []byte {
+	var buf bytes.Buffer
+	buf.Write([]byte("\x89PNG\r\n\x1a\n"))
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	chunk := append([]byte("IHDR"), ihdr...)
+	binary.Write(&buf, binary.BigEndian, uint32(len(ihdr)))
+	buf.Write(chunk)
+	binary.Write(&buf, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return buf.Bytes()
+}
+
+func encode(t testing.TB, m image.Image, format string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	switch format {
+	case "png":
+		require.NoError(t, png.Encode(&buf, m))
+	case "jpeg":
+		require.NoError(t, jpeg.Encode(&buf, m, &jpeg.Options{Quality: 95}))
+	case "bmp":
+		require.NoError(t, bmp.Encode(&buf, m))
+	}
+	return buf.Bytes()
+}
+
+func TestDecodeRefusesBadInput(t *testing.T) {
+	photo := readPhoto(t, "obama_1.jpg")
+	corrupt := append([]byte(nil), photo...)
+	for i := 600; i < len(corrupt); i += 7 {
+		corrupt[i] ^= 0x5a
+	}
+	cases := []struct {
+		name     string
+		data     []byte
+		limits   Limits
+		tooLarge bool
+	}{
+		{name: "zero bytes", data: nil},
+		{name: "text", data: []byte("hello, this is not an image at all")},
+		{name: "truncated jpeg", data: photo[:len(photo)/3]},
+		{name: "corrupt jpeg", data: corrupt},
+		{name: "jpeg header only", data: photo[:20]},
+		{name: "20000x20000 png header", data: pngHeader(20000, 20000), tooLarge: true},
+		{name: "zero width png header", data: pngHeader(0, 10)},
+		{name: "over the byte limit", data: photo, limits: Limits{MaxBytes: 1000}, tooLarge: true},
+		{name: "over the pixel limit", data: photo, limits: Limits{MaxPixels: 1000}, tooLarge: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Decode(c.data, c.limits)
+			require.ErrorIs(t, err, ErrInvalidImage)
+			if c.tooLarge {
+				require.ErrorIs(t, err, ErrTooLarge)
+			}
+		})
+	}
+}
+
+func TestDecodeRefusesHugeHeaderWithoutAllocating(t *testing.T) {
+	data := pngHeader(20000, 20000)
+	allocs := testing.AllocsPerRun(5, func() {
+		_, err := Decode(data, Limits{})
+		require.ErrorIs(t, err, ErrTooLarge)
+	})
+	// A decode would allocate 1.6 GB in one slice; the header check makes a
+	// handful of small allocations.
+	require.Less(t, allocs, 50.0)
+	var ms1, ms2 runtimeMem
+	ms1.read()
+	_, _ = Decode(data, Limits{})
+	ms2.read()
+	require.Less(t, ms2.total-ms1.total, uint64(1<<20), "refusing the header must not allocate the pixels")
+}
+
+func TestDecodeFormats(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 4, 3))
+	for y := 0; y < 3; y++ {
+		for x := 0; x < 4; x++ {
+			src.Set(x, y, color.NRGBA{uint8(60 * x), uint8(80 * y), 200, 255})
+		}
+	}
+	for _, f := range []string{"png", "bmp"} {
+		t.Run(f, func(t *testing.T) {
+			d, err := Decode(encode(t, src, f), Limits{})
+			require.NoError(t, err)
+			require.Equal(t, f, d.Format)
+			require.Equal(t, 4, d.W)
+			require.Equal(t, 3, d.H)
+			r, g, b := d.At(3, 2)
+			require.Equal(t, [3]uint8{180, 160, 200}, [3]uint8{r, g, b})
+		})
+	}
+	d, err := Decode(readPhoto(t, "astronaut_collins.png"), Limits{})
+	require.NoError(t, err)
+	require.Equal(t, [2]int{512, 512}, [2]int{d.W, d.H})
+	d, err = Decode(readPhoto(t, "obama_1.jpg"), Limits{})
+	require.NoError(t, err)
+	require.Equal(t, "jpeg", d.Format)
+}
+
+func TestDecodeAppliesExifOrientation(t *testing.T) {
+	// The liveness photos are stored landscape with orientation 6 (rotate
+	// 90° clockwise to view).
+	raw := readPhoto(t, "liveness_real_T1.jpg")
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
+	require.NoError(t, err)
+	d, err := Decode(raw, Limits{})
+	require.NoError(t, err)
+	require.Equal(t, 6, d.Orientation)
+	require.Equal(t, cfg.Width, d.H)
+	require.Equal(t, cfg.Height, d.W)
+}
+
+func TestOrient(t *testing.T) {
+	// 2x1 image: red, green. Each orientation puts red somewhere known.
+	m := &RGB{W: 2, H: 1, Pix: []uint8{255, 0, 0, 0, 255, 0}}
+	cases := []struct {
+		o          int
+		w, h       int
+		redX, redY int
+	}{
+		{1, 2, 1, 0, 0}, {2, 2, 1, 1, 0}, {3, 2, 1, 1, 0}, {4, 2, 1, 0, 0},
+		{5, 1, 2, 0, 0}, {6, 1, 2, 0, 0}, {7, 1, 2, 0, 1}, {8, 1, 2, 0, 1},
+	}
+	for _, c := range cases {
+		out := Orient(m, c.o)
+		require.Equal(t, [2]int{c.w, c.h}, [2]int{out.W, out.H}, "orientation %d", c.o)
+		r, _, _ := out.At(c.redX, c.redY)
+		require.Equal(t, uint8(255), r, "orientation %d", c.o)
+	}
+}
+
+func TestSampleResizeAndBorder(t *testing.T) {
+	m := &RGB{W: 2, H: 2, Pix: []uint8{0, 0, 0, 100, 100, 100, 100, 100, 100, 200, 200, 200}}
+	// Identity mapping reproduces the pixels.
+	out := make([]float32, 4)
+	m.SampleInto(out, 2, 2, Affine{A: 1, E: 1}, GrayPlane, Raw, Border{})
+	require.InDeltaSlice(t, []float64{0, 100, 100, 200}, f64(out), 0.01)
+	// Outside with a fill colour reads the fill; with replicate, the edge.
+	one := make([]float32, 3)
+	m.SampleInto(one, 1, 1, Affine{C: -5, F: -5}, RGBPlanes, Raw, Border{Fill: [3]uint8{7, 8, 9}})
+	require.Equal(t, []float32{7, 8, 9}, one)
+	m.SampleInto(one, 1, 1, Affine{C: 9, F: 9}, RGBPlanes, Raw, Border{Replicate: true})
+	require.Equal(t, []float32{200, 200, 200}, one)
+	// Normalisation and channel order.
+	c := &RGB{W: 1, H: 1, Pix: []uint8{10, 20, 30}}
+	c.SampleInto(one, 1, 1, Affine{A: 1, E: 1}, BGRPlanes, Uniform(10, 0.5), Border{})
+	require.Equal(t, []float32{10, 5, 0}, one)
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func TestDecodeReadsSyntheticExif(t *testing.T) {
+	jpg := encode(t, smallPhoto(t).ToImage(), "jpeg")
+	d, err := Decode(withExifOrientation(jpg, 8), Limits{})
+	require.NoError(t, err)
+	require.Equal(t, 8, d.Orientation)
+	require.Equal(t, [2]int{18, 24}, [2]int{d.W, d.H})
+}
