@@ -10,12 +10,12 @@ import (
 	"github.com/vigilhq/vigil/platform/config"
 )
 
-// Module provides the process's *slog.Logger (JSON on stderr, level from config) and
-// routes fx's own events through it at debug level.
-var Module = fx.Options(
-	fx.Provide(NewFromConfig),
-	fx.WithLogger(FxLogger),
-)
+// Module provides the process's *slog.Logger (JSON on stderr, level from config).
+var Module = fx.Provide(NewFromConfig)
+
+// FxEvents routes fx's own events through the logger at debug level. fx applies a
+// logger option only to the module it sits in, so put it at the root of the app.
+var FxEvents = fx.WithLogger(FxLogger)
 
 // NewFromConfig builds the logger at the configured level.
 func NewFromConfig(cfg *config.Config) (*slog.Logger, error) {

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"net"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigilhq/vigil/platform/db"
+)
+
+//go:embed testdata/migrations
+var probeMigrations embed.FS
+
+func TestMigrateAppliesEveryComponentsMigrations(t *testing.T) {
+	cfg := testConfig(t)
+	// A running process holds the configured gRPC port; migrate must not need it.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	cfg.GRPCListen = busy.Addr().String()
+
+	probe := db.AsMigrations("probe", probeMigrations, "testdata/migrations")
+	require.NoError(t, runMigrate(context.Background(), cfg, probe))
+	require.NoError(t, runMigrate(context.Background(), cfg, probe), "idempotent")
+
+	conn, err := pgx.Connect(context.Background(), cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(),
+		`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('goose_probe', 'migrate_probe') ORDER BY 1`)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"goose_probe", "migrate_probe"}, tables)
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/vigilhq/vigil/gateway"
+	"github.com/vigilhq/vigil/internal/testkit/testsvc"
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/dbtest"
+	"github.com/vigilhq/vigil/platform/grpcserver"
+	"github.com/vigilhq/vigil/platform/rpc"
+)
+
+// testConfig is a config on free loopback ports with a fresh database.
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	d := dbtest.New(t)
+	env := map[string]string{
+		"VIGIL_GRPC_LISTEN":   "127.0.0.1:0",
+		"VIGIL_HTTP_LISTEN":   "127.0.0.1:0",
+		"VIGIL_PUBLIC_LISTEN": "127.0.0.1:0",
+		"VIGIL_DATABASE_URL":  d.URL,
+		"VIGIL_DATA_DIR":      t.TempDir(),
+		"VIGIL_LOG_LEVEL":     "warn",
+	}
+	cfg, err := config.Parse(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, func() []string { return nil })
+	require.NoError(t, err)
+	return cfg
+}
+
+// addrs are the listening addresses of a started process.
+type addrs struct{ grpc, http string }
+
+// reportAddrs sends the process's addresses once it has started.
+func reportAddrs(ch chan<- addrs) fx.Option {
+	return fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server, g *gateway.Gateway) {
+		lc.Append(fx.StartHook(func() { ch <- addrs{grpc: s.Addr(), http: g.Addr()} }))
+	})
+}
+
+// TestSIGTERMDrainsInFlightRequest starts `vigil all` in-process, holds a REST request
+// in a handler, sends the process SIGTERM, and checks the request still completes, new
+// connections are refused, and the process exits cleanly.
+func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
+	cfg := testConfig(t)
+	svc := testsvc.New()
+	ready := make(chan addrs, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runUntilSignal(context.Background(), cfg, nil, modeAll,
+			fx.Supply(fx.Annotate(testsvc.TokenAuthorizer{Token: "tok"}, fx.As(new(rpc.Authorizer)))),
+			fx.Provide(rpc.AsService(func() rpc.Service { return svc.Service() })),
+			reportAddrs(ready),
+		)
+	}()
+	var a addrs
+	select {
+	case a = <-ready:
+	case err := <-done:
+		t.Fatalf("vigil all did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("vigil all did not start within 60s")
+	}
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.http+testsvc.UnaryPath,
+			strings.NewReader(`{"payload":{"body":"`+b64(testsvc.Wait)+`"}}`))
+		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			resc <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		resc <- result{status: resp.StatusCode, body: string(b), err: err}
+	}()
+	require.Eventually(t, func() bool { return svc.Waiting.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+	// Shutdown has begun once the gateway stops accepting connections.
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", a.http, 100*time.Millisecond)
+		if err != nil {
+			return true
+		}
+		_ = c.Close()
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	select {
+	case r := <-resc:
+		t.Fatalf("request ended before it was released: %+v", r)
+	default:
+	}
+
+	close(svc.Release)
+	r := <-resc
+	require.NoError(t, r.err)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	require.Contains(t, r.body, b64(testsvc.Wait))
+	select {
+	case err := <-done:
+		require.NoError(t, err, "clean exit after the drain")
+	case <-time.After(30 * time.Second):
+		t.Fatal("process did not stop")
+	}
+}
+
+// TestAllServesHealthForEveryComponent boots every registered component and checks
+// each one's health over a real socket, and the gateway's /healthz.
+func TestAllServesHealthForEveryComponent(t *testing.T) {
+	cfg := testConfig(t)
+	ready := make(chan addrs, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var names []string
+	go func() {
+		done <- run(ctx, cfg, mustAll(t), modeAll, reportAddrs(ready),
+			fx.Invoke(func(s *grpcserver.Server) { names = s.ServiceNames() }))
+	}()
+	var a addrs
+	select {
+	case a = <-ready:
+	case err := <-done:
+		t.Fatalf("vigil all did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("vigil all did not start within 60s")
+	}
+	require.Len(t, names, len(components), "one gRPC service per component at least")
+
+	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	for _, n := range append([]string{""}, names...) {
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: n})
+		require.NoError(t, err, n)
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status, n)
+	}
+	resp, err := http.Get("http://" + a.http + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func mustAll(t *testing.T) []string {
+	names, err := allExcept(nil)
+	require.NoError(t, err)
+	return names
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{args: []string{"serve", "nosuch"}, want: `unknown component "nosuch"`},
+		{args: []string{"all", "--except", "nosuch"}, want: `unknown component "nosuch"`},
+		{args: []string{"serve"}, want: "requires at least 1 arg"},
+		{args: []string{"all", "--log-level", "loud"}, want: "--log-level"},
+		{args: []string{"all", "--config", "/nonexistent.yaml"}, want: "read config"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := newRootCommand()
+			cmd.SetArgs(tt.args)
+			cmd.SetOut(io.Discard)
+			err := cmd.Execute()
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+
+	var out strings.Builder
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"version"})
+	cmd.SetOut(&out)
+	require.NoError(t, cmd.Execute())
+	require.Equal(t, "vigil dev\n", out.String())
+
+	names, err := allExcept([]string{"matcher"})
+	require.NoError(t, err)
+	require.NotContains(t, names, "matcher")
+	require.Len(t, names, len(components)-1)
+}
