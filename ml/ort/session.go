@@ -64,6 +64,9 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	if len(inputs) != len(s.inputs) {
 		return nil, fmt.Errorf("model %s: %d inputs given, %d expected", s.name, len(inputs), len(s.inputs))
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // a cancelled request never starts a model
+	}
 	var ds *onnx.DynamicAdvancedSession
 	select {
 	case ds = <-s.pool:
