@@ -1,0 +1,545 @@
+package lb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole load balancer configuration: where to listen, which
+// requests go where, and how each upstream pool is balanced and guarded.
+// It is loaded from YAML (see example.yaml) and owns its defaults and
+// validation, so a Config that passed Validate can be served as is.
+type Config struct {
+	Listeners   []ListenerConfig `yaml:"listeners"`
+	Routes      []RouteConfig    `yaml:"routes"`
+	Pools       []PoolConfig     `yaml:"pools"`
+	RetryBudget RetryBudget      `yaml:"retry_budget"`
+	// AccessLog turns the per-request slog line on (default true).
+	AccessLog *bool `yaml:"access_log"`
+}
+
+// ListenerConfig is one listening socket.
+type ListenerConfig struct {
+	Name    string     `yaml:"name"`
+	Address string     `yaml:"address"`
+	TLS     *TLSConfig `yaml:"tls"`
+	// H2C accepts HTTP/2 with prior knowledge on a plain-text listener, which
+	// is how gRPC clients speak without TLS.
+	H2C bool `yaml:"h2c"`
+	// ReadHeaderTimeout bounds how long a client may take to send its headers
+	// (the slowloris defence).
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    ByteSize `yaml:"max_header_bytes"`
+}
+
+// TLSConfig names the certificate files of a TLS listener. ALPN offers h2
+// and http/1.1.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// RouteConfig sends matching requests to one pool. Routes are tried in the
+// order written; the first match wins.
+type RouteConfig struct {
+	Name  string      `yaml:"name"`
+	Match MatchConfig `yaml:"match"`
+	Pool  string      `yaml:"pool"`
+	// Timeout bounds the whole exchange including the streamed body; zero
+	// means none (for long streams, WebSockets and SSE).
+	Timeout Duration `yaml:"timeout"`
+	// TryTimeout bounds one attempt until the upstream's response headers
+	// arrive; an idempotent request that hits it is retried elsewhere.
+	TryTimeout Duration `yaml:"try_timeout"`
+	// Retries is the number of extra attempts after the first (default 2).
+	// Only idempotent requests without a body are retried after they
+	// reached an upstream; any request is retried after a failed connect.
+	Retries *int `yaml:"retries"`
+	// MaxBodyBytes refuses larger request bodies with 413; zero means no limit.
+	MaxBodyBytes ByteSize         `yaml:"max_body_bytes"`
+	RateLimit    *RateLimitConfig `yaml:"rate_limit"`
+}
+
+// MatchConfig holds the conditions of a route; all given ones must hold.
+type MatchConfig struct {
+	// Hosts are exact host names or "*.example.com" wildcards (any depth);
+	// empty matches every host.
+	Hosts []string `yaml:"hosts"`
+	// PathPrefix is a plain string prefix of the URL path.
+	PathPrefix string `yaml:"path_prefix"`
+	// GRPC matches requests whose content-type is application/grpc[+…].
+	GRPC bool `yaml:"grpc"`
+	// GRPCServices are fully qualified service names ("pkg.v1.FooService");
+	// setting it implies GRPC.
+	GRPCServices []string `yaml:"grpc_services"`
+}
+
+// RateLimitConfig is a token bucket per client.
+type RateLimitConfig struct {
+	// Key is "ip" or "header:<Name>" (for example header:X-Api-Key); a
+	// request without that header is limited by its IP.
+	Key   string  `yaml:"key"`
+	Rate  float64 `yaml:"rate"`  // tokens per second
+	Burst int     `yaml:"burst"` // bucket size
+}
+
+// PoolConfig is a set of equivalent upstreams.
+type PoolConfig struct {
+	Name      string   `yaml:"name"`
+	Upstreams []string `yaml:"upstreams"`
+	// Protocol spoken to the upstreams: http1 (default), h2c (HTTP/2 without
+	// TLS, for gRPC), or h2 (HTTP/2 over TLS).
+	Protocol string `yaml:"protocol"`
+	// TLSInsecureSkipVerify is for h2 upstreams with self-signed certificates.
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
+	// Policy: round_robin (default), least_requests, p2c_ewma or consistent_hash.
+	Policy string `yaml:"policy"`
+	// HashHeader is the request header consistent_hash keys on.
+	HashHeader string `yaml:"hash_header"`
+	// MaxPending is the circuit breaker: requests in flight to the pool
+	// above this are refused with 503 at once (default 10000).
+	MaxPending int `yaml:"max_pending"`
+	// MaxIdleConnsPerUpstream sizes the keep-alive pool (default 256).
+	MaxIdleConnsPerUpstream int                `yaml:"max_idle_conns_per_upstream"`
+	DialTimeout             Duration           `yaml:"dial_timeout"`
+	HealthCheck             *HealthCheckConfig `yaml:"health_check"`
+	Outlier                 OutlierConfig      `yaml:"outlier"`
+}
+
+// HealthCheckConfig is the active health check of a pool.
+type HealthCheckConfig struct {
+	// Type is http or grpc (grpc.health.v1.Health/Check).
+	Type string `yaml:"type"`
+	// Path for http checks (default /healthz); a 2xx answer is healthy.
+	Path string `yaml:"path"`
+	// Service for grpc checks; empty asks about the whole server.
+	Service            string   `yaml:"service"`
+	Interval           Duration `yaml:"interval"`
+	Timeout            Duration `yaml:"timeout"`
+	HealthyThreshold   int      `yaml:"healthy_threshold"`
+	UnhealthyThreshold int      `yaml:"unhealthy_threshold"`
+}
+
+// OutlierConfig is passive ejection: an upstream that fails this many
+// requests in a row (connect errors, try time-outs, 502/503/504) is taken out
+// of rotation for BaseEjection times the number of its ejections, capped at
+// MaxEjection.
+type OutlierConfig struct {
+	ConsecutiveFailures int      `yaml:"consecutive_failures"`
+	BaseEjection        Duration `yaml:"base_ejection"`
+	MaxEjection         Duration `yaml:"max_ejection"`
+	// MaxEjectedPercent keeps at least part of the pool serving (default 50).
+	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+}
+
+// RetryBudget caps retries so that a sick pool is not hammered: retries
+// in the last 10 s may not exceed Ratio of the requests plus
+// MinPerSecond*10.
+type RetryBudget struct {
+	Ratio        float64 `yaml:"ratio"`
+	MinPerSecond int     `yaml:"min_per_second"`
+}
+
+// Duration is a time.Duration written as "250ms" or "5s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: duration must be a string like \"5s\"", n.Line)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q (want e.g. \"250ms\", \"5s\")", n.Line, n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: negative duration %q", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ByteSize is a size in bytes, written as 1048576, "512KiB", "10MiB" or "1GiB".
+type ByteSize int64
+
+// UnmarshalYAML accepts plain integers and KiB/MiB/GiB (or KB/MB/GB) suffixes.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseByteSize(n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: bad size %q (want e.g. 65536, \"64KiB\", \"10MiB\")", n.Line, n.Value)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, errors.New("bad size")
+	}
+	return v * mult, nil
+}
+
+// LoadConfig reads, parses and validates a YAML config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("lb config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("lb config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses YAML, fills defaults and validates. Unknown keys are
+// errors (a typo must not silently disable a limit).
+func ParseConfig(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty config")
+		}
+		return nil, err
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Default values, chosen for a LAN deployment in front of Go services.
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultIdleTimeout       = 120 * time.Second
+	defaultMaxHeaderBytes    = 64 << 10
+	defaultRetries           = 2
+	defaultMaxPending        = 10000
+	defaultMaxIdlePerHost    = 256
+	defaultDialTimeout       = 2 * time.Second
+	defaultHCInterval        = 5 * time.Second
+	defaultHCTimeout         = 2 * time.Second
+	defaultConsecutiveFails  = 5
+	defaultBaseEjection      = 10 * time.Second
+	defaultMaxEjection       = 2 * time.Minute
+	defaultMaxEjectedPercent = 50
+	defaultRetryRatio        = 0.2
+	defaultRetryMinPerSecond = 10
+)
+
+// SetDefaults fills every unset field with its default. It is idempotent.
+func (c *Config) SetDefaults() {
+	if c.AccessLog == nil {
+		on := true
+		c.AccessLog = &on
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Name == "" {
+			l.Name = fmt.Sprintf("listener%d", i)
+		}
+		if l.ReadHeaderTimeout == 0 {
+			l.ReadHeaderTimeout = Duration(defaultReadHeaderTimeout)
+		}
+		if l.IdleTimeout == 0 {
+			l.IdleTimeout = Duration(defaultIdleTimeout)
+		}
+		if l.MaxHeaderBytes == 0 {
+			l.MaxHeaderBytes = defaultMaxHeaderBytes
+		}
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("route%d", i)
+		}
+		if r.Retries == nil {
+			n := defaultRetries
+			r.Retries = &n
+		}
+		if len(r.Match.GRPCServices) > 0 {
+			r.Match.GRPC = true
+		}
+	}
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		if p.Protocol == "" {
+			p.Protocol = "http1"
+		}
+		if p.Policy == "" {
+			p.Policy = "round_robin"
+		}
+		if p.MaxPending == 0 {
+			p.MaxPending = defaultMaxPending
+		}
+		if p.MaxIdleConnsPerUpstream == 0 {
+			p.MaxIdleConnsPerUpstream = defaultMaxIdlePerHost
+		}
+		if p.DialTimeout == 0 {
+			p.DialTimeout = Duration(defaultDialTimeout)
+		}
+		if hc := p.HealthCheck; hc != nil {
+			if hc.Type == "" {
+				hc.Type = "http"
+			}
+			if hc.Type == "http" && hc.Path == "" {
+				hc.Path = "/healthz"
+			}
+			if hc.Interval == 0 {
+				hc.Interval = Duration(defaultHCInterval)
+			}
+			if hc.Timeout == 0 {
+				hc.Timeout = Duration(defaultHCTimeout)
+			}
+			if hc.HealthyThreshold == 0 {
+				hc.HealthyThreshold = 1
+			}
+			if hc.UnhealthyThreshold == 0 {
+				hc.UnhealthyThreshold = 2
+			}
+		}
+		o := &p.Outlier
+		if o.ConsecutiveFailures == 0 {
+			o.ConsecutiveFailures = defaultConsecutiveFails
+		}
+		if o.BaseEjection == 0 {
+			o.BaseEjection = Duration(defaultBaseEjection)
+		}
+		if o.MaxEjection == 0 {
+			o.MaxEjection = Duration(defaultMaxEjection)
+		}
+		if o.MaxEjectedPercent == 0 {
+			o.MaxEjectedPercent = defaultMaxEjectedPercent
+		}
+	}
+	if c.RetryBudget.Ratio == 0 {
+		c.RetryBudget.Ratio = defaultRetryRatio
+	}
+	if c.RetryBudget.MinPerSecond == 0 {
+		c.RetryBudget.MinPerSecond = defaultRetryMinPerSecond
+	}
+}
+
+// Validate reports the first problem, naming the field as a path such as
+// routes[2].pool, so an operator can find it in the file.
+func (c *Config) Validate() error {
+	if len(c.Listeners) == 0 {
+		return errors.New("listeners: at least one listener is required")
+	}
+	names := map[string]bool{}
+	addrs := map[string]bool{}
+	for i, l := range c.Listeners {
+		at := fmt.Sprintf("listeners[%d]", i)
+		if names[l.Name] {
+			return fmt.Errorf("%s.name: duplicate listener name %q", at, l.Name)
+		}
+		names[l.Name] = true
+		_, port, err := net.SplitHostPort(l.Address)
+		if err != nil {
+			return fmt.Errorf("%s.address: %q is not host:port: %v", at, l.Address, err)
+		}
+		if addrs[l.Address] && port != "0" {
+			return fmt.Errorf("%s.address: %q is used by another listener", at, l.Address)
+		}
+		addrs[l.Address] = true
+		if l.TLS != nil {
+			if l.TLS.CertFile == "" || l.TLS.KeyFile == "" {
+				return fmt.Errorf("%s.tls: cert_file and key_file are both required", at)
+			}
+			if l.H2C {
+				return fmt.Errorf("%s: h2c is for plain-text listeners; a TLS listener negotiates h2 by ALPN", at)
+			}
+		}
+		if l.MaxHeaderBytes < 1024 {
+			return fmt.Errorf("%s.max_header_bytes: %d is below the 1024-byte minimum", at, l.MaxHeaderBytes)
+		}
+	}
+	pools := map[string]bool{}
+	var poolNames []string
+	for i, p := range c.Pools {
+		at := fmt.Sprintf("pools[%d]", i)
+		if p.Name == "" {
+			return fmt.Errorf("%s.name: required", at)
+		}
+		if pools[p.Name] {
+			return fmt.Errorf("%s.name: duplicate pool name %q", at, p.Name)
+		}
+		pools[p.Name] = true
+		poolNames = append(poolNames, p.Name)
+		if err := p.validate(at); err != nil {
+			return err
+		}
+	}
+	if len(c.Routes) == 0 {
+		return errors.New("routes: at least one route is required")
+	}
+	routes := map[string]bool{}
+	for i, r := range c.Routes {
+		at := fmt.Sprintf("routes[%d]", i)
+		if routes[r.Name] {
+			return fmt.Errorf("%s.name: duplicate route name %q", at, r.Name)
+		}
+		routes[r.Name] = true
+		if !pools[r.Pool] {
+			return fmt.Errorf("%s.pool: unknown pool %q (defined: %s)", at, r.Pool, strings.Join(poolNames, ", "))
+		}
+		if err := r.validate(at); err != nil {
+			return err
+		}
+	}
+	if c.RetryBudget.Ratio < 0 || c.RetryBudget.Ratio > 1 {
+		return fmt.Errorf("retry_budget.ratio: %v is outside [0, 1]", c.RetryBudget.Ratio)
+	}
+	if c.RetryBudget.MinPerSecond < 0 {
+		return fmt.Errorf("retry_budget.min_per_second: %d is negative", c.RetryBudget.MinPerSecond)
+	}
+	return nil
+}
+
+func (p PoolConfig) validate(at string) error {
+	if len(p.Upstreams) == 0 {
+		return fmt.Errorf("%s.upstreams: at least one upstream is required", at)
+	}
+	seen := map[string]bool{}
+	for j, u := range p.Upstreams {
+		host, port, err := net.SplitHostPort(u)
+		if err != nil || host == "" {
+			return fmt.Errorf("%s.upstreams[%d]: %q is not host:port", at, j, u)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return fmt.Errorf("%s.upstreams[%d]: port %q is not 1-65535", at, j, port)
+		}
+		if seen[u] {
+			return fmt.Errorf("%s.upstreams[%d]: %q is listed twice", at, j, u)
+		}
+		seen[u] = true
+	}
+	switch p.Protocol {
+	case "http1", "h2c", "h2":
+	default:
+		return fmt.Errorf("%s.protocol: %q is not one of http1, h2c, h2", at, p.Protocol)
+	}
+	switch p.Policy {
+	case "round_robin", "least_requests", "p2c_ewma":
+		if p.HashHeader != "" {
+			return fmt.Errorf("%s.hash_header: only used with policy consistent_hash, not %q", at, p.Policy)
+		}
+	case "consistent_hash":
+		if p.HashHeader == "" {
+			return fmt.Errorf("%s.hash_header: required with policy consistent_hash", at)
+		}
+	default:
+		return fmt.Errorf("%s.policy: %q is not one of round_robin, least_requests, p2c_ewma, consistent_hash", at, p.Policy)
+	}
+	if p.MaxPending < 0 {
+		return fmt.Errorf("%s.max_pending: %d is negative", at, p.MaxPending)
+	}
+	if p.MaxIdleConnsPerUpstream < 0 {
+		return fmt.Errorf("%s.max_idle_conns_per_upstream: %d is negative", at, p.MaxIdleConnsPerUpstream)
+	}
+	if hc := p.HealthCheck; hc != nil {
+		switch hc.Type {
+		case "http":
+			if !strings.HasPrefix(hc.Path, "/") {
+				return fmt.Errorf("%s.health_check.path: %q must start with /", at, hc.Path)
+			}
+		case "grpc":
+			if hc.Path != "" {
+				return fmt.Errorf("%s.health_check.path: not used by grpc checks (use service)", at)
+			}
+		default:
+			return fmt.Errorf("%s.health_check.type: %q is not http or grpc", at, hc.Type)
+		}
+		if hc.Timeout > hc.Interval {
+			return fmt.Errorf("%s.health_check.timeout: %v is longer than interval %v", at, time.Duration(hc.Timeout), time.Duration(hc.Interval))
+		}
+		if hc.HealthyThreshold < 1 || hc.UnhealthyThreshold < 1 {
+			return fmt.Errorf("%s.health_check: thresholds must be at least 1", at)
+		}
+	}
+	o := p.Outlier
+	if o.ConsecutiveFailures < 1 {
+		return fmt.Errorf("%s.outlier.consecutive_failures: must be at least 1", at)
+	}
+	if o.MaxEjection < o.BaseEjection {
+		return fmt.Errorf("%s.outlier.max_ejection: %v is shorter than base_ejection %v", at, time.Duration(o.MaxEjection), time.Duration(o.BaseEjection))
+	}
+	if o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
+		return fmt.Errorf("%s.outlier.max_ejected_percent: %d is outside 0-100", at, o.MaxEjectedPercent)
+	}
+	return nil
+}
+
+func (r RouteConfig) validate(at string) error {
+	m := r.Match
+	if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+		return fmt.Errorf("%s.match.path_prefix: %q must start with /", at, m.PathPrefix)
+	}
+	for j, h := range m.Hosts {
+		if err := validHostPattern(h); err != nil {
+			return fmt.Errorf("%s.match.hosts[%d]: %q %v", at, j, h, err)
+		}
+	}
+	for j, s := range m.GRPCServices {
+		if s == "" || strings.ContainsAny(s, "/ ") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
+			return fmt.Errorf("%s.match.grpc_services[%d]: %q is not a fully qualified service name like pkg.v1.FooService", at, j, s)
+		}
+	}
+	if *r.Retries < 0 || *r.Retries > 10 {
+		return fmt.Errorf("%s.retries: %d is outside 0-10", at, *r.Retries)
+	}
+	if r.Timeout != 0 && r.TryTimeout > r.Timeout {
+		return fmt.Errorf("%s.try_timeout: %v is longer than timeout %v", at, time.Duration(r.TryTimeout), time.Duration(r.Timeout))
+	}
+	if rl := r.RateLimit; rl != nil {
+		if rl.Key != "ip" && (!strings.HasPrefix(rl.Key, "header:") || len(rl.Key) == len("header:")) {
+			return fmt.Errorf("%s.rate_limit.key: %q is not \"ip\" or \"header:<Name>\"", at, rl.Key)
+		}
+		if rl.Rate <= 0 {
+			return fmt.Errorf("%s.rate_limit.rate: must be above 0 requests per second", at)
+		}
+		if rl.Burst < 1 {
+			return fmt.Errorf("%s.rate_limit.burst: must be at least 1", at)
+		}
+	}
+	return nil
+}
+
+func validHostPattern(h string) error {
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" {
+		return errors.New("is empty")
+	}
+	if strings.ContainsAny(name, "*/: ") {
+		return errors.New("must be a host name or *.domain (no port, no other wildcards)")
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package lb
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseExampleConfig(t *testing.T) {
+	cfg, err := LoadConfig("example.yaml")
+	require.NoError(t, err)
+	require.Len(t, cfg.Listeners, 2)
+	require.True(t, cfg.Listeners[0].H2C)
+	require.Equal(t, ByteSize(64<<10), cfg.Listeners[0].MaxHeaderBytes)
+	require.Equal(t, "matcher-grpc", cfg.Routes[0].Name)
+	require.True(t, cfg.Routes[0].Match.GRPC, "grpc_services implies grpc")
+	require.Equal(t, Duration(5*time.Second), cfg.Routes[2].TryTimeout)
+	require.Equal(t, ByteSize(32<<20), cfg.Routes[2].MaxBodyBytes)
+	require.Equal(t, 2, *cfg.Routes[3].Retries, "default retries")
+	require.Equal(t, "consistent_hash", cfg.Pools[2].Policy)
+	require.Equal(t, 5, cfg.Pools[0].Outlier.ConsecutiveFailures)
+}
+
+func TestDefaultAllInOneIsValid(t *testing.T) {
+	cfg := DefaultAllInOne(":8080", "127.0.0.1:8081", "127.0.0.1:9090")
+	require.NoError(t, cfg.Validate())
+	require.True(t, cfg.Listeners[0].H2C)
+	rt := &router{}
+	for _, rc := range cfg.Routes {
+		rt.routes = append(rt.routes, &route{name: rc.Name, matcher: newRouteMatcher(rc.Match)})
+	}
+	grpcReq := newRequest(t, "POST", "http://x/vigil.backend.v1.BackendService/GetPerson", "application/grpc")
+	require.Equal(t, "grpc", rt.match(grpcReq).name)
+	restReq := newRequest(t, "GET", "http://x/v1/persons", "")
+	require.Equal(t, "gateway", rt.match(restReq).name)
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+const validBase = `
+listeners: [{address: "127.0.0.1:0"}]
+pools: [{name: a, upstreams: ["127.0.0.1:1"]}]
+routes: [{pool: a}]
+`
+
+func TestParseConfigRejectsWithPreciseMessage(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"empty", ``, "empty config"},
+		{"no listeners", `routes: [{pool: a}]`, "listeners: at least one listener"},
+		{"unknown key", validBase + "\nretry_budgett: {}", "field retry_budgett not found"},
+		{"unknown pool", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a}, {name: x, pool: b}]`, `routes[1].pool: unknown pool "b" (defined: a)`},
+		{"bad upstream", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["nohostport"]}]
+routes: [{pool: a}]`, `pools[0].upstreams[0]: "nohostport" is not host:port`},
+		{"bad port", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:99999"]}]
+routes: [{pool: a}]`, `pools[0].upstreams[0]: port "99999"`},
+		{"bad policy", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"], policy: fastest}]
+routes: [{pool: a}]`, `pools[0].policy: "fastest" is not one of`},
+		{"hash without header", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"], policy: consistent_hash}]
+routes: [{pool: a}]`, `pools[0].hash_header: required`},
+		{"bad duration", `
+listeners: [{address: ":1", read_header_timeout: soon}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a}]`, `line 2: bad duration "soon"`},
+		{"bad size", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, max_body_bytes: 10 parsecs}]`, `line 4: bad size "10 parsecs"`},
+		{"path prefix", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, match: {path_prefix: api}}]`, `routes[0].match.path_prefix: "api" must start with /`},
+		{"bad host", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, match: {hosts: ["a.*.com"]}}]`, `routes[0].match.hosts[0]`},
+		{"bad rate key", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, rate_limit: {key: cookie, rate: 1, burst: 1}}]`, `routes[0].rate_limit.key: "cookie"`},
+		{"try longer than total", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, timeout: 1s, try_timeout: 2s}]`, `routes[0].try_timeout: 2s is longer than timeout 1s`},
+		{"tls without key", `
+listeners: [{address: ":1", tls: {cert_file: c.pem}}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a}]`, `listeners[0].tls: cert_file and key_file are both required`},
+		{"health type", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"], health_check: {type: tcp}}]
+routes: [{pool: a}]`, `pools[0].health_check.type: "tcp" is not http or grpc`},
+		{"duplicate upstream", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1", "h:1"]}]
+routes: [{pool: a}]`, `pools[0].upstreams[1]: "h:1" is listed twice`},
+		{"yaml syntax", "listeners: [", "yaml:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(validBase))
+	require.NoError(t, err)
+	require.Equal(t, "round_robin", cfg.Pools[0].Policy)
+	require.Equal(t, "http1", cfg.Pools[0].Protocol)
+	require.Equal(t, Duration(defaultReadHeaderTimeout), cfg.Listeners[0].ReadHeaderTimeout)
+	require.Equal(t, defaultRetries, *cfg.Routes[0].Retries)
+	require.True(t, *cfg.AccessLog)
+	// SetDefaults is idempotent, so a parsed config validates again as is.
+	cfg.SetDefaults()
+	require.NoError(t, cfg.Validate())
+}
+
+func TestByteSize(t *testing.T) {
+	cases := map[string]int64{"0": 0, "1024": 1024, "64KiB": 64 << 10, "10MiB": 10 << 20, "1GiB": 1 << 30, "5KB": 5000, "7 MiB": 7 << 20}
+	for in, want := range cases {
+		got, err := parseByteSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "99999999999999999999"} {
+		_, err := parseByteSize(bad)
+		require.Error(t, err, bad)
+	}
+}

@@ -1,0 +1,233 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// echoService is a real gRPC upstream: UnaryCall echoes its payload and
+// sets a trailer naming the server, FullDuplexCall echoes every message.
+type echoService struct {
+	testpb.UnimplementedTestServiceServer
+	name string
+}
+
+func (s *echoService) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if string(in.GetPayload().GetBody()) == "fail" {
+		return nil, status.Error(codes.FailedPrecondition, "asked to fail")
+	}
+	grpc.SetHeader(ctx, metadata.Pairs("x-served-by", s.name))
+	grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", "t-"+s.name))
+	return &testpb.SimpleResponse{Payload: in.GetPayload(), ServerId: s.name}, nil
+}
+
+func (s *echoService) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.StreamingOutputCallRequest, testpb.StreamingOutputCallResponse]) error {
+	n := 0
+	for {
+		in, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			stream.SetTrailer(metadata.Pairs("x-count", fmt.Sprint(n)))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: in.GetPayload()}); err != nil {
+			return err
+		}
+	}
+}
+
+type grpcBackend struct {
+	addr   string
+	health *health.Server
+	srv    *grpc.Server
+}
+
+func newGRPCBackend(t *testing.T, name string) *grpcBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	testpb.RegisterTestServiceServer(srv, &echoService{name: name})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return &grpcBackend{addr: ln.Addr().String(), health: hs, srv: srv}
+}
+
+func dialLB(t *testing.T, addr string) testpb.TestServiceClient {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return testpb.NewTestServiceClient(cc)
+}
+
+func grpcRouteConfig(pool PoolConfig, ro RouteConfig) *Config {
+	pool.Protocol = "h2c"
+	ro.Match = MatchConfig{GRPC: true}
+	return oneRoute(pool, ro)
+}
+
+func TestGRPCUnaryWithHeadersAndTrailers(t *testing.T) {
+	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g1.addr, g2.addr}}, RouteConfig{}))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		var hdr, trl metadata.MD
+		body := fmt.Sprintf("hello-%d", i)
+		res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte(body)}}, grpc.Header(&hdr), grpc.Trailer(&trl))
+		require.NoError(t, err)
+		require.Equal(t, body, string(res.GetPayload().GetBody()))
+		require.Equal(t, []string{res.GetServerId()}, hdr.Get("x-served-by"))
+		require.Equal(t, []string{"t-" + res.GetServerId()}, trl.Get("x-trailer"), "trailers pass through")
+		require.NotEmpty(t, hdr.Get("x-request-id"))
+		seen[res.GetServerId()]++
+	}
+	require.Equal(t, map[string]int{"g1": 10, "g2": 10}, seen)
+
+	// An application error keeps its code and message.
+	_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("fail")}})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	require.Equal(t, "asked to fail", status.Convert(err).Message())
+}
+
+func TestGRPCBidiStreamPassesThroughIntact(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{TryTimeout: Duration(time.Second), Timeout: 0}))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// A shortened "minutes of traffic": several concurrent streams, each
+	// sending interleaved messages for two seconds (well past try_timeout)
+	// and checking every echo in order.
+	const streams = 4
+	errs := make(chan error, streams)
+	for s := 0; s < streams; s++ {
+		go func() {
+			errs <- func() error {
+				stream, err := client.FullDuplexCall(ctx)
+				if err != nil {
+					return err
+				}
+				deadline := time.Now().Add(2 * time.Second)
+				n := 0
+				for time.Now().Before(deadline) {
+					body := []byte(fmt.Sprintf("stream-%d-msg-%d", s, n))
+					if err := stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}); err != nil {
+						return err
+					}
+					in, err := stream.Recv()
+					if err != nil {
+						return err
+					}
+					if string(in.GetPayload().GetBody()) != string(body) {
+						return fmt.Errorf("echo %q, want %q", in.GetPayload().GetBody(), body)
+					}
+					n++
+				}
+				if err := stream.CloseSend(); err != nil {
+					return err
+				}
+				if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+					return fmt.Errorf("want EOF after close, got %v", err)
+				}
+				if got := stream.Trailer().Get("x-count"); len(got) != 1 || got[0] != fmt.Sprint(n) {
+					return fmt.Errorf("trailer x-count %v, want %d", got, n)
+				}
+				if n < 100 {
+					return fmt.Errorf("only %d round trips in 2s", n)
+				}
+				return nil
+			}()
+		}()
+	}
+	for s := 0; s < streams; s++ {
+		require.NoError(t, <-errs)
+	}
+}
+
+func TestGRPCRoutesByServiceAndErrorsAreGRPCCodes(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	cfg := &Config{
+		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", H2C: true}},
+		Routes: []RouteConfig{
+			{Name: "health-only", Match: MatchConfig{GRPCServices: []string{"grpc.health.v1.Health"}}, Pool: "real"},
+			{Name: "dead", Match: MatchConfig{GRPC: true}, Pool: "dead"},
+		},
+		Pools: []PoolConfig{
+			{Name: "real", Protocol: "h2c", Upstreams: []string{g.addr}},
+			{Name: "dead", Protocol: "h2c", Upstreams: []string{"127.0.0.1:1"}},
+		},
+	}
+	srv, _ := startLB(t, cfg)
+	cc, err := grpc.NewClient("passthrough:///"+srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	res, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, res.GetStatus())
+
+	// TestService routes to the dead pool: the client sees Unavailable.
+	_, err = testpb.NewTestServiceClient(cc).UnaryCall(ctx, &testpb.SimpleRequest{})
+	require.Equal(t, codes.Unavailable, status.Code(err))
+}
+
+func TestGRPCNoRouteIsUnimplemented(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	cfg := oneRoute(PoolConfig{Protocol: "h2c", Upstreams: []string{g.addr}}, RouteConfig{Match: MatchConfig{GRPCServices: []string{"other.v1.Service"}}})
+	srv, _ := startLB(t, cfg)
+	_, err := dialLB(t, srv.Addr()).EmptyCall(context.Background(), &testpb.Empty{})
+	require.Equal(t, codes.Unimplemented, status.Code(err))
+}
+
+func TestGRPCActiveHealthCheck(t *testing.T) {
+	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
+	const svc = "grpc.testing.TestService"
+	g1.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	g2.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	cfg := grpcRouteConfig(PoolConfig{
+		Upstreams: []string{g1.addr, g2.addr},
+		HealthCheck: &HealthCheckConfig{Type: "grpc", Service: svc, Interval: Duration(20 * time.Millisecond),
+			Timeout: Duration(20 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1},
+	}, RouteConfig{})
+	srv, _ := startLB(t, cfg)
+	client := dialLB(t, srv.Addr())
+	u2 := srv.state.Load().pools["p"].upstreams[1]
+
+	g2.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	require.Eventually(t, func() bool { return !u2.healthy.Load() }, 5*time.Second, 5*time.Millisecond)
+	for i := 0; i < 10; i++ {
+		res, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		require.NoError(t, err)
+		require.Equal(t, "g1", res.GetServerId())
+	}
+	g2.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	require.Eventually(t, func() bool { return u2.healthy.Load() }, 5*time.Second, 5*time.Millisecond)
+}

@@ -1,0 +1,149 @@
+package lb
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the load balancer's Prometheus series, registered once per
+// Server on the injected Registerer so that several servers can live in one
+// process (tests) and reloads keep counting.
+type metrics struct {
+	requests    *prometheus.CounterVec   // route, code
+	duration    *prometheus.HistogramVec // route
+	retries     *prometheus.CounterVec   // route
+	rejected    *prometheus.CounterVec   // route, reason
+	upRequests  *prometheus.CounterVec   // pool, upstream, outcome
+	upLatency   *prometheus.HistogramVec // pool, upstream
+	ejections   *prometheus.CounterVec   // pool, upstream
+	reloads     *prometheus.CounterVec   // result
+	stateGauges *stateCollector
+}
+
+func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lb_requests_total", Help: "Requests served, by route and status code (0 when no response was sent).",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lb_request_duration_seconds", Help: "Time from request to the end of the response body, by route.", Buckets: buckets,
+		}, []string{"route"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lb_retries_total", Help: "Retried attempts, by route.",
+		}, []string{"route"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lb_rejected_total", Help: "Requests refused by the proxy itself, by route and reason.",
+		}, []string{"route", "reason"}),
+		upRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lb_upstream_attempts_total", Help: "Attempts sent to an upstream, by outcome (success or failure as outlier detection sees it).",
+		}, []string{"pool", "upstream", "outcome"}),
+		upLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lb_upstream_header_latency_seconds", Help: "Time to an upstream's response headers.", Buckets: buckets,
+		}, []string{"pool", "upstream"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lb_upstream_ejections_total", Help: "Passive outlier ejections.",
+		}, []string{"pool", "upstream"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lb_config_reloads_total", Help: "Config reloads, by result (ok or error).",
+		}, []string{"result"}),
+		stateGauges: &stateCollector{s: s},
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries, m.rejected, m.upRequests, m.upLatency, m.ejections, m.reloads, m.stateGauges} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// routeMetrics are a route's series resolved once, off the hot path.
+type routeMetrics struct {
+	m        *metrics
+	name     string
+	duration prometheus.Observer
+	retries  prometheus.Counter
+	byCode   [600]atomic.Pointer[prometheus.Counter]
+}
+
+func (m *metrics) forRoute(name string) *routeMetrics {
+	return &routeMetrics{m: m, name: name, duration: m.duration.WithLabelValues(name), retries: m.retries.WithLabelValues(name)}
+}
+
+func (rm *routeMetrics) observe(code int, d time.Duration) {
+	rm.duration.Observe(d.Seconds())
+	if code < 0 || code >= len(rm.byCode) {
+		code = 0
+	}
+	c := rm.byCode[code].Load()
+	if c == nil {
+		cc := rm.m.requests.WithLabelValues(rm.name, strconv.Itoa(code))
+		c = &cc
+		rm.byCode[code].Store(c)
+	}
+	(*c).Inc()
+}
+
+func (rm *routeMetrics) reject(reason string) { rm.m.rejected.WithLabelValues(rm.name, reason).Inc() }
+
+type upstreamMetrics struct {
+	success, failure prometheus.Counter
+	ejections        prometheus.Counter
+	latency          prometheus.Observer
+}
+
+func (m *metrics) forUpstream(pool, addr string) *upstreamMetrics {
+	return &upstreamMetrics{
+		success:   m.upRequests.WithLabelValues(pool, addr, "success"),
+		failure:   m.upRequests.WithLabelValues(pool, addr, "failure"),
+		ejections: m.ejections.WithLabelValues(pool, addr),
+		latency:   m.upLatency.WithLabelValues(pool, addr),
+	}
+}
+
+// stateCollector reports live upstream state at scrape time from the
+// current config generation, so the hot path updates no gauges and removed
+// upstreams disappear after a reload.
+type stateCollector struct{ s *Server }
+
+var (
+	inflightDesc = prometheus.NewDesc("lb_upstream_inflight", "Requests in flight to an upstream.", []string{"pool", "upstream"}, nil)
+	healthyDesc  = prometheus.NewDesc("lb_upstream_healthy", "1 when the active health check passes (or none is configured).", []string{"pool", "upstream"}, nil)
+	ejectedDesc  = prometheus.NewDesc("lb_upstream_ejected", "1 while passively ejected.", []string{"pool", "upstream"}, nil)
+	pendingDesc  = prometheus.NewDesc("lb_pool_pending", "Requests in flight through a pool (the circuit breaker's count).", []string{"pool"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- inflightDesc
+	ch <- healthyDesc
+	ch <- ejectedDesc
+	ch <- pendingDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.state.Load()
+	if st == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	for _, p := range st.pools {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(p.pending.Load()), p.Name)
+		for _, u := range p.upstreams {
+			ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(u.Inflight()), p.Name, u.Addr)
+			ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, boolFloat(u.healthy.Load()), p.Name, u.Addr)
+			ch <- prometheus.MustNewConstMetric(ejectedDesc, prometheus.GaugeValue, boolFloat(u.ejectedUntil.Load() > now), p.Name, u.Addr)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var _ prometheus.Collector = (*stateCollector)(nil)

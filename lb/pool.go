@@ -1,0 +1,104 @@
+package lb
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync/atomic"
+)
+
+// Pool is a set of equivalent upstreams with its balancing policy, its
+// connection pool, its health checks and its circuit breaker. A Pool
+// belongs to one config generation; Provision may take over state from the
+// pool of the same name in the previous generation.
+type Pool struct {
+	Name string
+
+	cfg       PoolConfig
+	upstreams []*Upstream
+	picker    Picker
+	transport *http.Transport
+	scheme    string
+	active    *activeChecker // nil without health_check
+	log       *slog.Logger
+	metrics   *metrics
+
+	// pending counts requests in flight through the pool, for the breaker.
+	pending atomic.Int64
+	// ownsTransport is false once a successor took the transport over.
+	ownsTransport atomic.Bool
+}
+
+func newPool(cfg PoolConfig, log *slog.Logger, m *metrics) *Pool {
+	return &Pool{Name: cfg.Name, cfg: cfg, log: log.With("pool", cfg.Name), metrics: m}
+}
+
+// Validate checks the pool's config on its own.
+func (p *Pool) Validate() error {
+	return p.cfg.validate("pool " + p.Name)
+}
+
+// Provision builds upstreams, picker and transport, reusing those of prev
+// (the same-named pool of the running config, or nil) where they still fit,
+// so a reload keeps warm connections, health verdicts and ejections.
+func (p *Pool) Provision(prev *Pool) error {
+	byAddr := map[string]*Upstream{}
+	if prev != nil {
+		for _, u := range prev.upstreams {
+			byAddr[u.Addr] = u
+		}
+	}
+	for _, addr := range p.cfg.Upstreams {
+		u := byAddr[addr]
+		if u == nil {
+			u = newUpstream(addr)
+		}
+		u.metrics = p.metrics.forUpstream(p.Name, addr)
+		p.upstreams = append(p.upstreams, u)
+	}
+	picker, err := newPicker(p.cfg, p.upstreams)
+	if err != nil {
+		return fmt.Errorf("pool %s: %w", p.Name, err)
+	}
+	p.picker = picker
+	p.scheme = urlScheme(p.cfg.Protocol)
+	if prev != nil && transportKey(prev.cfg) == transportKey(p.cfg) && prev.ownsTransport.CompareAndSwap(true, false) {
+		p.transport = prev.transport
+	} else {
+		p.transport = newTransport(p.cfg)
+	}
+	p.ownsTransport.Store(true)
+	if p.cfg.HealthCheck != nil {
+		p.active = newActiveChecker(p, *p.cfg.HealthCheck)
+	} else {
+		// Without active checks nothing else would ever clear a verdict
+		// left over from a previous config that had them.
+		for _, u := range p.upstreams {
+			u.healthy.Store(true)
+		}
+	}
+	return nil
+}
+
+// start launches the background health loop.
+func (p *Pool) start() {
+	if p.active != nil {
+		p.active.start()
+	}
+}
+
+// Close stops health checks and drops idle connections the pool still
+// owns. Requests in flight keep their connections until they finish.
+func (p *Pool) Close() error {
+	if p.active != nil {
+		p.active.stop()
+	}
+	if p.ownsTransport.Load() {
+		p.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Upstreams returns the pool's upstreams in config order.
+func (p *Pool) Upstreams() []*Upstream { return slices.Clone(p.upstreams) }

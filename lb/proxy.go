@@ -1,0 +1,452 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// exchange is what the access log and metrics learn about one request.
+type exchange struct {
+	route    *route
+	upstream string
+	status   int
+	attempts int
+	bytes    int64
+	err      error
+}
+
+var (
+	errTryTimeout   = errors.New("upstream did not answer within try_timeout")
+	errBodyTooLarge = errors.New("request body exceeds max_body_bytes")
+	errClientBody   = errors.New("reading the client's request body")
+)
+
+// ServeHTTP proxies one request: route, admit (rate limit, size limit,
+// circuit breaker), pick an upstream, retry what may be retried, and stream
+// the answer back with its trailers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := s.state.Load()
+	ex := exchange{}
+
+	reqID := r.Header.Get("X-Request-Id")
+	if reqID == "" || len(reqID) > 200 {
+		reqID = newRequestID()
+		r.Header.Set("X-Request-Id", reqID)
+	}
+	if r.Header.Get("Traceparent") == "" {
+		r.Header.Set("Traceparent", newTraceparent())
+	}
+	w.Header().Set("X-Request-Id", reqID)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// A chunked HTTP/1.1 request may have carried a conflicting
+		// Content-Length, which Go's parser drops without telling us
+		// (Transfer-Encoding wins, RFC 9112 6.1). That RFC then requires
+		// closing the connection, so whatever was pipelined behind the
+		// body (a smuggling attempt) is never read as a request.
+		w.Header().Set("Connection", "close")
+	}
+
+	defer func() {
+		d := time.Since(start)
+		if ex.route != nil {
+			ex.route.metrics.observe(ex.status, d)
+		}
+		if st.accessLog {
+			s.logAccess(r, reqID, &ex, d)
+		}
+	}()
+
+	ro := st.router.match(r)
+	if ro == nil {
+		s.noRoute.Inc()
+		ex.status = writeError(w, r, http.StatusNotFound, codes.Unimplemented, "no route for this request")
+		return
+	}
+	ex.route = ro
+	s.proxy(w, r, ro, &ex)
+}
+
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, ex *exchange) {
+	if ro.limiter != nil {
+		if ok, wait := ro.limiter.allow(ro.limiter.clientKey(r), time.Now()); !ok {
+			ro.metrics.reject("rate_limit")
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			ex.status = writeError(w, r, http.StatusTooManyRequests, codes.ResourceExhausted, "rate limit exceeded")
+			return
+		}
+	}
+	hasBody := r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+	var body *trackedBody
+	if hasBody {
+		if max := int64(ro.cfg.MaxBodyBytes); max > 0 && r.ContentLength > max {
+			ro.metrics.reject("body_too_large")
+			ex.status = writeError(w, r, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "request body too large")
+			return
+		}
+		body = &trackedBody{rc: r.Body, limit: int64(ro.cfg.MaxBodyBytes)}
+	}
+
+	pool := ro.pool
+	if n := pool.pending.Add(1); n > int64(pool.cfg.MaxPending) {
+		pool.pending.Add(-1)
+		ro.metrics.reject("circuit_open")
+		ex.status = writeError(w, r, http.StatusServiceUnavailable, codes.Unavailable, "upstream pool is saturated")
+		return
+	}
+	defer pool.pending.Add(-1)
+	s.budget.request()
+
+	ctx := r.Context()
+	if t := time.Duration(ro.cfg.Timeout); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+
+	upgrade := upgradeType(r.Header)
+	hdr := outboundHeader(r, upgrade)
+	retryable := !hasBody && idempotent(r)
+	maxAttempts := 1 + *ro.cfg.Retries
+
+	var triedBuf [4]*Upstream
+	tried := triedBuf[:0]
+	var lastErr error
+	lastStatus := 0
+	for attempt := 1; ; attempt++ {
+		u := pool.picker.Pick(r, pool.upstreams, tried)
+		if u == nil {
+			break
+		}
+		tried = append(tried, u)
+		ex.attempts, ex.upstream = attempt, u.Addr
+
+		out := r.WithContext(ctx)
+		out.Header = hdr
+		out.URL = &url.URL{Scheme: pool.scheme, Host: u.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		out.RequestURI = ""
+		out.Close = false
+		if body != nil {
+			out.Body = body
+		} else {
+			out.Body = nil
+		}
+
+		res, tryCancel, err := s.attempt(out, pool, u, time.Duration(ro.cfg.TryTimeout))
+		mayRetry := attempt < maxAttempts && ctx.Err() == nil
+		if err != nil {
+			lastErr, lastStatus = err, 0
+			if ctx.Err() == nil && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errClientBody) {
+				pool.recordOutcome(u, outcomeGatewayFailure)
+			}
+			u.inflight.Add(-1)
+			tryCancel()
+			if mayRetry && (retryable || (isConnectError(err) && !body.touched())) && s.budget.tryRetry() {
+				ro.metrics.retries.Inc()
+				continue
+			}
+			break
+		}
+		if failureStatus(res.StatusCode) {
+			pool.recordOutcome(u, outcomeGatewayFailure)
+			if mayRetry && retryable && s.budget.tryRetry() {
+				lastErr, lastStatus = nil, res.StatusCode
+				res.Body.Close()
+				u.inflight.Add(-1)
+				tryCancel()
+				ro.metrics.retries.Inc()
+				continue
+			}
+		} else {
+			pool.recordOutcome(u, outcomeSuccess)
+		}
+		s.respond(w, r, res, ex, upgrade)
+		u.inflight.Add(-1)
+		tryCancel()
+		return
+	}
+
+	// No attempt produced a response to relay.
+	ex.err = lastErr
+	switch {
+	case errors.Is(lastErr, errBodyTooLarge):
+		ro.metrics.reject("body_too_large")
+		ex.status = writeError(w, r, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "request body too large")
+	case errors.Is(lastErr, errClientBody):
+		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "malformed request body")
+	case r.Context().Err() != nil:
+		ex.status = 499 // client went away; nobody reads an answer
+	case ctx.Err() != nil || errors.Is(lastErr, errTryTimeout):
+		ex.status = writeError(w, r, http.StatusGatewayTimeout, codes.DeadlineExceeded, "upstream timed out")
+	case lastErr == nil && lastStatus == 0:
+		ro.metrics.reject("no_upstream")
+		ex.status = writeError(w, r, http.StatusServiceUnavailable, codes.Unavailable, "no upstream available")
+	case lastErr == nil:
+		ex.status = writeError(w, r, lastStatus, codes.Unavailable, "upstream failed: "+http.StatusText(lastStatus))
+	default:
+		ex.status = writeError(w, r, http.StatusBadGateway, codes.Unavailable, "upstream unreachable")
+	}
+}
+
+// attempt sends out to u. The returned cancel ends the attempt's context
+// and must be called once the response body is done. A try_timeout covers
+// only the wait for response headers, so streams may outlive it.
+func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout time.Duration) (*http.Response, context.CancelFunc, error) {
+	u.inflight.Add(1)
+	ctx, cancel := context.WithCancelCause(out.Context())
+	cancelFn := func() { cancel(nil) }
+	var timer *time.Timer
+	if tryTimeout > 0 {
+		timer = time.AfterFunc(tryTimeout, func() { cancel(errTryTimeout) })
+	}
+	start := time.Now()
+	res, err := pool.transport.RoundTrip(out.WithContext(ctx))
+	if timer != nil && !timer.Stop() && err == nil {
+		// The timer fired as the headers arrived; the context is already
+		// cancelled, so the body could not be read.
+		res.Body.Close()
+		err = errTryTimeout
+	}
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errTryTimeout) {
+			err = errTryTimeout
+		} else if b, ok := out.Body.(*trackedBody); ok && b.tooLarge.Load() {
+			err = errBodyTooLarge
+		} else if ok && b.clientErr.Load() {
+			err = fmt.Errorf("%w: %w", errClientBody, err)
+		}
+		return nil, cancelFn, err
+	}
+	d := time.Since(start)
+	u.observeLatency(d)
+	u.metrics.latency.Observe(d.Seconds())
+	return res, cancelFn, nil
+}
+
+// respond relays status, headers, body and trailers. The body is flushed
+// as it arrives when its length is unknown (gRPC, SSE, chunked), so
+// streams are not held back by buffering.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Response, ex *exchange, upgrade string) {
+	ex.status = res.StatusCode
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		s.relayUpgrade(w, r, res, ex, upgrade)
+		return
+	}
+	defer res.Body.Close()
+	h := w.Header()
+	removeHopHeaders(res.Header, "")
+	for k, vv := range res.Header {
+		h[k] = vv
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		h.Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	rc := http.NewResponseController(w)
+	flush := res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream")
+	if flush {
+		_ = rc.Flush()
+	}
+	n, err := copyBody(w, rc, res.Body, flush)
+	ex.bytes = n
+	if err != nil {
+		ex.err = err
+		if errors.Is(err, errUpstreamRead) && r.Context().Err() == nil {
+			// The upstream broke off mid-body. Abort the client's stream
+			// too, rather than letting a truncated body look complete.
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	if len(res.Trailer) == announced {
+		for k, vv := range res.Trailer {
+			h[k] = vv
+		}
+		return
+	}
+	for k, vv := range res.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+var errUpstreamRead = errors.New("reading upstream response")
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func copyBody(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		nr, rerr := body.Read(buf)
+		if nr > 0 {
+			nw, werr := w.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+			if flush {
+				if err := rc.Flush(); err != nil {
+					return n, err
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("%w: %w", errUpstreamRead, rerr)
+		}
+	}
+}
+
+// trackedBody wraps the client's request body: it enforces max_body_bytes
+// while streaming and records whether any byte was read (after which a
+// failed attempt can no longer be retried).
+type trackedBody struct {
+	rc       io.ReadCloser
+	limit    int64
+	read     int64 // only touched by the transport's writer goroutine
+	tooLarge atomic.Bool
+	readAny  atomic.Bool
+	// clientErr is set when the client's body itself was broken (bad
+	// chunking, connection lost): not the upstream's fault.
+	clientErr atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	if !b.readAny.Load() {
+		b.readAny.Store(true)
+	}
+	if b.limit > 0 && int64(len(p)) > b.limit-b.read+1 {
+		p = p[:b.limit-b.read+1]
+	}
+	n, err := b.rc.Read(p)
+	b.read += int64(n)
+	if err != nil && err != io.EOF {
+		b.clientErr.Store(true)
+	}
+	if b.limit > 0 && b.read > b.limit {
+		b.tooLarge.Store(true)
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+// Close is a no-op: the transport closes a request body when an attempt
+// fails, but an untouched body must survive for the retry. The server
+// closes the client's body when the handler returns.
+func (b *trackedBody) Close() error { return nil }
+
+func (b *trackedBody) touched() bool { return b != nil && b.readAny.Load() }
+
+// hopHeaders are meaningful for one connection only (RFC 9110 7.6.1).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopHeaders deletes hop-by-hop headers and those the Connection
+// header names; keep is an Upgrade value to preserve ("" for none).
+func removeHopHeaders(h http.Header, keep string) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = strings.TrimSpace(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		if _, ok := h[k]; ok {
+			delete(h, k)
+		}
+	}
+	if keep != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{keep}
+	}
+}
+
+// outboundHeader is the request header sent upstream: the client's, minus
+// hop-by-hop fields, plus X-Forwarded-*. "TE: trailers" survives because
+// gRPC needs it end to end.
+func outboundHeader(r *http.Request, upgrade string) http.Header {
+	h := r.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	teTrailers := false
+	for _, v := range h["Te"] {
+		if strings.Contains(strings.ToLower(v), "trailers") {
+			teTrailers = true
+		}
+	}
+	removeHopHeaders(h, upgrade)
+	if teTrailers {
+		h["Te"] = []string{"trailers"}
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	if r.TLS != nil {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+	if _, ok := h["X-Forwarded-Host"]; !ok {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		// Keep Go's transport from adding its own.
+		h["User-Agent"] = []string{""}
+	}
+	return h
+}
+
+func upgradeType(h http.Header) string {
+	for _, v := range h["Connection"] {
+		for sf := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(sf), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+// writeError answers a request the proxy itself refuses. gRPC clients get
+// a trailers-only response with a grpc-status, so they see a proper code
+// (Unavailable, ResourceExhausted…) instead of an HTTP error.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code codes.Code, msg string) int {
+	if isGRPCContentType(r.Header.Get("Content-Type")) {
+		h := w.Header()
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Grpc-Status", strconv.Itoa(int(code)))
+		h.Set("Grpc-Message", url.PathEscape(msg))
+		w.WriteHeader(http.StatusOK)
+		return status
+	}
+	http.Error(w, msg, status)
+	return status
+}

@@ -1,0 +1,135 @@
+package lb
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReloadUnderLoadDropsNothing(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	holdOnce := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				close(entered)
+				<-release
+			}
+			w.Write([]byte(name))
+		}
+	}
+	b1, b2 := newBackend(t, "b1", holdOnce("b1")), newBackend(t, "b2", nil)
+	b3, b4 := newBackend(t, "b3", nil), newBackend(t, "b4", nil)
+	setA := oneRoute(PoolConfig{Upstreams: addrs(b1, b2)}, RouteConfig{})
+	setA.Pools[0].Upstreams = addrs(b1) // the held request lands on b1
+	srv, base := startLB(t, setA)
+	c := newClient(t)
+
+	held := make(chan int, 1)
+	go func() { code, _ := get(t, c, base+"/hold", nil); held <- code }()
+	<-entered
+
+	lg := startLoad(t, newClient(t), base+"/", 8)
+	for i := 0; i < 20; i++ {
+		var next *Config
+		if i%2 == 0 {
+			next = oneRoute(PoolConfig{Upstreams: addrs(b3, b4), Policy: "least_requests"}, RouteConfig{})
+		} else {
+			next = oneRoute(PoolConfig{Upstreams: addrs(b1, b2), Policy: "p2c_ewma"}, RouteConfig{})
+		}
+		before := lg.ok.Load()
+		require.NoError(t, srv.Reload(next))
+		require.Eventually(t, func() bool { return lg.ok.Load() > before+50 }, 10*time.Second, time.Millisecond)
+	}
+	lg.finish()
+	require.Zero(t, lg.failed.Load(), "first error: %v", lg.firstErr.Load())
+
+	// The request that started two generations ago still completes.
+	close(release)
+	require.Equal(t, http.StatusOK, <-held)
+
+	// The last config (i=19, odd) is b1+b2: nothing goes to b3/b4 now.
+	h3, h4 := b3.hits.Load(), b4.hits.Load()
+	for i := 0; i < 20; i++ {
+		_, body := get(t, c, base+"/", nil)
+		require.Contains(t, []string{"b1", "b2"}, body)
+	}
+	require.Equal(t, h3, b3.hits.Load())
+	require.Equal(t, h4, b4.hits.Load())
+}
+
+func TestInvalidReloadKeepsOldConfig(t *testing.T) {
+	b1 := newBackend(t, "b1", nil)
+	reg := prometheus.NewRegistry()
+	srv, err := New(oneRoute(PoolConfig{Upstreams: addrs(b1)}, RouteConfig{}), testLogger(), reg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	base := "http://" + srv.Addr()
+
+	cases := []struct {
+		name string
+		cfg  *Config
+		want string
+	}{
+		{"unknown pool", &Config{Listeners: []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", H2C: true}}, Routes: []RouteConfig{{Pool: "nope"}}, Pools: []PoolConfig{{Name: "p", Upstreams: []string{"h:1"}}}}, `routes[0].pool: unknown pool "nope"`},
+		{"listener change", oneRoute(PoolConfig{Upstreams: addrs(b1)}, RouteConfig{}), "changing listeners needs a restart"},
+	}
+	cases[1].cfg.Listeners = append(cases[1].cfg.Listeners, ListenerConfig{Name: "extra", Address: "127.0.0.1:1"})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := srv.Reload(tc.cfg)
+			require.ErrorContains(t, err, tc.want)
+			_, body := get(t, newClient(t), base+"/", nil)
+			require.Equal(t, "b1", body, "old config still serves")
+		})
+	}
+	require.Equal(t, 2.0, counterValue(srv.metrics.reloads.WithLabelValues("error")))
+}
+
+func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {
+	b1, b2 := newBackend(t, "b1", nil), newBackend(t, "b2", nil)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	write := func(body string) { require.NoError(t, os.WriteFile(path, []byte(body), 0o600)) }
+	cfgFor := func(up string) string {
+		return fmt.Sprintf("listeners: [{name: main, address: \"127.0.0.1:0\"}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n", up)
+	}
+	write(cfgFor(b1.addr()))
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	srv, base := startLB(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- WatchConfig(ctx, path, srv) }()
+	t.Cleanup(func() { cancel(); <-watchDone })
+	c := newClient(t)
+
+	write(cfgFor(b2.addr()))
+	require.Eventually(t, func() bool { _, body := get(t, c, base+"/", nil); return body == "b2" }, 10*time.Second, 20*time.Millisecond)
+
+	// A broken file is rejected; b2 keeps serving.
+	write("routes: [{pool: missing}]\n")
+	require.Eventually(t, func() bool {
+		return counterValue(srv.metrics.reloads.WithLabelValues("error")) >= 1
+	}, 10*time.Second, 20*time.Millisecond)
+	_, body := get(t, c, base+"/", nil)
+	require.Equal(t, "b2", body)
+
+	// SIGHUP reloads even without a change. The watcher has provably
+	// installed its handler (it performed the reloads above).
+	write(cfgFor(b1.addr()))
+	require.Eventually(t, func() bool { _, body := get(t, c, base+"/", nil); return body == "b1" }, 10*time.Second, 20*time.Millisecond)
+	okBefore := counterValue(srv.metrics.reloads.WithLabelValues("ok"))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return counterValue(srv.metrics.reloads.WithLabelValues("ok")) > okBefore
+	}, 10*time.Second, 10*time.Millisecond)
+}

@@ -1,0 +1,265 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+func TestWebSocketPassesThroughIntact(t *testing.T) {
+	b := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		conn.SetReadLimit(1 << 20)
+		ctx := r.Context()
+		for {
+			typ, msg, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := conn.Write(ctx, typ, append([]byte("echo:"), msg...)); err != nil {
+				return
+			}
+		}
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{TryTimeout: Duration(time.Second)}))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+
+	conn, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 20)
+
+	// Two seconds of traffic (past try_timeout), text and binary, small
+	// and large frames, every echo checked.
+	deadline := time.Now().Add(2 * time.Second)
+	n := 0
+	for time.Now().Before(deadline) {
+		typ := websocket.MessageText
+		msg := []byte(fmt.Sprintf("message %d", n))
+		if n%10 == 0 {
+			typ = websocket.MessageBinary
+			msg = []byte(strings.Repeat(string(rune('a'+n%26)), 100_000))
+		}
+		require.NoError(t, conn.Write(ctx, typ, msg))
+		gotTyp, got, err := conn.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, typ, gotTyp)
+		require.Equal(t, append([]byte("echo:"), msg...), got)
+		n++
+	}
+	require.Greater(t, n, 100)
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, "bye"))
+}
+
+func TestSSEIsFlushedImmediately(t *testing.T) {
+	next := make(chan struct{})
+	b := newBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "data: event-%d\n\n", i)
+			w.(http.Flusher).Flush()
+			// The next event is only produced after the client has read
+			// this one, so a buffering proxy would deadlock the test.
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	res, err := newClient(t).Get(base + "/events")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	rd := bufio.NewReader(res.Body)
+	for i := 0; i < 3; i++ {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("data: event-%d\n", i), line)
+		_, err = rd.ReadString('\n')
+		require.NoError(t, err)
+		next <- struct{}{}
+	}
+}
+
+func TestLargeUploadIsStreamed(t *testing.T) {
+	firstBytes := make(chan struct{})
+	b := newBackend(t, "up", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		buf := make([]byte, 64<<10)
+		n, err := io.ReadFull(r.Body, buf)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		h.Write(buf[:n])
+		close(firstBytes) // the proxy passed bytes on before the client finished
+		rest, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", int64(n)+rest, h.Sum(nil))
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{MaxBodyBytes: 1 << 30}))
+
+	const total = 64 << 20
+	pr, pw := io.Pipe()
+	want := sha256.New()
+	go func() {
+		chunk := []byte(strings.Repeat("0123456789abcdef", 4096)) // 64 KiB
+		pw.Write(chunk)
+		want.Write(chunk)
+		// Hold the rest back until the upstream has seen the start: a
+		// proxy that buffers the whole body would never get here.
+		select {
+		case <-firstBytes:
+		case <-time.After(10 * time.Second):
+			pw.CloseWithError(fmt.Errorf("upstream saw nothing while the upload was open"))
+			return
+		}
+		for sent := len(chunk); sent < total; sent += len(chunk) {
+			pw.Write(chunk)
+			want.Write(chunk)
+		}
+		pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPut, base+"/upload", pr)
+	require.NoError(t, err)
+	res, err := newClient(t).Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	require.Equal(t, fmt.Sprintf("%d %x", total, want.Sum(nil)), string(body))
+}
+
+func TestRequestSizeLimit(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			return
+		}
+		fmt.Fprint(w, n)
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{MaxBodyBytes: 1000}))
+	c := newClient(t)
+	cases := []struct {
+		name    string
+		body    io.Reader
+		length  int64
+		want    int
+		reached bool
+	}{
+		{"within limit", strings.NewReader(strings.Repeat("x", 1000)), 1000, http.StatusOK, true},
+		{"declared too large", strings.NewReader(strings.Repeat("x", 1001)), 1001, http.StatusRequestEntityTooLarge, false},
+		{"chunked too large", io.MultiReader(strings.NewReader(strings.Repeat("x", 5000))), -1, http.StatusRequestEntityTooLarge, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := b.hits.Load()
+			req, err := http.NewRequest(http.MethodPost, base+"/", tc.body)
+			require.NoError(t, err)
+			req.ContentLength = tc.length
+			res, err := c.Do(req)
+			require.NoError(t, err)
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			require.Equal(t, tc.want, res.StatusCode)
+			if !tc.reached {
+				require.Equal(t, before, b.hits.Load(), "refused before reaching the upstream")
+			}
+		})
+	}
+}
+
+func TestRateLimitPerAPIKey(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	rl := &RateLimitConfig{Key: "header:X-Api-Key", Rate: 0.001, Burst: 3}
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{RateLimit: rl}))
+	c := newClient(t)
+	for i := 0; i < 3; i++ {
+		code, _ := get(t, c, base+"/", map[string]string{"X-Api-Key": "alice"})
+		require.Equal(t, http.StatusOK, code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.Header.Set("X-Api-Key", "alice")
+	res, err := c.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	require.NotEmpty(t, res.Header.Get("Retry-After"))
+	// Another key has its own bucket; no key falls back to the IP.
+	code, _ := get(t, c, base+"/", map[string]string{"X-Api-Key": "bob"})
+	require.Equal(t, http.StatusOK, code)
+	for i := 0; i < 3; i++ {
+		code, _ := get(t, c, base+"/", nil)
+		require.Equal(t, http.StatusOK, code)
+	}
+	code, _ = get(t, c, base+"/", nil)
+	require.Equal(t, http.StatusTooManyRequests, code)
+}
+
+func TestTokenBucketRefills(t *testing.T) {
+	rl := newRateLimiter(RateLimitConfig{Key: "ip", Rate: 10, Burst: 2})
+	now := time.Unix(1000, 0)
+	ok1, _ := rl.allow("k", now)
+	ok2, _ := rl.allow("k", now)
+	ok3, wait := rl.allow("k", now)
+	require.True(t, ok1)
+	require.True(t, ok2)
+	require.False(t, ok3)
+	require.Equal(t, 100*time.Millisecond, wait)
+	ok4, _ := rl.allow("k", now.Add(100*time.Millisecond))
+	require.True(t, ok4)
+	rl.sweep(now.Add(time.Hour))
+	for i := range rl.shards {
+		require.Empty(t, rl.shards[i].buckets)
+	}
+}
+
+func TestRequestIDAndTraceparent(t *testing.T) {
+	type seen struct{ id, tp, xff string }
+	got := make(chan seen, 2)
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get("X-Request-Id"), r.Header.Get("Traceparent"), r.Header.Get("X-Forwarded-For")}
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	c := newClient(t)
+
+	res, err := c.Get(base + "/")
+	require.NoError(t, err)
+	res.Body.Close()
+	s := <-got
+	require.Len(t, s.id, 32)
+	require.Equal(t, s.id, res.Header.Get("X-Request-Id"), "client gets the generated id")
+	require.Regexp(t, `^00-[0-9a-f]{32}-[0-9a-f]{16}-00$`, s.tp)
+	require.Equal(t, "127.0.0.1", s.xff)
+
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	req.Header.Set("Traceparent", tp)
+	res, err = c.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	s = <-got
+	require.Equal(t, "abc-123", s.id)
+	require.Equal(t, tp, s.tp)
+	require.Equal(t, "abc-123", res.Header.Get("X-Request-Id"))
+}

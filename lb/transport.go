@@ -1,0 +1,75 @@
+package lb
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newTransport builds the connection pool a Pool uses for its upstreams.
+// One transport serves every upstream of the pool; it keeps up to
+// MaxIdleConnsPerUpstream keep-alive connections per address (HTTP/1.1)
+// or multiplexes streams over few connections (HTTP/2).
+func newTransport(cfg PoolConfig) *http.Transport {
+	dialer := &net.Dialer{Timeout: time.Duration(cfg.DialTimeout), KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		// Never take a proxy from the environment: the upstreams are ours.
+		Proxy:               nil,
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        0, // no global cap; the per-host cap governs
+		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerUpstream,
+		IdleConnTimeout:     90 * time.Second,
+		// The client negotiates compression with the upstream itself; the
+		// proxy must not add Accept-Encoding or decompress.
+		DisableCompression:  true,
+		WriteBufferSize:     32 << 10,
+		ReadBufferSize:      32 << 10,
+		TLSHandshakeTimeout: time.Duration(cfg.DialTimeout),
+	}
+	protocols := new(http.Protocols)
+	switch cfg.Protocol {
+	case "h2c":
+		protocols.SetUnencryptedHTTP2(true)
+	case "h2":
+		protocols.SetHTTP2(true)
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: cfg.TLSInsecureSkipVerify, NextProtos: []string{"h2"}} //nolint:gosec // opt-in per pool for self-signed upstreams
+	default:
+		protocols.SetHTTP1(true)
+	}
+	t.Protocols = protocols
+	if cfg.Protocol != "http1" {
+		// Allow long-lived gRPC streams and detect dead peers.
+		t.HTTP2 = &http.HTTP2Config{
+			SendPingTimeout: 15 * time.Second,
+			PingTimeout:     5 * time.Second,
+		}
+	}
+	return t
+}
+
+// urlScheme is the scheme of outbound request URLs for a pool protocol.
+func urlScheme(protocol string) string {
+	if protocol == "h2" {
+		return "https"
+	}
+	return "http"
+}
+
+// transportKey says when a reloaded pool may keep its predecessor's
+// transport (and with it the warm connections).
+type transportSettings struct {
+	Protocol                string
+	TLSInsecureSkipVerify   bool
+	MaxIdleConnsPerUpstream int
+	DialTimeout             Duration
+}
+
+func transportKey(cfg PoolConfig) transportSettings {
+	return transportSettings{
+		Protocol:                cfg.Protocol,
+		TLSInsecureSkipVerify:   cfg.TLSInsecureSkipVerify,
+		MaxIdleConnsPerUpstream: cfg.MaxIdleConnsPerUpstream,
+		DialTimeout:             cfg.DialTimeout,
+	}
+}

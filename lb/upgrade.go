@@ -1,0 +1,114 @@
+package lb
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// relayUpgrade completes a protocol switch (WebSocket): it hands the
+// upstream's 101 to the client over the hijacked connection and then
+// copies bytes both ways until either side closes.
+func (s *Server) relayUpgrade(w http.ResponseWriter, r *http.Request, res *http.Response, ex *exchange, upgrade string) {
+	backConn, ok := res.Body.(io.ReadWriteCloser)
+	if !ok || !asciiEqualFold(res.Header.Get("Upgrade"), upgrade) {
+		res.Body.Close()
+		ex.status = writeError(w, r, http.StatusBadGateway, 14, "upstream switched to an unexpected protocol")
+		return
+	}
+	defer backConn.Close()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		ex.status = writeError(w, r, http.StatusInternalServerError, 13, "cannot take over connection for upgrade")
+		return
+	}
+	defer conn.Close()
+	done := s.trackHijacked(conn, backConn)
+	defer done()
+
+	removeHopHeaders(res.Header, upgrade)
+	res.Body = nil // res.Write must not copy the (now bidirectional) body
+	if err := res.Write(brw); err != nil {
+		ex.err = err
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		ex.err = err
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// brw.Reader may hold bytes the client sent right after its request.
+		n, _ := io.Copy(backConn, brw.Reader)
+		_ = n
+		closeWrite(backConn)
+	}()
+	go func() {
+		defer wg.Done()
+		n, _ := io.Copy(conn, backConn)
+		ex.bytes = n
+		closeWrite(conn)
+	}()
+	wg.Wait()
+}
+
+// closeWrite half-closes where possible so the peer sees EOF while the
+// other direction drains; otherwise it closes.
+func closeWrite(c io.Closer) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i]|0x20, b[i]|0x20
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+// hijackTracker knows the upgraded connections, which http.Server.Shutdown
+// does not track, so that a drain can wait for them and a forced stop can
+// close them.
+type hijackTracker struct {
+	mu    sync.Mutex
+	conns map[net.Conn]io.Closer
+	wg    sync.WaitGroup
+}
+
+func (s *Server) trackHijacked(client net.Conn, back io.Closer) func() {
+	t := &s.hijacked
+	t.mu.Lock()
+	if t.conns == nil {
+		t.conns = map[net.Conn]io.Closer{}
+	}
+	t.conns[client] = back
+	t.wg.Add(1)
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		delete(t.conns, client)
+		t.mu.Unlock()
+		t.wg.Done()
+	}
+}
+
+func (t *hijackTracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, back := range t.conns {
+		c.Close()
+		back.Close()
+	}
+}
