@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/grpcserver"
+	"github.com/vigilhq/vigil/platform/kafka"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/metrics"
 )
@@ -27,6 +28,7 @@ var Module = fx.Module("platform",
 	metrics.Module,
 	grpcserver.Module,
 	db.Module,
+	kafka.Module,
 	fx.Invoke(logEffectiveConfig),
 )
 
