@@ -1,0 +1,45 @@
+// Package backend is Vigil's main API: workspaces, users, API keys, persons with photos,
+// groups, agents and cameras, events query, webhooks and the audit log
+// (vigil.backend.v1). Other components reach it only through its generated clients.
+package backend
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vigilhq/vigil/platform/rpc"
+)
+
+// Invalidator drops cached credential lookups of a subject (a user, API key or agent) so
+// a revocation takes effect at once. The platform authorizer provides it; without one,
+// caches expire on their own TTL.
+type Invalidator interface {
+	InvalidateSubject(ctx context.Context, subjectID string)
+}
+
+// Backend holds what every service of the package shares: the database, the
+// configuration, peers (Image API, matcher, licensing) and the object store.
+type Backend struct {
+	db      *DB
+	cfg     Config
+	log     *slog.Logger
+	peers   rpc.Peers
+	objects ObjectStore
+	faces   FaceExtractor
+	invalid Invalidator
+}
+
+// NewBackend builds the shared core. objects, faces and inv may be nil: photo calls then
+// fail with UNAVAILABLE, and credential caches expire on their own.
+func NewBackend(pool *pgxpool.Pool, cfg Config, log *slog.Logger, peers rpc.Peers, objects ObjectStore, faces FaceExtractor, inv Invalidator) *Backend {
+	return &Backend{db: &DB{pool: pool}, cfg: cfg, log: log, peers: peers, objects: objects, faces: faces, invalid: inv}
+}
+
+// invalidateSubject tells the authorizer's cache that a subject's credentials changed.
+func (b *Backend) invalidateSubject(ctx context.Context, subjectID string) {
+	if b.invalid != nil {
+		b.db.afterCommit(ctx, func() { b.invalid.InvalidateSubject(context.WithoutCancel(ctx), subjectID) })
+	}
+}

@@ -1,0 +1,168 @@
+package backend
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+
+	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/db"
+	"github.com/vigilhq/vigil/platform/log"
+	"github.com/vigilhq/vigil/platform/rpc"
+)
+
+// Module is the backend component: its services, migrations and first-start bootstrap.
+var Module = fx.Module("backend",
+	log.ForService("backend"),
+	db.AsMigrations("backend", migrationFiles, "migrations"),
+	fx.Provide(
+		fx.Private,
+		NewConfig,
+		newBackendFromParams,
+	),
+	fx.Provide(
+		rpc.AsService(authService),
+		rpc.AsService(workspaceService),
+		rpc.AsService(userService),
+		rpc.AsService(apiKeyService),
+		rpc.AsService(personService),
+		rpc.AsService(groupService),
+		rpc.AsService(agentService),
+		rpc.AsService(eventQueryService),
+		rpc.AsService(webhookService),
+		rpc.AsService(auditService),
+	),
+	fx.Invoke(registerBootstrap),
+)
+
+// NewConfig reads the "backend" section.
+func NewConfig(cfg *config.Config) (Config, error) {
+	return config.SectionOf[Config](cfg, "backend")
+}
+
+// Params are the backend's dependencies. The object store, the face extractor and the
+// invalidator are optional: without them photo calls answer UNAVAILABLE and credential
+// caches expire on their own.
+type Params struct {
+	fx.In
+
+	Pool        *pgxpool.Pool
+	Config      Config
+	Log         *slog.Logger
+	Peers       rpc.Peers
+	Objects     ObjectStore   `optional:"true"`
+	Faces       FaceExtractor `optional:"true"`
+	Invalidator Invalidator   `optional:"true"`
+}
+
+func newBackendFromParams(p Params) *Backend {
+	faces := p.Faces
+	if faces == nil {
+		faces = NewImageAPIFaces(p.Peers)
+	}
+	return NewBackend(p.Pool, p.Config, p.Log, p.Peers, p.Objects, faces, p.Invalidator)
+}
+
+// BootstrapOutput is where the first admin's credentials are printed (stdout).
+var BootstrapOutput io.Writer = os.Stdout
+
+func registerBootstrap(lc fx.Lifecycle, b *Backend) {
+	lc.Append(fx.StartHook(func(ctx context.Context) error {
+		res, err := b.Bootstrap(ctx)
+		if err != nil {
+			return err
+		}
+		if res != nil {
+			b.announceBootstrap(ctx, res, BootstrapOutput)
+		}
+		return nil
+	}))
+}
+
+func authService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.AuthService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuthServiceServer(r, &AuthServer{b: b}) },
+		Gateway:  backendv1.RegisterAuthServiceHandler,
+	}
+}
+
+func workspaceService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.WorkspaceService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWorkspaceServiceServer(r, &WorkspaceServer{b: b}) },
+		Gateway:  backendv1.RegisterWorkspaceServiceHandler,
+	}
+}
+
+func userService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.UserService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterUserServiceServer(r, &UserServer{b: b}) },
+		Gateway:  backendv1.RegisterUserServiceHandler,
+	}
+}
+
+func apiKeyService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.ApiKeyService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterApiKeyServiceServer(r, &APIKeyServer{b: b}) },
+		Gateway:  backendv1.RegisterApiKeyServiceHandler,
+	}
+}
+
+func personService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.PersonService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterPersonServiceServer(r, &PersonServer{b: b}) },
+		Gateway:  backendv1.RegisterPersonServiceHandler,
+		HTTP:     photoUploadRoutes,
+	}
+}
+
+func groupService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.GroupService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterGroupServiceServer(r, &GroupServer{b: b}) },
+		Gateway:  backendv1.RegisterGroupServiceHandler,
+	}
+}
+
+func agentService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.AgentService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAgentServiceServer(r, &AgentServer{b: b}) },
+		Gateway:  backendv1.RegisterAgentServiceHandler,
+	}
+}
+
+func eventQueryService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.EventQueryService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterEventQueryServiceServer(r, &EventQueryServer{b: b}) },
+		Gateway:  backendv1.RegisterEventQueryServiceHandler,
+	}
+}
+
+func webhookService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.WebhookService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWebhookServiceServer(r, &WebhookServer{b: b}) },
+		Gateway:  backendv1.RegisterWebhookServiceHandler,
+	}
+}
+
+func auditService(b *Backend) rpc.Service {
+	return rpc.Service{
+		Name:     backendv1.AuditService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuditServiceServer(r, &AuditServer{b: b}) },
+		Gateway:  backendv1.RegisterAuditServiceHandler,
+	}
+}
+
