@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 
-
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	licensingv1 "github.com/vigilhq/vigil/gen/go/vigil/licensing/v1"
 )
@@ -253,4 +252,3 @@ func (s *AgentServer) DeleteCamera(ctx context.Context, req *backendv1.DeleteCam
 	s.b.reportUsage(ctx, sc, licensingv1.Resource_RESOURCE_CAMERAS)
 	return resp, nil
 }
-

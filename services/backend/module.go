@@ -165,4 +165,3 @@ func auditService(b *Backend) rpc.Service {
 		Gateway:  backendv1.RegisterAuditServiceHandler,
 	}
 }
-

@@ -222,4 +222,3 @@ func (s *PersonServer) Identify(ctx context.Context, req *backendv1.IdentifyRequ
 	}
 	return out, nil
 }
-

@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 
-
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 )
 
@@ -215,4 +214,3 @@ func (s *WebhookServer) RecordWebhookDelivery(ctx context.Context, req *backendv
 	}
 	return &backendv1.RecordWebhookDeliveryResponse{Delivery: deliveryToProto(out)}, nil
 }
-

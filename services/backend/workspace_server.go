@@ -106,4 +106,3 @@ func (s *WorkspaceServer) UpdateWorkspace(ctx context.Context, req *backendv1.Up
 		}, nil)
 	return resp, toStatus(err)
 }
-
