@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -115,6 +116,14 @@ func SignBytes(priv ed25519.PrivateKey, spec []byte, now time.Time) ([]byte, *Li
 	if err := l.validate(); err != nil {
 		return nil, nil, fmt.Errorf("%w: license spec: %w", ErrInvalidArgument, err)
 	}
+	// Names this build does not know are refused when signing (a typo would silently
+	// enable nothing) but accepted when verifying (a newer signer may know more).
+	if err := knownNames("image_api_units", l.ImageAPIUnits, ImageAPIUnits); err != nil {
+		return nil, nil, err
+	}
+	if err := knownNames("features", l.Features, Features); err != nil {
+		return nil, nil, err
+	}
 	file, err := encodeFile(l, priv)
 	if err != nil {
 		return nil, nil, err
@@ -207,6 +216,16 @@ func Describe(w io.Writer, l *License, now time.Time) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func knownNames(field string, names, known []string) error {
+	for _, n := range names {
+		if n != All && !slices.Contains(known, n) {
+			return fmt.Errorf("%w: license spec: %s: %q is unknown (known: %s, or \"*\")",
+				ErrInvalidArgument, field, n, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 func nonNil(s []string) []string {

@@ -46,7 +46,7 @@ limits:
   max_persons: 100000
   max_agents: 10
   max_cameras: 0
-image_api_units: [face-detector-face-fitter, template-extractor]
+image_api_units: [face-fitter, template-extractor]
 features: [activity-search, ann-index]
 `
 
@@ -61,7 +61,7 @@ func TestKeygenSignInspectRoundTrip(t *testing.T) {
 	require.Equal(t, "ACME Corp", l.Licensee)
 	require.Equal(t, licensing.Limits{MaxPersons: 100000, MaxAgents: 10}, l.Limits)
 	require.Equal(t, time.Date(2099, 12, 1, 0, 0, 0, 0, time.UTC), *l.Expires)
-	require.Equal(t, []string{"face-detector-face-fitter", "template-extractor"}, l.ImageAPIUnits)
+	require.Equal(t, []string{"face-fitter", "template-extractor"}, l.ImageAPIUnits)
 	require.True(t, l.FeatureEnabled(licensing.FeatureANNIndex))
 	require.False(t, l.UnitEnabled("age-estimator"))
 
@@ -109,6 +109,8 @@ func TestSignRefusesBadSpecs(t *testing.T) {
 		"bad feature name":   "licensee: A\nfeatures: [\"ANN\"]\n",
 		"not yaml nor json":  "licensee: [\n",
 		"limits of the type": "licensee: A\nlimits: {max_persons: lots}\n",
+		"unknown unit":       "licensee: A\nimage_api_units: [age-estimater]\n",
+		"unknown feature":    "licensee: A\nfeatures: [time-travel]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := licensing.SignBytes(priv, []byte(spec), time.Now())
@@ -205,7 +207,7 @@ func TestEmbeddedPublicKey(t *testing.T) {
 func TestFreeTier(t *testing.T) {
 	f := licensing.FreeTier()
 	require.Equal(t, licensing.Limits{MaxPersons: 1000, MaxAgents: 2, MaxCameras: 4}, f.Limits)
-	require.True(t, f.UnitEnabled("face-detector-face-fitter"))
+	require.True(t, f.UnitEnabled("face-fitter"))
 	require.True(t, f.FeatureEnabled(licensing.FeatureActivitySearch))
 	require.False(t, f.FeatureEnabled(licensing.FeatureANNIndex))
 	require.False(t, strings.Contains(strings.Join(f.Features, ","), "*"))

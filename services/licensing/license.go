@@ -17,6 +17,16 @@ const (
 	All = "*"
 )
 
+// ImageAPIUnits are the unit names vigil.imageapi.v1 checks the license for.
+var ImageAPIUnits = []string{
+	"face-detector", "face-fitter", "template-extractor", "age-estimator", "gender-estimator",
+	"emotion-estimator", "mask-estimator", "liveness-estimator", "quality-assessment-estimator",
+	"body-detector",
+}
+
+// Features are the feature names this build knows.
+var Features = []string{FeatureActivitySearch, FeatureANNIndex}
+
 // formatVersion is the version of the signed payload's schema; a verifier refuses others.
 const formatVersion = 1
 

@@ -87,7 +87,7 @@ license_id: SMALL-1
 licensee: Small Shop
 expires: 2099-01-01T00:00:00Z
 limits: {max_persons: 5, max_agents: 1, max_cameras: 2}
-image_api_units: [face-detector-face-fitter]
+image_api_units: [face-fitter]
 features: [activity-search]
 `
 
@@ -107,7 +107,7 @@ func TestStartsWithValidLicense(t *testing.T) {
 	require.Equal(t, licensingv1.Source_SOURCE_FILE, l.GetSource())
 	require.Equal(t, licensingv1.State_STATE_VALID, l.GetState())
 	require.Equal(t, int64(5), l.GetLimits().GetMaxPersons())
-	require.Equal(t, []string{"face-detector-face-fitter"}, l.GetImageApiUnits())
+	require.Equal(t, []string{"face-fitter"}, l.GetImageApiUnits())
 	require.Equal(t, 2099, l.GetExpireTime().AsTime().Year())
 	require.NotEmpty(t, l.GetKeyId())
 	require.Empty(t, l.GetLastReloadError())
@@ -219,7 +219,7 @@ func TestUnitAndFeatureNotEnabled(t *testing.T) {
 	c := licensing.NewChecker(s.conn)
 	ctx := t.Context()
 
-	require.NoError(t, c.CheckUnit(ctx, "ws1", "face-detector-face-fitter"))
+	require.NoError(t, c.CheckUnit(ctx, "ws1", "face-fitter"))
 	err := c.CheckUnit(ctx, "ws1", "age-estimator")
 	require.Equal(t, codes.PermissionDenied, status.Code(err))
 	require.ErrorContains(t, err, `"age-estimator"`)

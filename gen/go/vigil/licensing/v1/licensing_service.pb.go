@@ -328,8 +328,10 @@ type License struct {
 	// Unset for a perpetual license.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	Limits     *Limits                `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
-	// Enabled Image API units, named as in vigil.imageapi.v1 (e.g. "face-detector-face-fitter",
-	// "age-estimator"); "*" enables every unit.
+	// Enabled Image API units, named as vigil.imageapi.v1 documents: face-detector,
+	// face-fitter, template-extractor, age-estimator, gender-estimator, emotion-estimator,
+	// mask-estimator, liveness-estimator, quality-assessment-estimator, body-detector; "*"
+	// enables every unit.
 	ImageApiUnits []string `protobuf:"bytes,6,rep,name=image_api_units,json=imageApiUnits,proto3" json:"image_api_units,omitempty"`
 	// Enabled features: "activity-search", "ann-index"; "*" enables every feature.
 	Features []string `protobuf:"bytes,7,rep,name=features,proto3" json:"features,omitempty"`
