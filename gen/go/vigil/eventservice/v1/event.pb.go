@@ -5,8 +5,12 @@
 // source: vigil/eventservice/v1/event.proto
 
 // Events (what notifies: identification, non-identification) and the live notification
-// envelope fanned out to browsers (gateway WebSocket, through Redis pub/sub channel
-// "vigil.notify.<workspace_id>") and to webhooks.
+// envelope fanned out to browsers and to webhooks. The event service publishes every
+// Notification, binary-serialized, on the pub/sub channel "vigil.notify.<workspace_id>"
+// (Redis when configured, in-process otherwise); any gateway replica subscribed to the
+// channel sends it to its WebSocket clients as protojson, filtered by kind, camera and
+// group as in StreamNotificationsRequest. The same message goes to Kafka topic
+// "vigil.notifications.v1" for the webhook dispatcher (durable, retried).
 
 package eventservicev1
 
