@@ -86,15 +86,17 @@ func (RetentionPurgeArgs) InsertOpts() river.InsertOpts {
 
 // WebhookDeliveryArgs POSTs Body to URL, signed with Secret (see Sign). The enqueuer
 // freezes URL, Secret and Body at enqueue time, so every retry sends the same bytes;
-// batching is the enqueuer's choice (Body may hold several events).
+// batching is the enqueuer's choice (Body may hold several events). A delivery is unique
+// by (WorkspaceID, WebhookID, EventIDs) while queued, running or succeeded: enqueuing
+// the same events for the same webhook again (a redelivered notification) is a no-op.
 type WebhookDeliveryArgs struct {
-	WorkspaceID string `json:"workspace_id"`
-	WebhookID   string `json:"webhook_id"`
+	WorkspaceID string `json:"workspace_id" river:"unique"`
+	WebhookID   string `json:"webhook_id" river:"unique"`
 	URL         string `json:"url"`
 	// Secret is the webhook's HMAC key.
 	Secret string `json:"secret"`
-	// EventIDs are the events in Body, for the delivery log.
-	EventIDs []string `json:"event_ids,omitempty"`
+	// EventIDs are the events in Body, for the delivery log and uniqueness.
+	EventIDs []string `json:"event_ids,omitempty" river:"unique"`
 	// Body is the JSON sent as the request body, byte for byte. It is a []byte (base64 in
 	// the job row) rather than a json.RawMessage because River stores args as jsonb, which
 	// would reformat the JSON.
@@ -104,7 +106,10 @@ type WebhookDeliveryArgs struct {
 func (WebhookDeliveryArgs) Kind() string        { return KindWebhookDelivery }
 func (a WebhookDeliveryArgs) Workspace() string { return a.WorkspaceID }
 func (WebhookDeliveryArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: MaxAttemptsWebhook}
+	return river.InsertOpts{
+		Queue: QueueWebhooks, MaxAttempts: MaxAttemptsWebhook,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
 }
 
 // Compile-time checks that every kind carries its workspace and its default options.
