@@ -9,15 +9,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
 // Invalidator drops cached credential lookups of a subject (a user, API key or agent) so
 // a revocation takes effect at once. The platform authorizer provides it; without one,
 // caches expire on their own TTL.
-type Invalidator interface {
-	InvalidateSubject(ctx context.Context, subjectID string)
-}
+type Invalidator = auth.Invalidator
 
 // Backend holds what every service of the package shares: the database, the
 // configuration, peers (Image API, matcher, licensing) and the object store.

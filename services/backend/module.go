@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
+	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/log"
@@ -72,6 +73,15 @@ func newBackendFromParams(p Params) *Backend {
 // BootstrapOutput is where the first admin's credentials are printed (stdout).
 var BootstrapOutput io.Writer = os.Stdout
 
+// serviceParams build each service: the backend, and the auditor that records its
+// mutating calls (absent in processes without the auth module).
+type serviceParams struct {
+	fx.In
+
+	Backend *Backend
+	Auditor *auth.Auditor `optional:"true"`
+}
+
 func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 	lc.Append(fx.StartHook(func(ctx context.Context) error {
 		res, err := b.Bootstrap(ctx)
@@ -85,83 +95,93 @@ func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 	}))
 }
 
-func authService(b *Backend) rpc.Service {
-	return rpc.Service{
+func authService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.AuthService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuthServiceServer(r, &AuthServer{b: b}) },
 		Gateway:  backendv1.RegisterAuthServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func workspaceService(b *Backend) rpc.Service {
-	return rpc.Service{
+func workspaceService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.WorkspaceService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWorkspaceServiceServer(r, &WorkspaceServer{b: b}) },
 		Gateway:  backendv1.RegisterWorkspaceServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func userService(b *Backend) rpc.Service {
-	return rpc.Service{
+func userService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.UserService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterUserServiceServer(r, &UserServer{b: b}) },
 		Gateway:  backendv1.RegisterUserServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func apiKeyService(b *Backend) rpc.Service {
-	return rpc.Service{
+func apiKeyService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.ApiKeyService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterApiKeyServiceServer(r, &APIKeyServer{b: b}) },
 		Gateway:  backendv1.RegisterApiKeyServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func personService(b *Backend) rpc.Service {
-	return rpc.Service{
+func personService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.PersonService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterPersonServiceServer(r, &PersonServer{b: b}) },
 		Gateway:  backendv1.RegisterPersonServiceHandler,
 		HTTP:     photoUploadRoutes,
-	}
+	}, p.Auditor)
 }
 
-func groupService(b *Backend) rpc.Service {
-	return rpc.Service{
+func groupService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.GroupService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterGroupServiceServer(r, &GroupServer{b: b}) },
 		Gateway:  backendv1.RegisterGroupServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func agentService(b *Backend) rpc.Service {
-	return rpc.Service{
+func agentService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.AgentService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAgentServiceServer(r, &AgentServer{b: b}) },
 		Gateway:  backendv1.RegisterAgentServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func eventQueryService(b *Backend) rpc.Service {
-	return rpc.Service{
+func eventQueryService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.EventQueryService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterEventQueryServiceServer(r, &EventQueryServer{b: b}) },
 		Gateway:  backendv1.RegisterEventQueryServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func webhookService(b *Backend) rpc.Service {
-	return rpc.Service{
+func webhookService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.WebhookService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWebhookServiceServer(r, &WebhookServer{b: b}) },
 		Gateway:  backendv1.RegisterWebhookServiceHandler,
-	}
+	}, p.Auditor)
 }
 
-func auditService(b *Backend) rpc.Service {
-	return rpc.Service{
+func auditService(p serviceParams) rpc.Service {
+	b := p.Backend
+	return auth.Audited(rpc.Service{
 		Name:     backendv1.AuditService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuditServiceServer(r, &AuditServer{b: b}) },
 		Gateway:  backendv1.RegisterAuditServiceHandler,
-	}
+	}, p.Auditor)
 }
