@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/platform/kafka"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/metrics"
+	"github.com/vigilhq/vigil/platform/objstore"
 )
 
 // Options is what the root of every Vigil app starts with: the platform module and fx's
@@ -29,6 +30,7 @@ var Module = fx.Module("platform",
 	grpcserver.Module,
 	db.Module,
 	kafka.Module,
+	objstore.Module,
 	fx.Invoke(logEffectiveConfig),
 )
 
