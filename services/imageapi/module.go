@@ -1,0 +1,65 @@
+package imageapi
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+
+	imageapiv1 "github.com/vigilhq/vigil/gen/go/vigil/imageapi/v1"
+	"github.com/vigilhq/vigil/ml/vision"
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/log"
+	"github.com/vigilhq/vigil/platform/rpc"
+)
+
+// Module is the Image API component. It needs the platform's *config.Config,
+// *slog.Logger and prometheus.Registerer; an imageapi.UnitChecker in the
+// graph (the licensing client) is used when present. The models load when
+// the module is constructed, so the first request is as fast as any other;
+// the ONNX sessions are released on stop.
+var Module = fx.Module("imageapi",
+	log.ForService("imageapi"),
+	fx.Provide(
+		fx.Private,
+		func(c *config.Config) (Config, error) { return config.SectionOf[Config](c, "imageapi") },
+		newEngine,
+		newServerFromParams,
+	),
+	fx.Provide(rpc.AsService(newService)),
+)
+
+func newEngine(lc fx.Lifecycle, cfg Config, l *slog.Logger) (*vision.Engine, error) {
+	e, err := vision.NewEngine(cfg.Config, l)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStop: func(context.Context) error { return e.Close() }})
+	return e, nil
+}
+
+// ServerParams are the Server's dependencies in the fx graph.
+type ServerParams struct {
+	fx.In
+	Config     Config
+	Engine     *vision.Engine
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+	// Units is the licensing seam; absent until a licensing client is provided.
+	Units UnitChecker `optional:"true"`
+}
+
+func newServerFromParams(p ServerParams) (*Server, error) {
+	return NewServer(p.Config, p.Engine, p.Units, p.Registerer, p.Log)
+}
+
+func newService(s *Server) rpc.Service {
+	return rpc.Service{
+		Name:     imageapiv1.ImageApiService_ServiceDesc.ServiceName,
+		Register: func(r grpc.ServiceRegistrar) { imageapiv1.RegisterImageApiServiceServer(r, s) },
+		Gateway:  imageapiv1.RegisterImageApiServiceHandler,
+		HTTP:     HTTPRoutes,
+	}
+}

@@ -1,0 +1,32 @@
+package imageapi
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/rpc"
+)
+
+func TestModuleWiring(t *testing.T) {
+	cfg, err := config.Parse([]byte("imageapi:\n  max_samples: 8\n  face:\n    score_threshold: 0.7\n"),
+		func(string) (string, bool) { return "", false }, func() []string { return nil })
+	require.NoError(t, err)
+	err = fx.ValidateApp(
+		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
+		fx.Supply(fx.Annotate(prometheus.NewRegistry(), fx.As(new(prometheus.Registerer)))),
+		Module,
+		fx.Invoke(fx.Annotate(func([]rpc.Service) {}, fx.ParamTags(rpc.GroupTag))),
+	)
+	require.NoError(t, err)
+
+	c, err := config.SectionOf[Config](cfg, "imageapi")
+	require.NoError(t, err)
+	require.Equal(t, 8, c.MaxSamples)
+	require.Equal(t, 0.7, c.Face.ScoreThreshold)
+	require.Equal(t, 0.3, c.Face.NMSIoU, "defaults fill what the file leaves out")
+}
