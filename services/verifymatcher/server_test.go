@@ -41,7 +41,9 @@ func startVerifyMatcher(t *testing.T) verifymatcherv1.VerifyMatcherServiceClient
 	return verifymatcherv1.NewVerifyMatcherServiceClient(conn)
 }
 
-func protoT(t Template) *commonv1.Template { return &commonv1.Template{Model: t.ModelID, Vector: t.Vector} }
+func protoT(t Template) *commonv1.Template {
+	return &commonv1.Template{Model: t.ModelID, Vector: t.Vector}
+}
 
 func fmrRule(r float64) *verifymatcherv1.DecisionRule {
 	return &verifymatcherv1.DecisionRule{Rule: &verifymatcherv1.DecisionRule_FalseMatchRate{FalseMatchRate: r}}
