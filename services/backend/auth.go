@@ -125,9 +125,15 @@ func (b *Backend) Logout(ctx context.Context, token string) error {
 	if !strings.HasPrefix(token, prefixSession) {
 		return fmt.Errorf("only a session can log out: %w", ErrFailedCondition)
 	}
-	if _, err := b.db.q(ctx).Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, hashSecret(token)); err != nil {
+	var user uuid.UUID
+	err := b.db.q(ctx).QueryRow(ctx, `DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id`, hashSecret(token)).Scan(&user)
+	if err == pgx.ErrNoRows {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("logout: %w", dbErr(err))
 	}
+	b.invalidateSubject(ctx, user.String())
 	return nil
 }
 
