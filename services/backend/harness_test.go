@@ -120,16 +120,24 @@ func (e *env) internalIn(ws string) context.Context {
 	return metadata.AppendToOutgoingContext(as(e.internal), "x-vigil-workspace-id", ws)
 }
 
-func (e *env) auth() backendv1.AuthServiceClient           { return backendv1.NewAuthServiceClient(e.conn) }
-func (e *env) workspaces() backendv1.WorkspaceServiceClient { return backendv1.NewWorkspaceServiceClient(e.conn) }
-func (e *env) users() backendv1.UserServiceClient           { return backendv1.NewUserServiceClient(e.conn) }
-func (e *env) keys() backendv1.ApiKeyServiceClient          { return backendv1.NewApiKeyServiceClient(e.conn) }
-func (e *env) persons() backendv1.PersonServiceClient       { return backendv1.NewPersonServiceClient(e.conn) }
-func (e *env) groups() backendv1.GroupServiceClient         { return backendv1.NewGroupServiceClient(e.conn) }
-func (e *env) agents() backendv1.AgentServiceClient         { return backendv1.NewAgentServiceClient(e.conn) }
-func (e *env) events() backendv1.EventQueryServiceClient    { return backendv1.NewEventQueryServiceClient(e.conn) }
-func (e *env) webhooks() backendv1.WebhookServiceClient     { return backendv1.NewWebhookServiceClient(e.conn) }
-func (e *env) audit() backendv1.AuditServiceClient          { return backendv1.NewAuditServiceClient(e.conn) }
+func (e *env) auth() backendv1.AuthServiceClient { return backendv1.NewAuthServiceClient(e.conn) }
+func (e *env) workspaces() backendv1.WorkspaceServiceClient {
+	return backendv1.NewWorkspaceServiceClient(e.conn)
+}
+func (e *env) users() backendv1.UserServiceClient  { return backendv1.NewUserServiceClient(e.conn) }
+func (e *env) keys() backendv1.ApiKeyServiceClient { return backendv1.NewApiKeyServiceClient(e.conn) }
+func (e *env) persons() backendv1.PersonServiceClient {
+	return backendv1.NewPersonServiceClient(e.conn)
+}
+func (e *env) groups() backendv1.GroupServiceClient { return backendv1.NewGroupServiceClient(e.conn) }
+func (e *env) agents() backendv1.AgentServiceClient { return backendv1.NewAgentServiceClient(e.conn) }
+func (e *env) events() backendv1.EventQueryServiceClient {
+	return backendv1.NewEventQueryServiceClient(e.conn)
+}
+func (e *env) webhooks() backendv1.WebhookServiceClient {
+	return backendv1.NewWebhookServiceClient(e.conn)
+}
+func (e *env) audit() backendv1.AuditServiceClient { return backendv1.NewAuditServiceClient(e.conn) }
 
 // userWithRole creates a user of role in the admin's workspace and returns its session.
 func (e *env) userWithRole(role commonv1.Role) string {
