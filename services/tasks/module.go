@@ -17,7 +17,9 @@ import (
 
 	tasksv1 "github.com/vigilhq/vigil/gen/go/vigil/tasks/v1"
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/kafka"
 	"github.com/vigilhq/vigil/platform/log"
+	"github.com/vigilhq/vigil/platform/objstore"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
@@ -50,16 +52,19 @@ type RuntimeParams struct {
 	Registerer prometheus.Registerer
 	// Objects is the platform's object store; without one, imports and purges fail with
 	// UNAVAILABLE.
-	Objects ObjectStore `optional:"true"`
+	Objects *objstore.Store `optional:"true"`
+	// Kafka brings event notifications to the webhook dispatcher; without it, only
+	// deliveries queued directly (jobs.InsertTx) are made.
+	Kafka *kafka.Cluster `optional:"true"`
 }
 
 // NewRuntimeFromParams builds the Runtime and ties it to the app's lifecycle: River's
 // migrations (with auto_migrate) and the workers start with the app; on stop, running
 // jobs get until the stop deadline to finish, then are cancelled (and retried later).
 func NewRuntimeFromParams(p RuntimeParams) (*Runtime, error) {
-	objects := p.Objects
-	if objects == nil {
-		objects = missingObjectStore{}
+	var objects ObjectStore = missingObjectStore{}
+	if p.Objects != nil {
+		objects = storeObjects{p.Objects}
 	}
 	rt, err := NewRuntime(Deps{
 		Pool: p.Pool, Config: p.Config, Objects: objects, Bucket: p.Core.S3.Bucket,
@@ -69,6 +74,10 @@ func NewRuntimeFromParams(p RuntimeParams) (*Runtime, error) {
 		return nil, err
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: rt.Start, OnStop: rt.Stop})
+	if p.Kafka != nil {
+		c := &notificationConsumer{cluster: p.Kafka, dispatcher: rt.Dispatcher, log: p.Logger}
+		p.Lifecycle.Append(fx.Hook{OnStart: c.Start, OnStop: c.Stop})
+	}
 	return rt, nil
 }
 

@@ -2,8 +2,12 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+
+	"github.com/vigilhq/vigil/platform/objstore"
 )
 
 // ObjectStore is what the tasks service needs of Vigil's object store (one bucket):
@@ -30,3 +34,20 @@ func (missingObjectStore) Get(context.Context, string) (io.ReadCloser, error) {
 	return nil, errNoObjectStore
 }
 func (missingObjectStore) Delete(context.Context, string) error { return errNoObjectStore }
+
+// storeObjects adapts the platform's object store.
+type storeObjects struct{ s *objstore.Store }
+
+func (o storeObjects) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
+	return o.s.Put(ctx, key, r, size, contentType)
+}
+
+func (o storeObjects) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, _, err := o.s.Get(ctx, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", fs.ErrNotExist, err)
+	}
+	return rc, err
+}
+
+func (o storeObjects) Delete(ctx context.Context, key string) error { return o.s.Delete(ctx, key) }

@@ -1,0 +1,84 @@
+package tasks_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/vigilhq/vigil/platform"
+	"github.com/vigilhq/vigil/platform/auth"
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/dbtest"
+	"github.com/vigilhq/vigil/platform/grpcserver"
+	"github.com/vigilhq/vigil/platform/kafka"
+	"github.com/vigilhq/vigil/platform/objstore"
+	"github.com/vigilhq/vigil/platform/rpc"
+	"github.com/vigilhq/vigil/services/backend"
+	"github.com/vigilhq/vigil/services/tasks"
+)
+
+// stack is a Vigil process as production assembles it (platform, authorizer, the
+// backend, the task queue, the gRPC server) on a fresh database, with what the tests
+// reach into: a connection with the internal credentials, the Kafka cluster, the object
+// store and the first workspace.
+type stack struct {
+	conn      grpc.ClientConnInterface
+	kafka     *kafka.Cluster
+	objects   *objstore.Store
+	workspace string
+}
+
+const internalToken = "tasks-test-internal-token-0123456789"
+
+func newStack(t *testing.T, extra ...fx.Option) *stack {
+	t.Helper()
+	db := dbtest.New(t)
+	yaml := fmt.Sprintf(`
+database_url: %q
+grpc_listen: 127.0.0.1:0
+data_dir: %q
+log_level: error
+tasks:
+  retry_base: 50ms
+  retry_max: 200ms
+  poll_interval: 50ms
+  webhook_timeout: 2s
+`, db.URL, t.TempDir())
+	env := map[string]string{"VIGIL_INTERNAL_TOKEN": internalToken}
+	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		func() []string { return []string{"VIGIL_INTERNAL_TOKEN=" + internalToken} })
+	require.NoError(t, err)
+	backend.BootstrapOutput = io.Discard
+
+	s := &stack{}
+	var peers *grpcserver.Peers
+	opts := []fx.Option{
+		fx.Supply(cfg),
+		platform.Options(),
+		auth.Module,
+		backend.Module,
+		tasks.Module,
+	}
+	opts = append(opts, extra...)
+	opts = append(opts, grpcserver.Serve, fx.Populate(&peers, &s.kafka, &s.objects))
+	app := fxtest.New(t, opts...)
+	app.RequireStart()
+	t.Cleanup(app.RequireStop)
+
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT id::text FROM workspaces`).Scan(&s.workspace))
+	s.conn, err = peers.Conn("backend")
+	require.NoError(t, err)
+	return s
+}
+
+// in returns a context acting, with the internal credentials, within the workspace.
+func (s *stack) in() context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), rpc.MetadataWorkspace, s.workspace)
+}

@@ -1,0 +1,157 @@
+package tasks_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
+	eventservicev1 "github.com/vigilhq/vigil/gen/go/vigil/eventservice/v1"
+	"github.com/vigilhq/vigil/platform/jobs"
+	"github.com/vigilhq/vigil/services/tasks"
+)
+
+// receiver is an integrator's webhook endpoint: it checks every request's signature the
+// way integrators are told to, and answers 500 to the first attempt of each event.
+type receiver struct {
+	secret string
+
+	mu       sync.Mutex
+	attempts map[string][]received // by notification id
+	invalid  []string
+}
+
+type received struct {
+	status   int
+	attempt  string
+	delivery string
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := jobs.Verify(r.secret, req.Header.Get(jobs.HeaderSignature), req.Header.Get(jobs.HeaderTimestamp), body, time.Now(), 5*time.Minute); err != nil {
+		r.invalid = append(r.invalid, err.Error())
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var n eventservicev1.Notification
+	if err := protojson.Unmarshal(body, &n); err != nil || req.Header.Get("Content-Type") != "application/json" {
+		r.invalid = append(r.invalid, "body is not a notification: "+string(body))
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	id := n.GetNotificationId()
+	code := http.StatusOK
+	if len(r.attempts[id]) == 0 {
+		code = http.StatusInternalServerError
+	}
+	r.attempts[id] = append(r.attempts[id], received{status: code, attempt: req.Header.Get("X-Vigil-Attempt"), delivery: req.Header.Get(jobs.HeaderDelivery)})
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, http.StatusText(code))
+}
+
+func (r *receiver) got(id string) []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.attempts[id]...)
+}
+
+func identification(ws, eventID, cameraID string) *eventservicev1.Notification {
+	return &eventservicev1.Notification{
+		WorkspaceId:    ws,
+		NotificationId: eventID,
+		PublishTime:    timestamppb.Now(),
+		Kind: &eventservicev1.Notification_Identification{Identification: &eventservicev1.IdentificationNotification{
+			Event: &eventservicev1.Event{
+				EventId: eventID, WorkspaceId: ws, Type: eventservicev1.EventType_EVENT_TYPE_IDENTIFICATION,
+				CameraId: cameraID, EventTime: timestamppb.Now(),
+			},
+		}},
+	}
+}
+
+// An event notification on Kafka reaches the integrator's endpoint, signed; the first
+// attempt's 500 is retried with back-off; both attempts are in the backend's delivery
+// log; a notification seen twice is delivered once.
+func TestWebhookDeliveredSignedAndRetriedAfter500(t *testing.T) {
+	s := newStack(t)
+	recv := &receiver{secret: "a-webhook-secret-of-sufficient-length", attempts: map[string][]received{}}
+	srv := httptest.NewServer(recv)
+	t.Cleanup(srv.Close)
+
+	webhooks := backendv1.NewWebhookServiceClient(s.conn)
+	created, err := webhooks.CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
+		Url: srv.URL + "/hooks/vigil", Secret: recv.secret, Enabled: true,
+	}})
+	require.NoError(t, err)
+	hookID := created.GetWebhook().GetId()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := s.kafka.Writer(tasks.NotificationsTopic)
+	t.Cleanup(func() { _ = w.Close() })
+	publish := func(n *eventservicev1.Notification) {
+		b, err := proto.Marshal(n)
+		require.NoError(t, err)
+		require.NoError(t, w.WriteMessages(ctx, kafkago.Message{Key: []byte(n.GetWorkspaceId()), Value: b}))
+	}
+
+	first := identification(s.workspace, "event-1", "")
+	publish(first)
+	require.Eventually(t, func() bool { return len(recv.got("event-1")) == 2 }, 20*time.Second, 20*time.Millisecond)
+	got := recv.got("event-1")
+	require.Equal(t, http.StatusInternalServerError, got[0].status)
+	require.Equal(t, "1", got[0].attempt)
+	require.Equal(t, http.StatusOK, got[1].status)
+	require.Equal(t, "2", got[1].attempt)
+	require.Equal(t, got[0].delivery, got[1].delivery, "one delivery id across its retries")
+
+	// The same notification again (Kafka redelivers), then another event: by the time the
+	// second arrives the duplicate was handled (same partition, in order), and it caused
+	// no new POST.
+	publish(first)
+	publish(identification(s.workspace, "event-2", ""))
+	require.Eventually(t, func() bool { return len(recv.got("event-2")) == 2 }, 20*time.Second, 20*time.Millisecond)
+	require.Len(t, recv.got("event-1"), 2)
+
+	recv.mu.Lock()
+	require.Empty(t, recv.invalid, "every request carried a valid signature and a notification body")
+	recv.mu.Unlock()
+
+	// The backend's delivery log holds every attempt, newest first.
+	require.Eventually(t, func() bool {
+		log, err := webhooks.ListWebhookDeliveries(s.in(), &backendv1.ListWebhookDeliveriesRequest{WebhookId: hookID})
+		require.NoError(t, err)
+		return len(log.GetDeliveries()) == 4
+	}, 10*time.Second, 20*time.Millisecond)
+	log, err := webhooks.ListWebhookDeliveries(s.in(), &backendv1.ListWebhookDeliveriesRequest{WebhookId: hookID})
+	require.NoError(t, err)
+	byEvent := map[string][]*backendv1.WebhookDelivery{}
+	for _, d := range log.GetDeliveries() {
+		require.Len(t, d.GetEventIds(), 1)
+		byEvent[d.GetEventIds()[0]] = append(byEvent[d.GetEventIds()[0]], d)
+	}
+	for _, id := range []string{"event-1", "event-2"} {
+		ds := byEvent[id]
+		require.Len(t, ds, 2, id)
+		attempts := map[int32]*backendv1.WebhookDelivery{ds[0].GetAttempt(): ds[0], ds[1].GetAttempt(): ds[1]}
+		require.False(t, attempts[1].GetSucceeded())
+		require.Equal(t, int32(500), attempts[1].GetStatusCode())
+		require.Contains(t, attempts[1].GetError(), "HTTP 500")
+		require.True(t, attempts[2].GetSucceeded())
+		require.Equal(t, int32(200), attempts[2].GetStatusCode())
+		require.Empty(t, attempts[2].GetError())
+	}
+}
