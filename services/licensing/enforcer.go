@@ -1,6 +1,7 @@
 package licensing
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
@@ -13,13 +14,14 @@ import (
 	"github.com/vigilhq/vigil/platform/log"
 )
 
-// Enforcer holds the license in force and the usage reported against it, and answers
-// checks. It is the domain core of the service: no gRPC in here.
+// Enforcer holds the license in force, records the usage reported against it (in the
+// Store), and answers checks. It is the domain core of the service: no gRPC in here.
 type Enforcer struct {
-	cfg Config
-	pub ed25519.PublicKey
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	pub   ed25519.PublicKey
+	log   *slog.Logger
+	now   func() time.Time
+	store *Store
 
 	mu sync.RWMutex
 	// lic is the license in force (FreeTier() when no file is configured).
@@ -30,17 +32,6 @@ type Enforcer struct {
 	// watcher reacts to a change once, not every interval.
 	fileHash      [sha256.Size]byte
 	lastReloadErr string
-	usage         map[usageKey]usageEntry
-}
-
-type usageKey struct {
-	resource  licensingv1.Resource
-	workspace string
-}
-
-type usageEntry struct {
-	count int64
-	at    time.Time
 }
 
 // Verdict is the answer to a check.
@@ -76,8 +67,9 @@ type Snapshot struct {
 
 // NewEnforcer loads the configured license: the free tier when none is configured, an
 // error (the process refuses to start) when the file cannot be read, does not verify or
-// has expired.
-func NewEnforcer(cfg Config, logger *slog.Logger, now func() time.Time) (*Enforcer, error) {
+// has expired. Usage is kept in store (not touched before the app starts, when its
+// migrations have run). now nil means time.Now.
+func NewEnforcer(cfg Config, logger *slog.Logger, now func() time.Time, store *Store) (*Enforcer, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -85,7 +77,7 @@ func NewEnforcer(cfg Config, logger *slog.Logger, now func() time.Time) (*Enforc
 	if err != nil {
 		return nil, err
 	}
-	e := &Enforcer{cfg: cfg, pub: pub, log: logger, now: now, usage: map[usageKey]usageEntry{}}
+	e := &Enforcer{cfg: cfg, pub: pub, log: logger, now: now, store: store}
 	if cfg.LicenseFile == "" {
 		e.lic, e.source, e.loadTime = FreeTier(), licensingv1.Source_SOURCE_FREE_TIER, now()
 		logger.Info("no license file configured: free tier", "max_persons", FreeTierMaxPersons,
@@ -195,23 +187,8 @@ func (e *Enforcer) effective() (*License, string) {
 	}
 }
 
-// used sums the latest reports of every workspace. Callers hold e.mu.
-func (e *Enforcer) used(r licensingv1.Resource) (int64, time.Time) {
-	var sum int64
-	var latest time.Time
-	for k, v := range e.usage {
-		if k.resource == r {
-			sum += v.count
-			if v.at.After(latest) {
-				latest = v.at
-			}
-		}
-	}
-	return sum, latest
-}
-
 // CheckResource answers whether `requested` more of r fit the license.
-func (e *Enforcer) CheckResource(r licensingv1.Resource, requested int64) (Verdict, error) {
+func (e *Enforcer) CheckResource(ctx context.Context, r licensingv1.Resource, requested int64) (Verdict, error) {
 	if requested < 0 {
 		return Verdict{}, fmt.Errorf("%w: requested: %d is negative", ErrInvalidArgument, requested)
 	}
@@ -219,13 +196,16 @@ func (e *Enforcer) CheckResource(r licensingv1.Resource, requested int64) (Verdi
 		requested = 1
 	}
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	lic, note := e.effective()
+	e.mu.RUnlock()
 	name, limit, err := lic.Limit(r)
 	if err != nil {
 		return Verdict{}, err
 	}
-	used, _ := e.used(r)
+	used, _, err := e.store.Used(ctx, r)
+	if err != nil {
+		return Verdict{}, err
+	}
 	v := Verdict{Allowed: true, LimitName: name, Limit: limit, Used: used}
 	if limit > 0 && used+requested > limit {
 		v.Allowed = false
@@ -273,8 +253,8 @@ type UsageReport struct {
 }
 
 // ReportUsage records absolute counts; each replaces the previous one of its workspace
-// and resource. All reports are checked before any is applied.
-func (e *Enforcer) ReportUsage(reports []UsageReport) error {
+// and resource. All reports are checked before any is stored, and stored together.
+func (e *Enforcer) ReportUsage(ctx context.Context, reports []UsageReport) error {
 	if len(reports) == 0 {
 		return fmt.Errorf("%w: reports: at least one is required", ErrInvalidArgument)
 	}
@@ -282,32 +262,29 @@ func (e *Enforcer) ReportUsage(reports []UsageReport) error {
 		if r.WorkspaceID == "" {
 			return fmt.Errorf("%w: reports[%d].workspace_id: required", ErrInvalidArgument, i)
 		}
-		if _, _, err := FreeTier().Limit(r.Resource); err != nil {
+		if _, err := resourceColumn(r.Resource); err != nil {
 			return fmt.Errorf("%w: reports[%d].resource: %v is not a counted resource", ErrInvalidArgument, i, r.Resource)
 		}
 		if r.Count < 0 {
 			return fmt.Errorf("%w: reports[%d].count: %d is negative", ErrInvalidArgument, i, r.Count)
 		}
 	}
-	now := e.now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, r := range reports {
-		e.usage[usageKey{r.Resource, r.WorkspaceID}] = usageEntry{count: r.Count, at: now}
-	}
-	return nil
+	return e.store.Put(ctx, reports, e.now())
 }
 
 // Usage returns the usage of every counted limit of the license whose limits apply now.
-func (e *Enforcer) Usage() []LimitUsage {
+func (e *Enforcer) Usage(ctx context.Context) ([]LimitUsage, error) {
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	lic, _ := e.effective()
+	e.mu.RUnlock()
 	out := make([]LimitUsage, 0, len(Resources))
 	for _, r := range Resources {
 		name, limit, _ := lic.Limit(r)
-		used, at := e.used(r)
+		used, at, err := e.store.Used(ctx, r)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, LimitUsage{Resource: r, LimitName: name, Limit: limit, Used: used, ReportTime: at})
 	}
-	return out
+	return out, nil
 }

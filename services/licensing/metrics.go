@@ -1,6 +1,9 @@
 package licensing
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -36,9 +39,16 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	for _, u := range c.e.Usage() {
-		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(u.Limit), u.LimitName)
-		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(u.Used), u.LimitName)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if usage, err := c.e.Usage(ctx); err == nil {
+		for _, u := range usage {
+			ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(u.Limit), u.LimitName)
+			ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(u.Used), u.LimitName)
+		}
+	} else {
+		// A scrape while the database is down shows no usage rather than wrong usage.
+		c.e.log.Warn("license usage for metrics", "err", err.Error())
 	}
 	s := c.e.Snapshot()
 	if s.License.Expires != nil {

@@ -17,6 +17,7 @@ import (
 
 	licensingv1 "github.com/vigilhq/vigil/gen/go/vigil/licensing/v1"
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
@@ -27,16 +28,22 @@ const ServiceName = "vigil.licensing.v1.LicensingService"
 // SectionName is the configuration file's section of this component.
 const SectionName = "licensing"
 
-// Module is the component's fx module. It needs *config.Config, *slog.Logger and
-// prometheus.Registerer; a license file that does not verify fails the app's start.
+// Module is the component's fx module. It needs *config.Config, *slog.Logger,
+// prometheus.Registerer and *pgxpool.Pool (usage reports live in the licensing_usage
+// table, migrated with the platform's migrations); a license file that does not verify
+// fails the app's start.
 var Module = fx.Module("licensing",
 	log.ForService("licensing"),
 	fx.Provide(
 		fx.Private,
 		func(c *config.Config) (Config, error) { return config.SectionOf[Config](c, SectionName) },
-		func(cfg Config, logger *slog.Logger) (*Enforcer, error) { return NewEnforcer(cfg, logger, time.Now) },
+		NewStore,
+		func(cfg Config, logger *slog.Logger, store *Store) (*Enforcer, error) {
+			return NewEnforcer(cfg, logger, time.Now, store)
+		},
 		NewServer,
 	),
+	db.AsMigrations("licensing", migrationFiles, "migrations"),
 	fx.Provide(rpc.AsService(NewService)),
 	fx.Invoke(registerMetrics, startWatcher),
 )

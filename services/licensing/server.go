@@ -27,8 +27,11 @@ func (s *Server) GetLicense(context.Context, *licensingv1.GetLicenseRequest) (*l
 }
 
 // GetUsage returns usage against every counted limit.
-func (s *Server) GetUsage(context.Context, *licensingv1.GetUsageRequest) (*licensingv1.GetUsageResponse, error) {
-	usage := s.enforcer.Usage()
+func (s *Server) GetUsage(ctx context.Context, _ *licensingv1.GetUsageRequest) (*licensingv1.GetUsageResponse, error) {
+	usage, err := s.enforcer.Usage(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	out := &licensingv1.GetUsageResponse{Usage: make([]*licensingv1.LimitUsage, 0, len(usage))}
 	for _, u := range usage {
 		out.Usage = append(out.Usage, &licensingv1.LimitUsage{
@@ -40,7 +43,7 @@ func (s *Server) GetUsage(context.Context, *licensingv1.GetUsageRequest) (*licen
 }
 
 // Check answers whether an action is allowed.
-func (s *Server) Check(_ context.Context, req *licensingv1.CheckRequest) (*licensingv1.CheckResponse, error) {
+func (s *Server) Check(ctx context.Context, req *licensingv1.CheckRequest) (*licensingv1.CheckResponse, error) {
 	if req.GetWorkspaceId() == "" {
 		return nil, toStatus(fmt.Errorf("%w: workspace_id: required", ErrInvalidArgument))
 	}
@@ -50,7 +53,7 @@ func (s *Server) Check(_ context.Context, req *licensingv1.CheckRequest) (*licen
 	)
 	switch subject := req.GetSubject().(type) {
 	case *licensingv1.CheckRequest_Resource:
-		v, err = s.enforcer.CheckResource(subject.Resource, req.GetRequested())
+		v, err = s.enforcer.CheckResource(ctx, subject.Resource, req.GetRequested())
 	case *licensingv1.CheckRequest_Unit:
 		v, err = s.enforcer.CheckUnit(subject.Unit)
 	case *licensingv1.CheckRequest_Feature:
@@ -68,12 +71,12 @@ func (s *Server) Check(_ context.Context, req *licensingv1.CheckRequest) (*licen
 }
 
 // ReportUsage records absolute usage counts.
-func (s *Server) ReportUsage(_ context.Context, req *licensingv1.ReportUsageRequest) (*licensingv1.ReportUsageResponse, error) {
+func (s *Server) ReportUsage(ctx context.Context, req *licensingv1.ReportUsageRequest) (*licensingv1.ReportUsageResponse, error) {
 	reports := make([]UsageReport, 0, len(req.GetReports()))
 	for _, r := range req.GetReports() {
 		reports = append(reports, UsageReport{WorkspaceID: r.GetWorkspaceId(), Resource: r.GetResource(), Count: r.GetCount()})
 	}
-	if err := s.enforcer.ReportUsage(reports); err != nil {
+	if err := s.enforcer.ReportUsage(ctx, reports); err != nil {
 		return nil, toStatus(err)
 	}
 	return &licensingv1.ReportUsageResponse{}, nil

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ import (
 	licensingv1 "github.com/vigilhq/vigil/gen/go/vigil/licensing/v1"
 	"github.com/vigilhq/vigil/internal/testkit/grpctest"
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/db"
+	"github.com/vigilhq/vigil/platform/dbtest"
 	"github.com/vigilhq/vigil/platform/rpc"
 	"github.com/vigilhq/vigil/services/licensing"
 )
@@ -40,16 +43,24 @@ func (allowAll) Authorize(ctx context.Context, _ string) (context.Context, error
 	return rpc.WithPrincipal(ctx, &rpc.Principal{Kind: commonv1.Access_KIND_INTERNAL, SubjectID: "internal"}), nil
 }
 
-// newApp builds the licensing module from a configuration file's text.
-func newApp(t *testing.T, configYAML string, reg *prometheus.Registry) (*fx.App, *rpc.Service) {
+// newApp builds the licensing module from a configuration file's text, on the database
+// at databaseURL (migrated by the platform's pool when the app starts).
+func newApp(t *testing.T, configYAML, databaseURL string, reg *prometheus.Registry) (*fx.App, *rpc.Service) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(configYAML), func(string) (string, bool) { return "", false }, func() []string { return nil })
+	env := func(k string) (string, bool) {
+		if k == "VIGIL_DATABASE_URL" {
+			return databaseURL, true
+		}
+		return "", false
+	}
+	cfg, err := config.Parse([]byte(configYAML), env, func() []string { return nil })
 	require.NoError(t, err)
 	var svc rpc.Service
 	app := fx.New(
 		fx.NopLogger,
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
 		fx.Provide(func() prometheus.Registerer { return reg }),
+		db.Module,
 		licensing.Module,
 		fx.Invoke(fx.Annotate(func(s []rpc.Service) {
 			if len(s) == 1 {
@@ -66,16 +77,44 @@ type started struct {
 	reg    *prometheus.Registry
 }
 
-// start runs the licensing module on the platform's gRPC server until the test ends.
+// start runs the licensing module on a fresh database and the platform's gRPC server
+// until the test ends.
 func start(t *testing.T, configYAML string) started {
 	t.Helper()
+	s, _ := startOn(t, configYAML, dbtest.New(t).URL)
+	return s
+}
+
+// startOn is start on a given database; stop ends the app early.
+func startOn(t *testing.T, configYAML, databaseURL string) (s started, stop func()) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	app, svc := newApp(t, configYAML, reg)
+	app, svc := newApp(t, configYAML, databaseURL, reg)
 	require.NoError(t, app.Err())
 	require.NoError(t, app.Start(t.Context()))
-	t.Cleanup(func() { require.NoError(t, app.Stop(context.Background())) })
+	var once sync.Once
+	stop = func() { once.Do(func() { require.NoError(t, app.Stop(context.Background())) }) }
+	t.Cleanup(stop)
 	conn := grpctest.New(t, grpctest.Options{Authorizer: allowAll{}}, *svc)
-	return started{conn: conn, client: licensingv1.NewLicensingServiceClient(conn), reg: reg}
+	return started{conn: conn, client: licensingv1.NewLicensingServiceClient(conn), reg: reg}, stop
+}
+
+// Usage is kept in PostgreSQL: a restarted licensing service still refuses beyond the
+// limit without waiting for new reports.
+func TestUsageSurvivesRestart(t *testing.T) {
+	privPath, pubPath := keys(t)
+	cfg := configFor(sign(t, privPath, smallSpec), pubPath)
+	d := dbtest.New(t)
+
+	first, stop := startOn(t, cfg, d.URL)
+	require.NoError(t, licensing.NewChecker(first.conn).ReportUsage(t.Context(),
+		licensing.UsageReport{WorkspaceID: "ws1", Resource: licensingv1.Resource_RESOURCE_AGENTS, Count: 1}))
+	stop()
+
+	second, _ := startOn(t, cfg, d.URL)
+	err := licensing.NewChecker(second.conn).CheckResource(t.Context(), "ws1", licensingv1.Resource_RESOURCE_AGENTS, 1)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err))
+	require.ErrorContains(t, err, "max_agents reached: 1 of 1 used")
 }
 
 func configFor(licPath, pubPath string) string {
@@ -136,7 +175,8 @@ func TestStartRefusesBadFiles(t *testing.T) {
 		"negative poll": {"licensing:\n  watch_interval: -1s\n", "watch_interval"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			app, _ := newApp(t, tc.config, prometheus.NewRegistry())
+			// The license is judged when the app is built, before anything connects.
+			app, _ := newApp(t, tc.config, dbtest.DefaultURL, prometheus.NewRegistry())
 			err := app.Err()
 			require.Error(t, err)
 			require.ErrorContains(t, err, tc.want)
