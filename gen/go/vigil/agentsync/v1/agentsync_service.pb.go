@@ -1386,8 +1386,10 @@ func (x *ProfileDelta) GetHasMore() bool {
 // One activity update going up.
 type ActivityUpload struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The update; images inline (bytes) or as object keys the agent uploaded with
-	// presigned URLs. Idempotent by (update.activity_id, update.sequence).
+	// Required. The update, its images inline (Image.data, at most
+	// AgentConfig.max_image_bytes each; agents cannot write to the object store, so an
+	// Image.object_key is rejected). agent-sync stores the images and forwards their keys.
+	// Idempotent by (update.activity_id, update.sequence).
 	Update        *v11.ActivityUpdate `protobuf:"bytes,1,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
