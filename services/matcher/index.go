@@ -307,3 +307,27 @@ func (l loader) finish() {
 		w.mu.Unlock()
 	}
 }
+
+// BuildANN (re)builds the IVF index of every gallery of a workspace that holds at
+// least minTemplates rows, with nlist lists (0: about sqrt(n)). The service builds
+// them by itself as galleries grow; this is for operators and the benchmark.
+func (ix *Index) BuildANN(workspace string, minTemplates, nlist int) {
+	w := ix.workspace(workspace, false)
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, g := range w.galleries {
+		if g.size >= minTemplates {
+			n := nlist
+			if n <= 0 {
+				n = nlistFor(g.size)
+			}
+			g.buildIVF(n, uint64(g.size))
+		}
+	}
+}
+
+// KernelName says which int8 kernel this process uses ("avx2" or "generic").
+func KernelName() string { return kernelName }

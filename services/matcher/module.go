@@ -1,21 +1,21 @@
 package matcher
 
 import (
-	"context"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
 	"google.golang.org/grpc"
 
 	matcherv1 "github.com/vigilhq/vigil/gen/go/vigil/matcher/v1"
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
 // Module is the matcher component. It needs the platform's *config.Config,
-// *slog.Logger, prometheus.Registerer, *pgxpool.Pool and rpc.Peers. Its start hook
+// *slog.Logger, prometheus.Registerer, *pgxpool.Pool and rpc.Peers, and contributes
+// its migrations (version table goose_matcher). Its start hook
 // loads the whole index from PostgreSQL; the platform's gRPC server starts serving
 // (and reports SERVING) only after every component's start hook, so the first search
 // finds the index complete.
@@ -34,6 +34,7 @@ var Module = fx.Module("matcher",
 		NewServer,
 	),
 	fx.Provide(rpc.AsService(newService)),
+	db.AsMigrations(migrations.Service, migrations.FS, migrations.Dir),
 	fx.Invoke(registerStart),
 )
 
@@ -68,13 +69,8 @@ func newService(s *Server) rpc.Service {
 	}
 }
 
-func registerStart(lc fx.Lifecycle, core *config.Config, pool *pgxpool.Pool, m *Matcher) {
-	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
-		if core.AutoMigrate {
-			if err := Migrate(ctx, pool); err != nil {
-				return err
-			}
-		}
-		return m.Load(ctx)
-	}})
+// registerStart loads the index when the app starts. The platform's hooks run
+// first (its auto-migration included), the gRPC server's last.
+func registerStart(lc fx.Lifecycle, m *Matcher) {
+	lc.Append(fx.Hook{OnStart: m.Load})
 }
