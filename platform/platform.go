@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/vigilhq/vigil/platform/cache"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/grpcserver"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/metrics"
 	"github.com/vigilhq/vigil/platform/objstore"
+	"github.com/vigilhq/vigil/platform/pubsub"
 )
 
 // Options is what the root of every Vigil app starts with: the platform module and fx's
@@ -31,6 +33,8 @@ var Module = fx.Module("platform",
 	db.Module,
 	kafka.Module,
 	objstore.Module,
+	pubsub.Module,
+	cache.Module,
 	fx.Invoke(logEffectiveConfig),
 )
 

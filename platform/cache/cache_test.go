@@ -1,0 +1,144 @@
+package cache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigilhq/vigil/platform/cache"
+	"github.com/vigilhq/vigil/platform/pubsub"
+)
+
+const redisAddr = "127.0.0.1:6379"
+
+func redisClient(t *testing.T) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: redisAddr})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Redis is not reachable at %s: %v\nRun the tests with `make test` (it starts what they need) or start redis-server.", redisAddr, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func uniqueKey() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "test:" + hex.EncodeToString(b)
+}
+
+// replicas returns two caches that behave like two processes of one deployment.
+func replicas(t *testing.T, withRedis bool) (*cache.Cache, *cache.Cache) {
+	logger := slog.New(slog.DiscardHandler)
+	var a, b *cache.Cache
+	var err error
+	if withRedis {
+		ra, rb := redisClient(t), redisClient(t)
+		a, err = cache.New(context.Background(), ra, pubsub.NewRedis(ra, logger), cache.Options{}, logger)
+		require.NoError(t, err)
+		b, err = cache.New(context.Background(), rb, pubsub.NewRedis(rb, logger), cache.Options{}, logger)
+		require.NoError(t, err)
+	} else {
+		ps := pubsub.NewMemory(logger)
+		a, err = cache.New(context.Background(), nil, ps, cache.Options{}, logger)
+		require.NoError(t, err)
+		b, err = cache.New(context.Background(), nil, ps, cache.Options{}, logger)
+		require.NoError(t, err)
+	}
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	return a, b
+}
+
+func TestCache(t *testing.T) {
+	for _, withRedis := range []bool{false, true} {
+		name := "in-process"
+		if withRedis {
+			name = "redis"
+		}
+		t.Run(name, func(t *testing.T) {
+			a, b := replicas(t, withRedis)
+			ctx := context.Background()
+			key := uniqueKey()
+
+			_, ok, err := a.Get(ctx, key)
+			require.NoError(t, err)
+			require.False(t, ok)
+
+			require.NoError(t, a.Set(ctx, key, []byte("v1"), time.Minute))
+			v, ok, err := a.Get(ctx, key)
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.Equal(t, "v1", string(v))
+
+			if withRedis {
+				// The shared tier serves the other replica, which then holds a local copy.
+				v, ok, err = b.Get(ctx, key)
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.Equal(t, "v1", string(v))
+			} else {
+				require.NoError(t, b.Set(ctx, key, []byte("v1"), time.Minute))
+			}
+
+			// A replaces the value: B drops its local copy (then, with Redis, reads v2).
+			require.NoError(t, a.Set(ctx, key, []byte("v2"), time.Minute))
+			require.Eventually(t, func() bool {
+				v, ok, err := b.Get(ctx, key)
+				require.NoError(t, err)
+				if withRedis {
+					return ok && string(v) == "v2"
+				}
+				return !ok
+			}, 5*time.Second, 5*time.Millisecond)
+
+			// Delete reaches every replica.
+			require.NoError(t, b.Set(ctx, key, []byte("v3"), time.Minute))
+			require.NoError(t, a.Delete(ctx, key))
+			require.Eventually(t, func() bool {
+				_, ok, err := b.Get(ctx, key)
+				require.NoError(t, err)
+				return !ok
+			}, 5*time.Second, 5*time.Millisecond)
+			_, ok, err = a.Get(ctx, key)
+			require.NoError(t, err)
+			require.False(t, ok)
+
+			// TTL.
+			require.NoError(t, a.Set(ctx, key, []byte("short"), 50*time.Millisecond))
+			require.Eventually(t, func() bool {
+				_, ok, err := a.Get(ctx, key)
+				require.NoError(t, err)
+				return !ok
+			}, 5*time.Second, 10*time.Millisecond)
+
+			require.Error(t, a.Set(ctx, key, []byte("x"), 0))
+		})
+	}
+}
+
+func TestLocalTierIsBounded(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	c, err := cache.New(context.Background(), nil, pubsub.NewMemory(logger), cache.Options{MaxEntries: 10}, logger)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := context.Background()
+	for i := range 100 {
+		require.NoError(t, c.Set(ctx, uniqueKey(), []byte{byte(i)}, time.Minute))
+	}
+	require.LessOrEqual(t, c.LocalLen(), 10)
+	last := uniqueKey()
+	require.NoError(t, c.Set(ctx, last, []byte("last"), time.Minute))
+	v, ok, err := c.Get(ctx, last)
+	require.NoError(t, err)
+	require.True(t, ok, "the newest entry is kept")
+	require.Equal(t, "last", string(v))
+}
