@@ -140,7 +140,7 @@ func (e *Enforcer) Reload() (*License, error) {
 }
 
 // reloadIfChanged reloads when the file's content differs from the last content tried.
-// It reports whether it reloaded (successfully or not).
+// It reports whether it tried (successfully or not).
 func (e *Enforcer) reloadIfChanged() bool {
 	if e.cfg.LicenseFile == "" {
 		return false
