@@ -54,18 +54,27 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"GetPerson", func() error { _, err := e.persons().GetPerson(b, &backendv1.GetPersonRequest{PersonId: pid}); return err }},
+		{"GetPerson", func() error {
+			_, err := e.persons().GetPerson(b, &backendv1.GetPersonRequest{PersonId: pid})
+			return err
+		}},
 		{"UpdatePerson", func() error {
 			_, err := e.persons().UpdatePerson(b, &backendv1.UpdatePersonRequest{Person: &backendv1.Person{Id: pid, Name: "pwned"}})
 			return err
 		}},
-		{"DeletePerson", func() error { _, err := e.persons().DeletePerson(b, &backendv1.DeletePersonRequest{PersonId: pid}); return err }},
+		{"DeletePerson", func() error {
+			_, err := e.persons().DeletePerson(b, &backendv1.DeletePersonRequest{PersonId: pid})
+			return err
+		}},
 		{"AddPhoto", func() error {
 			_, err := e.persons().AddPhoto(b, &backendv1.AddPhotoRequest{PersonId: pid, Image: pngHeader})
 			return err
 		}},
 		{"GetGroup", func() error { _, err := e.groups().GetGroup(b, &backendv1.GetGroupRequest{GroupId: gid}); return err }},
-		{"DeleteGroup", func() error { _, err := e.groups().DeleteGroup(b, &backendv1.DeleteGroupRequest{GroupId: gid}); return err }},
+		{"DeleteGroup", func() error {
+			_, err := e.groups().DeleteGroup(b, &backendv1.DeleteGroupRequest{GroupId: gid})
+			return err
+		}},
 		{"CreatePerson in A's group", func() error {
 			_, err := e.persons().CreatePerson(b, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "x", GroupIds: []string{gid}}})
 			return err
@@ -79,22 +88,37 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 			_, err := e.agents().CreateCamera(b, &backendv1.CreateCameraRequest{Camera: &backendv1.Camera{AgentId: aid, Name: "spy"}})
 			return err
 		}},
-		{"GetCamera", func() error { _, err := e.agents().GetCamera(b, &backendv1.GetCameraRequest{CameraId: cid}); return err }},
-		{"DeleteCamera", func() error { _, err := e.agents().DeleteCamera(b, &backendv1.DeleteCameraRequest{CameraId: cid}); return err }},
-		{"GetWebhook", func() error { _, err := e.webhooks().GetWebhook(b, &backendv1.GetWebhookRequest{WebhookId: wid}); return err }},
+		{"GetCamera", func() error {
+			_, err := e.agents().GetCamera(b, &backendv1.GetCameraRequest{CameraId: cid})
+			return err
+		}},
+		{"DeleteCamera", func() error {
+			_, err := e.agents().DeleteCamera(b, &backendv1.DeleteCameraRequest{CameraId: cid})
+			return err
+		}},
+		{"GetWebhook", func() error {
+			_, err := e.webhooks().GetWebhook(b, &backendv1.GetWebhookRequest{WebhookId: wid})
+			return err
+		}},
 		{"ListWebhookDeliveries", func() error {
 			_, err := e.webhooks().ListWebhookDeliveries(b, &backendv1.ListWebhookDeliveriesRequest{WebhookId: wid})
 			return err
 		}},
 		{"GetApiKey", func() error { _, err := e.keys().GetApiKey(b, &backendv1.GetApiKeyRequest{ApiKeyId: kid}); return err }},
-		{"RevokeApiKey", func() error { _, err := e.keys().RevokeApiKey(b, &backendv1.RevokeApiKeyRequest{ApiKeyId: kid}); return err }},
+		{"RevokeApiKey", func() error {
+			_, err := e.keys().RevokeApiKey(b, &backendv1.RevokeApiKeyRequest{ApiKeyId: kid})
+			return err
+		}},
 		{"GetUser", func() error { _, err := e.users().GetUser(b, &backendv1.GetUserRequest{UserId: uid}); return err }},
 		{"UpdateUser password", func() error {
 			pw := "hijacked password!"
 			_, err := e.users().UpdateUser(b, &backendv1.UpdateUserRequest{UserId: uid, Password: &pw})
 			return err
 		}},
-		{"GetEvent", func() error { _, err := e.events().GetEvent(b, &backendv1.GetEventRequest{EventId: "ev-a-1"}); return err }},
+		{"GetEvent", func() error {
+			_, err := e.events().GetEvent(b, &backendv1.GetEventRequest{EventId: "ev-a-1"})
+			return err
+		}},
 	}
 	for _, tc := range byID {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +142,9 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 		{"ListCameras", func() (proto.Message, error) { return e.agents().ListCameras(b, &backendv1.ListCamerasRequest{}) }},
 		{"ListWebhooks", func() (proto.Message, error) { return e.webhooks().ListWebhooks(b, &backendv1.ListWebhooksRequest{}) }},
 		{"ListApiKeys", func() (proto.Message, error) { return e.keys().ListApiKeys(b, &backendv1.ListApiKeysRequest{}) }},
-		{"ListEvents", func() (proto.Message, error) { return e.events().ListEvents(b, &backendv1.ListEventsRequest{PersonId: pid}) }},
+		{"ListEvents", func() (proto.Message, error) {
+			return e.events().ListEvents(b, &backendv1.ListEventsRequest{PersonId: pid})
+		}},
 	}
 	for _, tc := range lists {
 		t.Run(tc.name, func(t *testing.T) {
