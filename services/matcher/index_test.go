@@ -113,7 +113,7 @@ func TestExactSearchMatchesFloat64Reference(t *testing.T) {
 			queries[i] = randomUnit(rng, dim)
 		}
 	}
-	for _, kernel := range []string{"generic", "avx2"} {
+	for _, kernel := range []string{"generic", "avx2", "avx512vnni"} {
 		restore := setKernel(kernel)
 		ix := newLoadedIndex(t, IndexConfig{}, "ws", ts, groups)
 		for _, tc := range []struct {

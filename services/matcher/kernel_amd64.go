@@ -12,11 +12,40 @@ import (
 //go:noescape
 func dotsInt8AVX2(q *int8, absq *int8, codes *int8, dim, n int, out *int32)
 
+// dotsInt8VNNI needs dim to be a multiple of 64 and n a multiple of 4.
+//
+//go:noescape
+func dotsInt8VNNI(q *int8, codes *int8, dim, n int, out *int32, qbias int32)
+
+var hasVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI
+
 func init() {
-	// VIGIL_MATCHER_KERNEL=generic forces the portable path (tests compare both).
-	if cpu.X86.HasAVX2 && os.Getenv("VIGIL_MATCHER_KERNEL") != "generic" {
-		dotsInt8 = dotsInt8Dispatch
-		kernelName = "avx2"
+	// VIGIL_MATCHER_KERNEL=generic|avx2 forces a path (tests compare all of them).
+	want := os.Getenv("VIGIL_MATCHER_KERNEL")
+	switch {
+	case want == "generic":
+	case hasVNNI && want != "avx2":
+		dotsInt8, kernelName = dotsInt8DispatchVNNI, "avx512vnni"
+	case cpu.X86.HasAVX2:
+		dotsInt8, kernelName = dotsInt8Dispatch, "avx2"
+	}
+}
+
+func dotsInt8DispatchVNNI(q []int8, codes []int8, dim, n int, out []int32) {
+	if dim%64 != 0 || len(q) != dim || n < 4 {
+		dotsInt8Dispatch(q, codes, dim, n, out)
+		return
+	}
+	var sum int32
+	for _, v := range q {
+		sum += int32(v)
+	}
+	main := n &^ 3
+	_ = codes[main*dim-1]
+	_ = out[main-1]
+	dotsInt8VNNI(&q[0], &codes[0], dim, main, &out[0], 128*sum)
+	if main < n {
+		dotsInt8Generic(q, codes[main*dim:], dim, n-main, out[main:])
 	}
 }
 
@@ -61,6 +90,10 @@ func setKernel(name string) (restore func()) {
 	case "avx2":
 		if cpu.X86.HasAVX2 {
 			dotsInt8, kernelName = dotsInt8Dispatch, "avx2"
+		}
+	case "avx512vnni":
+		if hasVNNI {
+			dotsInt8, kernelName = dotsInt8DispatchVNNI, "avx512vnni"
 		}
 	}
 	return func() { dotsInt8, kernelName = prevFn, prevName }

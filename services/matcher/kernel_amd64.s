@@ -76,3 +76,74 @@ cols:
 done:
 	VZEROUPPER
 	RET
+
+// func dotsInt8VNNI(q *int8, codes *int8, dim, n int, out *int32, qbias int32)
+//
+// AVX-512 VNNI: VPDPBUSD multiplies unsigned by signed bytes and adds groups of four
+// into int32 lanes in one instruction. The stored row is signed, so it is flipped to
+// unsigned with XOR 0x80 (t+128) and the query stays signed:
+// dot(t+128, q) = dot(t, q) + 128*sum(q), and qbias = 128*sum(q) is subtracted at the
+// end. dim must be a multiple of 64 and n of 4.
+TEXT ·dotsInt8VNNI(SB), NOSPLIT, $0-44
+	MOVQ q+0(FP), SI
+	MOVQ codes+8(FP), BX
+	MOVQ dim+16(FP), CX
+	MOVQ n+24(FP), DX
+	MOVQ out+32(FP), R8
+	MOVL qbias+40(FP), AX
+	VPBROADCASTD AX, X14
+	MOVQ $0x8080808080808080, AX
+	VPBROADCASTQ AX, Z31
+	LEAQ (CX)(CX*2), R9
+
+vrows:
+	CMPQ DX, $4
+	JL   vdone
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	XORQ R10, R10
+
+vcols:
+	VMOVDQU64 (SI)(R10*1), Z4
+	LEAQ      (BX)(R10*1), R11
+
+	VPXORD   (R11), Z31, Z6
+	VPDPBUSD Z4, Z6, Z0
+	VPXORD   (R11)(CX*1), Z31, Z7
+	VPDPBUSD Z4, Z7, Z1
+	VPXORD   (R11)(CX*2), Z31, Z8
+	VPDPBUSD Z4, Z8, Z2
+	VPXORD   (R11)(R9*1), Z31, Z9
+	VPDPBUSD Z4, Z9, Z3
+
+	ADDQ $64, R10
+	CMPQ R10, CX
+	JL   vcols
+
+	// 512 -> 256 bits per accumulator, then the AVX2 reduction of four.
+	VEXTRACTI64X4 $1, Z0, Y10
+	VPADDD        Y10, Y0, Y0
+	VEXTRACTI64X4 $1, Z1, Y11
+	VPADDD        Y11, Y1, Y1
+	VEXTRACTI64X4 $1, Z2, Y12
+	VPADDD        Y12, Y2, Y2
+	VEXTRACTI64X4 $1, Z3, Y13
+	VPADDD        Y13, Y3, Y3
+	VPHADDD       Y1, Y0, Y0
+	VPHADDD       Y3, Y2, Y2
+	VPHADDD       Y2, Y0, Y0
+	VEXTRACTI128  $1, Y0, X1
+	VPADDD        X1, X0, X0
+	VPSUBD        X14, X0, X0
+	VMOVDQU       X0, (R8)
+
+	ADDQ $16, R8
+	LEAQ (BX)(CX*4), BX
+	SUBQ $4, DX
+	JMP  vrows
+
+vdone:
+	VZEROUPPER
+	RET

@@ -9,7 +9,7 @@ import (
 
 func TestDotsInt8KernelsAgree(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct{ dim, n int }{{128, 1}, {128, 4}, {128, 37}, {64, 9}, {96, 8}, {33, 5}, {512, 13}} {
+	for _, tc := range []struct{ dim, n int }{{128, 1}, {128, 4}, {128, 37}, {64, 9}, {96, 8}, {33, 5}, {512, 13}, {192, 7}} {
 		q := make([]int8, tc.dim)
 		codes := make([]int8, tc.dim*tc.n)
 		for i := range q {
@@ -31,12 +31,40 @@ func TestDotsInt8KernelsAgree(t *testing.T) {
 			}
 			want[r] = s
 		}
-		for _, k := range []string{"generic", "avx2"} {
+		for _, k := range []string{"generic", "avx2", "avx512vnni"} {
 			restore := setKernel(k)
 			got := make([]int32, tc.n)
 			dotsInt8(q, codes, tc.dim, tc.n, got)
 			restore()
 			require.Equal(t, want, got, "kernel %s dim %d n %d", k, tc.dim, tc.n)
 		}
+	}
+}
+
+// BenchmarkDotsInt8 scores a 256-row block (the scan's unit) with each kernel.
+func BenchmarkDotsInt8(b *testing.B) {
+	const dim, n = 128, 256
+	rng := rand.New(rand.NewPCG(1, 2))
+	q := make([]int8, dim)
+	codes := make([]int8, dim*n)
+	for i := range q {
+		q[i] = int8(rng.IntN(255) - 127)
+	}
+	for i := range codes {
+		codes[i] = int8(rng.IntN(255) - 127)
+	}
+	out := make([]int32, n)
+	for _, k := range []string{"generic", "avx2", "avx512vnni"} {
+		b.Run(k, func(b *testing.B) {
+			restore := setKernel(k)
+			defer restore()
+			if kernelName != k {
+				b.Skip("not supported here")
+			}
+			b.SetBytes(dim * n)
+			for b.Loop() {
+				dotsInt8(q, codes, dim, n, out)
+			}
+		})
 	}
 }
