@@ -144,6 +144,18 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 // Addr is the address the gateway listens on.
 func (g *Gateway) Addr() string { return g.listener.Addr().String() }
 
+// DialAddr is the address to reach the gateway at: a wildcard host becomes loopback.
+func (g *Gateway) DialAddr() string {
+	host, port, err := net.SplitHostPort(g.Addr())
+	if err != nil {
+		return g.Addr()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
 // Start serves in the background.
 func (g *Gateway) Start(context.Context) error {
 	go func() {

@@ -27,7 +27,8 @@ const (
 
 // appOptions is the whole process: the platform, the chosen components, then the servers
 // (root invokes run after the modules', so the servers start after every component's
-// start hook and stop before them), then the front door.
+// start hook and stop before them), then the front door (the load balancer, in `vigil
+// all`), which starts last and drains first.
 func appOptions(cfg *config.Config, names []string, m mode, extra ...fx.Option) []fx.Option {
 	opts := []fx.Option{
 		fx.Supply(cfg),
@@ -36,7 +37,6 @@ func appOptions(cfg *config.Config, names []string, m mode, extra ...fx.Option) 
 	for _, n := range names {
 		opts = append(opts, components[n])
 	}
-	opts = append(opts, extra...)
 	opts = append(opts,
 		gateway.Module,
 		grpcserver.Serve,
@@ -45,7 +45,8 @@ func appOptions(cfg *config.Config, names []string, m mode, extra ...fx.Option) 
 	if m == modeAll {
 		opts = append(opts, frontDoor()...)
 	}
-	return opts
+	// Extra options (tests) come last, so their start hooks see everything started.
+	return append(opts, extra...)
 }
 
 // prepareConfig settles what a mode changes in the loaded config.

@@ -1,16 +1,110 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/fx"
+
+	"github.com/vigilhq/vigil/gateway"
+	"github.com/vigilhq/vigil/lb"
+	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/grpcserver"
+	vlog "github.com/vigilhq/vigil/platform/log"
+	"github.com/vigilhq/vigil/platform/metrics"
 )
 
-// frontDoorAvailable says whether the load balancer is built in; until the lb package
-// offers its server, `vigil all` serves the gateway on the public port directly.
-const frontDoorAvailable = false
+// frontDoorAvailable says whether `vigil all` puts the load balancer in front of the
+// gateway (otherwise the gateway itself takes the public port).
+const frontDoorAvailable = true
 
-// frontDoor is the load balancer in front of the gateway in `vigil all`.
-func frontDoor() []fx.Option { return nil }
+// frontDoor runs the load balancer on public_listen in `vigil all`: REST to the gateway,
+// gRPC (h2c) to the gRPC listener. It is the last root invoke, so it starts after the
+// gateway and stops (drains) before it.
+func frontDoor() []fx.Option {
+	return []fx.Option{
+		fx.Provide(newFrontDoor),
+		fx.Invoke(func(lc fx.Lifecycle, s *lb.Server) {
+			lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Shutdown})
+		}),
+	}
+}
 
-// extraCommands are the subcommands provided by other packages (vigil lb, vigil license).
-func extraCommands(*globalFlags) []*cobra.Command { return nil }
+func newFrontDoor(cfg *config.Config, l *slog.Logger, reg prometheus.Registerer,
+	ln *grpcserver.Listener, gw *gateway.Gateway) (*lb.Server, error) {
+	return lb.New(lb.DefaultAllInOne(cfg.PublicListen, gw.DialAddr(), ln.DialAddr()), l.With("service", "lb"), reg)
+}
+
+// lbMetricsListenEnv names where a standalone `vigil lb` serves /metrics
+// (default 127.0.0.1:9101; empty turns it off).
+const lbMetricsListenEnv = "VIGIL_LB_METRICS_LISTEN"
+
+// extraCommands are the subcommands provided by other packages.
+func extraCommands(g *globalFlags) []*cobra.Command {
+	return []*cobra.Command{{
+		Use:   "lb",
+		Short: "Run the load balancer alone (--config is its YAML; reloaded on SIGHUP and on change)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.configPath == "" {
+				return errors.New("lb: --config lb.yaml is required")
+			}
+			level, err := config.ParseLevel(orDefault(g.logLevel, "info"))
+			if err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return runLB(ctx, g.configPath, vlog.New(os.Stderr, level), envOr(lbMetricsListenEnv, "127.0.0.1:9101"))
+		},
+	}}
+}
+
+// runLB serves the load balancer from path until ctx ends, then drains it.
+func runLB(ctx context.Context, path string, l *slog.Logger, metricsListen string) error {
+	cfg, err := lb.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	reg := metrics.NewRegistry()
+	s, err := lb.New(cfg, l.With("service", "lb"), reg)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		_ = s.Shutdown(context.Background())
+		return err
+	}
+	var ms *http.Server
+	if metricsListen != "" {
+		ms = &http.Server{Addr: metricsListen, Handler: metrics.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				l.Error("lb metrics listener failed", vlog.Err(err))
+			}
+		}()
+	}
+	go func() { _ = lb.WatchConfig(ctx, path, s) }()
+	l.Info("lb serving", "addrs", s.Addrs(), "metrics", metricsListen)
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ms != nil {
+		_ = ms.Shutdown(stopCtx)
+	}
+	return s.Shutdown(stopCtx)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilhq/vigil/gateway"
 	"github.com/vigilhq/vigil/internal/testkit/testsvc"
+	"github.com/vigilhq/vigil/lb"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/dbtest"
 	"github.com/vigilhq/vigil/platform/grpcserver"
@@ -43,12 +44,13 @@ func testConfig(t *testing.T) *config.Config {
 }
 
 // addrs are the listening addresses of a started process.
-type addrs struct{ grpc, http string }
+type addrs struct{ grpc, http, public string }
 
-// reportAddrs sends the process's addresses once it has started.
+// reportAddrs sends the process's addresses once it has started (the last start hook,
+// after the load balancer's).
 func reportAddrs(ch chan<- addrs) fx.Option {
-	return fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server, g *gateway.Gateway) {
-		lc.Append(fx.StartHook(func() { ch <- addrs{grpc: s.Addr(), http: g.Addr()} }))
+	return fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server, g *gateway.Gateway, front *lb.Server) {
+		lc.Append(fx.StartHook(func() { ch <- addrs{grpc: s.Addr(), http: g.Addr(), public: front.Addr()} }))
 	})
 }
 
@@ -83,7 +85,8 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	}
 	resc := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+a.http+testsvc.UnaryPath,
+		// Through the public port: load balancer, gateway, gRPC server.
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.public+testsvc.UnaryPath,
 			strings.NewReader(`{"payload":{"body":"`+b64(testsvc.Wait)+`"}}`))
 		req.Header.Set("Authorization", "Bearer tok")
 		req.Header.Set("Content-Type", "application/json")
@@ -99,9 +102,9 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	require.Eventually(t, func() bool { return svc.Waiting.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
-	// Shutdown has begun once the gateway stops accepting connections.
+	// Shutdown has begun once the public port stops accepting connections.
 	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", a.http, 100*time.Millisecond)
+		c, err := net.DialTimeout("tcp", a.public, 100*time.Millisecond)
 		if err != nil {
 			return true
 		}
@@ -157,10 +160,19 @@ func TestAllServesHealthForEveryComponent(t *testing.T) {
 		require.NoError(t, err, n)
 		require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status, n)
 	}
-	resp, err := http.Get("http://" + a.http + "/healthz")
+	for _, base := range []string{a.http, a.public} {
+		resp, err := http.Get("http://" + base + "/healthz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, base)
+	}
+	// gRPC through the public port (h2c, routed by content type).
+	pub, err := grpc.NewClient(a.public, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	defer pub.Close()
+	hresp, err := healthpb.NewHealthClient(pub).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hresp.Status)
 
 	cancel()
 	require.NoError(t, <-done)
