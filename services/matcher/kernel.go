@@ -14,18 +14,19 @@ var dotsInt8 = dotsInt8Generic
 var kernelName = "generic"
 
 func dotsInt8Generic(q []int8, codes []int8, dim, n int, out []int32) {
-	for r := 0; r < n; r++ {
+	out = out[:n]
+	for r := range out {
 		row := codes[r*dim : r*dim+dim]
-		row = row[:len(q)]
 		var s0, s1, s2, s3 int32
 		i := 0
-		for ; i+4 <= len(q); i += 4 {
-			s0 += int32(q[i]) * int32(row[i])
-			s1 += int32(q[i+1]) * int32(row[i+1])
-			s2 += int32(q[i+2]) * int32(row[i+2])
-			s3 += int32(q[i+3]) * int32(row[i+3])
+		for ; i+4 <= len(q) && i+4 <= len(row); i += 4 {
+			a, b := q[i:i+4:i+4], row[i:i+4:i+4] // one bounds check per four products
+			s0 += int32(a[0]) * int32(b[0])
+			s1 += int32(a[1]) * int32(b[1])
+			s2 += int32(a[2]) * int32(b[2])
+			s3 += int32(a[3]) * int32(b[3])
 		}
-		for ; i < len(q); i++ {
+		for ; i < len(q) && i < len(row); i++ {
 			s0 += int32(q[i]) * int32(row[i])
 		}
 		out[r] = s0 + s1 + s2 + s3
