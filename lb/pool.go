@@ -3,7 +3,6 @@ package lb
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sync/atomic"
 )
@@ -18,7 +17,7 @@ type Pool struct {
 	cfg       PoolConfig
 	upstreams []*Upstream
 	picker    Picker
-	transport *http.Transport
+	transport upstreamTransport
 	scheme    string
 	active    *activeChecker // nil without health_check
 	log       *slog.Logger

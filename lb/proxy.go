@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,14 +206,19 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, ex *ex
 // only the wait for response headers, so streams may outlive it.
 func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout time.Duration) (*http.Response, context.CancelFunc, error) {
 	u.inflight.Add(1)
-	ctx, cancel := context.WithCancelCause(out.Context())
-	cancelFn := func() { cancel(nil) }
+	ctx, cancelFn := out.Context(), noCancel
 	var timer *time.Timer
 	if tryTimeout > 0 {
+		// Only a try time-out needs a context of its own; without one the
+		// request's context already ends the attempt.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		cancelFn = func() { cancel(nil) }
 		timer = time.AfterFunc(tryTimeout, func() { cancel(errTryTimeout) })
+		out = out.WithContext(ctx)
 	}
 	start := time.Now()
-	res, err := pool.transport.RoundTrip(out.WithContext(ctx))
+	res, err := pool.transport.RoundTrip(out)
 	if timer != nil && !timer.Stop() && err == nil {
 		// The timer fired as the headers arrived; the context is already
 		// cancelled, so the body could not be read.
@@ -260,11 +266,13 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	}
 	w.WriteHeader(res.StatusCode)
 	rc := http.NewResponseController(w)
-	flush := res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream")
-	if flush {
-		_ = rc.Flush()
+	var n int64
+	var err error
+	if res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		n, err = copyStreaming(w, rc, res.Body)
+	} else {
+		n, err = copyBody(w, res.Body)
 	}
-	n, err := copyBody(w, rc, res.Body, flush)
 	ex.bytes = n
 	if err != nil {
 		ex.err = err
@@ -288,9 +296,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 
 var errUpstreamRead = errors.New("reading upstream response")
 
+func noCancel() {}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func copyBody(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
+// copyBody copies a body of known length; the server flushes at the end.
+func copyBody(w io.Writer, body io.Reader) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -303,17 +314,83 @@ func copyBody(w io.Writer, rc *http.ResponseController, body io.Reader, flush bo
 			if werr != nil {
 				return n, werr
 			}
-			if flush {
-				if err := rc.Flush(); err != nil {
-					return n, err
-				}
-			}
 		}
 		if rerr == io.EOF {
 			return n, nil
 		}
 		if rerr != nil {
 			return n, fmt.Errorf("%w: %w", errUpstreamRead, rerr)
+		}
+	}
+}
+
+type chunk struct {
+	buf *[]byte
+	n   int
+	err error
+}
+
+// copyStreaming relays a body of unknown length (gRPC, SSE, chunked) and
+// flushes exactly when the upstream has nothing more ready: a stream's
+// messages (and the response headers) reach the client at once, while a
+// unary gRPC answer leaves in one write with its trailers instead of three.
+// A reader goroutine makes "nothing more ready" observable.
+func copyStreaming(w io.Writer, rc *http.ResponseController, body io.Reader) (int64, error) {
+	chunks := make(chan chunk, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			bp := bufPool.Get().(*[]byte)
+			nr, err := body.Read(*bp)
+			select {
+			case chunks <- chunk{bp, nr, err}:
+			case <-done:
+				bufPool.Put(bp)
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var n int64
+	pending := true // the response headers are written but not flushed
+	for {
+		var c chunk
+		select {
+		case c = <-chunks:
+		default:
+			// Let the reader (and the upstream connection's reader) run
+			// once before concluding that nothing more is ready.
+			runtime.Gosched()
+			select {
+			case c = <-chunks:
+			default:
+				if pending {
+					if err := rc.Flush(); err != nil {
+						return n, err
+					}
+					pending = false
+				}
+				c = <-chunks
+			}
+		}
+		if c.n > 0 {
+			nw, werr := w.Write((*c.buf)[:c.n])
+			n += int64(nw)
+			if werr != nil {
+				bufPool.Put(c.buf)
+				return n, werr
+			}
+			pending = true
+		}
+		bufPool.Put(c.buf)
+		if c.err == io.EOF {
+			return n, nil // the end of the handler flushes, with trailers
+		}
+		if c.err != nil {
+			return n, fmt.Errorf("%w: %w", errUpstreamRead, c.err)
 		}
 	}
 }

@@ -7,11 +7,28 @@ import (
 	"time"
 )
 
-// newTransport builds the connection pool a Pool uses for its upstreams.
+// upstreamTransport is what a Pool sends requests through.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// newTransport builds the connection pool a Pool uses for its upstreams:
+// HTTP/1.1 pools get the synchronous fast path for bodyless requests in
+// front of net/http's Transport, HTTP/2 pools net/http's Transport alone.
+func newTransport(cfg PoolConfig) upstreamTransport {
+	std := newStdTransport(cfg)
+	if cfg.Protocol == "http1" {
+		return newH1Transport(cfg, std)
+	}
+	return std
+}
+
+// newStdTransport builds net/http's Transport for a pool.
 // One transport serves every upstream of the pool; it keeps up to
 // MaxIdleConnsPerUpstream keep-alive connections per address (HTTP/1.1)
 // or multiplexes streams over few connections (HTTP/2).
-func newTransport(cfg PoolConfig) *http.Transport {
+func newStdTransport(cfg PoolConfig) *http.Transport {
 	dialer := &net.Dialer{Timeout: time.Duration(cfg.DialTimeout), KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		// Never take a proxy from the environment: the upstreams are ours.

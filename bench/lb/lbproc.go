@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vigilhq/vigil/lb"
+)
+
+// runLB runs the lb package exactly as `vigil lb --config` would.
+func runLB(args []string) error {
+	fs := flag.NewFlagSet("lb", flag.ExitOnError)
+	path := fs.String("config", "lb.yaml", "config file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here (for tuning)")
+	fs.Parse(args)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg, err := lb.LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	srv, err := lb.New(cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	go lb.WatchConfig(ctx, *path, srv)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

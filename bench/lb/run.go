@@ -1,0 +1,457 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+type benchFlags struct {
+	rounds              int
+	dur                 time.Duration
+	httpConns, grpcConc int
+	proxyCPU, loadCPU   string
+	md                  string
+}
+
+// target is one way to reach the upstreams: directly or through a proxy.
+type target struct {
+	name               string
+	httpAddr, grpcAddr string
+	cmd                *exec.Cmd // nil for direct
+}
+
+type scenario struct {
+	name string
+	// run measures t; it calls mark when the warm-up is over, so that the
+	// proxy's CPU time is sampled over the measured window only.
+	run func(t target, mark func()) (loadResult, error)
+}
+
+// sample is one measured run with the proxy's CPU time.
+type sample struct {
+	loadResult
+	cpuSeconds float64
+}
+
+func runBench(args []string) error {
+	var f benchFlags
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	fs.IntVar(&f.rounds, "rounds", 3, "interleaved rounds (the median is reported)")
+	fs.DurationVar(&f.dur, "d", 5*time.Second, "measured duration of each run")
+	fs.IntVar(&f.httpConns, "c", 64, "wrk connections for the throughput scenario")
+	fs.IntVar(&f.grpcConc, "gc", 32, "concurrent gRPC calls")
+	fs.StringVar(&f.proxyCPU, "proxy-cpu", "1", "CPU list the proxies are pinned to (taskset -c)")
+	fs.StringVar(&f.loadCPU, "load-cpu", "0", "CPU list for upstreams and load generators")
+	fs.StringVar(&f.md, "md", "", "also write the markdown table to this file")
+	fs.Parse(args)
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "lbbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	p := func() string { return freePort() }
+	upHTTP, upGRPC := p(), p()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, c := range procs {
+			_ = c.Process.Signal(syscall.SIGTERM)
+		}
+		for _, c := range procs {
+			_ = c.Wait()
+		}
+	}()
+	start := func(name string, cpu string, argv ...string) (*exec.Cmd, error) {
+		cmd := exec.Command("taskset", append([]string{"-c", cpu}, argv...)...)
+		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	if _, err := start("upstream", f.loadCPU, self, "upstream", "-http", upHTTP, "-grpc", upGRPC); err != nil {
+		return err
+	}
+
+	targets := []target{{name: "direct", httpAddr: upHTTP, grpcAddr: upGRPC}}
+	vals := map[string]string{"UpHTTP": upHTTP, "UpGRPC": upGRPC, "Dir": dir}
+	for _, proxy := range []struct {
+		name, conf string
+		argv       func(conf string) []string
+	}{
+		{"vigil-lb", vigilConf, func(c string) []string { return []string{"env", "GOMAXPROCS=1", self, "lb", "-config", c} }},
+		{"haproxy", haproxyConf, func(c string) []string { return []string{"haproxy", "-db", "-f", c} }},
+		{"nginx", nginxConf, func(c string) []string {
+			return []string{"nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", c}
+		}},
+	} {
+		vals["HTTP"], vals["GRPC"] = p(), p()
+		conf := filepath.Join(dir, proxy.name+".conf")
+		if err := writeTemplate(conf, proxy.conf, vals); err != nil {
+			return err
+		}
+		cmd, err := start(proxy.name, f.proxyCPU, proxy.argv(conf)...)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{name: proxy.name, httpAddr: vals["HTTP"], grpcAddr: vals["GRPC"], cmd: cmd})
+	}
+	for _, t := range targets {
+		for _, a := range []string{t.httpAddr, t.grpcAddr} {
+			if err := waitPort(a, 10*time.Second); err != nil {
+				logs, _ := os.ReadFile(filepath.Join(dir, t.name+".log"))
+				return fmt.Errorf("%s on %s: %w\n%s", t.name, a, err, logs)
+			}
+		}
+	}
+
+	scenarios := []scenario{
+		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d", f.httpConns), func(t target, mark func()) (loadResult, error) {
+			return runWrk(f, t.httpAddr, f.httpConns, mark)
+		}},
+		{"HTTP/1.1 keep-alive, wrk -c1 (latency)", func(t target, mark func()) (loadResult, error) {
+			return runWrk(f, t.httpAddr, 1, mark)
+		}},
+		{fmt.Sprintf("gRPC unary (h2c), %d concurrent calls on 4 conns", f.grpcConc), func(t target, mark func()) (loadResult, error) {
+			return runGRPC(f, self, t.grpcAddr, mark)
+		}},
+	}
+	results := map[string]map[string][]sample{}
+	for round := 1; round <= f.rounds; round++ {
+		for _, sc := range scenarios {
+			for _, t := range targets {
+				var cpu0 float64
+				res, err := sc.run(t, func() { cpu0 = procTreeCPU(t.cmd) })
+				if err != nil {
+					return fmt.Errorf("%s via %s: %w", sc.name, t.name, err)
+				}
+				s := sample{loadResult: res, cpuSeconds: procTreeCPU(t.cmd) - cpu0}
+				fmt.Fprintf(os.Stderr, "round %d  %-45s %-9s %10.0f req/s  p50 %6.3f ms  p99 %6.3f ms  errors %d  proxy cpu %.2fs\n",
+					round, sc.name, t.name, res.Requests, res.P50, res.P99, res.Errors, s.cpuSeconds)
+				if results[sc.name] == nil {
+					results[sc.name] = map[string][]sample{}
+				}
+				results[sc.name][t.name] = append(results[sc.name][t.name], s)
+			}
+		}
+	}
+	md := report(f, scenarios, targets, results)
+	fmt.Print(md)
+	if f.md != "" {
+		return os.WriteFile(f.md, []byte(md), 0o644)
+	}
+	return nil
+}
+
+func report(f benchFlags, scenarios []scenario, targets []target, results map[string]map[string][]sample) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run at %s UTC; %d interleaved rounds of %s each, median shown. Proxies pinned to CPU %s, upstreams and load generators to CPU %s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04"), f.rounds, f.dur, f.proxyCPU, f.loadCPU)
+	fmt.Fprintf(&b, "Versions: %s; %s; %s; %s.\n", runtime.Version()+" (vigil lb, GOMAXPROCS=1)", firstLine("haproxy", "-v"), firstLine("nginx", "-v"), firstLine("wrk", "-v"))
+	for _, sc := range scenarios {
+		fmt.Fprintf(&b, "\n### %s\n\n", sc.name)
+		fmt.Fprintf(&b, "| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | proxy CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | errors |\n")
+		fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		med := map[string]sample{}
+		for _, t := range targets {
+			med[t.name] = median(results[sc.name][t.name])
+		}
+		direct, ha := med["direct"], med["haproxy"]
+		for _, t := range targets {
+			m := med[t.name]
+			cpu := "-"
+			if t.cmd != nil && m.Requests > 0 {
+				cpu = fmt.Sprintf("%.1f", m.cpuSeconds/(m.Requests*f.dur.Seconds())*1e6)
+			}
+			addP50, addP99, vsRPS, vsP99 := "-", "-", "-", "-"
+			if t.cmd != nil {
+				addP50 = fmt.Sprintf("%.3f", m.P50-direct.P50)
+				addP99 = fmt.Sprintf("%.3f", m.P99-direct.P99)
+				vsRPS = fmt.Sprintf("%.2fx", m.Requests/ha.Requests)
+				vsP99 = fmt.Sprintf("%.2fx", m.P99/ha.P99)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s | %d |\n",
+				t.name, m.Requests, m.P50, m.P99, addP50, addP99, cpu, vsRPS, vsP99, m.Errors)
+		}
+	}
+	return b.String()
+}
+
+// median takes each field's median separately across rounds.
+func median(s []sample) sample {
+	pick := func(get func(sample) float64) float64 {
+		v := make([]float64, len(s))
+		for i := range s {
+			v[i] = get(s[i])
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	var errs int64
+	for _, x := range s {
+		errs += x.Errors
+	}
+	return sample{
+		loadResult: loadResult{
+			Requests: pick(func(x sample) float64 { return x.Requests }),
+			P50:      pick(func(x sample) float64 { return x.P50 }),
+			P99:      pick(func(x sample) float64 { return x.P99 }),
+			Errors:   errs,
+		},
+		cpuSeconds: pick(func(x sample) float64 { return x.cpuSeconds }),
+	}
+}
+
+var (
+	wrkRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	wrkErrors  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
+	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func runWrk(f benchFlags, addr string, conns int, mark func()) (loadResult, error) {
+	url := "http://" + addr + "/"
+	warm := exec.Command("taskset", "-c", f.loadCPU, "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d1s", url)
+	if out, err := warm.CombinedOutput(); err != nil {
+		return loadResult{}, fmt.Errorf("wrk warm-up: %w: %s", err, out)
+	}
+	mark()
+	cmd := exec.Command("taskset", "-c", f.loadCPU, "wrk", "-t1", "-c"+strconv.Itoa(conns),
+		"-d"+strconv.Itoa(int(f.dur.Seconds()))+"s", "--latency", url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return loadResult{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	var r loadResult
+	m := wrkRPS.FindSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk output without Requests/sec: %s", out)
+	}
+	r.Requests, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, pm := range wrkPct.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(pm[2]), 64)
+		switch string(pm[3]) {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		if string(pm[1]) == "50" {
+			r.P50 = v
+		} else {
+			r.P99 = v
+		}
+	}
+	if m := wrkErrors.FindSubmatch(out); m != nil {
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		r.Errors += n
+	}
+	if m := wrkSockErr.FindSubmatch(out); m != nil {
+		for _, g := range m[1:] {
+			n, _ := strconv.ParseInt(string(g), 10, 64)
+			r.Errors += n
+		}
+	}
+	return r, nil
+}
+
+func runGRPC(f benchFlags, self, addr string, mark func()) (loadResult, error) {
+	cmd := exec.Command("taskset", "-c", f.loadCPU, self, "grpcload", "-addr", addr,
+		"-c", strconv.Itoa(f.grpcConc), "-d", f.dur.String())
+	// grpcload prints "measuring" on stderr when its warm-up ends.
+	stderr := &markWriter{mark: mark}
+	cmd.Stderr = stderr
+	out, err := cmd.Output()
+	if !stderr.marked {
+		mark()
+	}
+	if err != nil {
+		return loadResult{}, fmt.Errorf("grpcload: %w: %s", err, stderr.buf.String())
+	}
+	var r loadResult
+	return r, json.Unmarshal(out, &r)
+}
+
+// procTreeCPU is the user+system CPU seconds of a process and its direct
+// children (nginx's worker), 0 for nil.
+func procTreeCPU(cmd *exec.Cmd) float64 {
+	if cmd == nil {
+		return 0
+	}
+	// cmd is taskset, which execs the proxy in place: same pid.
+	root := cmd.Process.Pid
+	total := 0.0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command name.
+		rest := string(data[bytes.LastIndexByte(data, ')')+2:])
+		fields := strings.Fields(rest)
+		ppid, _ := strconv.Atoi(fields[1])
+		if pid != root && ppid != root {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(fields[11], 64)
+		st, _ := strconv.ParseFloat(fields[12], 64)
+		total += (ut + st) / 100 // USER_HZ
+	}
+	return total
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitPort(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // polling a process we do not control
+	}
+}
+
+func firstLine(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).CombinedOutput()
+	line, _, _ := bufio.NewReader(bytes.NewReader(out)).ReadLine()
+	return strings.TrimSpace(string(line))
+}
+
+func writeTemplate(path, tmpl string, vals map[string]string) error {
+	t := template.Must(template.New(filepath.Base(path)).Parse(tmpl))
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, vals); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// The three proxies get equivalent setups: one worker/thread, access logs
+// off, keep-alive connection pools to the upstream, round robin over the
+// one upstream, no health checks.
+const vigilConf = `
+access_log: false
+listeners:
+  - {name: http, address: "{{.HTTP}}"}
+  - {name: grpc, address: "{{.GRPC}}", h2c: true}
+routes:
+  - {name: grpc, match: {grpc: true}, pool: grpc}
+  - {name: http, pool: http}
+pools:
+  - {name: http, protocol: http1, upstreams: ["{{.UpHTTP}}"]}
+  - {name: grpc, protocol: h2c, upstreams: ["{{.UpGRPC}}"]}
+`
+
+const haproxyConf = `
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+frontend http
+  bind {{.HTTP}}
+  default_backend http
+frontend grpc
+  bind {{.GRPC}} proto h2
+  default_backend grpc
+backend http
+  http-reuse always
+  server s1 {{.UpHTTP}}
+backend grpc
+  http-reuse always
+  server s1 {{.UpGRPC}} proto h2
+`
+
+const nginxConf = `
+worker_processes 1;
+daemon off;
+master_process on;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/nginx-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path {{.Dir}}/body;
+  proxy_temp_path {{.Dir}}/proxy;
+  fastcgi_temp_path {{.Dir}}/fcgi;
+  uwsgi_temp_path {{.Dir}}/uwsgi;
+  scgi_temp_path {{.Dir}}/scgi;
+  upstream http_up { server {{.UpHTTP}}; keepalive 256; }
+  upstream grpc_up { server {{.UpGRPC}}; keepalive 256; }
+  server {
+    listen {{.HTTP}};
+    location / {
+      proxy_pass http://http_up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+  server {
+    listen {{.GRPC}} http2;
+    location / { grpc_pass grpc://grpc_up; }
+  }
+}
+`
+
+// markWriter calls mark when the child writes its "measuring" line.
+type markWriter struct {
+	buf    bytes.Buffer
+	mark   func()
+	marked bool
+}
+
+func (w *markWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if !w.marked && bytes.Contains(w.buf.Bytes(), []byte("measuring")) {
+		w.marked = true
+		w.mark()
+	}
+	return len(p), nil
+}

@@ -1,0 +1,245 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// h1Transport is the fast path for HTTP/1.1 upstream requests without a
+// body (GET, HEAD, DELETE…, the bulk of proxied traffic). It runs the whole
+// exchange on the calling goroutine over a pooled keep-alive connection,
+// where net/http's Transport hands every request to a writer and a reader
+// goroutine. Requests with a body or an Upgrade go to the full net/http
+// Transport (fallback), which streams a body while reading the response.
+type h1Transport struct {
+	fallback    *http.Transport
+	dialer      *net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+
+	mu     sync.Mutex
+	idle   map[string][]*h1Conn // LIFO per upstream address
+	closed bool
+}
+
+// probeIdleAfter: connections idle longer than this are probed before
+// reuse. Under load a connection is reused within microseconds and skips
+// the probe; one that sat idle may have been closed by the upstream.
+const probeIdleAfter = 50 * time.Millisecond
+
+type h1Conn struct {
+	t      *h1Transport
+	addr   string
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+func newH1Transport(cfg PoolConfig, fallback *http.Transport) *h1Transport {
+	return &h1Transport{
+		fallback:    fallback,
+		dialer:      &net.Dialer{Timeout: time.Duration(cfg.DialTimeout), KeepAlive: 30 * time.Second},
+		maxIdle:     cfg.MaxIdleConnsPerUpstream,
+		idleTimeout: 90 * time.Second,
+		idle:        map[string][]*h1Conn{},
+	}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody || req.Header.Get("Upgrade") != "" || req.URL.Scheme != "http" {
+		return t.fallback.RoundTrip(req)
+	}
+	for {
+		c, reused, err := t.get(req.Context(), req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		res, sentNothing, err := c.roundTrip(req)
+		if err == nil {
+			return res, nil
+		}
+		c.nc.Close()
+		// A pooled connection may have been closed by the upstream while
+		// idle; the request then never reached it. Try a fresh connection,
+		// as net/http does, when that is safe.
+		if reused && req.Context().Err() == nil && (sentNothing || idempotent(req)) && isStaleConnError(err) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func isStaleConnError(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnReset(err)
+}
+
+func isConnReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op != "dial"
+}
+
+// get returns an idle connection to addr or dials one.
+func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
+	t.mu.Lock()
+	stack := t.idle[addr]
+	for len(stack) > 0 {
+		c := stack[len(stack)-1]
+		stack[len(stack)-1] = nil
+		stack = stack[:len(stack)-1]
+		idleFor := time.Since(c.idleAt)
+		if idleFor > t.idleTimeout {
+			go c.nc.Close()
+			continue
+		}
+		if idleFor > probeIdleAfter && !connAlive(c.nc) {
+			// Closed by the upstream while idle (restart, idle time-out).
+			go c.nc.Close()
+			continue
+		}
+		t.idle[addr] = stack
+		t.mu.Unlock()
+		return c, true, nil
+	}
+	t.idle[addr] = stack
+	t.mu.Unlock()
+	nc, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &h1Conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, false, nil
+}
+
+func (t *h1Transport) put(c *h1Conn) {
+	c.idleAt = time.Now()
+	t.mu.Lock()
+	if t.closed || len(t.idle[c.addr]) >= t.maxIdle {
+		t.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	t.idle[c.addr] = append(t.idle[c.addr], c)
+	t.mu.Unlock()
+}
+
+// CloseIdleConnections closes pooled connections; busy ones close when
+// their exchange ends.
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = map[string][]*h1Conn{}
+	t.mu.Unlock()
+	for _, stack := range idle {
+		for _, c := range stack {
+			c.nc.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
+
+// roundTrip writes the request and reads the response head. sentNothing
+// reports a failure before any byte went out.
+func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing bool, err error) {
+	ctx := req.Context()
+	// Cancellation (client gone, time-out) interrupts blocked I/O by
+	// expiring the deadline; the connection is then not reused.
+	var aborted atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		aborted.Store(true)
+		c.nc.SetDeadline(time.Unix(1, 0))
+	})
+	fail := func(err error) (*http.Response, bool, error) {
+		stop()
+		if aborted.Load() {
+			if cause := context.Cause(ctx); cause != nil {
+				return nil, false, cause
+			}
+		}
+		return nil, false, err
+	}
+	if err := req.Write(c.bw); err != nil {
+		return fail(err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		res, _, err := fail(err)
+		return res, true, err
+	}
+	for {
+		res, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		// Skip interim answers (103 Early Hints); 101 is only valid for an
+		// upgrade, which never takes this path.
+		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return fail(errors.New("upstream switched protocols without an upgrade request"))
+	}
+	keep := !res.Close && !req.Close
+	if res.Body == http.NoBody || res.Body == nil {
+		c.release(stop, &aborted, keep)
+		return res, false, nil
+	}
+	res.Body = &h1Body{rc: res.Body, c: c, stop: stop, aborted: &aborted, keep: keep}
+	return res, false, nil
+}
+
+// release ends an exchange: the connection goes back to the pool when it
+// is clean, else it is closed.
+func (c *h1Conn) release(stop func() bool, aborted *atomic.Bool, keep bool) {
+	if !stop() || aborted.Load() || !keep {
+		c.nc.Close()
+		return
+	}
+	c.t.put(c)
+}
+
+// h1Body returns its connection to the pool once read to the end.
+type h1Body struct {
+	rc      io.ReadCloser
+	c       *h1Conn
+	stop    func() bool
+	aborted *atomic.Bool
+	keep    bool
+	done    bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.done = true
+		b.c.release(b.stop, b.aborted, b.keep)
+	} else if err != nil {
+		b.done = true
+		b.stop()
+		b.c.nc.Close()
+	}
+	return n, err
+}
+
+// Close before the end abandons the connection: draining an unknown rest
+// could take long.
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.done = true
+		b.stop()
+		b.c.nc.Close()
+	}
+	return nil
+}
+
+var _ http.RoundTripper = (*h1Transport)(nil)

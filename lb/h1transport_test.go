@@ -1,0 +1,105 @@
+package lb
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// closingUpstream answers every request with a keep-alive response and
+// then closes the connection without saying so, as an upstream that
+// restarts or times out idle connections does.
+func closingUpstream(t *testing.T) (addr string, served func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	count := make(chan int, 1)
+	count <- 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				n := <-count
+				count <- n + 1
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() int { n := <-count; count <- n; return n }
+}
+
+func TestH1TransportSurvivesUpstreamClosingIdleConnections(t *testing.T) {
+	addr, served := closingUpstream(t)
+	cfg := oneRoute(PoolConfig{Upstreams: []string{addr}}, RouteConfig{Retries: ptr(0)})
+	_, base := startLB(t, cfg)
+	c := newClient(t)
+	for i, method := range []string{"GET", "POST", "DELETE", "POST", "GET", "POST"} {
+		req, err := http.NewRequest(method, base+"/", nil)
+		require.NoError(t, err)
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, "request %d (%s)", i, method)
+		require.Equal(t, "ok", string(body))
+		// Let the closed connection age past the probe threshold, as an
+		// idle pooled connection would.
+		time.Sleep(probeIdleAfter + 10*time.Millisecond) // models idle time, not synchronisation
+	}
+	require.Equal(t, 6, served())
+}
+
+func TestH1TransportKeepsConnectionsAlive(t *testing.T) {
+	var conns int
+	connSeen := make(chan struct{}, 100)
+	b := newBackend(t, "b", nil)
+	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			connSeen <- struct{}{}
+		}
+	}
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	c := newClient(t)
+	for i := 0; i < 50; i++ {
+		code, body := get(t, c, base+"/", nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "b", body)
+	}
+	for len(connSeen) > 0 {
+		<-connSeen
+		conns++
+	}
+	require.Equal(t, 1, conns, "sequential requests reuse one upstream connection")
+
+	// HEAD and 204/304 responses have no body and must not wedge the pool.
+	for _, path := range []string{"/head", "/nocontent"} {
+		method := "GET"
+		if path == "/head" {
+			method = "HEAD"
+		}
+		req, _ := http.NewRequest(method, base+path, nil)
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode)
+	}
+	code, body := get(t, c, base+"/", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.True(t, strings.HasPrefix(body, "b"))
+}
