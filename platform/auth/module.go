@@ -14,8 +14,8 @@ import (
 // Config is the "auth" section of the configuration.
 type Config struct {
 	// CacheTTL bounds how long a resolved credential is trusted without asking the
-	// backend again. Revocations in this process take effect at once; in other processes
-	// within CacheTTL.
+	// backend again. Revocations are broadcast and take effect at once; should a broadcast
+	// be lost, within CacheTTL.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// CacheSize bounds the number of cached credentials.
 	CacheSize int `yaml:"cache_size"`
@@ -36,13 +36,14 @@ func (c *Config) Validate() error {
 }
 
 // Module provides the process's rpc.Authorizer (and *Authorizer), the Invalidator the
-// backend calls on revocations, and the *Auditor.
+// backend calls on revocations (broadcast to every process over the platform's pub/sub),
+// and the *Auditor.
 var Module = fx.Module("auth",
 	fx.Provide(
 		func(cfg *config.Config) (Config, error) { return config.SectionOf[Config](cfg, "auth") },
 		func() *AccessTable { return NewAccessTable(nil) },
 		func(c Config) *Cache { return NewCache(c.CacheTTL, c.CacheSize) },
-		fx.Annotate(func(c *Cache) *Cache { return c }, fx.As(new(Invalidator))),
+		fx.Annotate(NewBroadcastInvalidator, fx.As(new(Invalidator))),
 		fx.Annotate(NewBackendResolver, fx.As(new(Resolver))),
 		func(t *AccessTable, peers rpc.Peers, l *slog.Logger) *Auditor {
 			return NewAuditor(t, BackendAuditSink{Peers: peers}, l.With("service", "audit"))

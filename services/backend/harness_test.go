@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/vigilhq/vigil/gateway"
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	commonv1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
 	"github.com/vigilhq/vigil/platform"
@@ -40,6 +41,9 @@ type env struct {
 	out      *bytes.Buffer
 	authz    *auth.Authorizer
 
+	httpBase string
+	redis    string
+
 	adminToken string
 	adminEmail string
 	adminPass  string
@@ -50,8 +54,15 @@ var passwordLine = regexp.MustCompile(`admin password: (\S+)`)
 
 func newEnv(t *testing.T, extra ...fx.Option) *env {
 	t.Helper()
+	return newEnvWithRedis(t, "", extra...)
+}
+
+// newEnvWithRedis is newEnv with pub/sub and cache on the Redis at addr (so several
+// processes of the test share them, as replicas do).
+func newEnvWithRedis(t *testing.T, redis string, extra ...fx.Option) *env {
+	t.Helper()
 	d := dbtest.New(t)
-	e := &env{t: t, db: d, dbURL: d.URL, out: &bytes.Buffer{}}
+	e := &env{t: t, db: d, dbURL: d.URL, out: &bytes.Buffer{}, redis: redis}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	e.internal = hex.EncodeToString(b)
@@ -69,8 +80,11 @@ func newEnv(t *testing.T, extra ...fx.Option) *env {
 // start runs one process on e's database; several may run (a restart, a second replica).
 func (e *env) start(extra ...fx.Option) {
 	t := e.t
-	yaml := fmt.Sprintf("grpc_listen: 127.0.0.1:0\nhttp_listen: 127.0.0.1:0\ndatabase_url: %q\nauto_migrate: true\ndata_dir: %q\nlog_level: error\n",
-		e.dbURL, t.TempDir())
+	yaml := fmt.Sprintf("grpc_listen: 127.0.0.1:0\nhttp_listen: 127.0.0.1:0\npublic_listen: 127.0.0.1:0\ndatabase_url: %q\n"+
+		"auto_migrate: true\ndata_dir: %q\nlog_level: error\nshutdown_timeout: 5s\n", e.dbURL, t.TempDir())
+	if e.redis != "" {
+		yaml += fmt.Sprintf("redis:\n  addr: %q\n", e.redis)
+	}
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) {
 		if k == "VIGIL_INTERNAL_TOKEN" {
 			return e.internal, true
@@ -80,6 +94,7 @@ func (e *env) start(extra ...fx.Option) {
 	require.NoError(t, err)
 	backend.BootstrapOutput = e.out
 	var srv *grpcserver.Server
+	var gw *gateway.Gateway
 	var authz *auth.Authorizer
 	opts := []fx.Option{
 		fx.NopLogger,
@@ -91,7 +106,7 @@ func (e *env) start(extra ...fx.Option) {
 		matcher.Module,
 	}
 	opts = append(opts, extra...)
-	opts = append(opts, grpcserver.Serve, fx.Populate(&srv, &authz))
+	opts = append(opts, gateway.Module, grpcserver.Serve, gateway.Serve, fx.Populate(&srv, &gw, &authz))
 	app := fx.New(opts...)
 	require.NoError(t, app.Err())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -105,7 +120,7 @@ func (e *env) start(extra ...fx.Option) {
 	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	e.conn, e.authz = conn, authz
+	e.conn, e.authz, e.httpBase = conn, authz, "http://"+gw.Addr()
 }
 
 // as returns a context carrying token as the bearer credential.
@@ -168,4 +183,9 @@ func (e *env) count(table string) int {
 	var n int
 	require.NoError(e.t, e.db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
 	return n
+}
+
+// incomingBearer is a server-side context carrying token, for calling the authorizer.
+func incomingBearer(token string) context.Context {
+	return metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/log"
+	"github.com/vigilhq/vigil/platform/objstore"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
@@ -57,17 +58,22 @@ type Params struct {
 	Config      Config
 	Log         *slog.Logger
 	Peers       rpc.Peers
-	Objects     ObjectStore   `optional:"true"`
-	Faces       FaceExtractor `optional:"true"`
-	Invalidator Invalidator   `optional:"true"`
+	Objects     ObjectStore     `optional:"true"`
+	Store       *objstore.Store `optional:"true"`
+	Faces       FaceExtractor   `optional:"true"`
+	Invalidator Invalidator     `optional:"true"`
 }
 
 func newBackendFromParams(p Params) *Backend {
+	objects := p.Objects
+	if objects == nil && p.Store != nil {
+		objects = NewObjectStore(p.Store)
+	}
 	faces := p.Faces
 	if faces == nil {
 		faces = NewImageAPIFaces(p.Peers)
 	}
-	return NewBackend(p.Pool, p.Config, p.Log, p.Peers, p.Objects, faces, p.Invalidator)
+	return NewBackend(p.Pool, p.Config, p.Log, p.Peers, objects, faces, p.Invalidator)
 }
 
 // BootstrapOutput is where the first admin's credentials are printed (stdout).
