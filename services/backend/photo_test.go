@@ -1,0 +1,143 @@
+package backend_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"google.golang.org/grpc/codes"
+
+	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
+	"github.com/vigilhq/vigil/platform/objstore"
+	"github.com/vigilhq/vigil/services/imageapi"
+)
+
+func face(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "faces", name))
+	require.NoError(t, err)
+	return b
+}
+
+// TestPhotosIdentifyAndErase: real photos through the real Image API (ONNX models), the
+// real matcher and the embedded S3; then a GDPR erase removes every trace.
+func TestPhotosIdentifyAndErase(t *testing.T) {
+	var store *objstore.Store
+	e := newEnv(t, imageapi.Module, fx.Populate(&store))
+	a := e.admin()
+	ctx := context.Background()
+
+	obama, err := e.persons().CreatePerson(a, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "Barack Obama", ExternalId: "obama"}})
+	require.NoError(t, err)
+	biden, err := e.persons().CreatePerson(a, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "Joe Biden", ExternalId: "biden"}})
+	require.NoError(t, err)
+	oid, bid := obama.GetPerson().GetId(), biden.GetPerson().GetId()
+
+	added, err := e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: oid, Image: face(t, "obama_1.jpg")})
+	require.NoError(t, err)
+	photo := added.GetPhoto()
+	require.Equal(t, "image/jpeg", photo.GetContentType())
+	require.NotEmpty(t, photo.GetTemplateModel())
+	require.Equal(t, photo.GetId(), added.GetPerson().GetMainPhotoId(), "the first photo becomes main")
+	require.Greater(t, added.GetPerson().GetVersion(), obama.GetPerson().GetVersion())
+	_, err = e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: bid, Image: face(t, "biden_1.jpg")})
+	require.NoError(t, err)
+
+	img, err := e.persons().GetPhotoImage(a, &backendv1.GetPhotoImageRequest{PersonId: oid, PhotoId: photo.GetId()})
+	require.NoError(t, err)
+	require.Equal(t, face(t, "obama_1.jpg"), img.GetImage())
+
+	for _, tc := range []struct {
+		file string
+		want codes.Code
+	}{
+		{"noface_coffee.png", codes.InvalidArgument},
+		{"two_people.jpg", codes.InvalidArgument},
+	} {
+		_, err := e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: oid, Image: face(t, tc.file)})
+		require.Equal(t, tc.want, code(err), tc.file)
+	}
+	require.Equal(t, 2, e.count("photos"), "refused photos leave nothing")
+
+	// Another photo of Obama finds him first.
+	id, err := e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), Threshold: 0.3})
+	require.NoError(t, err)
+	require.NotEmpty(t, id.GetCandidates())
+	require.Equal(t, oid, id.GetCandidates()[0].GetPerson().GetId())
+
+	// A second workspace's search never returns the first's persons.
+	bTok, _ := e.secondWorkspace("other")
+	other, err := e.persons().Identify(as(bTok), &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), Threshold: 0.01})
+	require.NoError(t, err)
+	require.Empty(t, other.GetCandidates())
+
+	// Browsers upload multipart to the same path, through the gateway.
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("image", "obama_3.jpg")
+	require.NoError(t, err)
+	_, err = fw.Write(face(t, "obama_3.jpg"))
+	require.NoError(t, err)
+	require.NoError(t, mw.WriteField("set_main", "true"))
+	require.NoError(t, mw.Close())
+	req, err := http.NewRequest(http.MethodPost, e.httpBase+"/v1/persons/"+oid+"/photos", &body)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+e.adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(raw))
+	var up struct {
+		Photo  struct{ ID string `json:"id"` }
+		Person struct {
+			MainPhotoID string `json:"mainPhotoId"`
+		}
+	}
+	require.NoError(t, json.Unmarshal(raw, &up))
+	require.Equal(t, up.Photo.ID, up.Person.MainPhotoID)
+
+	// Delete one photo: its template leaves the matcher, its image the store.
+	keys, err := store.List(ctx, "persons/"+e.workspace+"/"+oid)
+	require.NoError(t, err)
+	require.Len(t, keys, 2)
+	_, err = e.persons().DeletePhoto(a, &backendv1.DeletePhotoRequest{PersonId: oid, PhotoId: photo.GetId()})
+	require.NoError(t, err)
+	keys, err = store.List(ctx, "persons/"+e.workspace+"/"+oid)
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+
+	// GDPR erase: photos, templates, matcher entries, the row; events lose the link.
+	_, err = e.db.Pool.Exec(ctx, `INSERT INTO events (id, workspace_id, type, event_time, person_id) VALUES ('ev-o', $1, 1, now(), $2)`, e.workspace, oid)
+	require.NoError(t, err)
+	_, err = e.persons().DeletePerson(a, &backendv1.DeletePersonRequest{PersonId: oid})
+	require.NoError(t, err)
+	keys, err = store.List(ctx, "persons/"+e.workspace+"/"+oid)
+	require.NoError(t, err)
+	require.Empty(t, keys)
+	var n int
+	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM photos WHERE person_id = $1`, oid).Scan(&n))
+	require.Zero(t, n)
+	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE person_id = $1`, oid).Scan(&n))
+	require.Zero(t, n)
+	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM person_tombstones WHERE person_id = $1`, oid).Scan(&n))
+	require.Equal(t, 1, n, "syncing agents learn of the erase")
+	id, err = e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), Threshold: 0.01})
+	require.NoError(t, err)
+	for _, c := range id.GetCandidates() {
+		require.NotEqual(t, oid, c.GetPerson().GetId(), "the matcher forgot him")
+	}
+	audit, err := e.audit().ListAuditEntries(a, &backendv1.ListAuditEntriesRequest{Target: "person/" + oid, Method: "/vigil.backend.v1.PersonService/DeletePerson"})
+	require.NoError(t, err)
+	require.Len(t, audit.GetEntries(), 1)
+	require.Equal(t, "OK", audit.GetEntries()[0].GetOutcome())
+}
