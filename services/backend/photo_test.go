@@ -98,7 +98,9 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(raw))
 	var up struct {
-		Photo  struct{ ID string `json:"id"` }
+		Photo struct {
+			ID string `json:"id"`
+		}
 		Person struct {
 			MainPhotoID string `json:"mainPhotoId"`
 		}
