@@ -129,11 +129,19 @@ func NewWithListener(p Params, ln net.Listener) (*Gateway, error) {
 	return g, nil
 }
 
-// incomingHeader forwards the request id besides grpc-gateway's defaults (which already
-// forward Authorization as "authorization").
+// forwardedHeaders are passed to gRPC under their own (lower-case) names, besides
+// grpc-gateway's defaults (which already forward Authorization as "authorization").
+var forwardedHeaders = map[string]string{
+	http.CanonicalHeaderKey(log.RequestIDHeader): log.RequestIDHeader,
+	// The alternative to "Authorization: Bearer <key>" for API keys.
+	http.CanonicalHeaderKey(apiKeyHeader): apiKeyHeader,
+}
+
+const apiKeyHeader = "x-api-key"
+
 func incomingHeader(key string) (string, bool) {
-	if http.CanonicalHeaderKey(key) == http.CanonicalHeaderKey(log.RequestIDHeader) {
-		return log.RequestIDHeader, true
+	if md, ok := forwardedHeaders[http.CanonicalHeaderKey(key)]; ok {
+		return md, true
 	}
 	return runtime.DefaultHeaderMatcher(key)
 }

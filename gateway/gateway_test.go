@@ -109,6 +109,7 @@ func TestRESTCalls(t *testing.T) {
 	}{
 		{name: "ok", body: `{"payload":{"body":"` + b64("hi") + `"}}`, hdr: auth, want: 200, contains: b64("hi")},
 		{name: "principal from forwarded authorization", body: `{}`, hdr: auth, want: 200, contains: `"username":"tester"`},
+		{name: "api key header forwarded", body: `{}`, hdr: map[string]string{"X-Api-Key": "tok"}, want: 200, contains: `"username":"tester"`},
 		{name: "no credentials", body: `{}`, want: 401},
 		{name: "wrong credentials", body: `{}`, hdr: map[string]string{"Authorization": "Bearer nope"}, want: 401},
 		{name: "not found maps to 404", body: `{"responseStatus":{"code":5,"message":"person p1 not found"}}`, hdr: auth, want: 404, contains: "person p1 not found"},

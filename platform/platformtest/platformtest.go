@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigilhq/vigil/gateway"
 	"github.com/vigilhq/vigil/platform"
+	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/dbtest"
 	"github.com/vigilhq/vigil/platform/grpcserver"
@@ -34,6 +35,7 @@ import (
 var Module = fx.Options(
 	fx.Provide(func() (*config.Config, error) { return NewConfig(dbtest.AdminURL(), os.TempDir()) }),
 	platform.Module,
+	auth.Module,
 	gateway.Module,
 	grpcserver.Serve,
 	gateway.Serve,
@@ -75,8 +77,8 @@ func InternalCredentials() grpc.CallOption {
 	return grpc.PerRPCCredentials(grpcserver.BearerToken{Token: InternalToken, AllowInsecure: true})
 }
 
-// Start runs the platform with opts (component modules, test providers) on a fresh
-// database until the test ends.
+// Start runs the platform and the production authorizer (auth.Module) with opts
+// (component modules, test providers) on a fresh database until the test ends.
 func Start(t testing.TB, opts ...fx.Option) *App {
 	t.Helper()
 	return StartWithConfig(t, "", opts...)
@@ -99,6 +101,7 @@ func StartWithConfig(t testing.TB, yaml string, opts ...fx.Option) *App {
 	all := []fx.Option{
 		fx.Supply(cfg),
 		platform.Module,
+		auth.Module,
 		fx.Decorate(func() *slog.Logger {
 			return slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}),

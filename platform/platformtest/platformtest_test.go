@@ -11,7 +11,10 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/testkit/testsvc"
 	"github.com/vigilhq/vigil/platform/cache"
@@ -38,9 +41,7 @@ func TestStartRunsEverythingEmbedded(t *testing.T) {
 		s *objstore.Store
 		c *cache.Cache
 	)
-	app := platformtest.Start(t, testComponent,
-		fx.Supply(fx.Annotate(testsvc.TokenAuthorizer{Token: platformtest.InternalToken}, fx.As(new(rpc.Authorizer)))),
-		fx.Populate(&k, &s, &c))
+	app := platformtest.Start(t, testComponent, fx.Populate(&k, &s, &c))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -74,10 +75,14 @@ func TestStartRunsEverythingEmbedded(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "v", string(v))
 
-	req, _ := http.NewRequest(http.MethodGet, app.HTTPBase+testsvc.EmptyPath, nil)
-	req.Header.Set("Authorization", "Bearer "+platformtest.InternalToken)
-	hresp, err := http.DefaultClient.Do(req)
+	hresp, err := http.Get(app.HTTPBase + "/healthz?service=" + testsvc.Name)
 	require.NoError(t, err)
 	hresp.Body.Close()
 	require.Equal(t, http.StatusOK, hresp.StatusCode)
+
+	// The production authorizer guards the process: a method outside the access table
+	// is refused even to the internal token.
+	_, err = testpb.NewTestServiceClient(app.GRPC).EmptyCall(ctx, &testpb.Empty{}, platformtest.InternalCredentials())
+	require.Error(t, err)
+	require.Contains(t, []codes.Code{codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented}, status.Code(err))
 }

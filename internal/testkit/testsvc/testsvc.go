@@ -113,14 +113,21 @@ func principalName(ctx context.Context) string {
 	return ""
 }
 
-// TokenAuthorizer is a real rpc.Authorizer for tests: "Bearer <Token>" authenticates as
-// subject "tester"; anything else is Unauthenticated.
+// TokenAuthorizer is a real rpc.Authorizer for tests: "authorization: Bearer <Token>"
+// or "x-api-key: <Token>" authenticates as subject "tester"; anything else is
+// Unauthenticated.
 type TokenAuthorizer struct{ Token string }
 
 // Authorize implements rpc.Authorizer.
 func (a TokenAuthorizer) Authorize(ctx context.Context, _ string) (context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	v := md.Get(rpc.MetadataAuthorization)
+	if len(v) == 0 {
+		// The API-key header form: "x-api-key: <Token>".
+		for _, k := range md.Get("x-api-key") {
+			v = append(v, "Bearer "+k)
+		}
+	}
 	if len(v) == 0 || v[0] != "Bearer "+a.Token {
 		return nil, status.Error(codes.Unauthenticated, "missing or wrong token")
 	}
