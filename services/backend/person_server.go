@@ -222,3 +222,27 @@ func (s *PersonServer) Identify(ctx context.Context, req *backendv1.IdentifyRequ
 	}
 	return out, nil
 }
+
+func (s *PersonServer) ListPersonChanges(ctx context.Context, req *backendv1.ListPersonChangesRequest) (*backendv1.ListPersonChangesResponse, error) {
+	sc, err := workspaceScope(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	changes, more, err := s.b.PersonChanges(ctx, sc, req.GetAfterVersion(), req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &backendv1.ListPersonChangesResponse{LastVersion: req.GetAfterVersion(), More: more}
+	for _, c := range changes {
+		pc := &backendv1.PersonChange{Version: c.Version, PersonId: c.PersonID.String(), Deleted: c.Deleted}
+		if c.Person != nil {
+			pc.Person = personToProto(c.Person)
+		}
+		for _, t := range c.Templates {
+			pc.Templates = append(pc.Templates, &backendv1.PhotoTemplate{PhotoId: t.PhotoID.String(), Template: t.Template})
+		}
+		out.Changes = append(out.Changes, pc)
+		out.LastVersion = c.Version
+	}
+	return out, nil
+}

@@ -143,3 +143,46 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.Len(t, audit.GetEntries(), 1)
 	require.Equal(t, "OK", audit.GetEntries()[0].GetOutcome())
 }
+
+// TestPersonChangeFeed: the feed agent-sync serves profiles from.
+func TestPersonChangeFeed(t *testing.T) {
+	e := newEnv(t, imageapi.Module)
+	a := e.admin()
+	in := e.internalIn(e.workspace)
+	feed := func(after int64, size int32) *backendv1.ListPersonChangesResponse {
+		resp, err := e.persons().ListPersonChanges(in, &backendv1.ListPersonChangesRequest{AfterVersion: after, PageSize: size})
+		require.NoError(t, err)
+		return resp
+	}
+	start := feed(0, 0)
+	require.Empty(t, start.GetChanges())
+
+	p1, err := e.persons().CreatePerson(a, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "one"}})
+	require.NoError(t, err)
+	p2, err := e.persons().CreatePerson(a, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "two"}})
+	require.NoError(t, err)
+	_, err = e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: p1.GetPerson().GetId(), Image: face(t, "obama_1.jpg")})
+	require.NoError(t, err)
+
+	page := feed(0, 1)
+	require.True(t, page.GetMore())
+	require.Len(t, page.GetChanges(), 1)
+	require.Equal(t, p2.GetPerson().GetId(), page.GetChanges()[0].GetPersonId(), "p1 changed later, so it comes later")
+	rest := feed(page.GetLastVersion(), 10)
+	require.False(t, rest.GetMore())
+	require.Len(t, rest.GetChanges(), 1)
+	c := rest.GetChanges()[0]
+	require.Equal(t, p1.GetPerson().GetId(), c.GetPersonId())
+	require.Len(t, c.GetTemplates(), 1)
+	require.NotEmpty(t, c.GetTemplates()[0].GetTemplate().GetVector())
+
+	_, err = e.persons().DeletePerson(a, &backendv1.DeletePersonRequest{PersonId: p2.GetPerson().GetId()})
+	require.NoError(t, err)
+	gone := feed(rest.GetLastVersion(), 10)
+	require.Len(t, gone.GetChanges(), 1)
+	require.True(t, gone.GetChanges()[0].GetDeleted())
+	require.Nil(t, gone.GetChanges()[0].GetPerson())
+
+	_, err = e.persons().ListPersonChanges(a, &backendv1.ListPersonChangesRequest{})
+	require.Equal(t, codes.PermissionDenied, code(err), "internal only")
+}

@@ -1277,6 +1277,255 @@ func (x *IdentifyCandidate) GetScore() float32 {
 	return 0
 }
 
+type ListPersonChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Changes with a version above this; 0 for everything.
+	AfterVersion int64 `protobuf:"varint,1,opt,name=after_version,json=afterVersion,proto3" json:"after_version,omitempty"`
+	// At most this many changes; 0 means 100, at most 1000.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPersonChangesRequest) Reset() {
+	*x = ListPersonChangesRequest{}
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPersonChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPersonChangesRequest) ProtoMessage() {}
+
+func (x *ListPersonChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPersonChangesRequest.ProtoReflect.Descriptor instead.
+func (*ListPersonChangesRequest) Descriptor() ([]byte, []int) {
+	return file_vigil_backend_v1_person_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListPersonChangesRequest) GetAfterVersion() int64 {
+	if x != nil {
+		return x.AfterVersion
+	}
+	return 0
+}
+
+func (x *ListPersonChangesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// PersonChange is one person's latest state, or its erasure.
+type PersonChange struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Version  int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	PersonId string                 `protobuf:"bytes,2,opt,name=person_id,json=personId,proto3" json:"person_id,omitempty"`
+	// The person was erased; person and templates are unset.
+	Deleted bool    `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Person  *Person `protobuf:"bytes,4,opt,name=person,proto3" json:"person,omitempty"`
+	// Templates of the person's photos.
+	Templates     []*PhotoTemplate `protobuf:"bytes,5,rep,name=templates,proto3" json:"templates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersonChange) Reset() {
+	*x = PersonChange{}
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersonChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersonChange) ProtoMessage() {}
+
+func (x *PersonChange) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersonChange.ProtoReflect.Descriptor instead.
+func (*PersonChange) Descriptor() ([]byte, []int) {
+	return file_vigil_backend_v1_person_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PersonChange) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PersonChange) GetPersonId() string {
+	if x != nil {
+		return x.PersonId
+	}
+	return ""
+}
+
+func (x *PersonChange) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *PersonChange) GetPerson() *Person {
+	if x != nil {
+		return x.Person
+	}
+	return nil
+}
+
+func (x *PersonChange) GetTemplates() []*PhotoTemplate {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+// PhotoTemplate is the template of one photo.
+type PhotoTemplate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PhotoId       string                 `protobuf:"bytes,1,opt,name=photo_id,json=photoId,proto3" json:"photo_id,omitempty"`
+	Template      *v1.Template           `protobuf:"bytes,2,opt,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PhotoTemplate) Reset() {
+	*x = PhotoTemplate{}
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PhotoTemplate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PhotoTemplate) ProtoMessage() {}
+
+func (x *PhotoTemplate) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PhotoTemplate.ProtoReflect.Descriptor instead.
+func (*PhotoTemplate) Descriptor() ([]byte, []int) {
+	return file_vigil_backend_v1_person_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PhotoTemplate) GetPhotoId() string {
+	if x != nil {
+		return x.PhotoId
+	}
+	return ""
+}
+
+func (x *PhotoTemplate) GetTemplate() *v1.Template {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+type ListPersonChangesResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changes []*PersonChange        `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Version of the last change returned (after_version when none): the next call's
+	// after_version.
+	LastVersion int64 `protobuf:"varint,2,opt,name=last_version,json=lastVersion,proto3" json:"last_version,omitempty"`
+	// More changes follow.
+	More          bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPersonChangesResponse) Reset() {
+	*x = ListPersonChangesResponse{}
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPersonChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPersonChangesResponse) ProtoMessage() {}
+
+func (x *ListPersonChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPersonChangesResponse.ProtoReflect.Descriptor instead.
+func (*ListPersonChangesResponse) Descriptor() ([]byte, []int) {
+	return file_vigil_backend_v1_person_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListPersonChangesResponse) GetChanges() []*PersonChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ListPersonChangesResponse) GetLastVersion() int64 {
+	if x != nil {
+		return x.LastVersion
+	}
+	return 0
+}
+
+func (x *ListPersonChangesResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 var File_vigil_backend_v1_person_service_proto protoreflect.FileDescriptor
 
 const file_vigil_backend_v1_person_service_proto_rawDesc = "" +
@@ -1379,7 +1628,24 @@ const file_vigil_backend_v1_person_service_proto_rawDesc = "" +
 	"\bface_box\x18\x02 \x01(\v2\x14.vigil.common.v1.BoxR\afaceBox\"[\n" +
 	"\x11IdentifyCandidate\x120\n" +
 	"\x06person\x18\x01 \x01(\v2\x18.vigil.backend.v1.PersonR\x06person\x12\x14\n" +
-	"\x05score\x18\x02 \x01(\x02R\x05score2\xef\t\n" +
+	"\x05score\x18\x02 \x01(\x02R\x05score\"\\\n" +
+	"\x18ListPersonChangesRequest\x12#\n" +
+	"\rafter_version\x18\x01 \x01(\x03R\fafterVersion\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"\xd0\x01\n" +
+	"\fPersonChange\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x1b\n" +
+	"\tperson_id\x18\x02 \x01(\tR\bpersonId\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\x120\n" +
+	"\x06person\x18\x04 \x01(\v2\x18.vigil.backend.v1.PersonR\x06person\x12=\n" +
+	"\ttemplates\x18\x05 \x03(\v2\x1f.vigil.backend.v1.PhotoTemplateR\ttemplates\"a\n" +
+	"\rPhotoTemplate\x12\x19\n" +
+	"\bphoto_id\x18\x01 \x01(\tR\aphotoId\x125\n" +
+	"\btemplate\x18\x02 \x01(\v2\x19.vigil.common.v1.TemplateR\btemplate\"\x8c\x01\n" +
+	"\x19ListPersonChangesResponse\x128\n" +
+	"\achanges\x18\x01 \x03(\v2\x1e.vigil.backend.v1.PersonChangeR\achanges\x12!\n" +
+	"\flast_version\x18\x02 \x01(\x03R\vlastVersion\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more2\xe5\n" +
+	"\n" +
 	"\rPersonService\x12\x84\x01\n" +
 	"\fCreatePerson\x12%.vigil.backend.v1.CreatePersonRequest\x1a&.vigil.backend.v1.CreatePersonResponse\"%\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02\x15:\x06person\"\v/v1/persons\x12}\n" +
 	"\tGetPerson\x12\".vigil.backend.v1.GetPersonRequest\x1a#.vigil.backend.v1.GetPersonResponse\"'\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/persons/{person_id}\x12w\n" +
@@ -1388,7 +1654,8 @@ const file_vigil_backend_v1_person_service_proto_rawDesc = "" +
 	"\fDeletePerson\x12%.vigil.backend.v1.DeletePersonRequest\x1a&.vigil.backend.v1.DeletePersonResponse\")\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02\x19*\x17/v1/persons/{person_id}\x12\x86\x01\n" +
 	"\bAddPhoto\x12!.vigil.backend.v1.AddPhotoRequest\x1a\".vigil.backend.v1.AddPhotoResponse\"3\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/persons/{person_id}/photos\x12\x97\x01\n" +
 	"\vDeletePhoto\x12$.vigil.backend.v1.DeletePhotoRequest\x1a%.vigil.backend.v1.DeletePhotoResponse\";\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02+*)/v1/persons/{person_id}/photos/{photo_id}\x12\xa1\x01\n" +
-	"\rGetPhotoImage\x12&.vigil.backend.v1.GetPhotoImageRequest\x1a'.vigil.backend.v1.GetPhotoImageResponse\"?\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x021\x12//v1/persons/{person_id}/photos/{photo_id}/image\x12z\n" +
+	"\rGetPhotoImage\x12&.vigil.backend.v1.GetPhotoImageRequest\x1a'.vigil.backend.v1.GetPhotoImageResponse\"?\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x021\x12//v1/persons/{person_id}/photos/{photo_id}/image\x12t\n" +
+	"\x11ListPersonChanges\x12*.vigil.backend.v1.ListPersonChangesRequest\x1a+.vigil.backend.v1.ListPersonChangesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12z\n" +
 	"\bIdentify\x12!.vigil.backend.v1.IdentifyRequest\x1a\".vigil.backend.v1.IdentifyResponse\"'\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/persons:identifyB\xc8\x01\n" +
 	"\x14com.vigil.backend.v1B\x12PersonServiceProtoP\x01Z:github.com/vigilhq/vigil/gen/go/vigil/backend/v1;backendv1\xa2\x02\x03VBX\xaa\x02\x10Vigil.Backend.V1\xca\x02\x10Vigil\\Backend\\V1\xe2\x02\x1cVigil\\Backend\\V1\\GPBMetadata\xea\x02\x12Vigil::Backend::V1b\x06proto3"
 
@@ -1404,79 +1671,90 @@ func file_vigil_backend_v1_person_service_proto_rawDescGZIP() []byte {
 	return file_vigil_backend_v1_person_service_proto_rawDescData
 }
 
-var file_vigil_backend_v1_person_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_vigil_backend_v1_person_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_vigil_backend_v1_person_service_proto_goTypes = []any{
-	(*Person)(nil),                // 0: vigil.backend.v1.Person
-	(*Photo)(nil),                 // 1: vigil.backend.v1.Photo
-	(*CreatePersonRequest)(nil),   // 2: vigil.backend.v1.CreatePersonRequest
-	(*CreatePersonResponse)(nil),  // 3: vigil.backend.v1.CreatePersonResponse
-	(*GetPersonRequest)(nil),      // 4: vigil.backend.v1.GetPersonRequest
-	(*GetPersonResponse)(nil),     // 5: vigil.backend.v1.GetPersonResponse
-	(*ListPersonsRequest)(nil),    // 6: vigil.backend.v1.ListPersonsRequest
-	(*ListPersonsResponse)(nil),   // 7: vigil.backend.v1.ListPersonsResponse
-	(*UpdatePersonRequest)(nil),   // 8: vigil.backend.v1.UpdatePersonRequest
-	(*UpdatePersonResponse)(nil),  // 9: vigil.backend.v1.UpdatePersonResponse
-	(*DeletePersonRequest)(nil),   // 10: vigil.backend.v1.DeletePersonRequest
-	(*DeletePersonResponse)(nil),  // 11: vigil.backend.v1.DeletePersonResponse
-	(*AddPhotoRequest)(nil),       // 12: vigil.backend.v1.AddPhotoRequest
-	(*AddPhotoResponse)(nil),      // 13: vigil.backend.v1.AddPhotoResponse
-	(*DeletePhotoRequest)(nil),    // 14: vigil.backend.v1.DeletePhotoRequest
-	(*DeletePhotoResponse)(nil),   // 15: vigil.backend.v1.DeletePhotoResponse
-	(*GetPhotoImageRequest)(nil),  // 16: vigil.backend.v1.GetPhotoImageRequest
-	(*GetPhotoImageResponse)(nil), // 17: vigil.backend.v1.GetPhotoImageResponse
-	(*IdentifyRequest)(nil),       // 18: vigil.backend.v1.IdentifyRequest
-	(*IdentifyResponse)(nil),      // 19: vigil.backend.v1.IdentifyResponse
-	(*IdentifyCandidate)(nil),     // 20: vigil.backend.v1.IdentifyCandidate
-	nil,                           // 21: vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
-	(*structpb.Struct)(nil),       // 22: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*v1.Box)(nil),                // 24: vigil.common.v1.Box
-	(*fieldmaskpb.FieldMask)(nil), // 25: google.protobuf.FieldMask
+	(*Person)(nil),                    // 0: vigil.backend.v1.Person
+	(*Photo)(nil),                     // 1: vigil.backend.v1.Photo
+	(*CreatePersonRequest)(nil),       // 2: vigil.backend.v1.CreatePersonRequest
+	(*CreatePersonResponse)(nil),      // 3: vigil.backend.v1.CreatePersonResponse
+	(*GetPersonRequest)(nil),          // 4: vigil.backend.v1.GetPersonRequest
+	(*GetPersonResponse)(nil),         // 5: vigil.backend.v1.GetPersonResponse
+	(*ListPersonsRequest)(nil),        // 6: vigil.backend.v1.ListPersonsRequest
+	(*ListPersonsResponse)(nil),       // 7: vigil.backend.v1.ListPersonsResponse
+	(*UpdatePersonRequest)(nil),       // 8: vigil.backend.v1.UpdatePersonRequest
+	(*UpdatePersonResponse)(nil),      // 9: vigil.backend.v1.UpdatePersonResponse
+	(*DeletePersonRequest)(nil),       // 10: vigil.backend.v1.DeletePersonRequest
+	(*DeletePersonResponse)(nil),      // 11: vigil.backend.v1.DeletePersonResponse
+	(*AddPhotoRequest)(nil),           // 12: vigil.backend.v1.AddPhotoRequest
+	(*AddPhotoResponse)(nil),          // 13: vigil.backend.v1.AddPhotoResponse
+	(*DeletePhotoRequest)(nil),        // 14: vigil.backend.v1.DeletePhotoRequest
+	(*DeletePhotoResponse)(nil),       // 15: vigil.backend.v1.DeletePhotoResponse
+	(*GetPhotoImageRequest)(nil),      // 16: vigil.backend.v1.GetPhotoImageRequest
+	(*GetPhotoImageResponse)(nil),     // 17: vigil.backend.v1.GetPhotoImageResponse
+	(*IdentifyRequest)(nil),           // 18: vigil.backend.v1.IdentifyRequest
+	(*IdentifyResponse)(nil),          // 19: vigil.backend.v1.IdentifyResponse
+	(*IdentifyCandidate)(nil),         // 20: vigil.backend.v1.IdentifyCandidate
+	(*ListPersonChangesRequest)(nil),  // 21: vigil.backend.v1.ListPersonChangesRequest
+	(*PersonChange)(nil),              // 22: vigil.backend.v1.PersonChange
+	(*PhotoTemplate)(nil),             // 23: vigil.backend.v1.PhotoTemplate
+	(*ListPersonChangesResponse)(nil), // 24: vigil.backend.v1.ListPersonChangesResponse
+	nil,                               // 25: vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
+	(*structpb.Struct)(nil),           // 26: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*v1.Box)(nil),                    // 28: vigil.common.v1.Box
+	(*fieldmaskpb.FieldMask)(nil),     // 29: google.protobuf.FieldMask
+	(*v1.Template)(nil),               // 30: vigil.common.v1.Template
 }
 var file_vigil_backend_v1_person_service_proto_depIdxs = []int32{
-	22, // 0: vigil.backend.v1.Person.custom_fields:type_name -> google.protobuf.Struct
+	26, // 0: vigil.backend.v1.Person.custom_fields:type_name -> google.protobuf.Struct
 	1,  // 1: vigil.backend.v1.Person.photos:type_name -> vigil.backend.v1.Photo
-	23, // 2: vigil.backend.v1.Person.create_time:type_name -> google.protobuf.Timestamp
-	23, // 3: vigil.backend.v1.Person.update_time:type_name -> google.protobuf.Timestamp
-	24, // 4: vigil.backend.v1.Photo.face_box:type_name -> vigil.common.v1.Box
-	23, // 5: vigil.backend.v1.Photo.create_time:type_name -> google.protobuf.Timestamp
+	27, // 2: vigil.backend.v1.Person.create_time:type_name -> google.protobuf.Timestamp
+	27, // 3: vigil.backend.v1.Person.update_time:type_name -> google.protobuf.Timestamp
+	28, // 4: vigil.backend.v1.Photo.face_box:type_name -> vigil.common.v1.Box
+	27, // 5: vigil.backend.v1.Photo.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 6: vigil.backend.v1.CreatePersonRequest.person:type_name -> vigil.backend.v1.Person
 	0,  // 7: vigil.backend.v1.CreatePersonResponse.person:type_name -> vigil.backend.v1.Person
 	0,  // 8: vigil.backend.v1.GetPersonResponse.person:type_name -> vigil.backend.v1.Person
-	21, // 9: vigil.backend.v1.ListPersonsRequest.custom_field_equals:type_name -> vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
+	25, // 9: vigil.backend.v1.ListPersonsRequest.custom_field_equals:type_name -> vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
 	0,  // 10: vigil.backend.v1.ListPersonsResponse.persons:type_name -> vigil.backend.v1.Person
 	0,  // 11: vigil.backend.v1.UpdatePersonRequest.person:type_name -> vigil.backend.v1.Person
-	25, // 12: vigil.backend.v1.UpdatePersonRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 12: vigil.backend.v1.UpdatePersonRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 13: vigil.backend.v1.UpdatePersonResponse.person:type_name -> vigil.backend.v1.Person
 	1,  // 14: vigil.backend.v1.AddPhotoResponse.photo:type_name -> vigil.backend.v1.Photo
 	0,  // 15: vigil.backend.v1.AddPhotoResponse.person:type_name -> vigil.backend.v1.Person
 	0,  // 16: vigil.backend.v1.DeletePhotoResponse.person:type_name -> vigil.backend.v1.Person
 	20, // 17: vigil.backend.v1.IdentifyResponse.candidates:type_name -> vigil.backend.v1.IdentifyCandidate
-	24, // 18: vigil.backend.v1.IdentifyResponse.face_box:type_name -> vigil.common.v1.Box
+	28, // 18: vigil.backend.v1.IdentifyResponse.face_box:type_name -> vigil.common.v1.Box
 	0,  // 19: vigil.backend.v1.IdentifyCandidate.person:type_name -> vigil.backend.v1.Person
-	2,  // 20: vigil.backend.v1.PersonService.CreatePerson:input_type -> vigil.backend.v1.CreatePersonRequest
-	4,  // 21: vigil.backend.v1.PersonService.GetPerson:input_type -> vigil.backend.v1.GetPersonRequest
-	6,  // 22: vigil.backend.v1.PersonService.ListPersons:input_type -> vigil.backend.v1.ListPersonsRequest
-	8,  // 23: vigil.backend.v1.PersonService.UpdatePerson:input_type -> vigil.backend.v1.UpdatePersonRequest
-	10, // 24: vigil.backend.v1.PersonService.DeletePerson:input_type -> vigil.backend.v1.DeletePersonRequest
-	12, // 25: vigil.backend.v1.PersonService.AddPhoto:input_type -> vigil.backend.v1.AddPhotoRequest
-	14, // 26: vigil.backend.v1.PersonService.DeletePhoto:input_type -> vigil.backend.v1.DeletePhotoRequest
-	16, // 27: vigil.backend.v1.PersonService.GetPhotoImage:input_type -> vigil.backend.v1.GetPhotoImageRequest
-	18, // 28: vigil.backend.v1.PersonService.Identify:input_type -> vigil.backend.v1.IdentifyRequest
-	3,  // 29: vigil.backend.v1.PersonService.CreatePerson:output_type -> vigil.backend.v1.CreatePersonResponse
-	5,  // 30: vigil.backend.v1.PersonService.GetPerson:output_type -> vigil.backend.v1.GetPersonResponse
-	7,  // 31: vigil.backend.v1.PersonService.ListPersons:output_type -> vigil.backend.v1.ListPersonsResponse
-	9,  // 32: vigil.backend.v1.PersonService.UpdatePerson:output_type -> vigil.backend.v1.UpdatePersonResponse
-	11, // 33: vigil.backend.v1.PersonService.DeletePerson:output_type -> vigil.backend.v1.DeletePersonResponse
-	13, // 34: vigil.backend.v1.PersonService.AddPhoto:output_type -> vigil.backend.v1.AddPhotoResponse
-	15, // 35: vigil.backend.v1.PersonService.DeletePhoto:output_type -> vigil.backend.v1.DeletePhotoResponse
-	17, // 36: vigil.backend.v1.PersonService.GetPhotoImage:output_type -> vigil.backend.v1.GetPhotoImageResponse
-	19, // 37: vigil.backend.v1.PersonService.Identify:output_type -> vigil.backend.v1.IdentifyResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	0,  // 20: vigil.backend.v1.PersonChange.person:type_name -> vigil.backend.v1.Person
+	23, // 21: vigil.backend.v1.PersonChange.templates:type_name -> vigil.backend.v1.PhotoTemplate
+	30, // 22: vigil.backend.v1.PhotoTemplate.template:type_name -> vigil.common.v1.Template
+	22, // 23: vigil.backend.v1.ListPersonChangesResponse.changes:type_name -> vigil.backend.v1.PersonChange
+	2,  // 24: vigil.backend.v1.PersonService.CreatePerson:input_type -> vigil.backend.v1.CreatePersonRequest
+	4,  // 25: vigil.backend.v1.PersonService.GetPerson:input_type -> vigil.backend.v1.GetPersonRequest
+	6,  // 26: vigil.backend.v1.PersonService.ListPersons:input_type -> vigil.backend.v1.ListPersonsRequest
+	8,  // 27: vigil.backend.v1.PersonService.UpdatePerson:input_type -> vigil.backend.v1.UpdatePersonRequest
+	10, // 28: vigil.backend.v1.PersonService.DeletePerson:input_type -> vigil.backend.v1.DeletePersonRequest
+	12, // 29: vigil.backend.v1.PersonService.AddPhoto:input_type -> vigil.backend.v1.AddPhotoRequest
+	14, // 30: vigil.backend.v1.PersonService.DeletePhoto:input_type -> vigil.backend.v1.DeletePhotoRequest
+	16, // 31: vigil.backend.v1.PersonService.GetPhotoImage:input_type -> vigil.backend.v1.GetPhotoImageRequest
+	21, // 32: vigil.backend.v1.PersonService.ListPersonChanges:input_type -> vigil.backend.v1.ListPersonChangesRequest
+	18, // 33: vigil.backend.v1.PersonService.Identify:input_type -> vigil.backend.v1.IdentifyRequest
+	3,  // 34: vigil.backend.v1.PersonService.CreatePerson:output_type -> vigil.backend.v1.CreatePersonResponse
+	5,  // 35: vigil.backend.v1.PersonService.GetPerson:output_type -> vigil.backend.v1.GetPersonResponse
+	7,  // 36: vigil.backend.v1.PersonService.ListPersons:output_type -> vigil.backend.v1.ListPersonsResponse
+	9,  // 37: vigil.backend.v1.PersonService.UpdatePerson:output_type -> vigil.backend.v1.UpdatePersonResponse
+	11, // 38: vigil.backend.v1.PersonService.DeletePerson:output_type -> vigil.backend.v1.DeletePersonResponse
+	13, // 39: vigil.backend.v1.PersonService.AddPhoto:output_type -> vigil.backend.v1.AddPhotoResponse
+	15, // 40: vigil.backend.v1.PersonService.DeletePhoto:output_type -> vigil.backend.v1.DeletePhotoResponse
+	17, // 41: vigil.backend.v1.PersonService.GetPhotoImage:output_type -> vigil.backend.v1.GetPhotoImageResponse
+	24, // 42: vigil.backend.v1.PersonService.ListPersonChanges:output_type -> vigil.backend.v1.ListPersonChangesResponse
+	19, // 43: vigil.backend.v1.PersonService.Identify:output_type -> vigil.backend.v1.IdentifyResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_vigil_backend_v1_person_service_proto_init() }
@@ -1490,7 +1768,7 @@ func file_vigil_backend_v1_person_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_backend_v1_person_service_proto_rawDesc), len(file_vigil_backend_v1_person_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

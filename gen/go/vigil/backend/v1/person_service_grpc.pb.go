@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PersonService_CreatePerson_FullMethodName  = "/vigil.backend.v1.PersonService/CreatePerson"
-	PersonService_GetPerson_FullMethodName     = "/vigil.backend.v1.PersonService/GetPerson"
-	PersonService_ListPersons_FullMethodName   = "/vigil.backend.v1.PersonService/ListPersons"
-	PersonService_UpdatePerson_FullMethodName  = "/vigil.backend.v1.PersonService/UpdatePerson"
-	PersonService_DeletePerson_FullMethodName  = "/vigil.backend.v1.PersonService/DeletePerson"
-	PersonService_AddPhoto_FullMethodName      = "/vigil.backend.v1.PersonService/AddPhoto"
-	PersonService_DeletePhoto_FullMethodName   = "/vigil.backend.v1.PersonService/DeletePhoto"
-	PersonService_GetPhotoImage_FullMethodName = "/vigil.backend.v1.PersonService/GetPhotoImage"
-	PersonService_Identify_FullMethodName      = "/vigil.backend.v1.PersonService/Identify"
+	PersonService_CreatePerson_FullMethodName      = "/vigil.backend.v1.PersonService/CreatePerson"
+	PersonService_GetPerson_FullMethodName         = "/vigil.backend.v1.PersonService/GetPerson"
+	PersonService_ListPersons_FullMethodName       = "/vigil.backend.v1.PersonService/ListPersons"
+	PersonService_UpdatePerson_FullMethodName      = "/vigil.backend.v1.PersonService/UpdatePerson"
+	PersonService_DeletePerson_FullMethodName      = "/vigil.backend.v1.PersonService/DeletePerson"
+	PersonService_AddPhoto_FullMethodName          = "/vigil.backend.v1.PersonService/AddPhoto"
+	PersonService_DeletePhoto_FullMethodName       = "/vigil.backend.v1.PersonService/DeletePhoto"
+	PersonService_GetPhotoImage_FullMethodName     = "/vigil.backend.v1.PersonService/GetPhotoImage"
+	PersonService_ListPersonChanges_FullMethodName = "/vigil.backend.v1.PersonService/ListPersonChanges"
+	PersonService_Identify_FullMethodName          = "/vigil.backend.v1.PersonService/Identify"
 )
 
 // PersonServiceClient is the client API for PersonService service.
@@ -57,6 +58,11 @@ type PersonServiceClient interface {
 	DeletePhoto(ctx context.Context, in *DeletePhotoRequest, opts ...grpc.CallOption) (*DeletePhotoResponse, error)
 	// GetPhotoImage returns a photo's image bytes (not kept in anonymous mode).
 	GetPhotoImage(ctx context.Context, in *GetPhotoImageRequest, opts ...grpc.CallOption) (*GetPhotoImageResponse, error)
+	// ListPersonChanges is the change feed agent-sync serves profiles from: every person
+	// changed (created, edited, photo added or removed) or erased after a version, in
+	// version order, with the templates of each changed person. Internal; workspace from
+	// x-vigil-workspace-id. A person changed twice appears once, at its latest version.
+	ListPersonChanges(ctx context.Context, in *ListPersonChangesRequest, opts ...grpc.CallOption) (*ListPersonChangesResponse, error)
 	// Identify finds the persons who look most like the one face in a photo.
 	Identify(ctx context.Context, in *IdentifyRequest, opts ...grpc.CallOption) (*IdentifyResponse, error)
 }
@@ -149,6 +155,16 @@ func (c *personServiceClient) GetPhotoImage(ctx context.Context, in *GetPhotoIma
 	return out, nil
 }
 
+func (c *personServiceClient) ListPersonChanges(ctx context.Context, in *ListPersonChangesRequest, opts ...grpc.CallOption) (*ListPersonChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPersonChangesResponse)
+	err := c.cc.Invoke(ctx, PersonService_ListPersonChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *personServiceClient) Identify(ctx context.Context, in *IdentifyRequest, opts ...grpc.CallOption) (*IdentifyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IdentifyResponse)
@@ -186,6 +202,11 @@ type PersonServiceServer interface {
 	DeletePhoto(context.Context, *DeletePhotoRequest) (*DeletePhotoResponse, error)
 	// GetPhotoImage returns a photo's image bytes (not kept in anonymous mode).
 	GetPhotoImage(context.Context, *GetPhotoImageRequest) (*GetPhotoImageResponse, error)
+	// ListPersonChanges is the change feed agent-sync serves profiles from: every person
+	// changed (created, edited, photo added or removed) or erased after a version, in
+	// version order, with the templates of each changed person. Internal; workspace from
+	// x-vigil-workspace-id. A person changed twice appears once, at its latest version.
+	ListPersonChanges(context.Context, *ListPersonChangesRequest) (*ListPersonChangesResponse, error)
 	// Identify finds the persons who look most like the one face in a photo.
 	Identify(context.Context, *IdentifyRequest) (*IdentifyResponse, error)
 	mustEmbedUnimplementedPersonServiceServer()
@@ -221,6 +242,9 @@ func (UnimplementedPersonServiceServer) DeletePhoto(context.Context, *DeletePhot
 }
 func (UnimplementedPersonServiceServer) GetPhotoImage(context.Context, *GetPhotoImageRequest) (*GetPhotoImageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPhotoImage not implemented")
+}
+func (UnimplementedPersonServiceServer) ListPersonChanges(context.Context, *ListPersonChangesRequest) (*ListPersonChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPersonChanges not implemented")
 }
 func (UnimplementedPersonServiceServer) Identify(context.Context, *IdentifyRequest) (*IdentifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Identify not implemented")
@@ -390,6 +414,24 @@ func _PersonService_GetPhotoImage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PersonService_ListPersonChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPersonChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersonServiceServer).ListPersonChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersonService_ListPersonChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersonServiceServer).ListPersonChanges(ctx, req.(*ListPersonChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PersonService_Identify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(IdentifyRequest)
 	if err := dec(in); err != nil {
@@ -446,6 +488,10 @@ var PersonService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPhotoImage",
 			Handler:    _PersonService_GetPhotoImage_Handler,
+		},
+		{
+			MethodName: "ListPersonChanges",
+			Handler:    _PersonService_ListPersonChanges_Handler,
 		},
 		{
 			MethodName: "Identify",
