@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/gateway"
 	"github.com/vigilhq/vigil/platform"
+	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/grpcserver"
 )
@@ -33,6 +34,8 @@ func appOptions(cfg *config.Config, names []string, m mode, extra ...fx.Option) 
 	opts := []fx.Option{
 		fx.Supply(cfg),
 		platform.Options(),
+		// Every process authorizes every call against the access table.
+		auth.Module,
 	}
 	for _, n := range names {
 		opts = append(opts, components[n])

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/vigilhq/vigil/platform"
+	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
 )
@@ -31,7 +32,7 @@ func runMigrate(ctx context.Context, cfg *config.Config, extra ...fx.Option) err
 	if err != nil {
 		return err
 	}
-	opts := []fx.Option{fx.Supply(cfg), platform.Options()}
+	opts := []fx.Option{fx.Supply(cfg), platform.Options(), auth.Module}
 	for _, n := range names {
 		opts = append(opts, components[n])
 	}

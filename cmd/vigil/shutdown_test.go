@@ -64,7 +64,8 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runUntilSignal(context.Background(), cfg, nil, modeAll,
-			fx.Supply(fx.Annotate(testsvc.TokenAuthorizer{Token: "tok"}, fx.As(new(rpc.Authorizer)))),
+			// The test service is outside the access table; let a test authorizer guard it.
+			fx.Decorate(func(rpc.Authorizer) rpc.Authorizer { return testsvc.TokenAuthorizer{Token: "tok"} }),
 			fx.Provide(rpc.AsService(func() rpc.Service { return svc.Service() })),
 			reportAddrs(ready),
 		)
@@ -150,7 +151,7 @@ func TestAllServesHealthForEveryComponent(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("vigil all did not start within 60s")
 	}
-	require.Len(t, names, len(components), "one gRPC service per component at least")
+	require.GreaterOrEqual(t, len(names), len(components), "one gRPC service per component at least")
 
 	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

@@ -103,6 +103,25 @@ func TestModuleMigratesContributedSetsOnStart(t *testing.T) {
 	app.RequireStop()
 }
 
+func TestMigrateAllRunsCustomMigrators(t *testing.T) {
+	d := dbtest.New(t)
+	ran := 0
+	sets := []db.Migrations{
+		{Service: "a", FS: testMigrations, Dir: "testdata/migrations_a"},
+		{Service: "queue", Run: func(ctx context.Context, pool *pgxpool.Pool) error {
+			ran++
+			_, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS queue_jobs (id bigint)")
+			return err
+		}},
+	}
+	require.NoError(t, db.MigrateAll(context.Background(), d.Pool, sets, slog.New(slog.DiscardHandler)))
+	require.Equal(t, 1, ran)
+	require.Equal(t, []string{"goose_a", "people", "queue_jobs"}, tables(t, d.Pool))
+
+	dup := append(sets, db.Migrations{Service: "a", FS: testMigrations, Dir: "testdata/migrations_a"})
+	require.ErrorContains(t, db.MigrateAll(context.Background(), d.Pool, dup, slog.New(slog.DiscardHandler)), "twice")
+}
+
 func TestPingFailsClearly(t *testing.T) {
 	pool, err := db.NewPool(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
 	require.NoError(t, err)

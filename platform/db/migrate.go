@@ -24,6 +24,10 @@ type Migrations struct {
 	// FS holds the .sql (goose) files under Dir.
 	FS  fs.FS
 	Dir string
+	// Run, when set, replaces goose: it applies the component's schema with its own
+	// migrator (River's, for the task queue). It must be idempotent and safe to run
+	// from several processes at once.
+	Run func(ctx context.Context, pool *pgxpool.Pool) error
 }
 
 // VersionTable is the goose version table of the set.
@@ -39,6 +43,12 @@ const MigrationsGroup = `group:"db_migrations"`
 //	db.AsMigrations("matcher", migrationFiles, "migrations")
 func AsMigrations(service string, fsys fs.FS, dir string) fx.Option {
 	m := Migrations{Service: service, FS: fsys, Dir: dir}
+	return fx.Provide(fx.Annotate(func() Migrations { return m }, fx.ResultTags(MigrationsGroup)))
+}
+
+// AsMigrationFunc contributes a component whose schema another migrator applies.
+func AsMigrationFunc(service string, run func(ctx context.Context, pool *pgxpool.Pool) error) fx.Option {
+	m := Migrations{Service: service, Run: run}
 	return fx.Provide(fx.Annotate(func() Migrations { return m }, fx.ResultTags(MigrationsGroup)))
 }
 
@@ -86,6 +96,13 @@ func MigrateAll(ctx context.Context, pool *pgxpool.Pool, sets []Migrations, l *s
 			return fmt.Errorf("migrate: migrations of %s contributed twice", m.Service)
 		}
 		seen[m.Service] = true
+		if m.Run != nil {
+			if err := m.Run(ctx, pool); err != nil {
+				return fmt.Errorf("migrate %s: %w", m.Service, err)
+			}
+			l.InfoContext(ctx, "migrations applied", "component", m.Service)
+			continue
+		}
 		res, err := Migrate(ctx, pool, m.FS, m.Dir, m.VersionTable())
 		if err != nil {
 			return err
