@@ -6,6 +6,7 @@ package backend
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -28,6 +29,11 @@ type Backend struct {
 	objects ObjectStore
 	faces   FaceExtractor
 	invalid Invalidator
+
+	// usageReported is closed once licensing has every workspace's counts (nil when the
+	// start-up report is not run, as in NewBackend without Module).
+	usageReported chan struct{}
+	usageOnce     sync.Once
 }
 
 // NewBackend builds the shared core. objects, faces and inv may be nil: photo calls then

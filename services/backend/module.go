@@ -73,7 +73,9 @@ func newBackendFromParams(p Params) *Backend {
 	if faces == nil {
 		faces = NewImageAPIFaces(p.Peers)
 	}
-	return NewBackend(p.Pool, p.Config, p.Log, p.Peers, objects, faces, p.Invalidator)
+	b := NewBackend(p.Pool, p.Config, p.Log, p.Peers, objects, faces, p.Invalidator)
+	b.usageReported = make(chan struct{})
+	return b
 }
 
 // BootstrapOutput is where the first admin's credentials are printed (stdout).
@@ -89,16 +91,29 @@ type serviceParams struct {
 }
 
 func registerBootstrap(lc fx.Lifecycle, b *Backend) {
-	lc.Append(fx.StartHook(func(ctx context.Context) error {
-		res, err := b.Bootstrap(ctx)
-		if err != nil {
-			return err
-		}
-		if res != nil {
-			b.announceBootstrap(ctx, res, BootstrapOutput)
-		}
-		return nil
-	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(startCtx context.Context) error {
+			res, err := b.Bootstrap(startCtx)
+			if err != nil {
+				return err
+			}
+			if res != nil {
+				b.announceBootstrap(startCtx, res, BootstrapOutput)
+			}
+			go func() {
+				defer close(done)
+				b.reportUsageUntilDone(ctx)
+			}()
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			cancel()
+			<-done
+			return nil
+		},
+	})
 }
 
 func authService(p serviceParams) rpc.Service {

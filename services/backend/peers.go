@@ -85,6 +85,7 @@ func (b *Backend) peerCtx(ctx context.Context) (context.Context, context.CancelF
 
 // checkLimit asks licensing whether n more of resource may be added.
 func (b *Backend) checkLimit(ctx context.Context, sc scope, resource licensingv1.Resource, n int64) error {
+	b.awaitUsageReport(ctx)
 	lic, err := b.licensing()
 	if err != nil {
 		return err

@@ -223,3 +223,19 @@ func TestWebhooks(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, e.count("webhook_deliveries"))
 }
+
+// TestUsageReportedAtStart: a restarted licensing service learns the counts the backend
+// holds, so limits hold from the first request.
+func TestUsageReportedAtStart(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.agents().CreateAgent(e.admin(), &backendv1.CreateAgentRequest{Name: "a1"})
+	require.NoError(t, err)
+	_, err = e.agents().CreateAgent(e.admin(), &backendv1.CreateAgentRequest{Name: "a2"})
+	require.NoError(t, err)
+	e.start() // a new process: its licensing service starts with no reports
+	require.Eventually(t, func() bool {
+		_, err := e.agents().CreateAgent(e.admin(), &backendv1.CreateAgentRequest{Name: "a3"})
+		return code(err) == codes.ResourceExhausted
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 2, e.count("agents"))
+}
