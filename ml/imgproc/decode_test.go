@@ -193,3 +193,39 @@ func TestDecodeReadsSyntheticExif(t *testing.T) {
 	require.Equal(t, 8, d.Orientation)
 	require.Equal(t, [2]int{18, 24}, [2]int{d.W, d.H})
 }
+
+// TestSamplePathsAgreeWithReference checks the fast paths (axis-aligned
+// tables, rotated interior) against the reference bilinear on a real photo,
+// including samples across the border.
+func TestSamplePathsAgreeWithReference(t *testing.T) {
+	d, err := Decode(readPhoto(t, "obama_small.jpg"), Limits{})
+	require.NoError(t, err)
+	transforms := map[string]Affine{
+		"downscale":  ResizeMap(-20, -10, 400, 300, 160, 120),
+		"upscale":    ResizeMap(100, 40, 50, 60, 112, 112),
+		"rotated":    {A: 0.9, B: -0.3, C: 120, D: 0.3, E: 0.9, F: -5},
+		"rotated-in": {A: 0.5, B: 0.1, C: 100, D: -0.1, E: 0.5, F: 80},
+	}
+	for name, tr := range transforms {
+		for _, b := range []Border{{}, {Replicate: true}, {Fill: [3]uint8{9, 99, 199}}} {
+			// 320x240 is above parallelMinPixels: rows are split across cores.
+			for _, size := range [][2]int{{40, 30}, {320, 240}} {
+				w, h := size[0], size[1]
+				got := make([]float32, 3*w*h)
+				d.SampleInto(got, w, h, tr, RGBPlanes, Raw, b)
+				clip := image.Rect(0, 0, d.W, d.H)
+				fill := [3]float32{float32(b.Fill[0]), float32(b.Fill[1]), float32(b.Fill[2])}
+				for v := range h {
+					for u := range w {
+						x, y := tr.Apply(float64(u), float64(v))
+						r, g, bl := d.bilinear(x, y, clip, b.Replicate, fill)
+						o := v*w + u
+						require.InDelta(t, r, got[o], 0.01, "%s %v (%d,%d)", name, b, u, v)
+						require.InDelta(t, g, got[w*h+o], 0.01, "%s %v (%d,%d)", name, b, u, v)
+						require.InDelta(t, bl, got[2*w*h+o], 0.01, "%s %v (%d,%d)", name, b, u, v)
+					}
+				}
+			}
+		}
+	}
+}

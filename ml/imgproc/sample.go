@@ -98,25 +98,54 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 	replicate := b.Replicate && !clip.Empty()
 	plane := w * h
 	fill := [3]float32{float32(b.Fill[0]), float32(b.Fill[1]), float32(b.Fill[2])}
+	if t.B == 0 && t.D == 0 {
+		m.sampleAxisAligned(dst, w, h, t, ch, n, clip, replicate, fill)
+		return
+	}
+	// Rotated transforms (face alignment): interior samples inline, borders
+	// through bilinear.
+	var off [3]int
+	var mean, scale [3]float32
+	switch ch {
+	case RGBPlanes:
+		off = [3]int{0, plane, 2 * plane}
+		mean, scale = n.Mean, n.Scale
+	case BGRPlanes:
+		off = [3]int{2 * plane, plane, 0}
+		mean = [3]float32{n.Mean[2], n.Mean[1], n.Mean[0]}
+		scale = [3]float32{n.Scale[2], n.Scale[1], n.Scale[0]}
+	}
+	gray := ch == GrayPlane
+	stride := m.W * 3
+	p := m.Pix
+	x0min, y0min := float64(clip.Min.X), float64(clip.Min.Y)
+	x0max, y0max := float64(clip.Max.X-1), float64(clip.Max.Y-1) // exclusive bound for the first tap
 	for v := 0; v < h; v++ {
-		fu, fv := float64(0), float64(v)
-		x := t.A*fu + t.B*fv + t.C
-		y := t.D*fu + t.E*fv + t.F
+		fv := float64(v)
+		x := t.B*fv + t.C
+		y := t.E*fv + t.F
 		for u := 0; u < w; u++ {
-			r, g, bl := m.bilinear(x, y, clip, replicate, fill)
 			o := v*w + u
-			switch ch {
-			case RGBPlanes:
-				dst[o] = (r - n.Mean[0]) * n.Scale[0]
-				dst[plane+o] = (g - n.Mean[1]) * n.Scale[1]
-				dst[2*plane+o] = (bl - n.Mean[2]) * n.Scale[2]
-			case BGRPlanes:
-				dst[o] = (bl - n.Mean[0]) * n.Scale[0]
-				dst[plane+o] = (g - n.Mean[1]) * n.Scale[1]
-				dst[2*plane+o] = (r - n.Mean[2]) * n.Scale[2]
-			case GrayPlane:
-				l := 0.299*r + 0.587*g + 0.114*bl
-				dst[o] = (l - n.Mean[0]) * n.Scale[0]
+			var r, g, bl float32
+			if x >= x0min && y >= y0min && x < x0max && y < y0max {
+				x0, y0 := int(x), int(y) // x, y >= 0 here, so truncation is floor
+				fx, fy := float32(x-float64(x0)), float32(y-float64(y0))
+				i := y0*stride + x0*3
+				a := p[i : i+6 : i+6]
+				c := p[i+stride : i+stride+6 : i+stride+6]
+				w00, w01, w10, w11 := (1-fx)*(1-fy), fx*(1-fy), (1-fx)*fy, fx*fy
+				r = w00*float32(a[0]) + w01*float32(a[3]) + w10*float32(c[0]) + w11*float32(c[3])
+				g = w00*float32(a[1]) + w01*float32(a[4]) + w10*float32(c[1]) + w11*float32(c[4])
+				bl = w00*float32(a[2]) + w01*float32(a[5]) + w10*float32(c[2]) + w11*float32(c[5])
+			} else {
+				r, g, bl = m.bilinear(x, y, clip, replicate, fill)
+			}
+			if gray {
+				dst[o] = (0.299*r + 0.587*g + 0.114*bl - n.Mean[0]) * n.Scale[0]
+			} else {
+				dst[off[0]+o] = (r - mean[0]) * scale[0]
+				dst[off[1]+o] = (g - mean[1]) * scale[1]
+				dst[off[2]+o] = (bl - mean[2]) * scale[2]
 			}
 			x += t.A
 			y += t.D

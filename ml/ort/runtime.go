@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	onnx "github.com/yalue/onnxruntime_go"
 )
@@ -82,7 +83,26 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	provider Provider // the provider sessions actually use, decided on the first session
+
+	recorder atomic.Pointer[func(*Session, []Tensor)]
 }
+
+// SetRecorder makes every Run of this runtime's sessions hand its session
+// and inputs to f before running (nil stops it). Benchmarks use it to replay
+// the exact tensors of a pipeline through bare onnxruntime_go sessions; f
+// must not keep or change the tensors' data beyond the call unless it copies.
+func (r *Runtime) SetRecorder(f func(s *Session, inputs []Tensor)) {
+	if f == nil {
+		r.recorder.Store(nil)
+		return
+	}
+	r.recorder.Store(&f)
+}
+
+// SessionOptions returns new options with this runtime's thread and
+// provider settings (benchmarks build bare sessions with them); the caller
+// destroys them.
+func (r *Runtime) SessionOptions() (*onnx.SessionOptions, error) { return r.sessionOptions() }
 
 var (
 	envMu      sync.Mutex

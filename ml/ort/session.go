@@ -19,10 +19,12 @@ type Tensor struct {
 // single-threaded sessions lets requests use every core at once.
 type Session struct {
 	name    string
+	model   []byte
 	inputs  []string
 	outputs []string
 	pool    chan *onnx.DynamicAdvancedSession
 	all     []*onnx.DynamicAdvancedSession
+	rt      *Runtime
 }
 
 // ErrClosed is returned by Run after Close.
@@ -32,6 +34,8 @@ var ErrClosed = errors.New("onnx session closed")
 func (r *Runtime) NewSession(name string, model []byte, inputs, outputs []string) (*Session, error) {
 	s := &Session{
 		name:    name,
+		model:   model,
+		rt:      r,
 		inputs:  inputs,
 		outputs: outputs,
 		pool:    make(chan *onnx.DynamicAdvancedSession, r.cfg.PoolSize),
@@ -57,12 +61,25 @@ func (r *Runtime) NewSession(name string, model []byte, inputs, outputs []string
 // Name is the model's name as given to NewSession.
 func (s *Session) Name() string { return s.name }
 
+// Model is the ONNX model the session runs (benchmarks load it into bare
+// onnxruntime_go sessions).
+func (s *Session) Model() []byte { return s.model }
+
+// InputNames are the model inputs Run takes, in order.
+func (s *Session) InputNames() []string { return s.inputs }
+
+// OutputNames are the model outputs Run returns, in order.
+func (s *Session) OutputNames() []string { return s.outputs }
+
 // Run runs the model once. It waits for a free session of the pool (or for
 // ctx), wraps the input slices without copying them, and copies the outputs
 // into Go memory.
 func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	if len(inputs) != len(s.inputs) {
 		return nil, fmt.Errorf("model %s: %d inputs given, %d expected", s.name, len(inputs), len(s.inputs))
+	}
+	if rec := s.rt.recorder.Load(); rec != nil {
+		(*rec)(s, inputs)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // a cancelled request never starts a model

@@ -66,11 +66,12 @@ func (a *ageEstimator) estimate(ctx context.Context, img *imgproc.RGB, faces []*
 	const per = 3 * ageSize * ageSize
 	for start := 0; start < len(faces); start += a.maxBatch {
 		chunk := faces[start:min(start+a.maxBatch, len(faces))]
-		data := make([]float32, per*len(chunk))
+		data := getBuffer(per * len(chunk))
 		for i, f := range chunk {
 			ageCrop(data[i*per:(i+1)*per], img, f.Landmarks68)
 		}
 		out, err := a.sess.Run(ctx, ort.Tensor{Shape: []int64{int64(len(chunk)), 3, ageSize, ageSize}, Data: data})
+		putBuffer(data)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,8 @@ func (d *bodyDetector) session() *ort.Session { return d.sess }
 
 func (d *bodyDetector) detect(ctx context.Context, img *imgproc.RGB, opt BodyOptions) ([]*Object, error) {
 	r := math.Min(yoloxSize/float64(img.W), yoloxSize/float64(img.H))
-	data := make([]float32, 3*yoloxSize*yoloxSize)
+	data := getBuffer(3 * yoloxSize * yoloxSize)
+	defer putBuffer(data)
 	// Destination pixel u covers source u/r; sampling with the pixel-centre
 	// convention of cv2.resize to (w·r, h·r) then pasting at the top-left.
 	img.SampleInto(data, yoloxSize, yoloxSize,

@@ -52,7 +52,7 @@ func newFaceDetector(rt *ort.Runtime, src models.Source) (*faceDetector, error) 
 // Input builds the detector tensor of img (exported for the benchmark's bare
 // runs through the package's DetectorInput).
 func (d *faceDetector) input(img *imgproc.RGB) ort.Tensor {
-	data := make([]float32, 3*yunetSize*yunetSize)
+	data := getBuffer(3 * yunetSize * yunetSize)
 	k := letterboxScale(img.W, img.H) // source pixels per input pixel
 	img.SampleInto(data, yunetSize, yunetSize,
 		imgproc.ResizeMap(0, 0, k*yunetSize, k*yunetSize, yunetSize, yunetSize),
@@ -61,7 +61,9 @@ func (d *faceDetector) input(img *imgproc.RGB) ort.Tensor {
 }
 
 func (d *faceDetector) detect(ctx context.Context, img *imgproc.RGB, opt FaceOptions) ([]*Object, error) {
-	out, err := d.sess.Run(ctx, d.input(img))
+	in := d.input(img)
+	out, err := d.sess.Run(ctx, in)
+	putBuffer(in.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -103,3 +103,7 @@ func (e *Engine) Decode(data []byte) (*imgproc.Decoded, error) {
 
 func (d *faceDetector) session() *ort.Session      { return d.sess }
 func (t *templateExtractor) session() *ort.Session { return t.sess }
+
+// Runtime is the ONNX Runtime the engine's sessions run on (benchmarks use
+// its recorder and session options).
+func (e *Engine) Runtime() *ort.Runtime { return e.rt }

@@ -47,11 +47,12 @@ func (m *maskEstimator) estimate(ctx context.Context, img *imgproc.RGB, faces []
 		c := f.Box.Center()
 		rw, rh := side*maskW/maskH, side
 		region := geom.Box{X1: c.X - rw/2, Y1: c.Y - rh/2, X2: c.X + rw/2, Y2: c.Y + rh/2}
-		data := make([]float32, 3*maskW*maskH)
+		data := getBuffer(3 * maskW * maskH)
 		img.SampleInto(data, maskW, maskH,
 			imgproc.ResizeMap(region.X1, region.Y1, rw, rh, maskW, maskH),
 			imgproc.RGBPlanes, imgproc.Uniform(127, 1.0/128), imgproc.Border{Fill: [3]uint8{127, 127, 127}})
 		out, err := m.sess.Run(ctx, ort.Tensor{Shape: []int64{1, 3, maskH, maskW}, Data: data})
+		putBuffer(data)
 		if err != nil {
 			return err
 		}

@@ -72,13 +72,15 @@ func (t *templateExtractor) extract(ctx context.Context, img *imgproc.RGB, faces
 	const per = 3 * alignedSize * alignedSize
 	for start := 0; start < len(faces); start += t.maxBatch {
 		chunk := faces[start:min(start+t.maxBatch, len(faces))]
-		data := make([]float32, per*len(chunk))
+		data := getBuffer(per * len(chunk))
 		for i, f := range chunk {
 			if err := alignedInto(data[i*per:(i+1)*per], img, f.Keypoints); err != nil {
+				putBuffer(data)
 				return err
 			}
 		}
 		out, err := t.sess.Run(ctx, ort.Tensor{Shape: []int64{int64(len(chunk)), 3, alignedSize, alignedSize}, Data: data})
+		putBuffer(data)
 		if err != nil {
 			return err
 		}
