@@ -12,6 +12,7 @@ import numpy as np
 import faiss
 
 DIR = sys.argv[1] if len(sys.argv) > 1 else "/tmp/vigil-bench-matcher"
+GT_ONLY = len(sys.argv) > 2 and sys.argv[2] == "gt-only"
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 K, BATCH = 10, 32
 faiss.omp_set_num_threads(THREADS)
@@ -87,6 +88,8 @@ g = np.asarray(gt, dtype=np.int32)
 with open(os.path.join(DIR, "gt.i32"), "wb") as f:
     np.array([nq, K], dtype=np.int32).tofile(f)
     g.tofile(f)
+if GT_ONLY:
+    sys.exit(0)
 measure(flat, "warmup", "", BATCH)
 out["results"].clear()
 for b in (1, BATCH):

@@ -33,7 +33,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: matcherbench gen|run|pgload -dir DIR")
+		fmt.Fprintln(os.Stderr, "usage: matcherbench gen|run|pgload|report -dir DIR")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -51,6 +51,8 @@ func main() {
 		err = run(*dir)
 	case "pgload":
 		err = pgload(*dir, *dbURL)
+	case "report":
+		err = report(*dir)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -179,9 +181,9 @@ func run(dir string) error {
 		}
 	}
 	res.BuildSeconds = time.Since(start).Seconds()
-	base, qv = nil, nil
-	_ = qv
-	res.HeapBytes = heapInUse() - heap0 - int64(len(queries)*dim*4)
+	res.HeapBytes = heapInUse() - heap0
+	runtime.KeepAlive(base) // live in both readings, so the difference is the index
+	base = nil
 	res.IndexBytes = ix.Stats(ws)[0].MemoryBytes
 	fmt.Printf("kernel %s, GOMAXPROCS %d, %d templates added in %.1fs; index %d MiB (%.2fx raw), heap growth %d MiB\n",
 		res.Kernel, res.GOMAXPROCS, n, res.BuildSeconds, res.IndexBytes>>20, float64(res.IndexBytes)/float64(res.RawBytes), res.HeapBytes>>20)
