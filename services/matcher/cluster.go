@@ -86,7 +86,9 @@ func (c *Cluster) shardErr(name string, err error) error {
 	return err
 }
 
-// AddTemplates stores templates on their owning shards.
+// AddTemplates stores templates on their owning shards. A template id re-added for a
+// person owned by another shard than before must be removed first: the old shard
+// would otherwise keep it in memory until its next restart.
 func (c *Cluster) AddTemplates(ctx context.Context, ws string, ts []Template, requestID string) (int, error) {
 	// Reject bad vectors before anything is written anywhere.
 	if _, err := NewIndex(IndexConfig{}).Prepare(ws, ts); err != nil {

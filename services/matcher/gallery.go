@@ -140,16 +140,22 @@ func (g *gallery) remove(id string) bool {
 	return true
 }
 
-// removePerson deletes every template of a person and returns how many.
-func (g *gallery) removePerson(personID string) int {
-	o, ok := g.personOrd[personID]
-	if !ok {
+// removePersons deletes every template of the persons, in one pass over the rows,
+// and returns how many.
+func (g *gallery) removePersons(personIDs []string) int {
+	ords := map[int32]bool{}
+	for _, id := range personIDs {
+		if o, ok := g.personOrd[id]; ok {
+			ords[o] = true
+		}
+	}
+	if len(ords) == 0 {
 		return 0
 	}
 	var ids []string
 	for _, p := range g.parts {
 		for r, ow := range p.owner {
-			if ow == o {
+			if ords[ow] {
 				ids = append(ids, p.ids[r])
 			}
 		}

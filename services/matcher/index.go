@@ -172,12 +172,12 @@ func (ix *Index) RemovePersons(workspace string, personIDs []string) int {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 0
 	for _, p := range personIDs {
 		delete(w.groups, p)
-		for _, g := range w.galleries {
-			n += g.removePerson(p)
-		}
+	}
+	n := 0
+	for _, g := range w.galleries {
+		n += g.removePersons(personIDs)
 	}
 	return n
 }
