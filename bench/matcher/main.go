@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"time"
@@ -40,7 +41,14 @@ func main() {
 	dir := fs.String("dir", "/tmp/vigil-bench-matcher", "where the data and results go")
 	dbURL := fs.String("db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for pgload (a scratch database is created on it)")
 	ids := fs.Int("identities", defaultSpec().Identities, "identities (5 templates each)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command here")
 	_ = fs.Parse(os.Args[2:])
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	var err error
 	switch os.Args[1] {
 	case "gen":
@@ -57,6 +65,7 @@ func main() {
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "matcherbench:", err)
 		os.Exit(1)
 	}

@@ -94,7 +94,7 @@ func (g *gallery) search(ctx context.Context, queries [][]float32, p SearchParam
 		}
 		var retry []int32
 		for _, qi := range pending {
-			res, truncated := g.finish(prepared[qi].vec, heaps, qi, p)
+			res, truncated := g.finish(prepared[qi].vec, heaps, qi, p, limit)
 			if truncated && limit < g.size {
 				retry = append(retry, qi)
 				continue
@@ -215,34 +215,45 @@ func (g *gallery) scanItem(qs []preparedQuery, it work, allowed []uint64, hs []c
 }
 
 // finish re-ranks a query's candidates in float32 against the 16-bit rows, keeps
-// each person's best template, applies the threshold and sorts. truncated says a
-// heap dropped rows, so a short result may hide more persons.
-func (g *gallery) finish(q []float32, heaps [][]candHeap, qi int32, p SearchParams) ([]Match, bool) {
-	best := map[int32]Match{}
-	truncated := false
-	d := g.dim
-	owners := map[int32]struct{}{}
+// each person's best template, applies the threshold and sorts. The workers' heaps
+// together hold the global top-limit rows by approximate score; only those are
+// re-ranked. truncated says rows were dropped while fewer than k persons were kept,
+// so a top-k person may be missing (crowded out by another's many templates): the
+// caller then searches again with larger heaps.
+func (g *gallery) finish(q []float32, heaps [][]candHeap, qi int32, p SearchParams, limit int) ([]Match, bool) {
+	var cands []cand
+	dropped := false
 	for _, hs := range heaps {
 		h := &hs[qi]
-		clear(owners)
-		for _, c := range h.items {
-			part := g.parts[c.part]
-			r := int(c.row)
-			o := part.owner[r]
-			owners[o] = struct{}{}
-			s := dotFixed(q, part.hi[r*d:(r+1)*d], part.lo[r*d:(r+1)*d], part.units[r])
-			if m, ok := best[o]; ok && m.Score >= s {
-				continue
-			}
-			best[o] = Match{PersonID: g.persons[o].id, TemplateID: part.ids[r], Score: s}
-		}
-		// A heap that dropped rows while holding fewer than k persons may have
-		// dropped a top-k person (crowded out by another's many templates); the
-		// caller then searches again with larger heaps.
-		if h.full && len(owners) < p.K {
-			truncated = true
-		}
+		dropped = dropped || h.full
+		cands = append(cands, h.items...)
 	}
+	if len(cands) > limit {
+		slices.SortFunc(cands, func(a, b cand) int {
+			switch {
+			case a.score > b.score:
+				return -1
+			case a.score < b.score:
+				return 1
+			}
+			return 0
+		})
+		cands = cands[:limit]
+		dropped = true
+	}
+	best := make(map[int32]Match, len(cands))
+	d := g.dim
+	for _, c := range cands {
+		part := g.parts[c.part]
+		r := int(c.row)
+		o := part.owner[r]
+		s := dotFixed(q, part.hi[r*d:(r+1)*d], part.lo[r*d:(r+1)*d], part.units[r])
+		if m, ok := best[o]; ok && m.Score >= s {
+			continue
+		}
+		best[o] = Match{PersonID: g.persons[o].id, TemplateID: part.ids[r], Score: s}
+	}
+	truncated := dropped && len(best) < p.K
 	res := make([]Match, 0, len(best))
 	for _, m := range best {
 		if m.Score >= p.Threshold {
