@@ -174,7 +174,7 @@ func (w *importWorker) importOne(ctx context.Context, client backendv1.PersonSer
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
-	person, err := w.createPerson(ctx, client, jobID, index, it, groups)
+	person, created, err := w.createPerson(ctx, client, jobID, index, it, groups)
 	if err != nil {
 		return classify(it.Origin, err)
 	}
@@ -201,33 +201,45 @@ func (w *importWorker) importOne(ctx context.Context, client backendv1.PersonSer
 			problems = append(problems, msg)
 		}
 	}
-	if len(problems) > 0 {
-		return it.Origin + ": " + joinMax(problems, 3), nil
+	if len(problems) == 0 {
+		return "", nil
 	}
-	return "", nil
+	if created && len(problems) == len(it.Photos) {
+		// Not one photo was usable: take back the person this item created, so a failed
+		// item leaves nothing behind (a person without a face cannot be recognised).
+		_, err := client.DeletePerson(ctx, &backendv1.DeletePersonRequest{
+			PersonId: person.GetId(), RequestId: fmt.Sprintf("import-%d-%d-undo", jobID, index),
+		})
+		if err != nil && status.Code(err) != codes.NotFound {
+			if _, jobErr := classify(it.Origin, err); jobErr != nil {
+				return "", jobErr
+			}
+		}
+	}
+	return it.Origin + ": " + joinMax(problems, 3), nil
 }
 
-// createPerson creates the item's person, or finds the one that already has its
-// external id (imported by an earlier job, or created by hand).
-func (w *importWorker) createPerson(ctx context.Context, client backendv1.PersonServiceClient, jobID int64, index int, it importItem, groups []string) (*backendv1.Person, error) {
+// createPerson creates the item's person (created), or finds the one that already has
+// its external id (imported by an earlier job, or created by hand).
+func (w *importWorker) createPerson(ctx context.Context, client backendv1.PersonServiceClient, jobID int64, index int, it importItem, groups []string) (*backendv1.Person, bool, error) {
 	resp, err := client.CreatePerson(ctx, &backendv1.CreatePersonRequest{
 		Person:    &backendv1.Person{ExternalId: it.ExternalID, Name: it.Name, GroupIds: groups},
 		RequestId: fmt.Sprintf("import-%d-%d", jobID, index),
 	})
 	if err == nil {
-		return resp.GetPerson(), nil
+		return resp.GetPerson(), true, nil
 	}
 	if status.Code(err) != codes.AlreadyExists {
-		return nil, err
+		return nil, false, err
 	}
 	list, lerr := client.ListPersons(ctx, &backendv1.ListPersonsRequest{ExternalId: it.ExternalID, PageSize: 1})
 	if lerr != nil {
-		return nil, lerr
+		return nil, false, lerr
 	}
 	if len(list.GetPersons()) == 0 {
-		return nil, err // erased between the two calls: report the conflict
+		return nil, false, err // erased between the two calls: report the conflict
 	}
-	return list.GetPersons()[0], nil
+	return list.GetPersons()[0], false, nil
 }
 
 // classify sorts a backend error: bad input of the item is an item problem; a license

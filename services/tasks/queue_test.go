@@ -50,6 +50,7 @@ func hasStatus(s tasksv1.JobStatus) func(*tasksv1.Job) bool {
 }
 
 func TestJobLifecycleReportsProgress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{noStart: true})
 	id := e.insert(t, stepsArgs{WorkspaceID: "ws1", Steps: 3, Gate: t.Name()}, nil)
 
@@ -90,6 +91,7 @@ func TestJobLifecycleReportsProgress(t *testing.T) {
 }
 
 func TestFailedAttemptIsRetriedWithBackoff(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig()
 	cfg.RetryBase, cfg.RetryMax = 300*time.Millisecond, 300*time.Millisecond
 	e := newEnv(t, envOptions{config: &cfg})
@@ -114,6 +116,7 @@ func TestFailedAttemptIsRetriedWithBackoff(t *testing.T) {
 }
 
 func TestExhaustedAttemptsAreDeadAndCanBeRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	id := e.insert(t, stepsArgs{WorkspaceID: "ws1", Steps: 1, FailAttempts: 100}, &river.InsertOpts{MaxAttempts: 3})
 
@@ -140,6 +143,7 @@ func TestExhaustedAttemptsAreDeadAndCanBeRetried(t *testing.T) {
 }
 
 func TestPermanentErrorGoesStraightToDead(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	id := e.insert(t, stepsArgs{WorkspaceID: "ws1", Permanent: true}, nil)
 	j := e.eventually(t, "ws1", id, "dead", hasStatus(tasksv1.JobStatus_JOB_STATUS_DEAD))
@@ -156,6 +160,7 @@ func TestPermanentErrorGoesStraightToDead(t *testing.T) {
 }
 
 func TestCancelRunningAndQueuedJobs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 
 	running := e.insert(t, stepsArgs{WorkspaceID: "ws1", Block: true}, nil)
@@ -184,6 +189,7 @@ func TestCancelRunningAndQueuedJobs(t *testing.T) {
 }
 
 func TestJobsAreScopedToTheirWorkspace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{noStart: true})
 	mine := e.insert(t, stepsArgs{WorkspaceID: "ws1", Steps: 1}, nil)
 	theirs := e.insert(t, stepsArgs{WorkspaceID: "ws2", Steps: 1}, nil)
@@ -224,6 +230,7 @@ func TestJobsAreScopedToTheirWorkspace(t *testing.T) {
 }
 
 func TestListJobsPagesNewestFirst(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{noStart: true})
 	var ids []string
 	for range 7 {
@@ -283,6 +290,7 @@ func TestListJobsPagesNewestFirst(t *testing.T) {
 }
 
 func TestStatusNumbersMatchTheContract(t *testing.T) {
+	t.Parallel()
 	pairs := map[Status]tasksv1.JobStatus{
 		StatusQueued: tasksv1.JobStatus_JOB_STATUS_QUEUED, StatusRunning: tasksv1.JobStatus_JOB_STATUS_RUNNING,
 		StatusSucceeded: tasksv1.JobStatus_JOB_STATUS_SUCCEEDED, StatusFailed: tasksv1.JobStatus_JOB_STATUS_FAILED,
@@ -302,6 +310,7 @@ func TestStatusNumbersMatchTheContract(t *testing.T) {
 }
 
 func TestBackoffDoublesUpToTheCap(t *testing.T) {
+	t.Parallel()
 	b := backoff{base: time.Second, max: 10 * time.Second}
 	tests := []struct {
 		failure int

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
@@ -32,7 +34,13 @@ type stack struct {
 	conn      grpc.ClientConnInterface
 	kafka     *kafka.Cluster
 	objects   *objstore.Store
+	pool      *pgxpool.Pool
 	workspace string
+}
+
+func init() {
+	// The first admin's password is printed on first start; not in test output.
+	backend.BootstrapOutput = io.Discard
 }
 
 const internalToken = "tasks-test-internal-token-0123456789"
@@ -55,9 +63,8 @@ tasks:
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		func() []string { return []string{"VIGIL_INTERNAL_TOKEN=" + internalToken} })
 	require.NoError(t, err)
-	backend.BootstrapOutput = io.Discard
 
-	s := &stack{}
+	s := &stack{pool: db.Pool}
 	var peers *grpcserver.Peers
 	opts := []fx.Option{
 		fx.Supply(cfg),
@@ -81,4 +88,11 @@ tasks:
 // in returns a context acting, with the internal credentials, within the workspace.
 func (s *stack) in() context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), rpc.MetadataWorkspace, s.workspace)
+}
+
+func mustID(t *testing.T, id string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(id, 10, 64)
+	require.NoError(t, err)
+	return n
 }

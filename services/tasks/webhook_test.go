@@ -86,6 +86,7 @@ func identification(ws, eventID, cameraID string) *eventservicev1.Notification {
 // attempt's 500 is retried with back-off; both attempts are in the backend's delivery
 // log; a notification seen twice is delivered once.
 func TestWebhookDeliveredSignedAndRetriedAfter500(t *testing.T) {
+	t.Parallel()
 	s := newStack(t)
 	recv := &receiver{secret: "a-webhook-secret-of-sufficient-length", attempts: map[string][]received{}}
 	srv := httptest.NewServer(recv)
