@@ -57,7 +57,10 @@ func LibraryPath(configured string) (string, error) {
 
 // RepoRoot walks up from dir to the first folder that holds a go.mod file.
 func RepoRoot(dir string) (string, bool) {
-	dir = filepath.Clean(dir)
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			return dir, true
