@@ -51,7 +51,8 @@ func (o backendObjects) Delete(ctx context.Context, key string) error { return o
 // models), the matcher and licensing (free tier).
 func newImportStack(t *testing.T) *stack {
 	return newStack(t,
-		licensing.Module, matcher.Module, imageapi.Module,
+		[]fx.Option{licensing.Module},
+		[]fx.Option{matcher.Module, imageapi.Module},
 		fx.Provide(func(s *objstore.Store) backend.ObjectStore { return backendObjects{s} }),
 	)
 }
@@ -186,7 +187,7 @@ func TestImportZipAndCSVOfRealPhotos(t *testing.T) {
 
 func TestCreateImportJobRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := newStack(t, nil, nil)
 	c := tasksv1.NewTaskServiceClient(s.conn)
 	tests := []struct {
 		name string

@@ -45,7 +45,10 @@ func init() {
 
 const internalToken = "tasks-test-internal-token-0123456789"
 
-func newStack(t *testing.T, extra ...fx.Option) *stack {
+// newStack assembles the process; before and after are component modules placed, as in
+// cmd/vigil's component order, before the backend (licensing) and after the task queue
+// (matcher, Image API).
+func newStack(t *testing.T, before, after []fx.Option, extra ...fx.Option) *stack {
 	t.Helper()
 	db := dbtest.New(t)
 	yaml := fmt.Sprintf(`
@@ -66,13 +69,10 @@ tasks:
 
 	s := &stack{pool: db.Pool}
 	var peers *grpcserver.Peers
-	opts := []fx.Option{
-		fx.Supply(cfg),
-		platform.Options(),
-		auth.Module,
-		backend.Module,
-		tasks.Module,
-	}
+	opts := []fx.Option{fx.Supply(cfg), platform.Options(), auth.Module}
+	opts = append(opts, before...)
+	opts = append(opts, backend.Module, tasks.Module)
+	opts = append(opts, after...)
 	opts = append(opts, extra...)
 	opts = append(opts, grpcserver.Serve, fx.Populate(&peers, &s.kafka, &s.objects))
 	app := fxtest.New(t, opts...)
