@@ -33,6 +33,24 @@ func dotsInt8Generic(q []int8, codes []int8, dim, n int, out []int32) {
 	}
 }
 
+// filterAbove writes to idx the positions i where float32(dots[i])*units[i] > thr
+// and returns how many (idx needs room for len(dots)).
+var filterAbove = func(dots []int32, units []float32, thr float32, idx []int32) int {
+	return filterAboveGeneric(dots, units, thr, idx, 0)
+}
+
+func filterAboveGeneric(dots []int32, units []float32, thr float32, idx []int32, base int32) int {
+	k := 0
+	units = units[:len(dots)]
+	for i, d := range dots {
+		if float32(d)*units[i] > thr {
+			idx[k] = base + int32(i)
+			k++
+		}
+	}
+	return k
+}
+
 // dotFloat32 is the float32 dot product used to re-rank candidates and by callers
 // that score one pair.
 func dotFloat32(a, b []float32) float32 {

@@ -19,6 +19,29 @@ func dotsInt8VNNI(q *int8, codes *int8, dim, n int, out *int32, qbias int32)
 
 var hasVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI
 
+// filterAboveAVX512 needs n to be a multiple of 16 and idx room for n entries.
+//
+//go:noescape
+func filterAboveAVX512(dots *int32, units *float32, n int, thr float32, idx *int32) int
+
+var hasAVX512Filter = cpu.X86.HasAVX512F && cpu.X86.HasPOPCNT
+
+func filterAboveAsm(dots []int32, units []float32, thr float32, idx []int32) int {
+	n := len(dots)
+	main := n &^ 15
+	k := 0
+	if hasAVX512Filter && main > 0 && kernelName != "generic" {
+		_ = units[main-1]
+		_ = idx[main-1]
+		k = filterAboveAVX512(&dots[0], &units[0], main, thr, &idx[0])
+	} else {
+		main = 0
+	}
+	return k + filterAboveGeneric(dots[main:], units[main:], thr, idx[k:], int32(main))
+}
+
+func init() { filterAbove = filterAboveAsm }
+
 func init() {
 	// VIGIL_MATCHER_KERNEL=generic|avx2 forces a path (tests compare all of them).
 	want := os.Getenv("VIGIL_MATCHER_KERNEL")

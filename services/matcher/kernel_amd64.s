@@ -147,3 +147,61 @@ vcols:
 vdone:
 	VZEROUPPER
 	RET
+
+DATA iota16<>+0(SB)/4, $0
+DATA iota16<>+4(SB)/4, $1
+DATA iota16<>+8(SB)/4, $2
+DATA iota16<>+12(SB)/4, $3
+DATA iota16<>+16(SB)/4, $4
+DATA iota16<>+20(SB)/4, $5
+DATA iota16<>+24(SB)/4, $6
+DATA iota16<>+28(SB)/4, $7
+DATA iota16<>+32(SB)/4, $8
+DATA iota16<>+36(SB)/4, $9
+DATA iota16<>+40(SB)/4, $10
+DATA iota16<>+44(SB)/4, $11
+DATA iota16<>+48(SB)/4, $12
+DATA iota16<>+52(SB)/4, $13
+DATA iota16<>+56(SB)/4, $14
+DATA iota16<>+60(SB)/4, $15
+GLOBL iota16<>(SB), RODATA, $64
+
+// func filterAboveAVX512(dots *int32, units *float32, n int, thr float32, idx *int32) int
+//
+// Writes to idx the positions i (n a multiple of 16) where float32(dots[i])*units[i]
+// > thr, and returns how many: 16 rows per iteration with one compare into a mask and
+// one compressing store, so the Go loop only sees the few rows that can enter a heap.
+TEXT ·filterAboveAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dots+0(FP), SI
+	MOVQ         units+8(FP), DI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS thr+24(FP), Z1
+	MOVQ         idx+32(FP), R8
+	VMOVDQU32    iota16<>(SB), Z2
+	MOVL         $16, BX
+	VPBROADCASTD BX, Z3
+	XORQ         AX, AX
+	XORQ         DX, DX
+
+floop:
+	CMPQ        AX, CX
+	JGE         fdone
+	VCVTDQ2PS   (SI)(AX*4), Z0
+	VMULPS      (DI)(AX*4), Z0, Z0
+	VCMPPS      $0x1e, Z1, Z0, K1
+	KMOVW       K1, BX
+	TESTL       BX, BX
+	JZ          fnext
+	VPCOMPRESSD Z2, K1, (R8)(DX*4)
+	POPCNTL     BX, BX
+	ADDQ        BX, DX
+
+fnext:
+	VPADDD Z3, Z2, Z2
+	ADDQ   $16, AX
+	JMP    floop
+
+fdone:
+	VZEROUPPER
+	MOVQ DX, ret+40(FP)
+	RET

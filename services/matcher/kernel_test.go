@@ -68,3 +68,22 @@ func BenchmarkDotsInt8(b *testing.B) {
 		})
 	}
 }
+
+func TestFilterAboveAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 15, 16, 17, 100, 256} {
+		dots := make([]int32, n)
+		units := make([]float32, n)
+		for i := range dots {
+			dots[i] = int32(rng.IntN(20000) - 10000)
+			units[i] = rng.Float32()
+		}
+		for _, thr := range []float32{-1e9, -100, 0, 100, 1e9} {
+			want := make([]int32, n)
+			k := filterAboveGeneric(dots, units, thr, want, 0)
+			got := make([]int32, n)
+			g := filterAbove(dots, units, thr, got)
+			require.Equal(t, want[:k], got[:g], "n %d thr %v", n, thr)
+		}
+	}
+}
