@@ -7,8 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	licensingv1 "github.com/vigilhq/vigil/gen/go/vigil/licensing/v1"
 )
 
 // Agent is an edge process near cameras.
@@ -47,12 +45,10 @@ func scanAgent(row pgx.Row) (*Agent, error) {
 	return a, nil
 }
 
-// CreateAgent registers an agent within the license's agent limit and returns its token.
+// CreateAgent registers an agent and returns its token. The caller checks the license
+// first (CheckLimit), outside the transaction.
 func (b *Backend) CreateAgent(ctx context.Context, sc scope, name string) (*Agent, string, error) {
 	if err := checkText("name", name, true, maxNameLen); err != nil {
-		return nil, "", err
-	}
-	if err := b.checkLimit(ctx, sc, licensingv1.Resource_RESOURCE_AGENTS, 1); err != nil {
 		return nil, "", err
 	}
 	token := newSecret(prefixAgent)
@@ -204,16 +200,13 @@ func scanCamera(row pgx.Row) (*Camera, error) {
 	return c, nil
 }
 
-// CreateCamera adds a camera to an agent within the license's camera limit.
+// CreateCamera adds a camera to an agent. The caller checks the license first.
 func (b *Backend) CreateCamera(ctx context.Context, sc scope, c *Camera) (*Camera, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	if _, err := b.GetAgent(ctx, sc, c.AgentID.String()); err != nil {
 		return nil, fmt.Errorf("camera.agent_id: %w", err)
-	}
-	if err := b.checkLimit(ctx, sc, licensingv1.Resource_RESOURCE_CAMERAS, 1); err != nil {
-		return nil, err
 	}
 	out, err := scanCamera(b.db.q(ctx).QueryRow(ctx, `INSERT INTO cameras (id, workspace_id, agent_id, name, location, source_url,
 		min_face_size, roi) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+cameraColumns,

@@ -33,6 +33,11 @@ func (s *AgentServer) CreateAgent(ctx context.Context, req *backendv1.CreateAgen
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if !s.b.db.seen(ctx, sc.key(), req.GetRequestId()) {
+		if err := s.b.checkLimit(ctx, sc, licensingv1.Resource_RESOURCE_AGENTS, 1); err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	resp, err := mutate(ctx, s.b.db, sc.key(), "CreateAgent", req.GetRequestId(), req,
 		func(ctx context.Context) (*backendv1.CreateAgentResponse, error) {
 			a, token, err := s.b.CreateAgent(ctx, sc, req.GetName())
@@ -160,6 +165,11 @@ func (s *AgentServer) CreateCamera(ctx context.Context, req *backendv1.CreateCam
 	}
 	in, _ := cameraFromProto(req.GetCamera())
 	in.AgentID = agentID
+	if !s.b.db.seen(ctx, sc.key(), req.GetRequestId()) {
+		if err := s.b.checkLimit(ctx, sc, licensingv1.Resource_RESOURCE_CAMERAS, 1); err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	resp, err := mutate(ctx, s.b.db, sc.key(), "CreateCamera", req.GetRequestId(), req,
 		func(ctx context.Context) (*backendv1.CreateCameraResponse, error) {
 			c, err := s.b.CreateCamera(ctx, sc, in)

@@ -34,6 +34,7 @@ type Backend struct {
 	// start-up report is not run, as in NewBackend without Module).
 	usageReported chan struct{}
 	usageOnce     sync.Once
+	usageMu       sync.Mutex
 }
 
 // NewBackend builds the shared core. objects, faces and inv may be nil: photo calls then

@@ -93,30 +93,25 @@ func (b *Backend) UpdateGroup(ctx context.Context, sc scope, groupID string, set
 	return b.GetGroup(ctx, sc, groupID)
 }
 
-// DeleteGroup removes a group; its members' versions are bumped (their groups changed)
-// and the matcher learns their new groups.
-func (b *Backend) DeleteGroup(ctx context.Context, sc scope, groupID string) error {
+// DeleteGroup removes a group; its members' versions are bumped (their groups changed).
+// It returns the members, whose new groups the caller tells the matcher after the commit.
+func (b *Backend) DeleteGroup(ctx context.Context, sc scope, groupID string) ([]uuid.UUID, error) {
 	g, err := b.GetGroup(ctx, sc, groupID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	q := b.db.q(ctx)
 	rows, err := q.Query(ctx, `UPDATE persons SET version = nextval('person_version_seq'), update_time = now()
 		WHERE workspace_id = $1 AND id IN (SELECT person_id FROM person_groups WHERE group_id = $2) RETURNING id`, sc.workspace, g.ID)
 	if err != nil {
-		return fmt.Errorf("delete group: %w", dbErr(err))
+		return nil, fmt.Errorf("delete group: %w", dbErr(err))
 	}
 	members, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return fmt.Errorf("delete group: %w", dbErr(err))
+		return nil, fmt.Errorf("delete group: %w", dbErr(err))
 	}
 	if _, err := q.Exec(ctx, `DELETE FROM groups WHERE workspace_id = $1 AND id = $2`, sc.workspace, g.ID); err != nil {
-		return fmt.Errorf("delete group: %w", dbErr(err))
+		return nil, fmt.Errorf("delete group: %w", dbErr(err))
 	}
-	for _, p := range members {
-		if err := b.syncMatcherGroups(ctx, sc, p); err != nil {
-			return err
-		}
-	}
-	return nil
+	return members, nil
 }

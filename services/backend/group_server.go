@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 )
 
@@ -103,9 +105,21 @@ func (s *GroupServer) DeleteGroup(ctx context.Context, req *backendv1.DeleteGrou
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	var members []uuid.UUID
 	resp, err := mutate(ctx, s.b.db, sc.key(), "DeleteGroup", req.GetRequestId(), req,
 		func(ctx context.Context) (*backendv1.DeleteGroupResponse, error) {
-			return &backendv1.DeleteGroupResponse{}, s.b.DeleteGroup(ctx, sc, req.GetGroupId())
+			var err error
+			members, err = s.b.DeleteGroup(ctx, sc, req.GetGroupId())
+			return &backendv1.DeleteGroupResponse{}, err
 		}, nil)
-	return resp, toStatus(err)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	// After the commit, outside the transaction: the matcher learns the members' groups.
+	for _, p := range members {
+		if err := s.b.syncMatcherGroups(ctx, sc, p); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return resp, nil
 }

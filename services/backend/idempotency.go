@@ -82,3 +82,15 @@ func mutate[T proto.Message](ctx context.Context, d *DB, scopeKey, method, reque
 	}
 	return out, nil
 }
+
+// seen reports whether requestID already has a recorded result, so a pre-check that
+// would refuse a new call (a license limit) lets the replay of an earlier one through.
+func (d *DB) seen(ctx context.Context, scopeKey, requestID string) bool {
+	if requestID == "" {
+		return false
+	}
+	var ok bool
+	err := d.q(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $1 AND request_id = $2 AND response <> '')`,
+		scopeKey, requestID).Scan(&ok)
+	return err == nil && ok
+}

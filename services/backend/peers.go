@@ -128,6 +128,11 @@ func (b *Backend) reportUsage(ctx context.Context, sc scope, resource licensingv
 	default:
 		return
 	}
+	// Reports are absolute counts and licensing keeps the last one it receives: counting
+	// and sending under one lock makes the last report sent the latest count, however
+	// many creations run at once in this process.
+	b.usageMu.Lock()
+	defer b.usageMu.Unlock()
 	var n int64
 	if err := b.db.pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE workspace_id = $1`, sc.workspace).Scan(&n); err != nil {
 		b.log.WarnContext(ctx, "count for usage report", "resource", resource.String(), "err", err)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	licensingv1 "github.com/vigilhq/vigil/gen/go/vigil/licensing/v1"
 	matcherv1 "github.com/vigilhq/vigil/gen/go/vigil/matcher/v1"
 )
 
@@ -108,16 +108,15 @@ func (b *Backend) setPersonGroups(ctx context.Context, sc scope, person uuid.UUI
 	return nil
 }
 
-// CreatePerson adds a person within the license's person limit.
+// CreatePerson adds a person. The caller checks the license's person limit first
+// (CheckLimit), outside the transaction. The matcher learns the person's groups with its
+// first template (IndexPhoto).
 func (b *Backend) CreatePerson(ctx context.Context, sc scope, p *Person) (*Person, error) {
 	fields, err := p.validate()
 	if err != nil {
 		return nil, err
 	}
 	if err := b.checkGroups(ctx, sc, p.GroupIDs); err != nil {
-		return nil, err
-	}
-	if err := b.checkLimit(ctx, sc, licensingv1.Resource_RESOURCE_PERSONS, 1); err != nil {
 		return nil, err
 	}
 	id := newID()
@@ -128,11 +127,6 @@ func (b *Backend) CreatePerson(ctx context.Context, sc scope, p *Person) (*Perso
 	}
 	if err := b.setPersonGroups(ctx, sc, id, p.GroupIDs); err != nil {
 		return nil, err
-	}
-	if len(p.GroupIDs) > 0 {
-		if err := b.syncMatcherGroups(ctx, sc, id); err != nil {
-			return nil, err
-		}
 	}
 	return b.GetPerson(ctx, sc, id.String())
 }
@@ -287,7 +281,8 @@ func (b *Backend) ListPersons(ctx context.Context, sc scope, f PersonFilter, siz
 	return ps, next, nil
 }
 
-// UpdatePerson applies set (the fields of the update mask) and bumps the version.
+// UpdatePerson applies set (the fields of the update mask) and bumps the version. A
+// change of groups reaches the matcher through SyncMatcherGroups after the commit.
 func (b *Backend) UpdatePerson(ctx context.Context, sc scope, personID string, set func(*Person) error) (*Person, error) {
 	id, err := parseID("person.id", personID)
 	if err != nil {
@@ -326,24 +321,26 @@ func (b *Backend) UpdatePerson(ctx context.Context, sc scope, personID string, s
 		if err := b.setPersonGroups(ctx, sc, id, p.GroupIDs); err != nil {
 			return nil, err
 		}
-		if err := b.syncMatcherGroups(ctx, sc, id); err != nil {
-			return nil, err
-		}
 	}
 	return b.getPerson(ctx, sc, id, false)
 }
 
-// DeletePerson erases a person: matcher entries, photos in the object store, rows. The
-// object store and matcher go first, inside the transaction: if they fail the erase
-// fails and can be retried; if the commit failed after them the person would remain
-// without images, never the images without the person. Events keep their own crops but
-// lose the link to the person; a tombstone tells syncing agents.
-func (b *Backend) DeletePerson(ctx context.Context, sc scope, personID string) error {
+// ErasePersonData is the first half of a GDPR erase: the person's matcher entries and
+// photo images go, before (and outside) the transaction that deletes the rows
+// (DeletePerson). Peer calls never run inside a transaction: they would hold a pooled
+// connection while the peer (in `vigil all`, the same pool) needs one. If this fails, the
+// erase fails and is retried; if the rows' deletion fails after it, the person remains
+// without images, never the images without the person. An unknown person is not an
+// error here (a replayed erase); DeletePerson decides.
+func (b *Backend) ErasePersonData(ctx context.Context, sc scope, personID string) error {
 	id, err := parseID("person_id", personID)
 	if err != nil {
 		return err
 	}
-	p, err := b.getPerson(ctx, sc, id, true)
+	p, err := b.getPerson(ctx, sc, id, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -361,6 +358,19 @@ func (b *Backend) DeletePerson(ctx context.Context, sc scope, personID string) e
 		if err := b.deleteObject(ctx, ph.ObjectKey); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// DeletePerson deletes a person's rows (after ErasePersonData). Events keep their own
+// crops but lose the link to the person; a tombstone tells syncing agents.
+func (b *Backend) DeletePerson(ctx context.Context, sc scope, personID string) error {
+	id, err := parseID("person_id", personID)
+	if err != nil {
+		return err
+	}
+	if _, err := b.getPerson(ctx, sc, id, true); err != nil {
+		return err
 	}
 	q := b.db.q(ctx)
 	if _, err := q.Exec(ctx, `DELETE FROM persons WHERE workspace_id = $1 AND id = $2`, sc.workspace, id); err != nil {

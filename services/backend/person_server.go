@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"google.golang.org/protobuf/types/known/structpb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
@@ -48,6 +50,12 @@ func (s *PersonServer) CreatePerson(ctx context.Context, req *backendv1.CreatePe
 	groups, err := parseIDs("person.group_ids", in.GetGroupIds())
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	// The license is asked before the transaction (peer calls never hold a connection).
+	if !s.b.db.seen(ctx, sc.key(), req.GetRequestId()) {
+		if err := s.b.checkLimit(ctx, sc, licensingv1.Resource_RESOURCE_PERSONS, 1); err != nil {
+			return nil, toStatus(err)
+		}
 	}
 	resp, err := mutate(ctx, s.b.db, sc.key(), "CreatePerson", req.GetRequestId(), req,
 		func(ctx context.Context) (*backendv1.CreatePersonResponse, error) {
@@ -144,12 +152,24 @@ func (s *PersonServer) UpdatePerson(ctx context.Context, req *backendv1.UpdatePe
 			}
 			return &backendv1.UpdatePersonResponse{Person: personToProto(p)}, nil
 		}, nil)
-	return resp, toStatus(err)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if paths["group_ids"] {
+		// After the commit (and again on a replay: it is idempotent).
+		if err := s.b.syncMatcherGroups(ctx, sc, uuid.MustParse(resp.GetPerson().GetId())); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return resp, nil
 }
 
 func (s *PersonServer) DeletePerson(ctx context.Context, req *backendv1.DeletePersonRequest) (*backendv1.DeletePersonResponse, error) {
 	sc, err := workspaceScope(ctx)
 	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.b.ErasePersonData(ctx, sc, req.GetPersonId()); err != nil {
 		return nil, toStatus(err)
 	}
 	resp, err := mutate(ctx, s.b.db, sc.key(), "DeletePerson", req.GetRequestId(), req,
@@ -168,20 +188,38 @@ func (s *PersonServer) AddPhoto(ctx context.Context, req *backendv1.AddPhotoRequ
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	// Face, template and image storage first, outside the transaction; the row in it; the
+	// matcher after the commit (idempotent, so a replay repairs a matcher that missed it).
+	pp, err := s.b.PreparePhoto(ctx, sc, req.GetPersonId(), req.GetImage())
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	resp, err := mutate(ctx, s.b.db, sc.key(), "AddPhoto", req.GetRequestId(), req,
 		func(ctx context.Context) (*backendv1.AddPhotoResponse, error) {
-			ph, p, err := s.b.AddPhoto(ctx, sc, req.GetPersonId(), req.GetImage(), req.GetSetMain())
+			ph, p, err := s.b.StorePhoto(ctx, sc, pp, req.GetSetMain())
 			if err != nil {
 				return nil, err
 			}
 			return &backendv1.AddPhotoResponse{Photo: photoToProto(ph), Person: personToProto(p)}, nil
 		}, nil)
-	return resp, toStatus(err)
+	if err != nil || resp.GetPhoto().GetId() != pp.ID.String() {
+		s.b.Discard(ctx, pp) // failed, or a replay of a photo stored before
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.b.IndexPhoto(ctx, sc, req.GetPersonId(), resp.GetPhoto().GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
 }
 
 func (s *PersonServer) DeletePhoto(ctx context.Context, req *backendv1.DeletePhotoRequest) (*backendv1.DeletePhotoResponse, error) {
 	sc, err := workspaceScope(ctx)
 	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.b.UnindexPhoto(ctx, sc, req.GetPersonId(), req.GetPhotoId()); err != nil {
 		return nil, toStatus(err)
 	}
 	resp, err := mutate(ctx, s.b.db, sc.key(), "DeletePhoto", req.GetRequestId(), req,

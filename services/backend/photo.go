@@ -3,11 +3,13 @@ package backend
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	commonv1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
 	matcherv1 "github.com/vigilhq/vigil/gen/go/vigil/matcher/v1"
@@ -60,86 +62,166 @@ func encodeVector(v []float32) []byte {
 	return out
 }
 
-// AddPhoto stores a photo of a person: face and template from the Image API, the image in
-// the object store (unless the workspace is anonymous), the template in the matcher.
-func (b *Backend) AddPhoto(ctx context.Context, sc scope, personID string, image []byte, setMain bool) (*Photo, *Person, error) {
+// PreparedPhoto is a photo checked, its face extracted and its image stored, before any
+// row is written.
+type PreparedPhoto struct {
+	ID          uuid.UUID
+	PersonID    uuid.UUID
+	ObjectKey   string
+	ContentType string
+	Face        *Face
+}
+
+// PreparePhoto does the slow, peer-bound half of adding a photo, outside any
+// transaction: the image is checked, its one face found and templated by the Image API,
+// and (unless the workspace is anonymous) the image stored. Discard undoes the storing
+// when the photo is not kept after all.
+func (b *Backend) PreparePhoto(ctx context.Context, sc scope, personID string, image []byte) (*PreparedPhoto, error) {
 	pid, err := parseID("person_id", personID)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ct, err := imageType("image", image)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	p, err := b.getPerson(ctx, sc, pid, true)
-	if err != nil {
-		return nil, nil, err
+	if _, err := b.getPerson(ctx, sc, pid, false); err != nil {
+		return nil, err
 	}
 	ws, err := b.GetWorkspace(ctx, sc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	face, err := b.oneFace(ctx, "image", image)
 	if err != nil {
+		return nil, err
+	}
+	pp := &PreparedPhoto{ID: newID(), PersonID: pid, Face: face}
+	if !ws.AnonymousMode {
+		pp.ObjectKey = fmt.Sprintf("%s/%s/%s/%s", b.cfg.PhotoPrefix, sc.workspace, pid, pp.ID)
+		pp.ContentType = ct
+		if err := b.putObject(ctx, pp.ObjectKey, image, ct); err != nil {
+			return nil, err
+		}
+	}
+	return pp, nil
+}
+
+// Discard removes the stored image of a prepared photo that was not kept.
+func (b *Backend) Discard(ctx context.Context, pp *PreparedPhoto) {
+	b.cleanupObject(ctx, pp.ObjectKey)
+}
+
+// StorePhoto writes a prepared photo's row and bumps the person's version (inside the
+// call's transaction). The matcher learns the template from IndexPhoto after the commit.
+func (b *Backend) StorePhoto(ctx context.Context, sc scope, pp *PreparedPhoto, setMain bool) (*Photo, *Person, error) {
+	p, err := b.getPerson(ctx, sc, pp.PersonID, true)
+	if err != nil {
 		return nil, nil, err
 	}
-	photoID := newID()
-	key := ""
-	if !ws.AnonymousMode {
-		key = fmt.Sprintf("%s/%s/%s/%s", b.cfg.PhotoPrefix, sc.workspace, pid, photoID)
-		if err := b.putObject(ctx, key, image, ct); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		ct = ""
-	}
-	box := face.Box
+	box := pp.Face.Box
 	q := b.db.q(ctx)
 	if _, err := q.Exec(ctx, `INSERT INTO photos (id, person_id, workspace_id, object_key, content_type, face_box, face_confidence,
 		template_model, template) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		photoID, pid, sc.workspace, key, ct, []float32{box.GetX1(), box.GetY1(), box.GetX2(), box.GetY2()}, face.Confidence,
-		face.Template.GetModel(), encodeVector(face.Template.GetVector())); err != nil {
-		b.cleanupObject(ctx, key)
+		pp.ID, pp.PersonID, sc.workspace, pp.ObjectKey, pp.ContentType, []float32{box.GetX1(), box.GetY1(), box.GetX2(), box.GetY2()},
+		pp.Face.Confidence, pp.Face.Template.GetModel(), encodeVector(pp.Face.Template.GetVector())); err != nil {
 		return nil, nil, fmt.Errorf("add photo: %w", dbErr(err))
 	}
 	main := p.MainPhotoID
 	if main == nil || setMain {
-		main = &photoID
+		main = &pp.ID
 	}
 	if _, err := q.Exec(ctx, `UPDATE persons SET main_photo_id = $3, version = nextval('person_version_seq'), update_time = now()
-		WHERE workspace_id = $1 AND id = $2`, sc.workspace, pid, main); err != nil {
-		b.cleanupObject(ctx, key)
+		WHERE workspace_id = $1 AND id = $2`, sc.workspace, pp.PersonID, main); err != nil {
 		return nil, nil, fmt.Errorf("add photo: %w", dbErr(err))
 	}
-	m, err := b.matcher()
-	if err != nil {
-		b.cleanupObject(ctx, key)
-		return nil, nil, err
-	}
-	mctx, cancel := b.peerCtx(ctx)
-	_, err = m.AddTemplates(mctx, &matcherv1.AddTemplatesRequest{
-		WorkspaceId: sc.workspace.String(),
-		Templates:   []*matcherv1.PersonTemplate{{TemplateId: photoID.String(), PersonId: pid.String(), Template: face.Template}},
-	})
-	cancel()
-	if err != nil {
-		b.cleanupObject(ctx, key)
-		return nil, nil, peerErr("matcher", err)
-	}
-	p, err = b.getPerson(ctx, sc, pid, false)
+	p, err = b.getPerson(ctx, sc, pp.PersonID, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, ph := range p.Photos {
-		if ph.ID == photoID {
+		if ph.ID == pp.ID {
 			return ph, p, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("photo %s vanished", photoID)
+	return nil, nil, fmt.Errorf("photo %s vanished", pp.ID)
 }
 
-// DeletePhoto removes a photo from the matcher, the object store and the person. The
-// main photo passes to the oldest remaining one.
+// IndexPhoto gives the matcher a stored photo's template and its person's groups. It is
+// idempotent (the matcher upserts by template id and replaces groups), so it also runs
+// on a replayed AddPhoto: a matcher that missed the first call catches up on the retry.
+func (b *Backend) IndexPhoto(ctx context.Context, sc scope, personID, photoID string) error {
+	pid, err := parseID("person_id", personID)
+	if err != nil {
+		return err
+	}
+	phid, err := parseID("photo_id", photoID)
+	if err != nil {
+		return err
+	}
+	var model string
+	var vec []byte
+	err = b.db.q(ctx).QueryRow(ctx, `SELECT template_model, template FROM photos WHERE workspace_id = $1 AND person_id = $2 AND id = $3`,
+		sc.workspace, pid, phid).Scan(&model, &vec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // deleted since: nothing to index
+	}
+	if err != nil {
+		return fmt.Errorf("index photo: %w", dbErr(err))
+	}
+	m, err := b.matcher()
+	if err != nil {
+		return err
+	}
+	mctx, cancel := b.peerCtx(ctx)
+	_, err = m.AddTemplates(mctx, &matcherv1.AddTemplatesRequest{
+		WorkspaceId: sc.workspace.String(),
+		Templates: []*matcherv1.PersonTemplate{{TemplateId: phid.String(), PersonId: pid.String(),
+			Template: &commonv1.Template{Vector: decodeVector(vec), Model: model}}},
+	})
+	cancel()
+	if err != nil {
+		return peerErr("matcher", err)
+	}
+	return b.syncMatcherGroups(ctx, sc, pid)
+}
+
+// UnindexPhoto removes a photo's template from the matcher and its image from the
+// object store, before (and outside) the transaction that deletes its row
+// (DeletePhoto). An unknown photo is not an error here; DeletePhoto decides.
+func (b *Backend) UnindexPhoto(ctx context.Context, sc scope, personID, photoID string) error {
+	pid, err := parseID("person_id", personID)
+	if err != nil {
+		return err
+	}
+	phid, err := parseID("photo_id", photoID)
+	if err != nil {
+		return err
+	}
+	var key string
+	err = b.db.q(ctx).QueryRow(ctx, `SELECT object_key FROM photos WHERE workspace_id = $1 AND person_id = $2 AND id = $3`,
+		sc.workspace, pid, phid).Scan(&key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("photo %s: %w", photoID, dbErr(err))
+	}
+	m, err := b.matcher()
+	if err != nil {
+		return err
+	}
+	mctx, cancel := b.peerCtx(ctx)
+	_, err = m.RemoveTemplates(mctx, &matcherv1.RemoveTemplatesRequest{WorkspaceId: sc.workspace.String(), TemplateIds: []string{phid.String()}})
+	cancel()
+	if err != nil {
+		return peerErr("matcher", err)
+	}
+	return b.deleteObject(ctx, key)
+}
+
+// DeletePhoto removes a photo's row (after UnindexPhoto). The main photo passes to the
+// oldest remaining one.
 func (b *Backend) DeletePhoto(ctx context.Context, sc scope, personID, photoID string) (*Person, error) {
 	pid, err := parseID("person_id", personID)
 	if err != nil {
@@ -153,27 +235,12 @@ func (b *Backend) DeletePhoto(ctx context.Context, sc scope, personID, photoID s
 	if err != nil {
 		return nil, err
 	}
-	var ph *Photo
+	found := false
 	for _, x := range p.Photos {
-		if x.ID == phid {
-			ph = x
-		}
+		found = found || x.ID == phid
 	}
-	if ph == nil {
+	if !found {
 		return nil, fmt.Errorf("photo %s of person %s: %w", photoID, personID, ErrNotFound)
-	}
-	m, err := b.matcher()
-	if err != nil {
-		return nil, err
-	}
-	mctx, cancel := b.peerCtx(ctx)
-	_, err = m.RemoveTemplates(mctx, &matcherv1.RemoveTemplatesRequest{WorkspaceId: sc.workspace.String(), TemplateIds: []string{phid.String()}})
-	cancel()
-	if err != nil {
-		return nil, peerErr("matcher", err)
-	}
-	if err := b.deleteObject(ctx, ph.ObjectKey); err != nil {
-		return nil, err
 	}
 	q := b.db.q(ctx)
 	if _, err := q.Exec(ctx, `DELETE FROM photos WHERE workspace_id = $1 AND id = $2`, sc.workspace, phid); err != nil {
