@@ -63,7 +63,7 @@ func batching(photos []*photo, iters int, log *slog.Logger) error {
 		batch = append(batch, s...)
 	}
 
-	fmt.Printf("Bare onnxruntime_go (DynamicAdvancedSession.Run, tensors preallocated), faces/s, best of 3 rounds of %d iterations:\n\n", iters)
+	fmt.Printf("Bare onnxruntime_go (DynamicAdvancedSession.Run, tensors preallocated). Each cell: faces/s (wall, best of %d interleaved rounds of %d iterations) and process CPU ms per face:\n\n", rounds, iters)
 	fmt.Printf("| ORT threads | 16 single runs, 1 goroutine | 1 batch of 16 | batch gain | 16 singles over 2 sessions in parallel | 2 batches of 8 in parallel |\n|---|---|---|---|---|---|\n")
 	for _, intra := range []int{1, 2} {
 		rt, err := ort.Open(ort.Config{PoolSize: 1, IntraOpThreads: intra, Provider: ort.ProviderCPU}, log)
@@ -128,15 +128,11 @@ func batching(photos []*photo, iters int, log *slog.Logger) error {
 			return parallel(func() error { return s1.Run([]onnx.Value{in8a}, []onnx.Value{out8a}) },
 				func() error { return s2.Run([]onnx.Value{in8b}, []onnx.Value{out8b}) })
 		}
-		var rates []float64
-		for _, f := range []func() error{single, batched, parallelSingles, parallelBatches} {
-			r, err := facesPerSecond(f, iters)
-			if err != nil {
-				return err
-			}
-			rates = append(rates, r)
+		res, err := compare(iters, single, batched, parallelSingles, parallelBatches)
+		if err != nil {
+			return err
 		}
-		fmt.Printf("| intra-op %d | %.1f | %.1f | %.2fx | %.1f | %.1f |\n", intra, rates[0], rates[1], rates[1]/rates[0], rates[2], rates[3])
+		fmt.Printf("| intra-op %d | %s | %s | %.2fx | %s | %s |\n", intra, res[0], res[1], res[1].rate/res[0].rate, res[2], res[3])
 		for _, v := range append(append(ins, outs...), in16, out16, in8a, in8b, out8a, out8b) {
 			v.Destroy()
 		}
@@ -187,37 +183,52 @@ func batching(photos []*photo, iters int, log *slog.Logger) error {
 		}
 		return parallel(half(0), half(batchFaces/2))
 	}
-	var rates []float64
-	for _, f := range []func() error{pipeSingles, pipeBatch, pipeSinglesParallel} {
-		r, err := facesPerSecond(f, iters)
-		if err != nil {
-			return err
-		}
-		rates = append(rates, r)
+	res, err := compare(iters, pipeSingles, pipeBatch, pipeSinglesParallel)
+	if err != nil {
+		return err
 	}
 	cfg := eng.Runtime().Config()
 	fmt.Printf("\nThrough the pipeline (vision.Engine.Process on %s, default settings: pool %d, intra-op %d), faces/s:\n\n", img.name, cfg.PoolSize, cfg.IntraOpThreads)
 	fmt.Printf("| 16 Process calls of 1 face | 1 Process call of 16 faces | batch gain | 16 calls of 1 face from 2 goroutines |\n|---|---|---|---|\n")
-	fmt.Printf("| %.1f | %.1f | %.2fx | %.1f |\n\n", rates[0], rates[1], rates[1]/rates[0], rates[2])
+	fmt.Printf("| %s | %s | %.2fx | %s |\n\n", res[0], res[1], res[1].rate/res[0].rate, res[2])
 	return nil
 }
 
-// facesPerSecond runs f (which handles 16 faces) iters times, three rounds,
-// and returns the best round's rate.
-func facesPerSecond(f func() error, iters int) (float64, error) {
-	if err := f(); err != nil { // warm-up
-		return 0, err
+const rounds = 5
+
+// result is one variant's best round: faces per second of wall time and
+// process CPU time per face.
+type result struct {
+	rate     float64
+	cpuPerMS float64
+}
+
+func (r result) String() string { return fmt.Sprintf("%.1f/s, %.2f ms CPU", r.rate, r.cpuPerMS) }
+
+// compare runs the variants (each handles 16 faces per call) in
+// interleaved rounds, so a burst of other work on the machine hits them
+// alike, and keeps each variant's best round.
+func compare(iters int, variants ...func() error) ([]result, error) {
+	for _, f := range variants { // warm-up
+		if err := f(); err != nil {
+			return nil, err
+		}
 	}
-	best := 0.0
-	for range 3 {
-		start := time.Now()
-		for range iters {
-			if err := f(); err != nil {
-				return 0, err
+	best := make([]result, len(variants))
+	for range rounds {
+		for i, f := range variants {
+			c0, t0 := processCPU(), time.Now()
+			for range iters {
+				if err := f(); err != nil {
+					return nil, err
+				}
+			}
+			faces := float64(batchFaces * iters)
+			r := result{rate: faces / time.Since(t0).Seconds(), cpuPerMS: ms(processCPU()-c0) / faces}
+			if r.rate > best[i].rate {
+				best[i] = r
 			}
 		}
-		r := float64(batchFaces*iters) / time.Since(start).Seconds()
-		best = max(best, r)
 	}
 	return best, nil
 }
