@@ -229,3 +229,40 @@ func TestSamplePathsAgreeWithReference(t *testing.T) {
 		}
 	}
 }
+
+// withPNGExif inserts an eXIf chunk with the orientation tag after IHDR.
+func withPNGExif(t *testing.T, png []byte, o uint16) []byte {
+	t.Helper()
+	ihdrEnd := 8 + 8 + 13 + 4
+	tiff := []byte("MM\x00*\x00\x00\x00\x08")
+	tiff = binary.BigEndian.AppendUint16(tiff, 1)
+	tiff = binary.BigEndian.AppendUint16(tiff, 0x0112)
+	tiff = binary.BigEndian.AppendUint16(tiff, 3)
+	tiff = binary.BigEndian.AppendUint32(tiff, 1)
+	tiff = binary.BigEndian.AppendUint16(tiff, o)
+	tiff = append(tiff, 0, 0, 0, 0, 0, 0)
+	chunk := append([]byte("eXIf"), tiff...)
+	var buf bytes.Buffer
+	buf.Write(png[:ihdrEnd])
+	_ = binary.Write(&buf, binary.BigEndian, uint32(len(tiff)))
+	buf.Write(chunk)
+	_ = binary.Write(&buf, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	buf.Write(png[ihdrEnd:])
+	return buf.Bytes()
+}
+
+func TestDecodeReadsPNGExif(t *testing.T) {
+	src := smallPhoto(t)
+	data := withPNGExif(t, encode(t, src.ToImage(), "png"), 3)
+	d, err := Decode(data, Limits{})
+	require.NoError(t, err)
+	require.Equal(t, 3, d.Orientation)
+	r, g, b := d.At(0, 0)
+	r2, g2, b2 := src.At(src.W-1, src.H-1)
+	require.Equal(t, [3]uint8{r2, g2, b2}, [3]uint8{r, g, b}, "rotated 180°")
+	// Malformed EXIF is ignored, not fatal.
+	bad := withPNGExif(t, encode(t, src.ToImage(), "png"), 42)
+	d, err = Decode(bad, Limits{})
+	require.NoError(t, err)
+	require.Equal(t, 1, d.Orientation)
+}
