@@ -50,11 +50,11 @@ func (o backendObjects) Delete(ctx context.Context, key string) error { return o
 // newImportStack adds what creating a person with a photo needs: the Image API (real
 // models), the matcher and licensing (free tier).
 func newImportStack(t *testing.T) *stack {
-	return newStack(t,
-		[]fx.Option{licensing.Module},
-		[]fx.Option{matcher.Module, imageapi.Module},
-		fx.Provide(func(s *objstore.Store) backend.ObjectStore { return backendObjects{s} }),
-	)
+	return newStack(t, stackOptions{
+		before: []fx.Option{licensing.Module},
+		after:  []fx.Option{matcher.Module, imageapi.Module},
+		extra:  []fx.Option{fx.Provide(func(s *objstore.Store) backend.ObjectStore { return backendObjects{s} })},
+	})
 }
 
 func face(t *testing.T, name string) []byte {
@@ -187,7 +187,7 @@ func TestImportZipAndCSVOfRealPhotos(t *testing.T) {
 
 func TestCreateImportJobRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, nil, nil)
+	s := newStack(t, stackOptions{})
 	c := tasksv1.NewTaskServiceClient(s.conn)
 	tests := []struct {
 		name string

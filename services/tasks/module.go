@@ -6,10 +6,8 @@
 package tasks
 
 import (
-	"context"
 	"log/slog"
 
-	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -86,8 +84,7 @@ func NewService(s *Server) rpc.Service {
 	return rpc.Service{
 		Name:     ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { tasksv1.RegisterTaskServiceServer(r, s) },
-		Gateway: func(ctx context.Context, mux *gwruntime.ServeMux, conn *grpc.ClientConn) error {
-			return tasksv1.RegisterTaskServiceHandler(ctx, mux, conn)
-		},
+		Gateway:  tasksv1.RegisterTaskServiceHandler,
+		HTTP:     importRoutes,
 	}
 }

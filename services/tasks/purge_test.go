@@ -20,7 +20,7 @@ import (
 // images, and leaves newer events (and other workspaces') alone.
 func TestRetentionPurgeDeletesExpiredEventsAndImages(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, nil, nil)
+	s := newStack(t, stackOptions{})
 	ctx := context.Background()
 
 	_, err := backendv1.NewWorkspaceServiceClient(s.conn).UpdateWorkspace(s.in(), &backendv1.UpdateWorkspaceRequest{

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/vigilhq/vigil/gateway"
 	"github.com/vigilhq/vigil/platform"
 	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
@@ -36,6 +37,8 @@ type stack struct {
 	objects   *objstore.Store
 	pool      *pgxpool.Pool
 	workspace string
+	// restURL is the gateway's base URL (with stackOptions.rest).
+	restURL string
 }
 
 func init() {
@@ -45,15 +48,22 @@ func init() {
 
 const internalToken = "tasks-test-internal-token-0123456789"
 
-// newStack assembles the process; before and after are component modules placed, as in
-// cmd/vigil's component order, before the backend (licensing) and after the task queue
-// (matcher, Image API).
-func newStack(t *testing.T, before, after []fx.Option, extra ...fx.Option) *stack {
+// stackOptions: before and after are component modules placed, as in cmd/vigil's
+// component order, before the backend (licensing) and after the task queue (matcher,
+// Image API); rest adds the REST gateway.
+type stackOptions struct {
+	before, after, extra []fx.Option
+	rest                 bool
+}
+
+// newStack assembles the process.
+func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	db := dbtest.New(t)
 	yaml := fmt.Sprintf(`
 database_url: %q
 grpc_listen: 127.0.0.1:0
+http_listen: 127.0.0.1:0
 data_dir: %q
 log_level: error
 tasks:
@@ -70,11 +80,18 @@ tasks:
 	s := &stack{pool: db.Pool}
 	var peers *grpcserver.Peers
 	opts := []fx.Option{fx.Supply(cfg), platform.Options(), auth.Module}
-	opts = append(opts, before...)
+	opts = append(opts, o.before...)
 	opts = append(opts, backend.Module, tasks.Module)
-	opts = append(opts, after...)
-	opts = append(opts, extra...)
+	opts = append(opts, o.after...)
+	opts = append(opts, o.extra...)
+	if o.rest {
+		opts = append(opts, gateway.Module)
+	}
 	opts = append(opts, grpcserver.Serve, fx.Populate(&peers, &s.kafka, &s.objects))
+	var gw *gateway.Gateway
+	if o.rest {
+		opts = append(opts, gateway.Serve, fx.Populate(&gw))
+	}
 	app := fxtest.New(t, opts...)
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)
@@ -82,6 +99,9 @@ tasks:
 	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT id::text FROM workspaces`).Scan(&s.workspace))
 	s.conn, err = peers.Conn("backend")
 	require.NoError(t, err)
+	if gw != nil {
+		s.restURL = "http://" + gw.DialAddr()
+	}
 	return s
 }
 

@@ -87,7 +87,7 @@ func identification(ws, eventID, cameraID string) *eventservicev1.Notification {
 // log; a notification seen twice is delivered once.
 func TestWebhookDeliveredSignedAndRetriedAfter500(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, nil, nil)
+	s := newStack(t, stackOptions{})
 	recv := &receiver{secret: "a-webhook-secret-of-sufficient-length", attempts: map[string][]received{}}
 	srv := httptest.NewServer(recv)
 	t.Cleanup(srv.Close)
