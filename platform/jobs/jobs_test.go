@@ -7,14 +7,23 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigilhq/vigil/platform/jobs"
-	"github.com/vigilhq/vigil/platform/jobs/jobstest"
+	"github.com/vigilhq/vigil/platform/dbtest"
 )
 
+// newDatabase is a fresh database with River's schema.
+func newDatabase(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	db := dbtest.New(t)
+	require.NoError(t, jobs.Migrate(context.Background(), db.Pool))
+	return db.Pool
+}
+
 func TestInsertTxFollowsTheTransaction(t *testing.T) {
-	pool := jobstest.NewDatabase(t)
+	pool := newDatabase(t)
 	ctx := context.Background()
 	// A second Migrate is a no-op: every process start runs it.
 	require.NoError(t, jobs.Migrate(ctx, pool))
@@ -77,7 +86,7 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 }
 
 func TestInsertTxRefusesJobsWithoutWorkspace(t *testing.T) {
-	pool := jobstest.NewDatabase(t)
+	pool := newDatabase(t)
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
