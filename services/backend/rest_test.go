@@ -70,6 +70,17 @@ func TestREST(t *testing.T) {
 	}
 	require.Equal(t, 1, e.count("persons"), "no bad request stored anything")
 
+	// Integrators' API keys work over REST in either header.
+	code, out = e.restCall(http.MethodPost, "/v1/api-keys", token, `{"name":"rest","role":"ROLE_VIEWER"}`)
+	require.Equal(t, http.StatusOK, code, out)
+	req, err := http.NewRequest(http.MethodGet, e.httpBase+"/v1/persons", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Api-Key", out["secret"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
 	code, out = e.restCall(http.MethodDelete, "/v1/persons/"+id, token, "")
 	require.Equal(t, http.StatusOK, code, out)
 	require.Zero(t, e.count("persons"))
