@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vigilhq/vigil/platform/jobs"
 	"github.com/vigilhq/vigil/platform/dbtest"
+	"github.com/vigilhq/vigil/platform/jobs"
 )
 
 // newDatabase is a fresh database with River's schema.
