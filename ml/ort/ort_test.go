@@ -80,6 +80,7 @@ func TestSessionRunsAndFailsCleanly(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 
 	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "closing twice is harmless")
 	_, err = s.Run(context.Background(), in)
 	require.ErrorIs(t, err, ErrClosed)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	onnx "github.com/yalue/onnxruntime_go"
 )
@@ -25,6 +26,9 @@ type Session struct {
 	pool    chan *onnx.DynamicAdvancedSession
 	all     []*onnx.DynamicAdvancedSession
 	rt      *Runtime
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ErrClosed is returned by Run after Close.
@@ -132,16 +136,20 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	return res, nil
 }
 
-// Close destroys every session of the pool. Runs in flight finish first.
+// Close destroys every session of the pool; runs in flight finish first.
+// Later calls return the first call's result.
 func (s *Session) Close() error {
-	var errs []error
-	for range s.all {
-		ds := <-s.pool
-		if err := ds.Destroy(); err != nil {
-			errs = append(errs, err)
+	s.closeOnce.Do(func() {
+		var errs []error
+		for range s.all {
+			ds := <-s.pool
+			if err := ds.Destroy(); err != nil {
+				errs = append(errs, err)
+			}
 		}
-	}
-	s.all = nil
-	close(s.pool)
-	return errors.Join(errs...)
+		s.all = nil
+		close(s.pool)
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
 }

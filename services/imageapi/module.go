@@ -32,7 +32,7 @@ var Module = fx.Module("imageapi",
 )
 
 func newEngine(lc fx.Lifecycle, cfg Config, l *slog.Logger) (*vision.Engine, error) {
-	e, err := vision.NewEngine(cfg.Config, l)
+	e, err := vision.NewEngine(cfg.Vision(), l)
 	if err != nil {
 		return nil, err
 	}

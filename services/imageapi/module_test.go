@@ -13,8 +13,9 @@ import (
 )
 
 func TestModuleWiring(t *testing.T) {
+	env := map[string]string{"VIGIL_IMAGEAPI_ORT_POOL_SIZE": "1"}
 	cfg, err := config.Parse([]byte("imageapi:\n  max_samples: 8\n  face:\n    score_threshold: 0.7\n"),
-		func(string) (string, bool) { return "", false }, func() []string { return nil })
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, func() []string { return nil })
 	require.NoError(t, err)
 	err = fx.ValidateApp(
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
@@ -29,4 +30,6 @@ func TestModuleWiring(t *testing.T) {
 	require.Equal(t, 8, c.MaxSamples)
 	require.Equal(t, 0.7, c.Face.ScoreThreshold)
 	require.Equal(t, 0.3, c.Face.NMSIoU, "defaults fill what the file leaves out")
+	require.Equal(t, 1, c.ORT.PoolSize, "environment overrides")
+	require.Equal(t, 16, c.MaxBatch)
 }

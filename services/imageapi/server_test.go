@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var cfg Config
 	cfg.SetDefaults()
-	e, err := vision.NewEngine(cfg.Config, log)
+	e, err := vision.NewEngine(cfg.Vision(), log)
 	if err != nil {
 		log.Error("engine", "err", err)
 		os.Exit(1)
