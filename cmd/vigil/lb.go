@@ -48,7 +48,7 @@ const lbMetricsListenEnv = "VIGIL_LB_METRICS_LISTEN"
 
 // extraCommands are the subcommands provided by other packages.
 func extraCommands(g *globalFlags) []*cobra.Command {
-	return []*cobra.Command{{
+	return []*cobra.Command{licenseCommand(), {
 		Use:   "lb",
 		Short: "Run the load balancer alone (--config is its YAML; reloaded on SIGHUP and on change)",
 		Args:  cobra.NoArgs,
