@@ -59,6 +59,12 @@ func TestAuditLog(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, all.GetEntries())
 
+	// Sign-ins are recorded too (the admin's and the viewer's).
+	logins, err := e.audit().ListAuditEntries(a, &backendv1.ListAuditEntriesRequest{Method: "/vigil.backend.v1.AuthService/Login"})
+	require.NoError(t, err)
+	require.Len(t, logins.GetEntries(), 2)
+	require.Equal(t, "OK", logins.GetEntries()[0].GetOutcome())
+
 	// Paging walks every entry once.
 	seen := map[string]bool{}
 	tok := ""
