@@ -79,7 +79,7 @@ func NewRuntime(d Deps) (*Runtime, error) {
 		}),
 		river.AddWorkerSafely(workers, &purgeWorker{pool: d.Pool, objects: d.Objects, log: d.Logger, now: time.Now}),
 		river.AddWorkerSafely(workers, &retentionSweepWorker{pool: d.Pool, queue: func() *Queue { return rt.Queue }}),
-		river.AddWorkerSafely(workers, newWebhookWorker(d.Config.WebhookTimeout, func() (deliveryRecorder, error) {
+		river.AddWorkerSafely(workers, newWebhookWorker(d.Pool, d.Config.WebhookTimeout, func() (deliveryRecorder, error) {
 			b, err := backend()
 			return b.webhooks, err
 		}, m, d.Logger)),

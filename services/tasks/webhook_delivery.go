@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -34,6 +35,7 @@ type deliveryRecorder interface {
 type webhookWorker struct {
 	river.WorkerDefaults[jobs.WebhookDeliveryArgs]
 
+	pool     *pgxpool.Pool
 	client   *http.Client
 	timeout  time.Duration
 	recorder func() (deliveryRecorder, error)
@@ -44,8 +46,9 @@ type webhookWorker struct {
 // maxErrorBody is how much of a failed answer's body is kept in the log.
 const maxErrorBody = 512
 
-func newWebhookWorker(timeout time.Duration, recorder func() (deliveryRecorder, error), m *metrics, log *slog.Logger) *webhookWorker {
+func newWebhookWorker(pool *pgxpool.Pool, timeout time.Duration, recorder func() (deliveryRecorder, error), m *metrics, log *slog.Logger) *webhookWorker {
 	return &webhookWorker{
+		pool: pool,
 		client: &http.Client{
 			Timeout: timeout,
 			// A webhook answers where it was registered: a redirect is a misconfiguration
@@ -92,7 +95,7 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		w.metrics.webhookLogFailures.Inc()
 		w.log.WarnContext(ctx, "webhook delivery not logged", "job_id", job.ID, "webhook_id", a.WebhookID, "err", err)
 	}
-	return deliveryErr
+	return settle(ctx, w.pool, job.ID, deliveryErr)
 }
 
 // post makes one attempt and returns the HTTP status (0 without an answer).

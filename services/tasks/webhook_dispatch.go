@@ -7,7 +7,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
@@ -64,6 +66,12 @@ func (d *Dispatcher) Dispatch(ctx context.Context, n *eventservicev1.Notificatio
 		CameraId:  ev.GetCameraId(),
 	})
 	if err != nil {
+		switch status.Code(err) {
+		case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.PermissionDenied:
+			// The backend will never accept this notification (e.g. an unknown or erased
+			// workspace): retrying would block its Kafka partition forever.
+			return 0, fmt.Errorf("%w: match webhooks of event %s: %v", ErrInvalid, ev.GetEventId(), err)
+		}
 		return 0, fmt.Errorf("match webhooks of event %s: %w", ev.GetEventId(), err)
 	}
 	if len(resp.GetWebhooks()) == 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -154,5 +155,54 @@ func TestWebhookDeliveredSignedAndRetriedAfter500(t *testing.T) {
 		require.True(t, attempts[2].GetSucceeded())
 		require.Equal(t, int32(200), attempts[2].GetStatusCode())
 		require.Empty(t, attempts[2].GetError())
+	}
+}
+
+// A receiver that never answers in time: every attempt times out (no status), is
+// logged, and after the delivery's attempts the job is dead. The delivery is queued the
+// way any component may, with jobs.InsertTx in its own transaction.
+func TestWebhookTimeoutsAreRetriedThenDead(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+
+	webhooks := backendv1.NewWebhookServiceClient(s.conn)
+	created, err := webhooks.CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
+		Url: slow.URL, Secret: "another-secret-of-enough-length", Enabled: true,
+	}})
+	require.NoError(t, err)
+	hookID := created.GetWebhook().GetId()
+
+	ctx := context.Background()
+	var jobID int64
+	require.NoError(t, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		jobID, err = jobs.InsertTx(ctx, tx, jobs.WebhookDeliveryArgs{
+			WorkspaceID: s.workspace, WebhookID: hookID, URL: slow.URL, Secret: "another-secret-of-enough-length",
+			EventIDs: []string{"event-slow"}, Body: []byte(`{"notificationId":"event-slow"}`),
+		}, &jobs.InsertOpts{MaxAttempts: 2})
+		return err
+	}))
+
+	require.Eventually(t, func() bool {
+		var state string
+		require.NoError(t, s.pool.QueryRow(ctx, `SELECT state FROM river_job WHERE id = $1`, jobID).Scan(&state))
+		return state == "discarded"
+	}, 30*time.Second, 50*time.Millisecond, "the delivery dies after its attempts")
+
+	log, err := webhooks.ListWebhookDeliveries(s.in(), &backendv1.ListWebhookDeliveriesRequest{WebhookId: hookID})
+	require.NoError(t, err)
+	require.Len(t, log.GetDeliveries(), 2)
+	for _, d := range log.GetDeliveries() {
+		require.False(t, d.GetSucceeded())
+		require.Zero(t, d.GetStatusCode(), "no answer, no status")
+		require.Contains(t, d.GetError(), "Timeout")
+		require.GreaterOrEqual(t, d.GetDurationMs(), int32(1900))
 	}
 }
