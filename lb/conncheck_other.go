@@ -7,6 +7,3 @@ import "net"
 // connAlive cannot probe without blocking here; a dead connection is then
 // caught by the stale-connection retry in h1Transport.
 func connAlive(net.Conn) bool { return true }
-
-// waitReadable is a no-op here; the following read blocks instead.
-func waitReadable(net.Conn) {}

@@ -33,25 +33,3 @@ func connAlive(c net.Conn) bool {
 	})
 	return err == nil && alive
 }
-
-// waitReadable parks until c has data (or an error or deadline is
-// pending) without issuing a read syscall. The caller reads afterwards in
-// any case, so a spurious wake-up only costs that read.
-func waitReadable(c net.Conn) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	first := true
-	_ = raw.Read(func(uintptr) bool {
-		if first {
-			first = false
-			return false // not ready: wait for the poller
-		}
-		return true
-	})
-}

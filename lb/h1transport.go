@@ -172,11 +172,6 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		res, _, err := fail(err)
 		return res, true, err
 	}
-	if c.br.Buffered() == 0 {
-		// The answer cannot be there yet: wait for readability instead of
-		// paying for a read that would fail with EAGAIN first.
-		waitReadable(c.nc)
-	}
 	for {
 		res, err = http.ReadResponse(c.br, req)
 		if err != nil {

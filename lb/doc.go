@@ -1,0 +1,34 @@
+// Package lb is Vigil's L7 load balancer: the one public port in front of
+// the REST gateway and the gRPC services.
+//
+// It terminates HTTP/1.1, HTTP/2 over TLS (ALPN) and h2c (gRPC without
+// TLS); routes by host, path prefix, gRPC content type and gRPC service;
+// proxies unary and streaming gRPC with trailers, WebSocket upgrades, SSE
+// (flushed as it comes) and uploads (streamed, never buffered whole);
+// balances with round robin, least requests, power of two choices on EWMA
+// latency, or consistent hashing on a header; checks upstreams actively
+// (HTTP or grpc.health.v1) and passively (outlier ejection); retries
+// idempotent requests within a retry budget; enforces per-try and total
+// time-outs, a pending-request circuit breaker, per-client token-bucket
+// rate limits and request size limits; logs each request with slog and
+// exports Prometheus metrics per route and upstream; passes X-Request-Id
+// and W3C traceparent on (creating them when missing).
+//
+// Typical wiring (what `vigil lb --config lb.yaml` does):
+//
+//	cfg, err := lb.LoadConfig(path)            // or lb.DefaultAllInOne(":8080", "127.0.0.1:8081", "127.0.0.1:9090")
+//	srv, err := lb.New(cfg, logger, registerer)
+//	err = srv.Start(ctx)                        // listens, returns at once
+//	go lb.WatchConfig(ctx, path, srv)          // SIGHUP or file change: Reload
+//	...
+//	err = srv.Shutdown(drainCtx)                // on SIGTERM: drain, then stop
+//
+// Files, one concern each: config.go (YAML, defaults, validation),
+// allinone.go (the `vigil all` config), server.go (listeners, generations,
+// reload, drain), route.go (matching), proxy.go (one request: admission,
+// attempts, relaying), upgrade.go (WebSocket), pool.go, upstream.go,
+// picker.go (one struct per policy), health.go (active and passive),
+// transport.go and h1transport.go (upstream connection pools), retry.go
+// (retry budget), ratelimit.go, metrics.go, accesslog.go, requestid.go,
+// watch.go (SIGHUP and file polling).
+package lb
