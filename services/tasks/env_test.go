@@ -124,8 +124,9 @@ func testConfig() Config {
 }
 
 type env struct {
-	rt     *Runtime
-	client tasksv1.TaskServiceClient
+	rt      *Runtime
+	client  tasksv1.TaskServiceClient
+	metrics *prometheus.Registry
 }
 
 type envOptions struct {
@@ -151,13 +152,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.objects == nil {
 		o.objects = missingObjectStore{}
 	}
+	reg := prometheus.NewRegistry()
 	rt, err := NewRuntime(Deps{
 		Pool: db.Pool, Config: cfg, Objects: o.objects, Bucket: "vigil", Peers: o.peers,
-		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.DiscardHandler), Registerer: reg,
 		extraWorkers: func(w *river.Workers) { river.AddWorker(w, &stepsWorker{pool: db.Pool}) },
 	})
 	require.NoError(t, err)
-	e := &env{rt: rt}
+	e := &env{rt: rt, metrics: reg}
 	if !o.noStart {
 		e.start(t)
 	}

@@ -1,6 +1,11 @@
 package tasks
 
 import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -43,4 +48,39 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// jobsCollector reports how many jobs of each kind are in each River state when
+// scraped: queue depth, running work, and the dead letter to alert on.
+type jobsCollector struct {
+	pool *pgxpool.Pool
+	desc *prometheus.Desc
+	log  *slog.Logger
+}
+
+func newJobsCollector(pool *pgxpool.Pool, log *slog.Logger) *jobsCollector {
+	return &jobsCollector{pool: pool, log: log, desc: prometheus.NewDesc("vigil_tasks_jobs",
+		"Jobs in the queue by kind and River state (discarded = dead letter).", []string{"kind", "state"}, nil)}
+}
+
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `SELECT kind, state::text, count(*) FROM river_job GROUP BY 1, 2`)
+	if err != nil {
+		c.log.Warn("count jobs for metrics", "err", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, state string
+		var n int64
+		if err := rows.Scan(&kind, &state, &n); err != nil {
+			c.log.Warn("count jobs for metrics", "err", err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), kind, state)
+	}
 }

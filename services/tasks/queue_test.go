@@ -125,6 +125,7 @@ func TestExhaustedAttemptsAreDeadAndCanBeRetried(t *testing.T) {
 	require.Equal(t, int32(3), j.GetMaxAttempts())
 	require.Len(t, j.GetErrors(), 3)
 	require.NotNil(t, j.GetFinishTime())
+	require.Equal(t, 1.0, jobsGauge(t, e, kindSteps, "discarded"), "the dead letter shows in the metrics")
 
 	// The dead letter is listable by status.
 	list, err := e.client.ListJobs(as("ws1"), &tasksv1.ListJobsRequest{Statuses: []tasksv1.JobStatus{tasksv1.JobStatus_JOB_STATUS_DEAD}})
@@ -320,4 +321,26 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 		d := b.delay(tt.failure)
 		require.InDelta(t, float64(tt.want), float64(d), 0.1*float64(tt.want)+1, "failure %d", tt.failure)
 	}
+}
+
+// jobsGauge reads vigil_tasks_jobs{kind, state} from the runtime's registry.
+func jobsGauge(t *testing.T, e *env, kind, state string) float64 {
+	t.Helper()
+	families, err := e.metrics.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "vigil_tasks_jobs" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == kind && labels["state"] == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -54,6 +54,9 @@ func NewRuntime(d Deps) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tasks metrics: %w", err)
 	}
+	if err := d.Registerer.Register(newJobsCollector(d.Pool, d.Logger)); err != nil {
+		return nil, fmt.Errorf("tasks metrics: %w", err)
+	}
 	backend := func() (backendClients, error) {
 		conn, err := d.Peers.Conn(backendComponent)
 		if err != nil {
