@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -68,13 +69,17 @@ func TestH1TransportSurvivesUpstreamClosingIdleConnections(t *testing.T) {
 func TestH1TransportKeepsConnectionsAlive(t *testing.T) {
 	var conns int
 	connSeen := make(chan struct{}, 100)
-	b := newBackend(t, "b", nil)
+	b := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("b"))
+	}))
 	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			connSeen <- struct{}{}
 		}
 	}
-	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	b.Start()
+	t.Cleanup(b.Close)
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{b.Listener.Addr().String()}}, RouteConfig{}))
 	c := newClient(t)
 	for i := 0; i < 50; i++ {
 		code, body := get(t, c, base+"/", nil)
