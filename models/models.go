@@ -19,7 +19,7 @@ var embedded embed.FS
 
 // File names of the shipped models.
 const (
-	FaceDetector  = "face_detection_yunet_2023mar.onnx"
+	FaceDetector  = "yunet_s_dynamic.onnx"
 	FaceLandmarks = "peppa_slim_160_latest.onnx"
 	FaceTemplate  = "mobilefacenet_128d_dynbatch.onnx"
 	AgeGender     = "face_api_age_gender_112.onnx"

@@ -11,16 +11,18 @@ import (
 	"github.com/vigilhq/vigil/models"
 )
 
-// faceDetector runs YuNet (face_detection_yunet_2023mar, 640x640).
+// faceDetector runs YuNet-s with a dynamic input size (yunet_s_dynamic, the
+// network of face_detection_yunet_2023mar without its fixed 640x640 input).
 //
-// Preprocessing: the image is letterboxed into 640x640 (scaled by
-// r = 640/max(w, h), placed at the top-left, the rest black), BGR, raw
-// 0..255. models/SOURCES.md §1 verified stretching the whole image to
-// 640x640 instead; that works for near-square photos but squeezes faces in
-// tall or wide ones (biden_1.jpg, 970x2204, gave a box twice the face's
-// height), so we keep the aspect ratio.
+// Preprocessing: the image is scaled by r = 640/max(w, h) (aspect kept) and
+// placed at the top-left of an input whose sides are rounded up to multiples
+// of 32, the rest black; BGR, raw 0..255. A 1126x661 photo thus runs at
+// 640x384 instead of 640x640: 40% fewer pixels to resample and to infer.
+// models/SOURCES.md §1 verified stretching the whole image to 640x640; that
+// works for near-square photos but squeezes faces in tall or wide ones
+// (biden_1.jpg, 970x2204, gave a box twice the face's height).
 // Decoding, per stride s in 8, 16, 32 over a (640/s)² grid in row-major
-// order: score = sqrt(clamp(cls)·clamp(obj)); centre = ((col, row) +
+// order (cols = input width / s): score = sqrt(clamp(cls)·clamp(obj)); centre = ((col, row) +
 // bbox[0:2])·s; size = exp(bbox[2:4])·s; landmark k = ((col, row) +
 // kps[2k:2k+2])·s. Then NMS.
 type faceDetector struct {
@@ -52,12 +54,24 @@ func newFaceDetector(rt *ort.Runtime, src models.Source) (*faceDetector, error) 
 // Input builds the detector tensor of img (exported for the benchmark's bare
 // runs through the package's DetectorInput).
 func (d *faceDetector) input(img *imgproc.RGB) ort.Tensor {
-	data := getBuffer(3 * yunetSize * yunetSize)
 	k := letterboxScale(img.W, img.H) // source pixels per input pixel
-	img.SampleInto(data, yunetSize, yunetSize,
-		imgproc.ResizeMap(0, 0, k*yunetSize, k*yunetSize, yunetSize, yunetSize),
+	w, h := yunetInputSize(img.W, img.H)
+	data := getBuffer(3 * w * h)
+	img.SampleInto(data, w, h,
+		imgproc.ResizeMap(0, 0, k*float64(w), k*float64(h), w, h),
 		imgproc.BGRPlanes, imgproc.Raw, imgproc.Border{})
-	return ort.Tensor{Shape: []int64{1, 3, yunetSize, yunetSize}, Data: data}
+	return ort.Tensor{Shape: []int64{1, 3, int64(h), int64(w)}, Data: data}
+}
+
+// yunetInputSize is the detector input for a w x h image: the scaled image
+// rounded up to multiples of the largest stride.
+func yunetInputSize(w, h int) (int, int) {
+	k := letterboxScale(w, h)
+	up := func(v int) int {
+		n := int(math.Ceil(float64(v)/k - 1e-9))
+		return max(32, (n+31)/32*32)
+	}
+	return min(up(w), yunetSize), min(up(h), yunetSize)
 }
 
 func (d *faceDetector) detect(ctx context.Context, img *imgproc.RGB, opt FaceOptions) ([]*Object, error) {
@@ -79,7 +93,8 @@ func (d *faceDetector) decode(out []ort.Tensor, w, h int, opt FaceOptions) []*Ob
 	var kps [][]geom.Point
 	for si, stride := range yunetStrides {
 		cls, obj, bbox, kp := out[si].Data, out[n+si].Data, out[2*n+si].Data, out[3*n+si].Data
-		cols := yunetSize / stride
+		iw, _ := yunetInputSize(w, h)
+		cols := iw / stride
 		s := float64(stride)
 		for i := range cls {
 			score := math.Sqrt(clamp01(float64(cls[i])) * clamp01(float64(obj[i])))

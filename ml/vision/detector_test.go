@@ -105,3 +105,19 @@ func TestDetectBodies(t *testing.T) {
 		})
 	}
 }
+
+func TestDetectorInputSize(t *testing.T) {
+	cases := []struct{ w, h, iw, ih int }{
+		{640, 640, 640, 640},
+		{1126, 661, 640, 384}, // 661·640/1126 = 375.7 → 384
+		{910, 1137, 544, 640}, // 910·640/1137 = 512.2 → 544
+		{320, 240, 640, 480},  // small photos are scaled up
+		{10, 5000, 32, 640},
+	}
+	for _, c := range cases {
+		iw, ih := yunetInputSize(c.w, c.h)
+		require.Equal(t, [2]int{c.iw, c.ih}, [2]int{iw, ih}, "%dx%d", c.w, c.h)
+		require.Zero(t, iw%32)
+		require.Zero(t, ih%32)
+	}
+}
