@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	licensingv1 "github.com/vigilhq/vigil/gen/go/vigil/licensing/v1"
 	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
@@ -34,7 +35,11 @@ type Backend struct {
 	// start-up report is not run, as in NewBackend without Module).
 	usageReported chan struct{}
 	usageOnce     sync.Once
-	usageMu       sync.Mutex
+	usageMu       sync.Mutex // guards usageDirty
+	usageDirty    map[usageKey]bool
+	usageFlushMu  sync.Mutex // serialises usage reports
+	usageNear     map[licensingv1.Resource]bool
+	usageKick     chan struct{} // nil: no background flusher, every report is sent at once
 }
 
 // NewBackend builds the shared core. objects, faces and inv may be nil: photo calls then

@@ -75,6 +75,7 @@ func newBackendFromParams(p Params) *Backend {
 	}
 	b := NewBackend(p.Pool, p.Config, p.Log, p.Peers, objects, faces, p.Invalidator)
 	b.usageReported = make(chan struct{})
+	b.usageKick = make(chan struct{}, 1)
 	return b
 }
 
@@ -105,6 +106,7 @@ func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 			go func() {
 				defer close(done)
 				b.reportUsageUntilDone(ctx)
+				b.runUsageFlusher(ctx)
 			}()
 			return nil
 		},

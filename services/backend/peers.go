@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -100,6 +102,7 @@ func (b *Backend) checkLimit(ctx context.Context, sc scope, resource licensingv1
 	if err != nil {
 		return peerErr("licensing", err)
 	}
+	b.noteHeadroom(resource, resp.GetLimit(), resp.GetUsed())
 	if !resp.GetAllowed() {
 		msg := resp.GetMessage()
 		if msg == "" {
@@ -113,41 +116,97 @@ func (b *Backend) checkLimit(ctx context.Context, sc scope, resource licensingv1
 	return nil
 }
 
-// reportUsage tells licensing the workspace's current count of resource. Best effort:
-// licensing also learns the counts at the backend's start, and a failed report only
-// delays enforcement, so it is logged, not returned.
-func (b *Backend) reportUsage(ctx context.Context, sc scope, resource licensingv1.Resource) {
-	var table string
-	switch resource {
-	case licensingv1.Resource_RESOURCE_PERSONS:
-		table = "persons"
-	case licensingv1.Resource_RESOURCE_AGENTS:
-		table = "agents"
-	case licensingv1.Resource_RESOURCE_CAMERAS:
-		table = "cameras"
-	default:
-		return
-	}
-	// Reports are absolute counts and licensing keeps the last one it receives: counting
-	// and sending under one lock makes the last report sent the latest count, however
-	// many creations run at once in this process.
+// usageKey is one counted resource of one workspace.
+type usageKey struct {
+	workspace uuid.UUID
+	resource  licensingv1.Resource
+}
+
+var usageTables = map[licensingv1.Resource]string{
+	licensingv1.Resource_RESOURCE_PERSONS: "persons",
+	licensingv1.Resource_RESOURCE_AGENTS:  "agents",
+	licensingv1.Resource_RESOURCE_CAMERAS: "cameras",
+}
+
+// Within usageMargin(limit) of a limit, usage is reported before the changing call
+// returns; further away, reports are batched in the background every usageFlushEvery.
+// The margin must exceed what can be created while a batch waits (hundreds per second
+// times usageFlushEvery), so that licensing's count is exact by the time it matters.
+const usageFlushEvery = 100 * time.Millisecond
+
+func usageMargin(limit int64) int64 { return max(256, limit/10) }
+
+// noteHeadroom remembers how close to its limit a resource was at the last check.
+func (b *Backend) noteHeadroom(resource licensingv1.Resource, limit, used int64) {
 	b.usageMu.Lock()
 	defer b.usageMu.Unlock()
-	var n int64
-	if err := b.db.pool.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE workspace_id = $1`, sc.workspace).Scan(&n); err != nil {
-		b.log.WarnContext(ctx, "count for usage report", "resource", resource.String(), "err", err)
+	if b.usageNear == nil {
+		b.usageNear = map[licensingv1.Resource]bool{}
+	}
+	b.usageNear[resource] = limit > 0 && used+usageMargin(limit) >= limit
+}
+
+// reportUsage tells licensing the workspace's current count of resource. Reports are
+// absolute counts and licensing keeps the last one it receives. Near a limit (or before
+// any check told us the headroom) the report is sent before the changing call returns,
+// so the next check counts it; far from any limit it is batched with others and sent
+// within usageFlushEvery by the background flusher, which halves the cost of a creation.
+// Best effort: a failed report is logged, not returned (licensing also learns the counts
+// at start).
+func (b *Backend) reportUsage(ctx context.Context, sc scope, resource licensingv1.Resource) {
+	if _, ok := usageTables[resource]; !ok {
 		return
+	}
+	b.usageMu.Lock()
+	if b.usageDirty == nil {
+		b.usageDirty = map[usageKey]bool{}
+	}
+	b.usageDirty[usageKey{sc.workspace, resource}] = true
+	near, known := b.usageNear[resource]
+	background := b.usageKick != nil && known && !near
+	b.usageMu.Unlock()
+	if background {
+		select {
+		case b.usageKick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	b.flushUsage(ctx)
+}
+
+// flushUsage sends every pending usage report in one request. Flushes are serialised, so
+// the last report licensing receives is the latest count.
+func (b *Backend) flushUsage(ctx context.Context) {
+	b.usageFlushMu.Lock()
+	defer b.usageFlushMu.Unlock()
+	b.usageMu.Lock()
+	keys := make([]usageKey, 0, len(b.usageDirty))
+	for k := range b.usageDirty {
+		keys = append(keys, k)
+	}
+	clear(b.usageDirty)
+	b.usageMu.Unlock()
+	if len(keys) == 0 {
+		return // a flush that started after our mark sent it
+	}
+	reports := make([]*licensingv1.UsageReport, 0, len(keys))
+	for _, k := range keys {
+		var n int64
+		if err := b.db.pool.QueryRow(ctx, `SELECT count(*) FROM `+usageTables[k.resource]+` WHERE workspace_id = $1`, k.workspace).Scan(&n); err != nil {
+			b.log.WarnContext(ctx, "count for usage report", "resource", k.resource.String(), "err", err)
+			return
+		}
+		reports = append(reports, &licensingv1.UsageReport{WorkspaceId: k.workspace.String(), Resource: k.resource, Count: n})
 	}
 	lic, err := b.licensing()
 	if err == nil {
 		ctx, cancel := b.peerCtx(ctx)
 		defer cancel()
-		_, err = lic.ReportUsage(ctx, &licensingv1.ReportUsageRequest{Reports: []*licensingv1.UsageReport{{
-			WorkspaceId: sc.workspace.String(), Resource: resource, Count: n,
-		}}})
+		_, err = lic.ReportUsage(ctx, &licensingv1.ReportUsageRequest{Reports: reports})
 	}
 	if err != nil {
-		b.log.WarnContext(ctx, "usage report to licensing failed", "resource", resource.String(), "err", err)
+		b.log.WarnContext(ctx, "usage report to licensing failed", "reports", len(reports), "err", err)
 	}
 }
 

@@ -82,3 +82,22 @@ func (b *Backend) awaitUsageReport(ctx context.Context) {
 	case <-t.C:
 	}
 }
+
+// runUsageFlusher sends batched usage reports until ctx ends, then once more.
+func (b *Backend) runUsageFlusher(ctx context.Context) {
+	t := time.NewTicker(usageFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.flushUsage(context.WithoutCancel(ctx))
+			return
+		case <-b.usageKick:
+			select {
+			case <-ctx.Done():
+			case <-t.C: // batch what arrives meanwhile
+			}
+			b.flushUsage(context.WithoutCancel(ctx))
+		}
+	}
+}
