@@ -217,3 +217,35 @@ func TestCreateImportJobRefusesBadInput(t *testing.T) {
 	_, err = c.CreateReextractJob(s.in(), &tasksv1.CreateReextractJobRequest{})
 	require.Equal(t, codes.Unimplemented, status.Code(err))
 }
+
+// Imported persons join the groups named on the job; a group that does not exist kills
+// the job at once (dead, naming the group) instead of failing every row.
+func TestImportIntoGroups(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{before: []fx.Option{licensing.Module}})
+	c := tasksv1.NewTaskServiceClient(s.conn)
+	g, err := backendv1.NewGroupServiceClient(s.conn).CreateGroup(s.in(), &backendv1.CreateGroupRequest{
+		Group: &backendv1.Group{Name: "VIP"},
+	})
+	require.NoError(t, err)
+	csv := []byte("external_id,name,url\ng-1,One,\ng-2,Two,\n")
+
+	created, err := c.CreateImportJob(s.in(), &tasksv1.CreateImportJobRequest{
+		Format: tasksv1.ImportFormat_IMPORT_FORMAT_CSV, Source: &tasksv1.CreateImportJobRequest_Content{Content: csv},
+		GroupIds: []string{g.GetGroup().GetId()},
+	})
+	require.NoError(t, err)
+	waitJob(t, c, s.in(), created.GetJob().GetJobId(), tasksv1.JobStatus_JOB_STATUS_SUCCEEDED)
+	members, err := backendv1.NewPersonServiceClient(s.conn).ListPersons(s.in(), &backendv1.ListPersonsRequest{GroupId: g.GetGroup().GetId()})
+	require.NoError(t, err)
+	require.Len(t, members.GetPersons(), 2)
+
+	created, err = c.CreateImportJob(s.in(), &tasksv1.CreateImportJobRequest{
+		Format: tasksv1.ImportFormat_IMPORT_FORMAT_CSV, Source: &tasksv1.CreateImportJobRequest_Content{Content: csv},
+		GroupIds: []string{"01234567-89ab-7def-8123-456789abcdef"},
+	})
+	require.NoError(t, err)
+	dead := waitJob(t, c, s.in(), created.GetJob().GetJobId(), tasksv1.JobStatus_JOB_STATUS_DEAD)
+	require.Equal(t, int32(1), dead.GetAttempt())
+	require.Contains(t, dead.GetErrors()[0].GetMessage(), "01234567-89ab-7def-8123-456789abcdef")
+}

@@ -35,6 +35,7 @@ type importWorker struct {
 	pool        *pgxpool.Pool
 	objects     ObjectStore
 	persons     func() (backendv1.PersonServiceClient, error)
+	groups      func() (backendv1.GroupServiceClient, error)
 	bucket      string
 	parallelism int
 	maxBytes    int64
@@ -78,12 +79,38 @@ func (w *importWorker) run(ctx context.Context, job *river.Job[jobs.BulkImportAr
 		return fmt.Errorf("%w: backend: %v", ErrUnavailable, err)
 	}
 	ctx = metadata.AppendToOutgoingContext(ctx, rpc.MetadataWorkspace, a.WorkspaceID)
+	if err := w.checkGroups(ctx, a.GroupIDs); err != nil {
+		return err
+	}
 
 	err = w.importAll(ctx, client, job.ID, a, items, int(resume.Checkpoint), prog)
 	if ferr := prog.Flush(ctx); err == nil {
 		err = ferr
 	}
 	return err
+}
+
+// checkGroups fails the job at once when a group every person should join does not
+// exist, rather than failing every item for the same reason.
+func (w *importWorker) checkGroups(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	client, err := w.groups()
+	if err != nil {
+		return fmt.Errorf("%w: backend: %v", ErrUnavailable, err)
+	}
+	for _, id := range ids {
+		_, err := client.GetGroup(ctx, &backendv1.GetGroupRequest{GroupId: id})
+		switch status.Code(err) {
+		case codes.OK:
+		case codes.NotFound, codes.InvalidArgument:
+			return permanent(fmt.Errorf("group %q: no such group in the workspace", id))
+		default:
+			return fmt.Errorf("check group %q: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // importAll runs the items from start with bounded parallelism and moves the checkpoint

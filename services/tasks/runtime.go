@@ -64,6 +64,7 @@ func NewRuntime(d Deps) (*Runtime, error) {
 		}
 		return backendClients{
 			persons:  backendv1.NewPersonServiceClient(conn),
+			groups:   backendv1.NewGroupServiceClient(conn),
 			webhooks: backendv1.NewWebhookServiceClient(conn),
 		}, nil
 	}
@@ -76,6 +77,10 @@ func NewRuntime(d Deps) (*Runtime, error) {
 			persons: func() (backendv1.PersonServiceClient, error) {
 				b, err := backend()
 				return b.persons, err
+			},
+			groups: func() (backendv1.GroupServiceClient, error) {
+				b, err := backend()
+				return b.groups, err
 			},
 			parallelism: d.Config.ImportParallelism, maxBytes: d.Config.MaxImportBytes,
 			metrics: m, log: d.Logger,
@@ -108,6 +113,7 @@ func NewRuntime(d Deps) (*Runtime, error) {
 
 type backendClients struct {
 	persons  backendv1.PersonServiceClient
+	groups   backendv1.GroupServiceClient
 	webhooks backendv1.WebhookServiceClient
 }
 
