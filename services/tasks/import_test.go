@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
@@ -20,6 +22,7 @@ import (
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	tasksv1 "github.com/vigilhq/vigil/gen/go/vigil/tasks/v1"
+	"github.com/vigilhq/vigil/platform/jobs"
 	"github.com/vigilhq/vigil/platform/objstore"
 	"github.com/vigilhq/vigil/services/backend"
 	"github.com/vigilhq/vigil/services/imageapi"
@@ -248,4 +251,36 @@ func TestImportIntoGroups(t *testing.T) {
 	dead := waitJob(t, c, s.in(), created.GetJob().GetJobId(), tasksv1.JobStatus_JOB_STATUS_DEAD)
 	require.Equal(t, int32(1), dead.GetAttempt())
 	require.Contains(t, dead.GetErrors()[0].GetMessage(), "01234567-89ab-7def-8123-456789abcdef")
+}
+
+// A retried import resumes at the checkpoint its earlier attempts reached: items before
+// it are not done again, and their counts carry over.
+func TestImportResumesAtCheckpoint(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{before: []fx.Option{licensing.Module}})
+	ctx := context.Background()
+	key := s.workspace + "/imports/resume.csv"
+	csv := []byte("external_id,name,url\nc-1,One,\nc-2,Two,\nc-3,Three,\nc-4,Four,\nc-5,Five,\n")
+	require.NoError(t, s.objects.Put(ctx, key, bytes.NewReader(csv), int64(len(csv)), "text/csv"))
+
+	// As left by an attempt that finished the first three items (one of them failed).
+	var id int64
+	require.NoError(t, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		id, err = jobs.InsertTx(ctx, tx, jobs.BulkImportArgs{WorkspaceID: s.workspace, Format: jobs.ImportFormatCSV, ObjectKey: key},
+			&jobs.InsertOpts{Metadata: []byte(`{"vigil_progress": {"done": 3, "failed": 1, "total": 5, "checkpoint": 3,
+				"checkpoint_failed": 1, "item_errors": ["row 3: an earlier problem"]}}`)})
+		return err
+	}))
+	c := tasksv1.NewTaskServiceClient(s.conn)
+	j := waitJob(t, c, s.in(), strconv.FormatInt(id, 10), tasksv1.JobStatus_JOB_STATUS_SUCCEEDED)
+	require.Equal(t, int64(5), j.GetProgress().GetDone())
+	require.Equal(t, int64(5), j.GetProgress().GetTotal())
+	require.Equal(t, int64(1), j.GetProgress().GetFailed())
+	require.Equal(t, []string{"row 3: an earlier problem"}, j.GetItemErrors())
+
+	persons := personsByExternalID(t, s)
+	require.Len(t, persons, 2)
+	require.Contains(t, persons, "c-4")
+	require.Contains(t, persons, "c-5")
 }
