@@ -14,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
@@ -90,6 +92,10 @@ func (w *webhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookDel
 		d.Error = deliveryErr.Error()
 	}
 	if err := w.record(ctx, a.WorkspaceID, d); err != nil {
+		if status.Code(err) == codes.NotFound && deliveryErr != nil {
+			// The webhook was deleted since the delivery was queued: stop retrying it.
+			return settle(ctx, w.pool, job.ID, permanent(fmt.Errorf("%w; webhook %s no longer exists", deliveryErr, a.WebhookID)))
+		}
 		// The attempt happened whatever the log says; failing the job for a log write
 		// would POST the event again. The River row keeps the attempt's error anyway.
 		w.metrics.webhookLogFailures.Inc()

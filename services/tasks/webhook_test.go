@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,4 +206,45 @@ func TestWebhookTimeoutsAreRetriedThenDead(t *testing.T) {
 		require.Contains(t, d.GetError(), "Timeout")
 		require.GreaterOrEqual(t, d.GetDurationMs(), int32(1900))
 	}
+}
+
+// Deleting a webhook stops the retries of its queued deliveries: the next failed attempt
+// finds the webhook gone and the delivery goes to the dead letter.
+func TestDeletedWebhookStopsRetrying(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	var posts atomic.Int32
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+
+	webhooks := backendv1.NewWebhookServiceClient(s.conn)
+	created, err := webhooks.CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
+		Url: failing.URL, Secret: "yet-another-secret-long-enough", Enabled: true,
+	}})
+	require.NoError(t, err)
+	hookID := created.GetWebhook().GetId()
+
+	ctx := context.Background()
+	var jobID int64
+	require.NoError(t, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		jobID, err = jobs.InsertTx(ctx, tx, jobs.WebhookDeliveryArgs{
+			WorkspaceID: s.workspace, WebhookID: hookID, URL: failing.URL, Secret: "yet-another-secret-long-enough",
+			EventIDs: []string{"event-x"}, Body: []byte(`{}`),
+		}, &jobs.InsertOpts{MaxAttempts: 1000})
+		return err
+	}))
+	require.Eventually(t, func() bool { return posts.Load() >= 2 }, 20*time.Second, 20*time.Millisecond, "retried while the webhook exists")
+	_, err = webhooks.DeleteWebhook(s.in(), &backendv1.DeleteWebhookRequest{WebhookId: hookID})
+	require.NoError(t, err)
+
+	var state string
+	var dead bool
+	require.Eventually(t, func() bool {
+		require.NoError(t, s.pool.QueryRow(ctx, `SELECT state, coalesce((metadata->>'vigil_dead')::bool, false) FROM river_job WHERE id = $1`, jobID).Scan(&state, &dead))
+		return state == "cancelled"
+	}, 20*time.Second, 20*time.Millisecond)
+	require.True(t, dead, "stopped as dead, not as cancelled by a user")
 }
