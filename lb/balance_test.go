@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,13 +79,18 @@ func TestLeastRequestsAvoidsBusyUpstream(t *testing.T) {
 	wg.Wait()
 }
 
-func TestP2CEWMAShunsSlowUpstream(t *testing.T) {
+func TestP2CEWMAShunsSlowUpstreamUntilItRecovers(t *testing.T) {
+	var isSlow atomic.Bool
+	isSlow.Store(true)
 	slow := func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(15 * time.Millisecond) // the upstream is slow by nature, not a sync point
+		if isSlow.Load() {
+			time.Sleep(15 * time.Millisecond) // the upstream is slow by nature, not a sync point
+		}
 		w.Write([]byte("slow"))
 	}
 	fast1, fast2, slowB := newBackend(t, "fast1", nil), newBackend(t, "fast2", nil), newBackend(t, "slow", slow)
-	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(fast1, fast2, slowB), Policy: "p2c_ewma"}, RouteConfig{}))
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(fast1, fast2, slowB), Policy: "p2c_ewma"}, RouteConfig{}))
+	srv.state.Load().pools["p"].picker.(*P2CEWMA).decay.Store(int64(200 * time.Millisecond))
 	c := newClient(t)
 	for i := 0; i < 400; i++ {
 		code, _ := get(t, c, base+"/", nil)
@@ -96,6 +102,20 @@ func TestP2CEWMAShunsSlowUpstream(t *testing.T) {
 	require.Less(t, slowB.hits.Load(), int64(20), "slow upstream got %d of 400", slowB.hits.Load())
 	require.Greater(t, fast1.hits.Load(), int64(150))
 	require.Greater(t, fast2.hits.Load(), int64(150))
+
+	// Once it is fast again, its faded estimate lets it win a draw, and
+	// the fresh sample keeps it in rotation.
+	isSlow.Store(false)
+	require.Eventually(t, func() bool {
+		for i := 0; i < 30; i++ {
+			get(t, c, base+"/", nil)
+		}
+		before := slowB.hits.Load()
+		for i := 0; i < 300; i++ {
+			get(t, c, base+"/", nil)
+		}
+		return slowB.hits.Load()-before > 50
+	}, 10*time.Second, 50*time.Millisecond)
 }
 
 func TestConsistentHashIsStickyAndStable(t *testing.T) {
@@ -148,7 +168,7 @@ func BenchmarkPickers(b *testing.B) {
 	}{
 		{"round_robin", &RoundRobin{}},
 		{"least_requests", &LeastRequests{}},
-		{"p2c_ewma", &P2CEWMA{}},
+		{"p2c_ewma", new(P2CEWMA)},
 		{"consistent_hash", newConsistentHash("X-Key", ups)},
 	} {
 		b.Run(p.name, func(b *testing.B) {
@@ -159,5 +179,22 @@ func BenchmarkPickers(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func BenchmarkOutboundHeader(b *testing.B) {
+	r := newRequest(b, "GET", "http://api.example.com/v1/persons?limit=10", "")
+	r.RemoteAddr = "10.1.2.3:5555"
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("Authorization", "Bearer abc")
+	r.Header.Set("X-Request-Id", "0123456789abcdef")
+	r.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	r.Header.Set("Connection", "keep-alive")
+	b.ReportAllocs()
+	for b.Loop() {
+		h := outboundHeader(r, "")
+		if h.Get("X-Forwarded-For") != "10.1.2.3" {
+			b.Fatal("no X-Forwarded-For")
+		}
 	}
 }

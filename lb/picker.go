@@ -95,7 +95,15 @@ func (p *LeastRequests) Pick(_ *http.Request, ups, tried []*Upstream) *Upstream 
 // keeps the one with the lower cost, EWMA latency times (in-flight + 1),
 // which steers load away from slow upstreams without the herd behaviour of
 // always picking the global minimum.
-type P2CEWMA struct{}
+type P2CEWMA struct {
+	// decay is how fast an unsampled upstream's latency fades (nanoseconds);
+	// zero means defaultEWMADecay.
+	decay atomic.Int64
+}
+
+// defaultEWMADecay lets an upstream that was shunned for being slow be
+// tried again within roughly half a minute.
+const defaultEWMADecay = 10 * time.Second
 
 // Pick implements Picker.
 func (p *P2CEWMA) Pick(_ *http.Request, ups, tried []*Upstream) *Upstream {
@@ -113,15 +121,20 @@ func (p *P2CEWMA) Pick(_ *http.Request, ups, tried []*Upstream) *Upstream {
 		j++
 	}
 	a, b := c[i], c[j]
-	if p2cCost(b) < p2cCost(a) {
+	decay := time.Duration(p.decay.Load())
+	if decay == 0 {
+		decay = defaultEWMADecay
+	}
+	now := time.Now().UnixNano()
+	if p2cCost(b, now, decay) < p2cCost(a, now, decay) {
 		return b
 	}
 	return a
 }
 
-func p2cCost(u *Upstream) float64 {
+func p2cCost(u *Upstream, now int64, decay time.Duration) float64 {
 	// An upstream without a sample yet costs nothing, so it is tried soon.
-	return float64(u.EWMA()) * float64(u.Inflight()+1)
+	return u.decayedEWMA(now, decay) * float64(u.Inflight()+1)
 }
 
 // ConsistentHash maps the value of a header onto a hash ring, so the same

@@ -446,9 +446,13 @@ var hopHeaders = []string{
 func removeHopHeaders(h http.Header, keep string) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
-			if sf = strings.TrimSpace(sf); sf != "" {
-				h.Del(sf)
+			sf = strings.TrimSpace(sf)
+			// "keep-alive" and "close" are the usual tokens; the first is
+			// removed below anyway and the second names no header.
+			if sf == "" || strings.EqualFold(sf, "keep-alive") || strings.EqualFold(sf, "close") {
+				continue
 			}
+			h.Del(sf)
 		}
 	}
 	for _, k := range hopHeaders {
@@ -466,10 +470,7 @@ func removeHopHeaders(h http.Header, keep string) {
 // hop-by-hop fields, plus X-Forwarded-*. "TE: trailers" survives because
 // gRPC needs it end to end.
 func outboundHeader(r *http.Request, upgrade string) http.Header {
-	h := r.Header.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
+	h := cloneHeader(r.Header, 4)
 	teTrailers := false
 	for _, v := range h["Te"] {
 		if strings.Contains(strings.ToLower(v), "trailers") {
@@ -487,18 +488,46 @@ func outboundHeader(r *http.Request, upgrade string) http.Header {
 		h["X-Forwarded-For"] = []string{ip}
 	}
 	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
+		h["X-Forwarded-Proto"] = protoHTTPS
 	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		h["X-Forwarded-Proto"] = protoHTTP
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok {
 		h["X-Forwarded-Host"] = []string{r.Host}
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		// Keep Go's transport from adding its own.
-		h["User-Agent"] = []string{""}
+		h["User-Agent"] = emptyValue
 	}
 	return h
+}
+
+// Shared read-only values: outbound headers are only read by transports.
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+	emptyValue = []string{""}
+)
+
+// cloneHeader copies h into a map sized for extra more keys, with all
+// values in one backing array (two allocations, no map growth).
+func cloneHeader(h http.Header, extra int) http.Header {
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	backing := make([]string, n)
+	out := make(http.Header, len(h)+extra)
+	for k, vv := range h {
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		m := copy(backing, vv)
+		out[k] = backing[:m:m]
+		backing = backing[m:]
+	}
+	return out
 }
 
 func upgradeType(h http.Header) string {

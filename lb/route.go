@@ -99,6 +99,9 @@ func isLower(s string) bool {
 
 // stripPort removes ":port" from a Host header, leaving IPv6 brackets off.
 func stripPort(host string) string {
+	if !strings.Contains(host, ":") {
+		return host // the common case; SplitHostPort would allocate an error
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h
 	}

@@ -15,8 +15,10 @@ type Upstream struct {
 	Addr string
 
 	inflight atomic.Int64
-	// ewmaNanos is the smoothed response-header latency, as float64 bits.
+	// ewmaNanos is the smoothed response-header latency, as float64 bits;
+	// ewmaAt is when it was last updated (unix nanos).
 	ewmaNanos atomic.Uint64
+	ewmaAt    atomic.Int64
 	// healthy is the verdict of the active health check (true without one).
 	healthy atomic.Bool
 	// ejectedUntil is the unix-nano end of a passive ejection, 0 if none.
@@ -46,6 +48,23 @@ func (u *Upstream) EWMA() time.Duration {
 	return time.Duration(math.Float64frombits(u.ewmaNanos.Load()))
 }
 
+// decayedEWMA is the EWMA faded towards zero by the time since its last
+// sample. A slow upstream that p2c stopped picking gets no new samples, so
+// without this its old latency would keep it out forever even after it
+// recovered; fading makes it win a draw again after a few decay periods,
+// and the sample it then earns says whether it is fast now.
+func (u *Upstream) decayedEWMA(now int64, decay time.Duration) float64 {
+	e := math.Float64frombits(u.ewmaNanos.Load())
+	if e == 0 || decay <= 0 {
+		return e
+	}
+	idle := now - u.ewmaAt.Load()
+	if idle <= 0 {
+		return e
+	}
+	return e * math.Exp(-float64(idle)/float64(decay))
+}
+
 // ewmaWeight is the share of a new sample; 0.3 follows a latency change
 // within a handful of requests without flapping on one outlier.
 const ewmaWeight = 0.3
@@ -60,6 +79,7 @@ func (u *Upstream) observeLatency(d time.Duration) {
 			next = prev + ewmaWeight*(sample-prev)
 		}
 		if u.ewmaNanos.CompareAndSwap(old, math.Float64bits(next)) {
+			u.ewmaAt.Store(time.Now().UnixNano())
 			return
 		}
 	}
