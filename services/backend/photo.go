@@ -42,16 +42,39 @@ func (b *Backend) oneFace(ctx context.Context, field string, image []byte) (*Fac
 	if err != nil {
 		return nil, peerErr("imageapi", err)
 	}
-	switch len(faces) {
-	case 0:
+	if len(faces) == 0 {
 		return nil, invalid(field, "no face found in the image")
-	case 1:
-		if faces[0].Template == nil || len(faces[0].Template.GetVector()) == 0 {
-			return nil, fmt.Errorf("imageapi returned a face without a template: %w", ErrUnavailable)
-		}
-		return &faces[0], nil
 	}
-	return nil, invalid(field, "%d faces found in the image; a photo must show one", len(faces))
+	// One face, or one that dominates: enrolment photos often catch a small or uncertain
+	// face in the background. Two confident faces of comparable size are ambiguous.
+	best := 0
+	for i := range faces {
+		if boxArea(faces[i].Box)*faces[i].Confidence > boxArea(faces[best].Box)*faces[best].Confidence {
+			best = i
+		}
+	}
+	for i := range faces {
+		if i != best && faces[i].Confidence >= backgroundConfidence && boxArea(faces[i].Box)*dominance > boxArea(faces[best].Box) {
+			return nil, invalid(field, "%d faces of similar size found in the image; a photo must show one person", len(faces))
+		}
+	}
+	f := &faces[best]
+	if f.Template == nil || len(f.Template.GetVector()) == 0 {
+		return nil, fmt.Errorf("imageapi returned a face without a template: %w", ErrUnavailable)
+	}
+	return f, nil
+}
+
+// A face is the photo's subject when its box is dominance times the area of every other
+// face detected with at least backgroundConfidence; less confident detections (partial
+// faces at the edge, posters) do not make a photo ambiguous.
+const (
+	dominance            = 4
+	backgroundConfidence = 0.8
+)
+
+func boxArea(b *commonv1.Box) float32 {
+	return max(0, b.GetX2()-b.GetX1()) * max(0, b.GetY2()-b.GetY1())
 }
 
 func encodeVector(v []float32) []byte {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	"github.com/vigilhq/vigil/platform/objstore"
@@ -142,6 +143,21 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, audit.GetEntries(), 1)
 	require.Equal(t, "OK", audit.GetEntries()[0].GetOutcome())
+
+	// Anonymous mode: the template is kept, the image is not.
+	_, err = e.workspaces().UpdateWorkspace(a, &backendv1.UpdateWorkspaceRequest{
+		Workspace:  &backendv1.Workspace{Settings: &backendv1.WorkspaceSettings{AnonymousMode: true}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"settings.anonymous_mode"}}})
+	require.NoError(t, err)
+	anon, err := e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: bid, Image: face(t, "biden_2.jpg")})
+	require.NoError(t, err)
+	require.Empty(t, anon.GetPhoto().GetObjectKey())
+	require.NotEmpty(t, anon.GetPhoto().GetTemplateModel())
+	keys, err = store.List(ctx, "persons/"+e.workspace+"/"+bid)
+	require.NoError(t, err)
+	require.Len(t, keys, 1, "only the photo from before anonymous mode")
+	_, err = e.persons().GetPhotoImage(a, &backendv1.GetPhotoImageRequest{PersonId: bid, PhotoId: anon.GetPhoto().GetId()})
+	require.Equal(t, codes.FailedPrecondition, code(err))
 }
 
 // TestPersonChangeFeed: the feed agent-sync serves profiles from.

@@ -52,7 +52,9 @@ type PersonServiceClient interface {
 	DeletePerson(ctx context.Context, in *DeletePersonRequest, opts ...grpc.CallOption) (*DeletePersonResponse, error)
 	// AddPhoto stores a photo of a person, finds the one face in it, extracts its template
 	// and adds it to the matcher. Browsers may also POST multipart/form-data (field "image")
-	// to the same path. INVALID_ARGUMENT when the image holds no face or several.
+	// to the same path. INVALID_ARGUMENT when the image holds no face, or several confident
+	// ones (detector score >= 0.8) of which none is at least 4 times the area of the others
+	// (small or uncertain background faces are ignored).
 	AddPhoto(ctx context.Context, in *AddPhotoRequest, opts ...grpc.CallOption) (*AddPhotoResponse, error)
 	// DeletePhoto removes a photo, its template and its matcher entry.
 	DeletePhoto(ctx context.Context, in *DeletePhotoRequest, opts ...grpc.CallOption) (*DeletePhotoResponse, error)
@@ -196,7 +198,9 @@ type PersonServiceServer interface {
 	DeletePerson(context.Context, *DeletePersonRequest) (*DeletePersonResponse, error)
 	// AddPhoto stores a photo of a person, finds the one face in it, extracts its template
 	// and adds it to the matcher. Browsers may also POST multipart/form-data (field "image")
-	// to the same path. INVALID_ARGUMENT when the image holds no face or several.
+	// to the same path. INVALID_ARGUMENT when the image holds no face, or several confident
+	// ones (detector score >= 0.8) of which none is at least 4 times the area of the others
+	// (small or uncertain background faces are ignored).
 	AddPhoto(context.Context, *AddPhotoRequest) (*AddPhotoResponse, error)
 	// DeletePhoto removes a photo, its template and its matcher entry.
 	DeletePhoto(context.Context, *DeletePhotoRequest) (*DeletePhotoResponse, error)
