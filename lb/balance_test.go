@@ -1,8 +1,11 @@
 package lb
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -197,4 +200,37 @@ func BenchmarkOutboundHeader(b *testing.B) {
 			b.Fatal("no X-Forwarded-For")
 		}
 	}
+}
+
+// BenchmarkProxyHTTP1 is the whole request path over loopback (client →
+// lb → upstream), for spotting regressions; bench/lb compares with peers.
+func BenchmarkProxyHTTP1(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer up.Close()
+	cfg := oneRoute(PoolConfig{Upstreams: []string{up.Listener.Addr().String()}}, RouteConfig{})
+	cfg.AccessLog = ptr(false)
+	srv, err := New(cfg, testLogger(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	url := "http://" + srv.Addr() + "/"
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := c.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
 }
