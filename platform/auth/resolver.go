@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -10,6 +11,9 @@ import (
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
+
+// resolveTimeout bounds one credential lookup at the backend.
+const resolveTimeout = 10 * time.Second
 
 // Resolver turns a credential into an Identity.
 type Resolver interface {
@@ -39,7 +43,10 @@ func (r *BackendResolver) Resolve(ctx context.Context, token string) (*Identity,
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "credential check: %v", err)
 	}
-	// Incoming metadata does not travel (gRPC sends only outgoing); the peer connection adds the internal token.
+	// Incoming metadata does not travel (gRPC sends only outgoing); the peer connection
+	// adds the internal token. Bounded: a hung backend must not hang every call.
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
 	resp, err := backendv1.NewAuthServiceClient(conn).Authenticate(ctx, &backendv1.AuthenticateRequest{Token: token})
 	if err != nil {
 		switch status.Code(err) {
