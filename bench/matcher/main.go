@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,8 +40,9 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	dir := fs.String("dir", "/tmp/vigil-bench-matcher", "where the data and results go")
-	dbURL := fs.String("db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for pgload (a scratch database is created on it)")
+	dbURL := fs.String("db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server for pgload (it keeps a database vigil_matcher_bench there)")
 	ids := fs.Int("identities", defaultSpec().Identities, "identities (5 templates each)")
+	fresh := fs.Bool("fresh", false, "pgload: recreate the bench database")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command here")
 	_ = fs.Parse(os.Args[2:])
 	if *cpuProfile != "" {
@@ -58,7 +60,7 @@ func main() {
 	case "run":
 		err = run(*dir)
 	case "pgload":
-		err = pgload(*dir, *dbURL)
+		err = pgload(*dir, *dbURL, *fresh)
 	case "report":
 		err = report(*dir)
 	default:
@@ -138,8 +140,7 @@ type ours struct {
 	IVFSeconds     float64        `json:"ivf_build_seconds"`
 	IVFLists       int            `json:"ivf_lists"`
 	Results        []latencyStats `json:"results"`
-	PGLoadSeconds  float64        `json:"pg_load_seconds,omitempty"`
-	PGTotalSeconds float64        `json:"pg_load_with_ivf_seconds,omitempty"`
+	PGLoads        []pgLoad       `json:"pg_loads,omitempty"`
 }
 
 func heapInUse() int64 {
@@ -262,82 +263,118 @@ func recallHits(ms []matcher.Match, truth []int32) int {
 	return hits
 }
 
-// pgload stores the templates in a scratch database through the matcher's store and
-// times a cold load (what a replica does at start) with and without the IVF build.
-func pgload(dir, url string) error {
+// pgload stores the templates in a database of their own through the matcher's
+// store (once; later runs reuse it) and times cold loads, what a replica does at
+// start: binary COPY into the index, then the IVF build. It reports wall and CPU time,
+// since the machine is shared.
+func pgload(dir, url string, fresh bool) error {
+	ctx := context.Background()
+	pool, err := benchDB(ctx, url, fresh)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := matcher.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	store := matcher.NewStore(pool)
+	var have int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM matcher_templates").Scan(&have); err != nil {
+		return err
+	}
 	base, dim, err := readF32(filepath.Join(dir, "base.f32"))
 	if err != nil {
 		return err
 	}
 	n := len(base) / dim
-	ctx := context.Background()
-	pool, cleanup, err := scratchDB(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	if err := matcher.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	store := matcher.NewStore(pool)
-	start := time.Now()
-	for lo := 0; lo < n; lo += 5_000 {
-		hi := min(lo+5_000, n)
-		ts := make([]matcher.Template, 0, hi-lo)
-		for r := lo; r < hi; r++ {
-			ts = append(ts, matcher.Template{ID: fmt.Sprintf("t%07d", r), PersonID: fmt.Sprintf("p%07d", r/5), ModelID: model, Vector: base[r*dim : (r+1)*dim]})
-		}
-		if err := store.AddTemplates(ctx, ws, ts); err != nil {
+	if have != n {
+		if _, err := pool.Exec(ctx, "TRUNCATE matcher_templates"); err != nil {
 			return err
 		}
+		start := time.Now()
+		for lo := 0; lo < n; lo += 5_000 {
+			hi := min(lo+5_000, n)
+			ts := make([]matcher.Template, 0, hi-lo)
+			for r := lo; r < hi; r++ {
+				ts = append(ts, matcher.Template{ID: fmt.Sprintf("t%07d", r), PersonID: fmt.Sprintf("p%07d", r/5), ModelID: model, Vector: base[r*dim : (r+1)*dim]})
+			}
+			if err := store.AddTemplates(ctx, ws, ts); err != nil {
+				return err
+			}
+		}
+		if _, err := pool.Exec(ctx, "VACUUM ANALYZE matcher_templates"); err != nil {
+			return err
+		}
+		fmt.Printf("stored %d templates in PostgreSQL in %.1fs (setup, not the measured load)\n", n, time.Since(start).Seconds())
 	}
-	fmt.Printf("stored %d templates in PostgreSQL in %.1fs (setup, not the measured load)\n", n, time.Since(start).Seconds())
 	base = nil
 	runtime.GC()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg := matcher.DefaultIndexConfig()
-	ix := matcher.NewIndex(cfg)
-	m := matcher.NewMatcher(store, ix, matcher.Shard{Index: 0, Count: 1}, log)
-	start = time.Now()
-	if err := m.Load(ctx); err != nil {
-		return err
-	}
-	total := time.Since(start)
-	st := ix.Stats(ws)[0]
-	fmt.Printf("cold load of %d templates from PostgreSQL (binary COPY) incl. IVF build (%d lists): %.1fs\n", st.Templates, st.IVFLists, total.Seconds())
-
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var res ours
 	if b, err := os.ReadFile(filepath.Join(dir, "ours.json")); err == nil {
 		_ = json.Unmarshal(b, &res)
 	}
-	res.PGTotalSeconds = total.Seconds()
+	res.PGLoads = nil
+	for i := 0; i < 3; i++ {
+		ix := matcher.NewIndex(matcher.DefaultIndexConfig())
+		m := matcher.NewMatcher(store, ix, matcher.Shard{Index: 0, Count: 1}, log)
+		cpu0 := cpuSeconds()
+		start := time.Now()
+		if err := m.Load(ctx); err != nil {
+			return err
+		}
+		wall := time.Since(start).Seconds()
+		cpu := cpuSeconds() - cpu0
+		st := ix.Stats(ws)[0]
+		fmt.Printf("cold load %d: %d templates from PostgreSQL (binary COPY) incl. IVF build (%d lists): %.1fs wall, %.1fs CPU of this process\n",
+			i+1, st.Templates, st.IVFLists, wall, cpu)
+		res.PGLoads = append(res.PGLoads, pgLoad{Wall: wall, CPU: cpu})
+		ix = nil
+		runtime.GC()
+	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	return os.WriteFile(filepath.Join(dir, "ours.json"), b, 0o644)
 }
 
-func scratchDB(ctx context.Context, url string) (*pgxpool.Pool, func(), error) {
+type pgLoad struct {
+	Wall float64 `json:"wall_seconds"`
+	CPU  float64 `json:"cpu_seconds"`
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+// benchDB opens (creating it if needed, or anew with fresh) the bench's database.
+func benchDB(ctx context.Context, url string, fresh bool) (*pgxpool.Pool, error) {
+	const name = "vigil_matcher_bench"
 	admin, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	name := fmt.Sprintf("vigil_matcher_bench_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
-		return nil, nil, err
+	defer admin.Close()
+	if fresh {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			return nil, err
+		}
+	}
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return nil, err
+	}
+	if !exists {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			return nil, err
+		}
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cfg.ConnConfig.Database = name
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pool, func() {
-		pool.Close()
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		admin.Close()
-	}, nil
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
+

@@ -102,8 +102,8 @@ func report(dir string) error {
 	}
 	fmt.Printf("\nBuild: ours %.1fs to index, IVF (%d lists) %.1fs; FAISS IVFFlat %.1fs, HNSWFlat %.1fs.\n",
 		o.BuildSeconds, o.IVFLists, o.IVFSeconds, f.Build["IndexIVFFlat"], f.Build["IndexHNSWFlat"])
-	if o.PGTotalSeconds > 0 {
-		fmt.Printf("Cold load of %d templates from PostgreSQL (binary COPY, then IVF build): %.1fs (goal: under 20 s).\n", o.Templates, o.PGTotalSeconds)
+	for i, l := range o.PGLoads {
+		fmt.Printf("Cold load %d of %d templates from PostgreSQL (binary COPY, then IVF build): %.1fs wall, %.1fs CPU (goal: under 20 s).\n", i+1, o.Templates, l.Wall, l.CPU)
 	}
 	fmt.Printf("FAISS BLAS: %v\n", f.Pool)
 	return nil

@@ -45,7 +45,7 @@ func (m *Matcher) Load(ctx context.Context) error {
 		return err
 	}
 	loaded := time.Since(start)
-	loader{m.index}.finish()
+	loader{m.index}.finish() // IVF indexes of the large galleries
 	m.log.InfoContext(ctx, "matcher index loaded", "templates", n, "shard", m.shard.Index, "shards", m.shard.Count,
 		"load_ms", loaded.Milliseconds(), "total_ms", time.Since(start).Milliseconds(), "kernel", kernelName)
 	return nil

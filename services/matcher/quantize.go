@@ -103,3 +103,29 @@ func normalized(v []float32, dim int) ([]float32, error) {
 	}
 	return out, nil
 }
+
+// normalizeInPlace checks v as normalized does and scales it to unit length in place
+// (no copy when it already is one, as rows loaded from the store are).
+func normalizeInPlace(v []float32) error {
+	if len(v) == 0 {
+		return fmt.Errorf("%w: empty vector", ErrInvalidTemplate)
+	}
+	var ss float64
+	for i, x := range v {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%w: component %d is %v", ErrInvalidTemplate, i, x)
+		}
+		ss += f * f
+	}
+	if ss == 0 {
+		return fmt.Errorf("%w: zero vector", ErrInvalidTemplate)
+	}
+	if math.Abs(ss-1) > 1e-6 {
+		inv := 1 / math.Sqrt(ss)
+		for i, x := range v {
+			v[i] = float32(float64(x) * inv)
+		}
+	}
+	return nil
+}

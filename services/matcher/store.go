@@ -161,7 +161,13 @@ func (s *Store) Load(ctx context.Context, shard Shard, l loader) (int, error) {
 	query := fmt.Sprintf(`COPY (SELECT workspace_id, template_id, person_id, model_id, vector FROM matcher_templates
 		WHERE person_hash %% %d = %d) TO STDOUT (FORMAT binary)`, shard.Count, shard.Index)
 	go func() {
-		_, err := conn.Conn().PgConn().CopyTo(ctx, pw, query)
+		// pgconn writes one row per Write; batching them into 1 MiB writes keeps the
+		// pipe from handing over (and switching goroutines) once per row.
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		_, err := conn.Conn().PgConn().CopyTo(ctx, bw, query)
+		if err == nil {
+			err = bw.Flush()
+		}
 		pw.CloseWithError(err)
 		copyErr <- err
 	}()
@@ -200,8 +206,8 @@ func readTemplateCopy(r *bufio.Reader, l loader) (int, error) {
 	var (
 		n       int
 		batches = map[string][]Template{} // by workspace
+		arenas  = map[string][]float32{}  // their vectors, reused once indexed
 		b4      [4]byte
-		fields  [5][]byte
 	)
 	flush := func(ws string) error {
 		if len(batches[ws]) == 0 {
@@ -209,8 +215,10 @@ func readTemplateCopy(r *bufio.Reader, l loader) (int, error) {
 		}
 		err := l.add(ws, batches[ws])
 		batches[ws] = batches[ws][:0]
+		arenas[ws] = arenas[ws][:0]
 		return err
 	}
+	var field []byte
 	for {
 		var b2 [2]byte
 		if _, err := io.ReadFull(r, b2[:]); err != nil {
@@ -223,7 +231,9 @@ func readTemplateCopy(r *bufio.Reader, l loader) (int, error) {
 		if nf != 5 {
 			return n, fmt.Errorf("copy row: %d fields", nf)
 		}
-		for i := range fields {
+		var strs [4]string
+		var vec []float32
+		for i := 0; i < 5; i++ {
 			if _, err := io.ReadFull(r, b4[:]); err != nil {
 				return n, err
 			}
@@ -231,22 +241,39 @@ func readTemplateCopy(r *bufio.Reader, l loader) (int, error) {
 			if ln < 0 {
 				return n, errors.New("copy row: null field")
 			}
-			buf := make([]byte, ln)
-			if _, err := io.ReadFull(r, buf); err != nil {
+			if cap(field) < int(ln) {
+				field = make([]byte, ln)
+			}
+			field = field[:ln]
+			if _, err := io.ReadFull(r, field); err != nil {
 				return n, err
 			}
-			fields[i] = buf
+			if i < 4 {
+				strs[i] = string(field)
+				continue
+			}
+			if len(field)%4 != 0 {
+				return n, fmt.Errorf("copy row: vector of %d bytes", len(field))
+			}
+			ws := strs[0]
+			a := arenas[ws]
+			if cap(a)-len(a) < len(field)/4 {
+				a = make([]float32, 0, 8192*len(field)/4) // earlier rows keep the old one
+			}
+			start := len(a)
+			for j := 0; j < len(field); j += 4 {
+				a = append(a, math.Float32frombits(binary.LittleEndian.Uint32(field[j:])))
+			}
+			arenas[ws] = a
+			vec = a[start:len(a):len(a)]
 		}
-		ws := string(fields[0])
-		vec, err := decodeVector(fields[4])
-		if err != nil {
-			return n, err
+		// Rows were normalised before they were stored; the check still guards
+		// against a row written by something else.
+		if err := normalizeInPlace(vec); err != nil {
+			return n, fmt.Errorf("template %s: %w", strs[1], err)
 		}
-		vec, err = normalized(vec, 0)
-		if err != nil {
-			return n, fmt.Errorf("template %s: %w", fields[1], err)
-		}
-		batches[ws] = append(batches[ws], Template{ID: string(fields[1]), PersonID: string(fields[2]), ModelID: string(fields[3]), Vector: vec})
+		ws := strs[0]
+		batches[ws] = append(batches[ws], Template{ID: strs[1], PersonID: strs[2], ModelID: strs[3], Vector: vec})
 		n++
 		if len(batches[ws]) >= 8192 {
 			if err := flush(ws); err != nil {
