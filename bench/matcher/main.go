@@ -130,17 +130,17 @@ func summarise(name, param string, batchSize int, lat []time.Duration, total tim
 
 // ours is what `run` records in ours.json.
 type ours struct {
-	Kernel         string         `json:"kernel"`
-	GOMAXPROCS     int            `json:"gomaxprocs"`
-	Templates      int            `json:"templates"`
-	RawBytes       int64          `json:"raw_bytes"`
-	IndexBytes     int64          `json:"index_bytes"`
-	HeapBytes      int64          `json:"heap_bytes"`
-	BuildSeconds   float64        `json:"build_seconds"`
-	IVFSeconds     float64        `json:"ivf_build_seconds"`
-	IVFLists       int            `json:"ivf_lists"`
-	Results        []latencyStats `json:"results"`
-	PGLoads        []pgLoad       `json:"pg_loads,omitempty"`
+	Kernel       string         `json:"kernel"`
+	GOMAXPROCS   int            `json:"gomaxprocs"`
+	Templates    int            `json:"templates"`
+	RawBytes     int64          `json:"raw_bytes"`
+	IndexBytes   int64          `json:"index_bytes"`
+	HeapBytes    int64          `json:"heap_bytes"`
+	BuildSeconds float64        `json:"build_seconds"`
+	IVFSeconds   float64        `json:"ivf_build_seconds"`
+	IVFLists     int            `json:"ivf_lists"`
+	Results      []latencyStats `json:"results"`
+	PGLoads      []pgLoad       `json:"pg_loads,omitempty"`
 }
 
 func heapInUse() int64 {
@@ -377,4 +377,3 @@ func benchDB(ctx context.Context, url string, fresh bool) (*pgxpool.Pool, error)
 	cfg.ConnConfig.Database = name
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
-
