@@ -325,8 +325,8 @@ func (b *Backend) UpdatePerson(ctx context.Context, sc scope, personID string, s
 	return b.getPerson(ctx, sc, id, false)
 }
 
-// ErasePersonData is the first half of a GDPR erase: the person's matcher entries and
-// photo images go, before (and outside) the transaction that deletes the rows
+// ErasePersonData is the first half of a GDPR erase: the person's matcher entries, photo
+// images and the images of the events that identified the person go, before (and outside) the transaction that deletes the rows
 // (DeletePerson). Peer calls never run inside a transaction: they would hold a pooled
 // connection while the peer (in `vigil all`, the same pool) needs one. If this fails, the
 // erase fails and is retried; if the rows' deletion fails after it, the person remains
@@ -359,11 +359,32 @@ func (b *Backend) ErasePersonData(ctx context.Context, sc scope, personID string
 			return err
 		}
 	}
+	// The face crops and frames of the events that identified the person are their
+	// biometric data too.
+	rows, err := b.db.q(ctx).Query(ctx, `SELECT face_object_key, frame_object_key FROM events
+		WHERE workspace_id = $1 AND person_id = $2 AND (face_object_key <> '' OR frame_object_key <> '')`, sc.workspace, id)
+	if err != nil {
+		return fmt.Errorf("erase person: %w", dbErr(err))
+	}
+	var keys []string
+	var face, frame string
+	if _, err := pgx.ForEachRow(rows, []any{&face, &frame}, func() error {
+		keys = append(keys, face, frame)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("erase person: %w", dbErr(err))
+	}
+	for _, k := range keys {
+		if err := b.deleteObject(ctx, k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// DeletePerson deletes a person's rows (after ErasePersonData). Events keep their own
-// crops but lose the link to the person; a tombstone tells syncing agents.
+// DeletePerson deletes a person's rows (after ErasePersonData). The events that
+// identified the person stay (counts, times, cameras) without the link and without
+// images; a tombstone tells syncing agents.
 func (b *Backend) DeletePerson(ctx context.Context, sc scope, personID string) error {
 	id, err := parseID("person_id", personID)
 	if err != nil {
@@ -380,7 +401,8 @@ func (b *Backend) DeletePerson(ctx context.Context, sc scope, personID string) e
 		id, sc.workspace); err != nil {
 		return fmt.Errorf("delete person: %w", dbErr(err))
 	}
-	if _, err := q.Exec(ctx, `UPDATE events SET person_id = NULL WHERE workspace_id = $1 AND person_id = $2`, sc.workspace, id); err != nil {
+	if _, err := q.Exec(ctx, `UPDATE events SET person_id = NULL, face_object_key = '', frame_object_key = ''
+		WHERE workspace_id = $1 AND person_id = $2`, sc.workspace, id); err != nil {
 		return fmt.Errorf("delete person: %w", dbErr(err))
 	}
 	return nil

@@ -120,7 +120,10 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.Len(t, keys, 1)
 
 	// GDPR erase: photos, templates, matcher entries, the row; events lose the link.
-	_, err = e.db.Pool.Exec(ctx, `INSERT INTO events (id, workspace_id, type, event_time, person_id) VALUES ('ev-o', $1, 1, now(), $2)`, e.workspace, oid)
+	crop := "events/" + e.workspace + "/ev-o/face.jpg"
+	require.NoError(t, store.Put(ctx, crop, bytes.NewReader(face(t, "obama_small.jpg")), -1, "image/jpeg"))
+	_, err = e.db.Pool.Exec(ctx, `INSERT INTO events (id, workspace_id, type, event_time, person_id, face_object_key)
+		VALUES ('ev-o', $1, 1, now(), $2, $3)`, e.workspace, oid, crop)
 	require.NoError(t, err)
 	_, err = e.persons().DeletePerson(a, &backendv1.DeletePersonRequest{PersonId: oid})
 	require.NoError(t, err)
@@ -132,6 +135,11 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.Zero(t, n)
 	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE person_id = $1`, oid).Scan(&n))
 	require.Zero(t, n)
+	ev, err := e.events().GetEvent(a, &backendv1.GetEventRequest{EventId: "ev-o"})
+	require.NoError(t, err, "the event stays")
+	require.Empty(t, ev.GetEvent().GetFaceObjectKey())
+	_, _, err = store.Get(ctx, crop)
+	require.ErrorIs(t, err, objstore.ErrNotFound, "its face crop is erased")
 	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM person_tombstones WHERE person_id = $1`, oid).Scan(&n))
 	require.Equal(t, 1, n, "syncing agents learn of the erase")
 	id, err = e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), Threshold: 0.01})

@@ -48,7 +48,8 @@ type PersonServiceClient interface {
 	UpdatePerson(ctx context.Context, in *UpdatePersonRequest, opts ...grpc.CallOption) (*UpdatePersonResponse, error)
 	// DeletePerson erases a person (GDPR): its photos in the object store, its templates,
 	// its matcher entries and its row; the erase is recorded in the audit log. Events that
-	// matched the person keep their own crops but lose the link.
+	// identified the person remain (time, camera, type) without the link and without their
+	// face crop and frame, which are deleted.
 	DeletePerson(ctx context.Context, in *DeletePersonRequest, opts ...grpc.CallOption) (*DeletePersonResponse, error)
 	// AddPhoto stores a photo of a person, finds the one face in it, extracts its template
 	// and adds it to the matcher. Browsers may also POST multipart/form-data (field "image")
@@ -194,7 +195,8 @@ type PersonServiceServer interface {
 	UpdatePerson(context.Context, *UpdatePersonRequest) (*UpdatePersonResponse, error)
 	// DeletePerson erases a person (GDPR): its photos in the object store, its templates,
 	// its matcher entries and its row; the erase is recorded in the audit log. Events that
-	// matched the person keep their own crops but lose the link.
+	// identified the person remain (time, camera, type) without the link and without their
+	// face crop and frame, which are deleted.
 	DeletePerson(context.Context, *DeletePersonRequest) (*DeletePersonResponse, error)
 	// AddPhoto stores a photo of a person, finds the one face in it, extracts its template
 	// and adds it to the matcher. Browsers may also POST multipart/form-data (field "image")
