@@ -53,6 +53,10 @@ def recall(I):
     return hits / (K * nq)
 
 
+def recall1(I):
+    return sum(1 for i in range(nq) if I[i][0] == gt[i][0]) / nq
+
+
 def measure(index, name, param, batch):
     lat = []
     Is = []
@@ -67,7 +71,8 @@ def measure(index, name, param, batch):
     lat.sort()
     pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
     r = {"name": name, "param": param, "batch": batch, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-         "qps": nq / total, "recall_at_10": recall(I) if gt is not None else 1.0}
+         "qps": nq / total, "recall_at_10": recall(I) if gt is not None else 1.0,
+         "recall_at_1": recall1(I) if gt is not None else 1.0}
     print("%-22s %-12s batch %-3d p50 %8.3f ms  p99 %8.3f ms  QPS %8.1f  recall@10 %.4f" %
           (name, param, batch, r["p50_ms"], r["p99_ms"], r["qps"], r["recall_at_10"]), flush=True)
     out["results"].append(r)

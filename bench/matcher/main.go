@@ -117,15 +117,16 @@ type latencyStats struct {
 	P99ms    float64 `json:"p99_ms"`
 	QPS      float64 `json:"qps"`
 	Recall10 float64 `json:"recall_at_10"`
+	Recall1  float64 `json:"recall_at_1"`
 }
 
-func summarise(name, param string, batchSize int, lat []time.Duration, total time.Duration, queries int, recall float64) latencyStats {
+func summarise(name, param string, batchSize int, lat []time.Duration, total time.Duration, queries int, recall, recall1 float64) latencyStats {
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
 	}
 	return latencyStats{Name: name, Param: param, Batch: batchSize, P50ms: pct(0.50), P99ms: pct(0.99),
-		QPS: float64(queries) / total.Seconds(), Recall10: recall}
+		QPS: float64(queries) / total.Seconds(), Recall10: recall, Recall1: recall1}
 }
 
 // ours is what `run` records in ours.json.
@@ -201,7 +202,7 @@ func run(dir string) error {
 	ctx := context.Background()
 	measure := func(name, param string, p matcher.SearchParams, batchSize int) (latencyStats, error) {
 		var lat []time.Duration
-		hits := 0
+		hits, firsts := 0, 0
 		t0 := time.Now()
 		for lo := 0; lo < len(queries); lo += batchSize {
 			hi := min(lo+batchSize, len(queries))
@@ -213,11 +214,14 @@ func run(dir string) error {
 			lat = append(lat, time.Since(s))
 			for i, ms := range out {
 				hits += recallHits(ms, gt[lo+i])
+				if len(ms) > 0 && ms[0].TemplateID == strconv.Itoa(int(gt[lo+i][0])) {
+					firsts++
+				}
 			}
 		}
 		total := time.Since(t0)
-		st := summarise(name, param, batchSize, lat, total, len(queries), float64(hits)/float64(topK*len(queries)))
-		fmt.Printf("%-22s %-12s batch %-3d p50 %8.3f ms  p99 %8.3f ms  QPS %8.1f  recall@10 %.4f\n", st.Name, st.Param, st.Batch, st.P50ms, st.P99ms, st.QPS, st.Recall10)
+		st := summarise(name, param, batchSize, lat, total, len(queries), float64(hits)/float64(topK*len(queries)), float64(firsts)/float64(len(queries)))
+		fmt.Printf("%-22s %-12s batch %-3d p50 %8.3f ms  p99 %8.3f ms  QPS %8.1f  recall@10 %.4f  recall@1 %.3f\n", st.Name, st.Param, st.Batch, st.P50ms, st.P99ms, st.QPS, st.Recall10, st.Recall1)
 		return st, nil
 	}
 	exact := matcher.SearchParams{K: topK, Threshold: -2, Mode: matcher.ModeExact}
@@ -238,7 +242,7 @@ func run(dir string) error {
 	res.IVFSeconds = time.Since(start).Seconds()
 	res.IVFLists = ix.Stats(ws)[0].IVFLists
 	fmt.Printf("IVF: %d lists built in %.1fs\n", res.IVFLists, res.IVFSeconds)
-	for _, np := range []int{8, 16, 32, 48, 64, 128} {
+	for _, np := range []int{8, 16, 32, 48, 64, 128, 256, 384} {
 		p := matcher.SearchParams{K: topK, Threshold: -2, Mode: matcher.ModeApproximate, NProbe: np}
 		for _, b := range []int{1, batch} {
 			st, err := measure("vigil IVF int8", fmt.Sprint("nprobe=", np), p, b)

@@ -43,15 +43,19 @@ func report(dir string) error {
 	fmt.Printf("Data: %d templates of dim 128, 1000 queries, top-%d; threads: Go GOMAXPROCS=%d, FAISS OpenMP %d; kernel %s; FAISS %s, numpy %s.\n\n",
 		o.Templates, topK, o.GOMAXPROCS, f.Threads, o.Kernel, f.Version, f.Numpy)
 
-	fmt.Println("| search | batch | p50 ms | p99 ms | QPS | recall@10 |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| search | batch | p50 ms | p99 ms | QPS | recall@10 | recall@1 |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	all := append(append([]latencyStats{}, f.Results...), o.Results...)
 	for _, r := range all {
 		name := r.Name
 		if r.Param != "" {
 			name += " " + r.Param
 		}
-		fmt.Printf("| %s | %d | %.3f | %.3f | %.1f | %.4f |\n", name, r.Batch, r.P50ms, r.P99ms, r.QPS, r.Recall10)
+		r1 := "—"
+		if r.Recall1 > 0 {
+			r1 = fmt.Sprintf("%.3f", r.Recall1)
+		}
+		fmt.Printf("| %s | %d | %.3f | %.3f | %.1f | %.4f | %s |\n", name, r.Batch, r.P50ms, r.P99ms, r.QPS, r.Recall10, r1)
 	}
 
 	fmt.Println("\nExact search, ours (int8 scan + re-rank) against FAISS IndexFlatIP (float32):")
