@@ -16,7 +16,9 @@ type Request struct {
 	Units Units
 	// Objects the client already has (boxes in pixels), to chain units over
 	// them. Units add their attributes to these objects. When a face unit is
-	// requested and no face object is given, the face detector runs first.
+	// requested and no face object is given, the face detector runs first;
+	// when UnitFaceDetector (UnitBodyDetector) is requested, its detections
+	// replace the given faces (bodies).
 	Objects []*Object
 	// Face overrides the engine's detector options; zero fields keep them.
 	Face FaceOptions

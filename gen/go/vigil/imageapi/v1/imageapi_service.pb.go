@@ -11,7 +11,9 @@
 // objects it is given. Units therefore chain: a client that already holds face boxes (from
 // an earlier call, or its own detector) sends them back with the image and asks only for,
 // say, the age. When a face unit is requested and no face object is given, the face
-// detector runs first (the "face-detector-<unit>" variants of commercial Image APIs).
+// detector runs first (the "face-detector-<unit>" variants of commercial Image APIs). When
+// UNIT_FACE_DETECTOR itself is requested, its faces replace any given face objects (and
+// UNIT_BODY_DETECTOR's bodies any given bodies).
 //
 // Images: JPEG, PNG, WebP or BMP, upright after their EXIF orientation; at most 20 MiB and
 // 40 megapixels by default (larger ones fail with INVALID_ARGUMENT naming the field).
