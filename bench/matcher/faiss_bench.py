@@ -112,7 +112,7 @@ ivf.train(xb[rng.choice(nb, size=min(nb, 64 * nlist), replace=False)])
 ivf.add(xb)
 out["build_seconds"]["IndexIVFFlat"] = time.perf_counter() - t
 out["memory"]["IndexIVFFlat"] = rss() - m0
-for nprobe in (8, 16, 32, 48, 64, 128):
+for nprobe in (8, 16, 32, 48, 64, 128, 256, 384):
     ivf.nprobe = nprobe
     for b in (1, BATCH):
         measure(ivf, "faiss IndexIVFFlat", "nprobe=%d" % nprobe, b)

@@ -19,7 +19,8 @@ type Config struct {
 	// ANNMinTemplates: galleries of at least this many templates get an IVF index and
 	// use it for searches in the default mode.
 	ANNMinTemplates int `yaml:"ann_min_templates"`
-	// NProbe is the default number of IVF lists scanned per query.
+	// NProbe is the default number of IVF lists scanned per query; 0: an eighth
+	// of the gallery's lists.
 	NProbe int `yaml:"nprobe"`
 	// SearchWorkers bounds the goroutines of one search; 0: all cores.
 	SearchWorkers int `yaml:"search_workers"`
@@ -57,8 +58,11 @@ func (c *Config) Validate() error {
 		}
 		seen[s] = true
 	}
-	if c.ShardTimeout <= 0 || c.ANNMinTemplates <= 0 || c.NProbe <= 0 || c.MaxQueries <= 0 || c.MaxTopK <= 0 || c.MaxTemplatesPerCall <= 0 {
-		return fmt.Errorf("shard_timeout, ann_min_templates, nprobe, max_queries, max_top_k and max_templates_per_call must be positive")
+	if c.ShardTimeout <= 0 || c.ANNMinTemplates <= 0 || c.MaxQueries <= 0 || c.MaxTopK <= 0 || c.MaxTemplatesPerCall <= 0 {
+		return fmt.Errorf("shard_timeout, ann_min_templates, max_queries, max_top_k and max_templates_per_call must be positive")
+	}
+	if c.NProbe < 0 {
+		return fmt.Errorf("nprobe must not be negative")
 	}
 	return nil
 }

@@ -16,7 +16,7 @@
 //
 // Galleries of at least Config.ANNMinTemplates rows (default 250,000) also get an IVF
 // index (ivf.go): the rows are regrouped into about sqrt(n) lists by spherical k-means
-// and a query scans the Config.NProbe lists nearest to it. 250,000 is where an exact
+// and a query scans the Config.NProbe lists nearest to it (default: an eighth). 250,000 is where an exact
 // scan stops being "a few milliseconds" on two cores (about 2-3 ms); below it the IVF
 // would trade recall for little time. Callers can always ask for SEARCH_MODE_EXACT.
 // bench/matcher measures recall and speed of both against FAISS.

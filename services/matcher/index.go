@@ -15,7 +15,10 @@ type IndexConfig struct {
 	// by ModeAuto searches. Below it the exact scan is fast enough (about 2 ms per
 	// 250k templates on 2 cores) that an approximation buys nothing.
 	ANNMinTemplates int
-	// NProbe is the default number of IVF lists a query scans.
+	// NProbe is the default number of IVF lists a query scans; 0: an eighth of
+	// the lists (at 1M templates about 8x less work than the exact scan, with
+	// recall@10 ~0.77 and the exact top-1 found for ~0.98 of queries on
+	// bench/matcher's data).
 	NProbe int
 	// Workers bounds the goroutines of one search; 0 means GOMAXPROCS.
 	Workers int
@@ -23,7 +26,7 @@ type IndexConfig struct {
 
 // DefaultIndexConfig is what the service runs with unless configured otherwise.
 func DefaultIndexConfig() IndexConfig {
-	return IndexConfig{ANNMinTemplates: 250_000, NProbe: 48}
+	return IndexConfig{ANNMinTemplates: 250_000}
 }
 
 // Index is the in-memory 1:N index of every workspace this replica owns. Each
@@ -45,9 +48,6 @@ type workspaceIndex struct {
 func NewIndex(cfg IndexConfig) *Index {
 	if cfg.ANNMinTemplates <= 0 {
 		cfg.ANNMinTemplates = DefaultIndexConfig().ANNMinTemplates
-	}
-	if cfg.NProbe <= 0 {
-		cfg.NProbe = DefaultIndexConfig().NProbe
 	}
 	return &Index{cfg: cfg, workspaces: map[string]*workspaceIndex{}}
 }

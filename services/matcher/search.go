@@ -81,6 +81,9 @@ func (g *gallery) search(ctx context.Context, queries [][]float32, p SearchParam
 	if nprobe <= 0 {
 		nprobe = defaultNProbe
 	}
+	if nprobe <= 0 {
+		nprobe = max(len(g.parts)/8, 1)
+	}
 
 	pending := make([]int32, len(queries))
 	for i := range pending {
