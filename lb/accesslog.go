@@ -31,6 +31,11 @@ func (s *Server) logAccess(r *http.Request, reqID string, ex *exchange, d time.D
 		slog.Int64("bytes", ex.bytes),
 		slog.Duration("duration", d),
 	}
+	if tp := r.Header.Get("Traceparent"); len(tp) == 55 {
+		// W3C trace context: version-traceid-parentid-flags. The trace id
+		// joins this line to the upstream's spans.
+		attrs = append(attrs, slog.String("trace_id", tp[3:35]))
+	}
 	if ex.err != nil {
 		attrs = append(attrs, slog.String("err", ex.err.Error()))
 	}

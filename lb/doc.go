@@ -12,7 +12,8 @@
 // time-outs, a pending-request circuit breaker, per-client token-bucket
 // rate limits and request size limits; logs each request with slog and
 // exports Prometheus metrics per route and upstream; passes X-Request-Id
-// and W3C traceparent on (creating them when missing).
+// (generated when missing) and W3C traceparent/tracestate on, and logs the
+// trace id.
 //
 // Typical wiring (what `vigil lb --config lb.yaml` does):
 //

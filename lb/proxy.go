@@ -47,9 +47,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = newRequestID()
 		r.Header.Set("X-Request-Id", reqID)
 	}
-	if r.Header.Get("Traceparent") == "" {
-		r.Header.Set("Traceparent", newTraceparent())
-	}
 	w.Header().Set("X-Request-Id", reqID)
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// A chunked HTTP/1.1 request may have carried a conflicting
