@@ -95,6 +95,7 @@ func startVigilAll(t *testing.T) *process {
 		}
 		if t.Failed() {
 			t.Logf("vigil stdout:\n%s", p.stdout.String())
+			t.Logf("vigil warnings and errors:\n%s", notable(p.stderr.String()))
 			t.Logf("vigil stderr (last 20 KiB):\n%s", tail(p.stderr.String(), 20<<10))
 		}
 	})
@@ -118,6 +119,24 @@ func startVigilAll(t *testing.T) *process {
 
 // quick is a client for polling: a hung attempt must not stall the poll.
 var quick = &http.Client{Timeout: 2 * time.Second}
+
+// notable keeps the log lines worth reading after a failure: warnings, errors, and
+// requests that failed or took over a second.
+func notable(logs string) string {
+	var out strings.Builder
+	for _, l := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			continue
+		}
+		status, _ := m["status"].(float64)
+		dur, _ := m["duration"].(float64) // the lb logs nanoseconds
+		if m["level"] == "WARN" || m["level"] == "ERROR" || status >= 500 || dur > 1e9 {
+			out.WriteString(l + "\n")
+		}
+	}
+	return out.String()
+}
 
 func tail(s string, n int) string {
 	if len(s) > n {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -84,9 +85,16 @@ func runLB(ctx context.Context, path string, l *slog.Logger, metricsListen strin
 	}
 	var ms *http.Server
 	if metricsListen != "" {
-		ms = &http.Server{Addr: metricsListen, Handler: metrics.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+		// Bound here, not in the goroutine, so a taken port is an error and the endpoint
+		// answers as soon as runLB reports serving.
+		ml, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			_ = s.Shutdown(context.Background())
+			return fmt.Errorf("lb metrics listener: %w", err)
+		}
+		ms = &http.Server{Handler: metrics.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := ms.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				l.Error("lb metrics listener failed", vlog.Err(err))
 			}
 		}()

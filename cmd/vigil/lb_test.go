@@ -10,11 +10,20 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// testLogWriter shows log lines in the test's output.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
 
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,11 +58,16 @@ pools:
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runLB(ctx, path, slog.New(slog.DiscardHandler), metricsAddr) }()
+	go func() { done <- runLB(ctx, path, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)), metricsAddr) }()
 
 	var body string
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + listen + "/hello")
+		select {
+		case err := <-done:
+			t.Fatalf("lb stopped: %v", err)
+		default:
+		}
+		resp, err := quick.Get("http://" + listen + "/hello")
 		if err != nil {
 			return false
 		}
