@@ -14,8 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/gateway"
 	"github.com/vigilhq/vigil/internal/testkit/testsvc"
@@ -217,4 +219,37 @@ func TestCommandLine(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, names, "matcher")
 	require.Len(t, names, len(components)-1)
+}
+
+// TestServeRunsOnlyTheNamedComponents runs `vigil serve verifymatcher`: its service is
+// SERVING, another component's is unknown to this process.
+func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
+	cfg := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, []string{"verifymatcher"}, modeServe, fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server) {
+			lc.Append(fx.StartHook(func() { ready <- s.Addr() }))
+		}))
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("vigil serve did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("vigil serve did not start within 60s")
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "vigil.verifymatcher.v1.VerifyMatcherService"})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status)
+	_, err = health.Check(ctx, &healthpb.HealthCheckRequest{Service: "vigil.backend.v1.PersonService"})
+	require.Equal(t, codes.NotFound, status.Code(err), "the backend does not run in this process")
+	cancel()
+	require.NoError(t, <-done)
 }

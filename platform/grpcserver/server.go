@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/vigilhq/vigil/platform/config"
@@ -92,6 +93,11 @@ func New(p Params) (*Server, error) {
 		grpc.ChainStreamInterceptor(chain.stream()...),
 		grpc.MaxRecvMsgSize(int(p.Config.MaxMessageBytes)),
 		grpc.MaxSendMsgSize(int(p.Config.MaxMessageBytes)),
+		// Agents hold streams for hours behind NATs: ping idle connections so dead ones
+		// are found, and let clients ping every 10 s without being sent away (the default
+		// allows one ping per 5 minutes and answers more with GOAWAY).
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
