@@ -1,6 +1,7 @@
 package backend_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	commonv1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
+	"github.com/vigilhq/vigil/services/backend"
 )
 
 func TestRequestIDReplay(t *testing.T) {
@@ -73,4 +75,18 @@ func TestRequestIDReplay(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEqual(t, first.GetPerson().GetId(), resp.GetPerson().GetId())
 	})
+}
+
+func TestSweepForgetsOldRequestIDs(t *testing.T) {
+	e := newEnv(t)
+	req := &backendv1.CreateGroupRequest{Group: &backendv1.Group{Name: "old"}, RequestId: "req-old"}
+	_, err := e.groups().CreateGroup(e.admin(), req)
+	require.NoError(t, err)
+	_, err = e.db.Pool.Exec(context.Background(), `UPDATE idempotency_keys SET create_time = now() - interval '25 hours'`)
+	require.NoError(t, err)
+	n, err := backend.SweepForTest(context.Background(), e.db.Pool)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	_, err = e.groups().CreateGroup(e.admin(), req)
+	require.Equal(t, codes.AlreadyExists, code(err), "no longer a replay: a new call, refused as a duplicate name")
 }

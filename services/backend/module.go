@@ -94,6 +94,7 @@ type serviceParams struct {
 func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	swept := make(chan struct{})
 	lc.Append(fx.Hook{
 		OnStart: func(startCtx context.Context) error {
 			res, err := b.Bootstrap(startCtx)
@@ -108,11 +109,16 @@ func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 				b.reportUsageUntilDone(ctx)
 				b.runUsageFlusher(ctx)
 			}()
+			go func() {
+				defer close(swept)
+				b.runJanitor(ctx)
+			}()
 			return nil
 		},
 		OnStop: func(context.Context) error {
 			cancel()
 			<-done
+			<-swept
 			return nil
 		},
 	})

@@ -14,8 +14,9 @@
 //   - List methods take page_size (0 = 50, at most 500) and an opaque page_token, and
 //     return next_page_token (empty on the last page).
 //   - Mutating methods take an optional request_id (up to 64 characters): a retry with
-//     the same request_id returns the first call's result without doing it again; the
-//     same request_id with a different request is refused with INVALID_ARGUMENT.
+//     the same request_id within 24 hours returns the first call's result without doing
+//     it again; the same request_id with a different request is refused with
+//     INVALID_ARGUMENT.
 //   - Errors: INVALID_ARGUMENT names the field; NOT_FOUND also for ids of other workspaces;
 //     ALREADY_EXISTS for duplicates; RESOURCE_EXHAUSTED names the license limit hit.
 
