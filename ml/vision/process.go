@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vigilhq/vigil/ml/imgproc"
 )
 
@@ -57,27 +59,34 @@ func (e *Engine) Process(ctx context.Context, req Request) (*Sample, error) {
 	}
 	u := req.Units
 
-	if u.Has(UnitFaceDetector) || (u.anyFace() && len(faces) == 0) {
-		opt := e.faceOptions(req.Face)
-		detected, err := e.detector.detect(ctx, img, opt)
-		if err != nil {
-			return nil, fmt.Errorf("face detector: %w", err)
-		}
-		faces = detected
-	}
-
-	if len(faces) > 0 {
-		if err := e.runFaceUnits(ctx, img, u, faces); err != nil {
-			return nil, err
-		}
-	}
-
+	// The body detector is independent of the face chain: it runs beside it,
+	// so one request can use a second core while the face models run.
+	g, gctx := errgroup.WithContext(ctx)
 	if u.Has(UnitBodyDetector) {
-		detected, err := e.body.detect(ctx, img, e.cfg.Body)
-		if err != nil {
-			return nil, fmt.Errorf("body detector: %w", err)
+		g.Go(func() error {
+			detected, err := e.body.detect(gctx, img, e.cfg.Body)
+			if err != nil {
+				return fmt.Errorf("body detector: %w", err)
+			}
+			bodies = detected
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if u.Has(UnitFaceDetector) || (u.anyFace() && len(faces) == 0) {
+			detected, err := e.detector.detect(gctx, img, e.faceOptions(req.Face))
+			if err != nil {
+				return fmt.Errorf("face detector: %w", err)
+			}
+			faces = detected
 		}
-		bodies = detected
+		if len(faces) == 0 {
+			return nil
+		}
+		return e.runFaceUnits(gctx, img, u, faces)
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 
 	s := &Sample{Width: img.W, Height: img.H}
@@ -109,16 +118,17 @@ func (e *Engine) runFaceUnits(ctx context.Context, img *imgproc.RGB, u Units, fa
 			f.Keypoints = fivePoints(f.Landmarks68)
 		}
 	}
+	g, gctx := errgroup.WithContext(ctx)
 	steps := []struct {
 		unit Unit
 		run  func() error
 	}{
-		{UnitTemplateExtractor, func() error { return e.templates.extract(ctx, img, faces) }},
-		{UnitAge, func() error { return e.age.estimate(ctx, img, faces) }},
-		{UnitGender, func() error { return e.gender.estimate(ctx, img, faces) }},
-		{UnitEmotion, func() error { return e.emotion.estimate(ctx, img, faces) }},
-		{UnitMask, func() error { return e.mask.estimate(ctx, img, faces) }},
-		{UnitLiveness, func() error { return e.liveness.estimate(ctx, img, faces) }},
+		{UnitTemplateExtractor, func() error { return e.templates.extract(gctx, img, faces) }},
+		{UnitAge, func() error { return e.age.estimate(gctx, img, faces) }},
+		{UnitGender, func() error { return e.gender.estimate(gctx, img, faces) }},
+		{UnitEmotion, func() error { return e.emotion.estimate(gctx, img, faces) }},
+		{UnitMask, func() error { return e.mask.estimate(gctx, img, faces) }},
+		{UnitLiveness, func() error { return e.liveness.estimate(gctx, img, faces) }},
 		{UnitQuality, func() error {
 			for _, f := range faces {
 				f.Quality = assessQuality(img, f)
@@ -126,15 +136,22 @@ func (e *Engine) runFaceUnits(ctx context.Context, img *imgproc.RGB, u Units, fa
 			return nil
 		}},
 	}
+	// The units below read what the fitter and detector wrote and each
+	// writes only its own field of every face, so they run side by side, as
+	// many at once as a model has sessions.
+	g.SetLimit(e.cfg.ORT.PoolSize)
 	for _, s := range steps {
 		if !u.Has(s.unit) {
 			continue
 		}
-		if err := s.run(); err != nil {
-			return fmt.Errorf("%s: %w", s.unit, err)
-		}
+		g.Go(func() error {
+			if err := s.run(); err != nil {
+				return fmt.Errorf("%s: %w", s.unit, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 func (e *Engine) faceOptions(o FaceOptions) FaceOptions {
