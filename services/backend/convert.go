@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,10 +62,27 @@ func maskPaths(m *fieldmaskpb.FieldMask, allowed ...string) (map[string]bool, er
 		ok[p] = true
 	}
 	for _, p := range m.GetPaths() {
-		if !ok[p] {
+		// REST clients name fields as in JSON ("customFields"); gRPC ones as in the proto.
+		sp := snakeCase(p)
+		if !ok[sp] {
 			return nil, invalid("update_mask", "unknown or read-only path %q", p)
 		}
-		out[p] = true
+		out[sp] = true
 	}
 	return out, nil
+}
+
+// snakeCase turns a lowerCamel JSON path ("settings.retentionDays") into the proto's
+// ("settings.retention_days"); snake_case input is returned unchanged.
+func snakeCase(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+			b.WriteRune(r + ('a' - 'A'))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -3,7 +3,10 @@ package backend_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,17 +14,16 @@ import (
 	"go.uber.org/fx"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
-	tasksv1 "github.com/vigilhq/vigil/gen/go/vigil/tasks/v1"
 	"github.com/vigilhq/vigil/platform/objstore"
 	"github.com/vigilhq/vigil/services/imageapi"
 	"github.com/vigilhq/vigil/services/tasks"
 )
 
 // TestUserStory: from the first admin to 1,000 persons imported by a bulk job with
-// progress, searched, identified, edited and erased; then the free tier's person limit.
+// progress, searched, identified, edited and erased, over REST through the gateway and
+// over gRPC; the free tier's person limit hit and reported.
 func TestUserStory(t *testing.T) {
 	var store *objstore.Store
 	e := newEnv(t, imageapi.Module, tasks.Module, fx.Populate(&store))
@@ -44,36 +46,41 @@ func TestUserStory(t *testing.T) {
 		}
 		fmt.Fprintf(&csv, "%s,Person %d,%s\n", id, i, url)
 	}
-	jobs := tasksv1.NewTaskServiceClient(e.conn)
-	created, err := jobs.CreateImportJob(a, &tasksv1.CreateImportJobRequest{
-		Format: tasksv1.ImportFormat_IMPORT_FORMAT_CSV, Source: &tasksv1.CreateImportJobRequest_Content{Content: csv.Bytes()},
-		FileName: "persons.csv"})
+	// Over REST, as a browser or script would: sign in with the printed credentials,
+	// upload the CSV, follow the job's progress.
+	httpCode, out := e.restCall(http.MethodPost, "/v1/auth:login", "", `{"email":"`+e.adminEmail+`","password":"`+e.adminPass+`"}`)
+	require.Equal(t, http.StatusOK, httpCode, out)
+	rest := out["sessionToken"].(string)
+	body, err := json.Marshal(map[string]any{"format": "IMPORT_FORMAT_CSV", "content": csv.Bytes(), "fileName": "persons.csv"})
 	require.NoError(t, err)
-	jobID := created.GetJob().GetJobId()
+	httpCode, out = e.restCall(http.MethodPost, "/v1/jobs:import", rest, string(body))
+	require.Equal(t, http.StatusOK, httpCode, out)
+	jobID := out["job"].(map[string]any)["jobId"].(string)
 
 	var progress []int64
-	var job *tasksv1.Job
+	var job map[string]any
 	require.Eventually(t, func() bool {
-		resp, err := jobs.GetJob(a, &tasksv1.GetJobRequest{JobId: jobID})
-		require.NoError(t, err)
-		job = resp.GetJob()
-		if n := len(progress); n == 0 || progress[n-1] != job.GetProgress().GetDone() {
-			progress = append(progress, job.GetProgress().GetDone())
+		httpCode, out := e.restCall(http.MethodGet, "/v1/jobs/"+jobID, rest, "")
+		require.Equal(t, http.StatusOK, httpCode, out)
+		job = out["job"].(map[string]any)
+		done := jsonInt(job, "progress", "done")
+		if n := len(progress); n == 0 || progress[n-1] != done {
+			progress = append(progress, done)
 		}
-		require.NotContains(t, []tasksv1.JobStatus{tasksv1.JobStatus_JOB_STATUS_DEAD, tasksv1.JobStatus_JOB_STATUS_CANCELLED}, job.GetStatus(), job.String())
-		return job.GetStatus() == tasksv1.JobStatus_JOB_STATUS_SUCCEEDED
+		require.NotContains(t, []string{"JOB_STATUS_DEAD", "JOB_STATUS_CANCELLED"}, job["status"], job)
+		return job["status"] == "JOB_STATUS_SUCCEEDED"
 	}, 3*time.Minute, 100*time.Millisecond)
-	require.Equal(t, int64(1000), job.GetProgress().GetTotal())
-	require.Equal(t, int64(1000), job.GetProgress().GetDone())
-	require.Zero(t, job.GetProgress().GetFailed(), job.GetItemErrors())
+	require.Equal(t, int64(1000), jsonInt(job, "progress", "total"))
+	require.Equal(t, int64(1000), jsonInt(job, "progress", "done"))
+	require.Zero(t, jsonInt(job, "progress", "failed"), job["itemErrors"])
 	t.Logf("progress observed: %v", progress)
 	require.Equal(t, 1000, e.count("persons"))
 	require.Equal(t, 3, e.count("photos"))
 
 	// Searched: by name, by external id, page by page.
-	found, err := e.persons().ListPersons(a, &backendv1.ListPersonsRequest{NameContains: "person 99"})
-	require.NoError(t, err)
-	require.Len(t, found.GetPersons(), 11) // 99 and 990..999
+	httpCode, out = e.restCall(http.MethodGet, "/v1/persons?nameContains=person%2099", rest, "")
+	require.Equal(t, http.StatusOK, httpCode, out)
+	require.Len(t, out["persons"], 11) // 99 and 990..999
 	seen := 0
 	tok := ""
 	for {
@@ -96,11 +103,13 @@ func TestUserStory(t *testing.T) {
 	require.NotEmpty(t, id.GetCandidates())
 	require.Equal(t, obama.GetId(), id.GetCandidates()[0].GetPerson().GetId())
 
-	// Edited.
-	upd, err := e.persons().UpdatePerson(a, &backendv1.UpdatePersonRequest{
-		Person:     &backendv1.Person{Id: obama.GetId(), Name: "Barack Obama", CustomFields: mustStruct(t, map[string]any{"role": "president"})},
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name", "custom_fields"}}})
+	// Edited, over REST.
+	httpCode, out = e.restCall(http.MethodPatch, "/v1/persons/"+obama.GetId()+"?updateMask=name,customFields", rest,
+		`{"name":"Barack Obama","customFields":{"role":"president"}}`)
+	require.Equal(t, http.StatusOK, httpCode, out)
+	upd, err := e.persons().GetPerson(a, &backendv1.GetPersonRequest{PersonId: obama.GetId()})
 	require.NoError(t, err)
+	require.Equal(t, "Barack Obama", upd.GetPerson().GetName())
 	require.Greater(t, upd.GetPerson().GetVersion(), obama.GetVersion())
 	byField, err := e.persons().ListPersons(a, &backendv1.ListPersonsRequest{CustomFieldEquals: map[string]string{"role": "president"}})
 	require.NoError(t, err)
@@ -111,9 +120,9 @@ func TestUserStory(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, code(err))
 	require.Contains(t, status.Convert(err).Message(), "max_persons")
 
-	// Erased: gone from the database, the matcher and the object store; audited.
-	_, err = e.persons().DeletePerson(a, &backendv1.DeletePersonRequest{PersonId: obama.GetId()})
-	require.NoError(t, err)
+	// Erased over REST: gone from the database, the matcher and the object store; audited.
+	httpCode, out = e.restCall(http.MethodDelete, "/v1/persons/"+obama.GetId(), rest, "")
+	require.Equal(t, http.StatusOK, httpCode, out)
 	id, err = e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), Threshold: 0.3})
 	require.NoError(t, err)
 	for _, c := range id.GetCandidates() {
@@ -129,4 +138,25 @@ func TestUserStory(t *testing.T) {
 	// With the slot freed, creation works again.
 	_, err = e.persons().CreatePerson(a, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "fits now"}})
 	require.NoError(t, err)
+}
+
+// jsonInt reads an int64 field (JSON strings, as protojson writes them, or numbers) under
+// the path in m; 0 when absent (protojson leaves zero values out).
+func jsonInt(m map[string]any, path ...string) int64 {
+	var v any = m
+	for _, p := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return 0
+		}
+		v = mm[p]
+	}
+	switch x := v.(type) {
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	case float64:
+		return int64(x)
+	}
+	return 0
 }
