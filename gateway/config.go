@@ -15,6 +15,10 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// AccessLog logs one line per HTTP request.
 	AccessLog bool `yaml:"access_log"`
+	// WebSocketOrigins are the host patterns (path.Match syntax, e.g. "*.example.com")
+	// of other origins whose pages may open the notifications WebSocket; the gateway's
+	// own origin is always allowed.
+	WebSocketOrigins []string `yaml:"websocket_origins"`
 }
 
 // SetDefaults implements config.Defaulter.

@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/platform/grpcserver"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/metrics"
+	"github.com/vigilhq/vigil/platform/pubsub"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
@@ -35,6 +36,9 @@ type Gateway struct {
 	log      *slog.Logger
 	timeout  time.Duration
 	served   chan struct{}
+	// closing is closed when the gateway stops, ending the WebSockets (which
+	// http.Server.Shutdown does not wait for or close).
+	closing chan struct{}
 }
 
 // Params are New's dependencies.
@@ -47,6 +51,8 @@ type Params struct {
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
 	Services   []rpc.Service `group:"rpc_services"`
+	// PubSub carries the live notifications the WebSocket endpoint relays.
+	PubSub pubsub.PubSub
 	// Web serves the web apps; without it the gateway serves a small index page.
 	Web *Web `optional:"true"`
 }
@@ -104,6 +110,8 @@ func NewWithListener(p Params, ln net.Listener) (*Gateway, error) {
 		_ = conn.Close()
 		return nil, err
 	}
+	closing := make(chan struct{})
+	routes.Handle("GET "+NotificationsPath, newNotifications(conn, p.PubSub, logger, cfg.WebSocketOrigins, closing))
 	routes.Handle("GET /healthz", healthz(conn))
 	routes.Handle("GET /metrics", metrics.Handler(p.Gatherer))
 	routes.Handle("GET /openapi.json", openAPI())
@@ -117,7 +125,7 @@ func NewWithListener(p Params, ln net.Listener) (*Gateway, error) {
 	}
 	handler := withRequestID(hm.wrap(accessLog(logger, cfg.AccessLog, http.MaxBytesHandler(routes, cfg.MaxBodyBytes))))
 	g := &Gateway{
-		handler: handler, conn: conn, listener: ln, log: logger,
+		handler: handler, conn: conn, listener: ln, log: logger, closing: closing,
 		timeout: p.Config.ShutdownTimeout, served: make(chan struct{}),
 		server: &http.Server{
 			Handler:           handler,
@@ -181,6 +189,7 @@ func (g *Gateway) Start(context.Context) error {
 func (g *Gateway) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
+	close(g.closing)
 	if err := g.server.Shutdown(ctx); err != nil {
 		g.log.Warn("gateway drain cut short", log.Err(err))
 		_ = g.server.Close()

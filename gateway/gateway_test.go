@@ -22,12 +22,15 @@ import (
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/grpcserver"
 	"github.com/vigilhq/vigil/platform/metrics"
+	"github.com/vigilhq/vigil/platform/pubsub"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
 type env struct {
 	base   string
 	server *grpcserver.Server
+	ps     pubsub.PubSub
+	stop   func()
 }
 
 // uploadService contributes a hand-written multipart route on the same pattern as a
@@ -58,18 +61,26 @@ func start(t *testing.T, yaml string) env {
 	app := fxtest.New(t,
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
 		metrics.Module,
-		fx.Supply(fx.Annotate(testsvc.TokenAuthorizer{Token: "tok"}, fx.As(new(rpc.Authorizer)))),
+		fx.Supply(fx.Annotate(tokens, fx.As(new(rpc.Authorizer)))),
 		fx.Provide(rpc.AsService(func() rpc.Service { return testsvc.New().Service() })),
 		fx.Provide(rpc.AsService(uploadService)),
+		fx.Provide(rpc.AsService(whoAmIService)),
+		pubsub.Module,
 		grpcserver.Module,
 		gateway.Module,
 		grpcserver.Serve,
 		gateway.Serve,
-		fx.Populate(&e.server, &g),
+		fx.Populate(&e.server, &g, &e.ps),
 		fx.NopLogger,
 	)
 	app.RequireStart()
-	t.Cleanup(app.RequireStop)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			app.RequireStop()
+		}
+	})
+	e.stop = func() { stopped = true; app.RequireStop() }
 	e.base = "http://" + g.Addr()
 	return e
 }
