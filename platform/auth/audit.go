@@ -45,14 +45,15 @@ func (s BackendAuditSink) Record(ctx context.Context, entries []*backendv1.Audit
 // that a client saw succeed; a failure to record is logged, not returned (the change
 // has happened by then).
 type Auditor struct {
-	table *AccessTable
-	sink  AuditSink
-	log   *slog.Logger
+	table   *AccessTable
+	sink    AuditSink
+	log     *slog.Logger
+	metrics *Metrics
 }
 
-// NewAuditor returns an Auditor writing to sink.
-func NewAuditor(table *AccessTable, sink AuditSink, log *slog.Logger) *Auditor {
-	return &Auditor{table: table, sink: sink, log: log}
+// NewAuditor returns an Auditor writing to sink; metrics may be nil.
+func NewAuditor(table *AccessTable, sink AuditSink, log *slog.Logger, metrics *Metrics) *Auditor {
+	return &Auditor{table: table, sink: sink, log: log, metrics: metrics}
 }
 
 type auditedKey struct{}
@@ -123,6 +124,7 @@ func (a *Auditor) record(ctx context.Context, method string, p *rpc.Principal, r
 		e.RequestId = log.RequestID(ctx)
 	}
 	if err := a.sink.Record(ctx, []*backendv1.AuditEntry{e}); err != nil {
+		a.metrics.auditFailed()
 		a.log.ErrorContext(ctx, "audit entry not recorded", "method", method, "outcome", e.Outcome, log.Err(err))
 	}
 }

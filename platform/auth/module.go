@@ -44,9 +44,10 @@ var Module = fx.Module("auth",
 		func() *AccessTable { return NewAccessTable(nil) },
 		func(c Config) *Cache { return NewCache(c.CacheTTL, c.CacheSize) },
 		fx.Annotate(NewBroadcastInvalidator, fx.As(new(Invalidator))),
+		NewMetrics,
 		fx.Annotate(NewBackendResolver, fx.As(new(Resolver))),
-		func(t *AccessTable, peers rpc.Peers, l *slog.Logger) *Auditor {
-			return NewAuditor(t, BackendAuditSink{Peers: peers}, l.With("service", "audit"))
+		func(t *AccessTable, peers rpc.Peers, l *slog.Logger, m *Metrics) *Auditor {
+			return NewAuditor(t, BackendAuditSink{Peers: peers}, l.With("service", "audit"), m)
 		},
 		fx.Annotate(
 			func(t *AccessTable, r Resolver, cfg *config.Config, a *Auditor) *Authorizer {

@@ -24,19 +24,21 @@ type Resolver interface {
 // so credential resolution is the same whether the backend runs in this process or
 // another; answers are cached.
 type BackendResolver struct {
-	peers rpc.Peers
-	cache *Cache
+	peers   rpc.Peers
+	cache   *Cache
+	metrics *Metrics
 }
 
-// NewBackendResolver returns a resolver reading through cache.
-func NewBackendResolver(peers rpc.Peers, cache *Cache) *BackendResolver {
-	return &BackendResolver{peers: peers, cache: cache}
+// NewBackendResolver returns a resolver reading through cache; metrics may be nil.
+func NewBackendResolver(peers rpc.Peers, cache *Cache, metrics *Metrics) *BackendResolver {
+	return &BackendResolver{peers: peers, cache: cache, metrics: metrics}
 }
 
 // Resolve implements Resolver. Errors are statuses: Unauthenticated for a credential
 // the backend does not accept, Unavailable when the backend cannot be asked.
 func (r *BackendResolver) Resolve(ctx context.Context, token string) (*Identity, error) {
 	if id, ok := r.cache.Get(token); ok {
+		r.metrics.lookup("cache_hit")
 		return id, nil
 	}
 	conn, err := r.peers.Conn("backend")
@@ -51,10 +53,13 @@ func (r *BackendResolver) Resolve(ctx context.Context, token string) (*Identity,
 	if err != nil {
 		switch status.Code(err) {
 		case codes.Unauthenticated, codes.InvalidArgument, codes.NotFound:
+			r.metrics.lookup("rejected")
 			return nil, status.Error(codes.Unauthenticated, "unknown, expired or revoked credential")
 		case codes.Canceled, codes.DeadlineExceeded:
+			r.metrics.lookup("error")
 			return nil, err
 		}
+		r.metrics.lookup("error")
 		return nil, status.Errorf(codes.Unavailable, "credential check: %v", status.Convert(err).Message())
 	}
 	id := &Identity{
@@ -71,5 +76,6 @@ func (r *BackendResolver) Resolve(ctx context.Context, token string) (*Identity,
 		return nil, fmt.Errorf("backend returned an identity without a subject")
 	}
 	r.cache.Put(token, id)
+	r.metrics.lookup("backend")
 	return id, nil
 }
