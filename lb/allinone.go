@@ -9,7 +9,9 @@ func DefaultAllInOne(listen, gatewayAddr, grpcAddr string) *Config {
 	noRetries := 0
 	gatewayRetries := 1
 	cfg := &Config{
-		Listeners: []ListenerConfig{{Name: "public", Address: listen, H2C: true}},
+		// h2c on this port is only spoken by gRPC clients (browsers use
+		// HTTP/1.1 or TLS), so it goes to the native gRPC engine.
+		Listeners: []ListenerConfig{{Name: "public", Address: listen, H2C: true, NativeGRPC: true}},
 		Routes: []RouteConfig{
 			// gRPC first: streams (agents) may last for hours, so no total
 			// time-out, and gRPC calls are POSTs that are only retried when

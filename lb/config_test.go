@@ -14,6 +14,7 @@ func TestParseExampleConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, cfg.Listeners, 2)
 	require.True(t, cfg.Listeners[0].H2C)
+	require.True(t, cfg.Listeners[0].NativeGRPC)
 	require.Equal(t, ByteSize(64<<10), cfg.Listeners[0].MaxHeaderBytes)
 	require.Equal(t, "matcher-grpc", cfg.Routes[0].Name)
 	require.True(t, cfg.Routes[0].Match.GRPC, "grpc_services implies grpc")
@@ -112,6 +113,10 @@ routes: [{pool: a}]`, `pools[0].health_check.type: "tcp" is not http or grpc`},
 listeners: [{address: ":1"}]
 pools: [{name: a, upstreams: ["h:1", "h:1"]}]
 routes: [{pool: a}]`, `pools[0].upstreams[1]: "h:1" is listed twice`},
+		{"native grpc without h2c", `
+listeners: [{address: ":1", native_grpc: true}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a}]`, `listeners[0].native_grpc: needs h2c: true`},
 		{"yaml syntax", "listeners: [", "yaml:"},
 	}
 	for _, tc := range cases {

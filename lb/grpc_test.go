@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -81,15 +82,31 @@ func dialLB(t *testing.T, addr string) testpb.TestServiceClient {
 	return testpb.NewTestServiceClient(cc)
 }
 
-func grpcRouteConfig(pool PoolConfig, ro RouteConfig) *Config {
+func grpcRouteConfig(pool PoolConfig, ro RouteConfig, native bool) *Config {
 	pool.Protocol = "h2c"
 	ro.Match = MatchConfig{GRPC: true}
-	return oneRoute(pool, ro)
+	cfg := oneRoute(pool, ro)
+	cfg.Listeners[0].NativeGRPC = native
+	return cfg
 }
 
-func TestGRPCUnaryWithHeadersAndTrailers(t *testing.T) {
+// forEachEngine runs a gRPC test through net/http's HTTP/2 and through the
+// native grpc-go engine (listener native_grpc: true).
+func forEachEngine(t *testing.T, test func(t *testing.T, native bool)) {
+	for _, native := range []bool{false, true} {
+		name := "net-http"
+		if native {
+			name = "native"
+		}
+		t.Run(name, func(t *testing.T) { test(t, native) })
+	}
+}
+
+func TestGRPCUnaryWithHeadersAndTrailers(t *testing.T) { forEachEngine(t, testGRPCUnary) }
+
+func testGRPCUnary(t *testing.T, native bool) {
 	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g1.addr, g2.addr}}, RouteConfig{}))
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g1.addr, g2.addr}}, RouteConfig{}, native))
 	client := dialLB(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -114,9 +131,11 @@ func TestGRPCUnaryWithHeadersAndTrailers(t *testing.T) {
 	require.Equal(t, "asked to fail", status.Convert(err).Message())
 }
 
-func TestGRPCBidiStreamPassesThroughIntact(t *testing.T) {
+func TestGRPCBidiStreamPassesThroughIntact(t *testing.T) { forEachEngine(t, testGRPCBidi) }
+
+func testGRPCBidi(t *testing.T, native bool) {
 	g := newGRPCBackend(t, "g")
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{TryTimeout: Duration(time.Second), Timeout: 0}))
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{TryTimeout: Duration(time.Second), Timeout: 0}, native))
 	client := dialLB(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -170,10 +189,12 @@ func TestGRPCBidiStreamPassesThroughIntact(t *testing.T) {
 	}
 }
 
-func TestGRPCRoutesByServiceAndErrorsAreGRPCCodes(t *testing.T) {
+func TestGRPCRoutesByServiceAndErrorsAreGRPCCodes(t *testing.T) { forEachEngine(t, testGRPCRoutes) }
+
+func testGRPCRoutes(t *testing.T, native bool) {
 	g := newGRPCBackend(t, "g")
 	cfg := &Config{
-		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", H2C: true}},
+		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", H2C: true, NativeGRPC: native}},
 		Routes: []RouteConfig{
 			{Name: "health-only", Match: MatchConfig{GRPCServices: []string{"grpc.health.v1.Health"}}, Pool: "real"},
 			{Name: "dead", Match: MatchConfig{GRPC: true}, Pool: "dead"},
@@ -199,15 +220,20 @@ func TestGRPCRoutesByServiceAndErrorsAreGRPCCodes(t *testing.T) {
 	require.Equal(t, codes.Unavailable, status.Code(err))
 }
 
-func TestGRPCNoRouteIsUnimplemented(t *testing.T) {
+func TestGRPCNoRouteIsUnimplemented(t *testing.T) { forEachEngine(t, testGRPCNoRoute) }
+
+func testGRPCNoRoute(t *testing.T, native bool) {
 	g := newGRPCBackend(t, "g")
 	cfg := oneRoute(PoolConfig{Protocol: "h2c", Upstreams: []string{g.addr}}, RouteConfig{Match: MatchConfig{GRPCServices: []string{"other.v1.Service"}}})
+	cfg.Listeners[0].NativeGRPC = native
 	srv, _ := startLB(t, cfg)
 	_, err := dialLB(t, srv.Addr()).EmptyCall(context.Background(), &testpb.Empty{})
 	require.Equal(t, codes.Unimplemented, status.Code(err))
 }
 
-func TestGRPCActiveHealthCheck(t *testing.T) {
+func TestGRPCActiveHealthCheck(t *testing.T) { forEachEngine(t, testGRPCHealth) }
+
+func testGRPCHealth(t *testing.T, native bool) {
 	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
 	const svc = "grpc.testing.TestService"
 	g1.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
@@ -216,7 +242,7 @@ func TestGRPCActiveHealthCheck(t *testing.T) {
 		Upstreams: []string{g1.addr, g2.addr},
 		HealthCheck: &HealthCheckConfig{Type: "grpc", Service: svc, Interval: Duration(20 * time.Millisecond),
 			Timeout: Duration(20 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1},
-	}, RouteConfig{})
+	}, RouteConfig{}, native)
 	srv, _ := startLB(t, cfg)
 	client := dialLB(t, srv.Addr())
 	u2 := srv.state.Load().pools["p"].upstreams[1]
@@ -230,4 +256,36 @@ func TestGRPCActiveHealthCheck(t *testing.T) {
 	}
 	g2.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	require.Eventually(t, func() bool { return u2.healthy.Load() }, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestNativeGRPCListenerServesHTTP1AndRetriesDeadUpstream(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	web := newBackend(t, "web", nil)
+	cfg := &Config{
+		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", H2C: true, NativeGRPC: true}},
+		Routes: []RouteConfig{
+			{Name: "grpc", Match: MatchConfig{GRPC: true}, Pool: "grpc", Retries: ptr(1)},
+			{Name: "web", Pool: "web"},
+		},
+		Pools: []PoolConfig{
+			// The dead upstream comes first in round robin order.
+			{Name: "grpc", Protocol: "h2c", Upstreams: []string{"127.0.0.1:1", g.addr}},
+			{Name: "web", Upstreams: addrs(web)},
+		},
+	}
+	srv, base := startLB(t, cfg)
+
+	// HTTP/1.1 on the same port still goes through net/http.
+	code, body := get(t, newClient(t), base+"/page", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "web", body)
+
+	// Calls that meet the dead upstream first are retried on the live one:
+	// no stream could be opened, so nothing was sent.
+	client := dialLB(t, srv.Addr())
+	for i := 0; i < 6; i++ {
+		res, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("x")}})
+		require.NoError(t, err)
+		require.Equal(t, "g", res.GetServerId())
+	}
 }

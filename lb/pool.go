@@ -18,6 +18,7 @@ type Pool struct {
 	upstreams []*Upstream
 	picker    Picker
 	transport upstreamTransport
+	grpc      *grpcConns // client connections of the native gRPC engine
 	scheme    string
 	active    *activeChecker // nil without health_check
 	log       *slog.Logger
@@ -63,9 +64,9 @@ func (p *Pool) Provision(prev *Pool) error {
 	p.picker = picker
 	p.scheme = urlScheme(p.cfg.Protocol)
 	if prev != nil && transportKey(prev.cfg) == transportKey(p.cfg) && prev.ownsTransport.CompareAndSwap(true, false) {
-		p.transport = prev.transport
+		p.transport, p.grpc = prev.transport, prev.grpc
 	} else {
-		p.transport = newTransport(p.cfg)
+		p.transport, p.grpc = newTransport(p.cfg), &grpcConns{}
 	}
 	p.ownsTransport.Store(true)
 	if p.cfg.HealthCheck != nil {
@@ -95,6 +96,7 @@ func (p *Pool) Close() error {
 	}
 	if p.ownsTransport.Load() {
 		p.transport.CloseIdleConnections()
+		p.grpc.close()
 	}
 	return nil
 }

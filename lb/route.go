@@ -135,11 +135,35 @@ type router struct {
 }
 
 func (rt *router) match(r *http.Request) *route {
-	ct := r.Header.Get("Content-Type")
+	return rt.matchParts(r.Host, r.URL.Path, r.Header.Get("Content-Type"))
+}
+
+func (rt *router) matchParts(host, path, contentType string) *route {
 	for _, ro := range rt.routes {
-		if ro.matcher.matches(r.Host, r.URL.Path, ct) {
+		if ro.matcher.matches(host, path, contentType) {
 			return ro
 		}
 	}
 	return nil
+}
+
+// httpRequestForHash carries a gRPC call's hash key to a Picker, which
+// reads keys from an *http.Request.
+type httpRequestForHash struct{ r http.Request }
+
+func newHashRequest(header, value string) *httpRequestForHash {
+	h := &httpRequestForHash{}
+	h.r.Header = http.Header{}
+	if value != "" {
+		h.r.Header[header] = []string{value}
+	}
+	return h
+}
+
+// request is nil for pickers that do not look at the request.
+func (h *httpRequestForHash) request() *http.Request {
+	if h == nil {
+		return nil
+	}
+	return &h.r
 }

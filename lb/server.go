@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 // Server is the load balancer: its listeners stay for the life of the
@@ -52,6 +53,10 @@ type listener struct {
 	ln   net.Listener
 	cert atomic.Pointer[tls.Certificate]
 	done chan struct{}
+
+	// With native_grpc: h2c connections go to grpcSrv, the rest to srv.
+	grpcSrv  *grpc.Server
+	grpcDone chan struct{}
 }
 
 // New validates cfg and builds a Server; it starts health checks but does
@@ -88,6 +93,10 @@ func New(cfg *Config, log *slog.Logger, reg prometheus.Registerer) (*Server, err
 			return nil, fmt.Errorf("lb: %w", err)
 		}
 		l.srv = s.newHTTPServer(l)
+		if lc.NativeGRPC {
+			l.grpcSrv = s.newGRPCServer(l)
+			l.grpcDone = make(chan struct{})
+		}
 		s.listeners = append(s.listeners, l)
 	}
 	st, err := s.buildState(cfg, nil)
@@ -247,9 +256,21 @@ func (s *Server) Start(ctx context.Context) error {
 		l.ln = ln
 	}
 	for _, l := range s.listeners {
+		httpLn := l.ln
+		if l.grpcSrv != nil {
+			h1, h2 := newChanListener(l.ln.Addr()), newChanListener(l.ln.Addr())
+			go splitByProtocol(l.ln, h1, h2, time.Duration(l.cfg.ReadHeaderTimeout))
+			httpLn = h1
+			go func() {
+				defer close(l.grpcDone)
+				if err := l.grpcSrv.Serve(h2); err != nil {
+					s.log.Error("gRPC engine stopped", "listener", l.cfg.Name, "err", err)
+				}
+			}()
+		}
 		go func() {
 			defer close(l.done)
-			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := l.srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
 			}
 		}()
@@ -347,7 +368,7 @@ func (s *Server) sameListeners(cfg *Config) error {
 	for i, l := range s.listeners {
 		n := cfg.Listeners[i]
 		o := l.cfg
-		if n.Name != o.Name || n.Address != o.Address || n.H2C != o.H2C || (n.TLS == nil) != (o.TLS == nil) ||
+		if n.Name != o.Name || n.Address != o.Address || n.H2C != o.H2C || n.NativeGRPC != o.NativeGRPC || (n.TLS == nil) != (o.TLS == nil) ||
 			n.ReadHeaderTimeout != o.ReadHeaderTimeout || n.IdleTimeout != o.IdleTimeout || n.MaxHeaderBytes != o.MaxHeaderBytes {
 			return fmt.Errorf("listeners[%d] (%s): changed; only tls certificate files may change without a restart", i, o.Name)
 		}
@@ -374,6 +395,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(s.listeners))
 		for i, l := range s.listeners {
+			if l.grpcSrv != nil {
+				l.ln.Close() // stop the sniffer's accepts; both engines drain below
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					stopped := make(chan struct{})
+					go func() { l.grpcSrv.GracefulStop(); close(stopped) }()
+					select {
+					case <-stopped:
+					case <-ctx.Done():
+						l.grpcSrv.Stop()
+					}
+				}()
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -396,6 +431,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		for _, l := range s.listeners {
 			<-l.done
+			if l.grpcSrv != nil {
+				<-l.grpcDone
+			}
 		}
 	}
 	s.stopBg()

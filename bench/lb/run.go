@@ -376,7 +376,7 @@ const vigilConf = `
 access_log: false
 listeners:
   - {name: http, address: "{{.HTTP}}"}
-  - {name: grpc, address: "{{.GRPC}}", h2c: true}
+  - {name: grpc, address: "{{.GRPC}}", h2c: true, native_grpc: true}
 routes:
   - {name: grpc, match: {grpc: true}, pool: grpc}
   - {name: http, pool: http}

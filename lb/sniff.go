@@ -1,0 +1,116 @@
+package lb
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"time"
+)
+
+// h2Preface starts every HTTP/2 connection with prior knowledge (h2c).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// splitByProtocol accepts from raw and hands each connection to h2 when it
+// opens with the HTTP/2 preface and to h1 otherwise, so that one port
+// serves HTTP/1.1 through net/http and h2c through grpc-go. The sniff must
+// finish within timeout (the listener's read_header_timeout).
+func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Duration) {
+	for {
+		c, err := raw.Accept()
+		if err != nil {
+			h1.Close()
+			h2.Close()
+			return
+		}
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(timeout))
+			var buf [len(h2Preface)]byte
+			n := 0
+			for n < len(buf) {
+				m, err := c.Read(buf[n:])
+				n += m
+				if err != nil {
+					c.Close()
+					return
+				}
+				if !bytes.HasPrefix([]byte(h2Preface), buf[:n]) {
+					break
+				}
+			}
+			_ = c.SetReadDeadline(time.Time{})
+			pc := &prefixConn{Conn: c, prefix: append([]byte(nil), buf[:n]...)}
+			if n == len(buf) && string(buf[:]) == h2Preface {
+				h2.push(pc)
+			} else {
+				h1.push(pc)
+			}
+		}()
+	}
+}
+
+// prefixConn replays the bytes read while sniffing.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite keeps half-close available to net/http's graceful close.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// chanListener is a net.Listener fed by splitByProtocol.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// Accept implements net.Listener.
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+var (
+	_ net.Listener = (*chanListener)(nil)
+	_ net.Conn     = (*prefixConn)(nil)
+)
