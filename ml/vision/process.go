@@ -32,8 +32,9 @@ type Request struct {
 // Order: face detection (when asked for, or needed because no faces were
 // given), landmarks (when asked for, or needed by age, quality or a template
 // of a face without detector points), then template, age, gender, emotion,
-// mask, liveness and quality on every face, and body detection. Batched
-// models (template, age) take all faces of the image in one Run.
+// mask, liveness and quality on every face, side by side; body detection
+// runs beside that whole chain. Batched models (template, age) take all
+// faces of the image in one Run.
 func (e *Engine) Process(ctx context.Context, req Request) (*Sample, error) {
 	if req.Image == nil || req.Image.W == 0 || req.Image.H == 0 {
 		return nil, fmt.Errorf("%w: no image", ErrInvalidRequest)
