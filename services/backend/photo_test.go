@@ -74,6 +74,31 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.NotEmpty(t, id.GetCandidates())
 	require.Equal(t, oid, id.GetCandidates()[0].GetPerson().GetId())
 
+	// Watch lists: a search within a group finds only its members; membership set after
+	// the photo reaches the matcher too; deleting the group empties it.
+	vip, err := e.groups().CreateGroup(a, &backendv1.CreateGroupRequest{Group: &backendv1.Group{Name: "vip", Threshold: 0.3}})
+	require.NoError(t, err)
+	gid := vip.GetGroup().GetId()
+	_, err = e.persons().UpdatePerson(a, &backendv1.UpdatePersonRequest{Person: &backendv1.Person{Id: bid, GroupIds: []string{gid}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"group_ids"}}})
+	require.NoError(t, err)
+	inGroup, err := e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), GroupId: gid})
+	require.NoError(t, err)
+	for _, c := range inGroup.GetCandidates() {
+		require.NotEqual(t, oid, c.GetPerson().GetId(), "Obama is not in the group")
+	}
+	inGroup, err = e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "biden_1.jpg"), GroupId: gid})
+	require.NoError(t, err)
+	require.Len(t, inGroup.GetCandidates(), 1)
+	require.Equal(t, bid, inGroup.GetCandidates()[0].GetPerson().GetId())
+	g, err := e.groups().GetGroup(a, &backendv1.GetGroupRequest{GroupId: gid})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), g.GetGroup().GetPersonCount())
+	_, err = e.groups().DeleteGroup(a, &backendv1.DeleteGroupRequest{GroupId: gid})
+	require.NoError(t, err)
+	_, err = e.persons().Identify(a, &backendv1.IdentifyRequest{Image: face(t, "biden_1.jpg"), GroupId: gid})
+	require.Equal(t, codes.NotFound, code(err))
+
 	// A second workspace's search never returns the first's persons.
 	bTok, _ := e.secondWorkspace("other")
 	other, err := e.persons().Identify(as(bTok), &backendv1.IdentifyRequest{Image: face(t, "obama_2.jpg"), Threshold: 0.01})
