@@ -20,13 +20,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/vigilhq/vigil/gateway"
+	eventservicev1 "github.com/vigilhq/vigil/gen/go/vigil/eventservice/v1"
 	"github.com/vigilhq/vigil/platform/dbtest"
 )
 
@@ -81,6 +87,8 @@ func startVigilAll(t *testing.T) *process {
 		"VIGIL_DATA_DIR="+t.TempDir(),
 		"VIGIL_GATEWAY_MAX_BODY_BYTES=1048576",
 		"VIGIL_SHUTDOWN_TIMEOUT=20s",
+		// The machine's Redis: pub/sub crosses the process boundary, so the test can publish.
+		"VIGIL_REDIS_ADDR="+redisAddr,
 	)
 	p.cmd = exec.Command(os.Args[0], "all", "--log-level", "info")
 	p.cmd.Env = env
@@ -327,8 +335,39 @@ func TestVigilAllEndToEnd(t *testing.T) {
 	require.NoError(t, r.CommitMessages(ctx, m))
 	require.NoError(t, r.Close())
 
+	// A live notification: published on Redis as the event service does, relayed by the
+	// gateway's WebSocket through the load balancer.
+	liveNotification(ctx, t, c, login["workspaceId"].(string))
+
 	// SIGTERM while a request is in flight: the request completes, the process exits 0.
 	sigtermDuringRequest(t, p, c)
+}
+
+const redisAddr = "127.0.0.1:6379"
+
+func liveNotification(ctx context.Context, t *testing.T, c client, workspace string) {
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	require.NoError(t, rdb.Ping(ctx).Err(), "the machine's Redis (make test starts one)")
+
+	url := strings.Replace(c.base, "http://", "ws://", 1) + gateway.NotificationsPath + "?kinds=identification&access_token=" + c.token
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	require.NoError(t, err)
+	defer ws.CloseNow()
+
+	note := &eventservicev1.Notification{WorkspaceId: workspace, NotificationId: "e2e-note",
+		Kind: &eventservicev1.Notification_Identification{Identification: &eventservicev1.IdentificationNotification{
+			Event: &eventservicev1.Event{EventId: "e2e-note", WorkspaceId: workspace, CameraId: "cam-1"}}}}
+	raw, err := proto.Marshal(note)
+	require.NoError(t, err)
+	require.NoError(t, rdb.Publish(ctx, gateway.NotifyChannel(workspace), raw).Err())
+
+	_, data, err := ws.Read(ctx)
+	require.NoError(t, err)
+	var resp eventservicev1.StreamNotificationsResponse
+	require.NoError(t, protojson.Unmarshal(data, &resp))
+	require.Equal(t, "e2e-note", resp.GetNotification().GetNotificationId())
+	require.NoError(t, ws.Close(websocket.StatusNormalClosure, ""))
 }
 
 // sigtermDuringRequest starts a create-person request whose body is only half sent,
