@@ -49,8 +49,15 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.NotEmpty(t, photo.GetTemplateModel())
 	require.Equal(t, photo.GetId(), added.GetPerson().GetMainPhotoId(), "the first photo becomes main")
 	require.Greater(t, added.GetPerson().GetVersion(), obama.GetPerson().GetVersion())
-	_, err = e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: bid, Image: face(t, "biden_1.jpg")})
+	addBiden := &backendv1.AddPhotoRequest{PersonId: bid, Image: face(t, "biden_1.jpg"), RequestId: "biden-photo-1"}
+	first, err := e.persons().AddPhoto(a, addBiden)
 	require.NoError(t, err)
+	replay, err := e.persons().AddPhoto(a, addBiden)
+	require.NoError(t, err)
+	require.Equal(t, first.GetPhoto().GetId(), replay.GetPhoto().GetId(), "a replay stores nothing new")
+	bidenKeys, err := store.List(ctx, "persons/"+e.workspace+"/"+bid)
+	require.NoError(t, err)
+	require.Len(t, bidenKeys, 1, "the replay's upload was discarded")
 
 	img, err := e.persons().GetPhotoImage(a, &backendv1.GetPhotoImageRequest{PersonId: oid, PhotoId: photo.GetId()})
 	require.NoError(t, err)
