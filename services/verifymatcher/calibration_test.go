@@ -78,7 +78,20 @@ func TestFMRTableIsMeasured(t *testing.T) {
 	}
 	checked, ok := measuredTables()[model]
 	require.True(t, ok, "no table for %s: run with -update", model)
-	require.Equal(t, table, checked, "fmr_table.go is stale: run with -update")
+	// Small drift (a tweak of detection or alignment upstream) is tolerated; a change
+	// of the pair set or of any threshold by more than 0.005 means the table no
+	// longer describes the pipeline.
+	const tol = 0.005
+	stale := "fmr_table.go is stale: run with -update"
+	require.Equal(t, table.ImpostorPairs, checked.ImpostorPairs, stale)
+	require.InDelta(t, table.Mean, checked.Mean, tol, stale)
+	require.InDelta(t, table.Std, checked.Std, tol, stale)
+	require.Len(t, checked.Rows, len(table.Rows), stale)
+	for i, r := range table.Rows {
+		require.Equal(t, r.FMR, checked.Rows[i].FMR, stale)
+		require.Equal(t, r.Extrapolated, checked.Rows[i].Extrapolated, stale)
+		require.InDelta(t, r.Score, checked.Rows[i].Score, tol, "%s: row %g", stale, r.FMR)
+	}
 	// Every genuine pair of the photos passes at the 1e-3 row; every impostor pair
 	// fails at it (the photos are the only real faces we have, so this is a sanity
 	// check of the table, not a measurement of its rates).
