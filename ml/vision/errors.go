@@ -6,8 +6,6 @@ import "errors"
 // (besides the image itself, which wraps imgproc.ErrInvalidImage).
 var ErrInvalidRequest = errors.New("invalid request")
 
-// ErrNoLandmarks is wrapped when a unit needs landmarks that cannot be made.
-var ErrNoLandmarks = errors.New("face landmarks unavailable")
 
 // ErrIncomparable says two templates come from different models or versions.
 var ErrIncomparable = errors.New("templates from different models cannot be compared")
