@@ -39,7 +39,9 @@ func errorAs(err error, target *net.Error) bool {
 	return ok
 }
 
-func TestMalformedRequestsAreRefused(t *testing.T) {
+func TestMalformedRequestsAreRefused(t *testing.T) { forEachEngine(t, testMalformed) }
+
+func testMalformed(t *testing.T, native bool) {
 	var mu sync.Mutex
 	var seen []string
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +55,7 @@ func TestMalformedRequestsAreRefused(t *testing.T) {
 	})
 	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
 	cfg.Listeners[0].MaxHeaderBytes = 8 << 10
+	cfg.Listeners[0].NativeGRPC = native
 	srv, _ := startLB(t, cfg)
 	addr := srv.Addr()
 
@@ -102,20 +105,28 @@ func TestMalformedRequestsAreRefused(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 }
 
-func TestSlowlorisDoesNotStarveOthers(t *testing.T) {
+func TestSlowlorisDoesNotStarveOthers(t *testing.T) { forEachEngine(t, testSlowloris) }
+
+func testSlowloris(t *testing.T, native bool) {
 	b := newBackend(t, "b", nil)
 	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
 	cfg.Listeners[0].ReadHeaderTimeout = Duration(300 * time.Millisecond)
+	cfg.Listeners[0].NativeGRPC = native
 	srv, base := startLB(t, cfg)
 
-	// 50 connections that dribble a header byte at a time and never finish.
+	// 50 connections that dribble a header byte at a time and never finish;
+	// on the native engine half of them dribble the HTTP/2 preface instead.
 	const slow = 50
 	closed := make(chan time.Duration, slow)
 	for i := 0; i < slow; i++ {
 		c, err := net.Dial("tcp", srv.Addr())
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
-		_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+		start := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
+		if native && i%2 == 1 {
+			start = "PRI * HTTP/2"
+		}
+		_, err = c.Write([]byte(start))
 		require.NoError(t, err)
 		go func() {
 			start := time.Now()

@@ -24,22 +24,25 @@ func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Durati
 		}
 		go func() {
 			_ = c.SetReadDeadline(time.Now().Add(timeout))
-			var buf [len(h2Preface)]byte
+			// Read what has arrived, as the server's own buffered reader
+			// would: leaving request bytes unread in the kernel would turn
+			// the server's close after an error reply into a reset.
+			buf := make([]byte, 4096)
 			n := 0
-			for n < len(buf) {
+			for n < len(h2Preface) {
 				m, err := c.Read(buf[n:])
 				n += m
 				if err != nil {
 					c.Close()
 					return
 				}
-				if !bytes.HasPrefix([]byte(h2Preface), buf[:n]) {
+				if !bytes.HasPrefix([]byte(h2Preface), buf[:min(n, len(h2Preface))]) {
 					break
 				}
 			}
 			_ = c.SetReadDeadline(time.Time{})
-			pc := &prefixConn{Conn: c, prefix: append([]byte(nil), buf[:n]...)}
-			if n == len(buf) && string(buf[:]) == h2Preface {
+			pc := &prefixConn{Conn: c, prefix: buf[:n]}
+			if n >= len(h2Preface) && string(buf[:len(h2Preface)]) == h2Preface {
 				h2.push(pc)
 			} else {
 				h1.push(pc)
