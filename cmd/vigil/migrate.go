@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
@@ -28,6 +29,14 @@ func runMigrate(ctx context.Context, cfg *config.Config, extra ...fx.Option) err
 	// running process may hold, and apply migrations here, not in a start hook.
 	cfg.GRPCListen = "127.0.0.1:0"
 	cfg.AutoMigrate = false
+	// Components are built, not run: embedded servers they depend on must not open the
+	// data folders a running process owns.
+	tmp, err := os.MkdirTemp("", "vigil-migrate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cfg.DataDir = tmp
 	names, err := allExcept(nil)
 	if err != nil {
 		return err

@@ -4,11 +4,13 @@ import (
 	"context"
 	"embed"
 	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigilhq/vigil/platform/datadir"
 	"github.com/vigilhq/vigil/platform/db"
 )
 
@@ -22,6 +24,11 @@ func TestMigrateAppliesEveryComponentsMigrations(t *testing.T) {
 	require.NoError(t, err)
 	defer busy.Close()
 	cfg.GRPCListen = busy.Addr().String()
+
+	// ... nor its data folders (held here as a running process would hold them).
+	held, err := datadir.Acquire(filepath.Join(cfg.DataDir, "kafka"))
+	require.NoError(t, err)
+	defer held.Release()
 
 	probe := db.AsMigrations("probe", probeMigrations, "testdata/migrations")
 	require.NoError(t, runMigrate(context.Background(), cfg, probe))

@@ -17,12 +17,14 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/datadir"
 )
 
 // Cluster is the Kafka cluster of the process.
 type Cluster struct {
 	brokers  []string
 	embedded *kfake.Cluster
+	lock     *datadir.Lock
 	log      *slog.Logger
 }
 
@@ -35,10 +37,16 @@ func Open(brokers []string, dataDir string, l *slog.Logger) (*Cluster, error) {
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1)}
 	if dataDir != "" {
+		lock, err := datadir.Acquire(dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("in-process kafka: %w", err)
+		}
+		c.lock = lock
 		opts = append(opts, kfake.DataDir(dataDir))
 	}
 	k, err := kfake.NewCluster(opts...)
 	if err != nil {
+		_ = c.lock.Release()
 		return nil, fmt.Errorf("start in-process kafka: %w", err)
 	}
 	c.embedded = k
@@ -75,6 +83,7 @@ func (c *Cluster) Embedded() bool { return c.embedded != nil }
 func (c *Cluster) Close() {
 	if c.embedded != nil {
 		c.embedded.Close()
+		_ = c.lock.Release()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigilhq/vigil/platform/datadir"
 	"github.com/vigilhq/vigil/platform/kafka"
 )
 
@@ -80,6 +81,8 @@ func TestEmbeddedBrokerKeepsMessagesAcrossRestart(t *testing.T) {
 	c2, err := kafka.Open(nil, dir, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c2.Close()
+	_, err = kafka.Open(nil, dir, slog.New(slog.DiscardHandler))
+	require.ErrorIs(t, err, datadir.ErrInUse, "a second broker on the same log is refused")
 	r := c2.Reader(kafkago.ReaderConfig{Topic: "vigil.persist.v1", Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	m, err := r.ReadMessage(ctx)

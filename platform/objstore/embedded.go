@@ -22,6 +22,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/spf13/afero"
+
+	"github.com/vigilhq/vigil/platform/datadir"
 )
 
 // Embedded is an S3 server on loopback storing objects as files under a folder
@@ -36,6 +38,7 @@ type Embedded struct {
 
 	server   *http.Server
 	listener net.Listener
+	lock     *datadir.Lock
 	done     chan struct{}
 }
 
@@ -46,9 +49,19 @@ const maxMemorySpool = 8 << 20
 // StartEmbedded serves an S3 store persisted under dir on 127.0.0.1 (random port),
 // with a fresh random key pair.
 func StartEmbedded(dir, region string, l *slog.Logger) (*Embedded, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	lock, err := datadir.Acquire(dir)
+	if err != nil {
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
+	e, err := startEmbedded(dir, region, l, lock)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	return e, nil
+}
+
+func startEmbedded(dir, region string, l *slog.Logger, lock *datadir.Lock) (*Embedded, error) {
 	base := afero.NewBasePathFs(afero.NewOsFs(), dir)
 	backend, err := s3afero.MultiBucket(base)
 	if err != nil {
@@ -62,10 +75,11 @@ func StartEmbedded(dir, region string, l *slog.Logger) (*Embedded, error) {
 	}
 	e := &Embedded{
 		Endpoint: ln.Addr().String(), AccessKey: randomKey(10), SecretKey: randomKey(20), Region: region,
-		listener: ln, done: make(chan struct{}),
+		listener: ln, lock: lock, done: make(chan struct{}),
 	}
 	tmp := filepath.Join(dir, ".spool")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
 	g := &guard{
@@ -90,6 +104,7 @@ func (e *Embedded) Close(ctx context.Context) error {
 		_ = e.server.Close()
 	}
 	<-e.done
+	_ = e.lock.Release()
 	return err
 }
 

@@ -183,6 +183,9 @@ func TestEmbeddedStoreKeepsObjectsAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	require.NoError(t, s.Put(context.Background(), "kept.jpg", strings.NewReader("kept"), 4, "image/jpeg"))
+
+	_, err := objstore.Open(context.Background(), objstore.Options{Region: "us-east-1", Bucket: "vigil", DataDir: dir}, slog.New(slog.DiscardHandler))
+	require.Error(t, err, "the folder is held by the first store until it closes")
 	require.NoError(t, s.Close(context.Background()))
 
 	s2 := open(t, dir)
