@@ -7,15 +7,12 @@ import (
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
-// UnitChecker is the seam through which the licensing component refuses
-// units the license does not enable. Its method is that of the licensing
-// client (services/licensing Checker.CheckUnit): nil when allowed, else an
-// error carrying PERMISSION_DENIED (or UNAVAILABLE when licensing cannot be
-// asked), which the server returns as is.
-//
-// Until the process wires a licensing client into the fx graph (an optional
-// dependency of Module), no UnitChecker exists and every unit runs: there is
-// deliberately no stand-in check here.
+// UnitChecker is how the licensing component refuses units the license does
+// not enable. Module provides the licensing client (platform/licensecheck
+// Checker.CheckUnit): nil when allowed, else an error carrying
+// PERMISSION_DENIED (or UNAVAILABLE when licensing cannot be asked), which the
+// server returns as is. NewServer also accepts nil, for tests of the server
+// alone.
 type UnitChecker interface {
 	CheckUnit(ctx context.Context, workspaceID, unit string) error
 }

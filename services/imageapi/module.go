@@ -11,13 +11,15 @@ import (
 	imageapiv1 "github.com/vigilhq/vigil/gen/go/vigil/imageapi/v1"
 	"github.com/vigilhq/vigil/ml/vision"
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/licensecheck"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
 // Module is the Image API component. It needs the platform's *config.Config,
-// *slog.Logger and prometheus.Registerer; an imageapi.UnitChecker in the
-// graph (the licensing client) is used when present. The models load when
+// *slog.Logger, prometheus.Registerer and rpc.Peers: units are checked against the
+// license through the licensing service's client (platform/licensecheck), failing
+// closed when licensing cannot be reached. The models load when
 // the module is constructed, so the first request is as fast as any other;
 // the ONNX sessions are released on stop.
 var Module = fx.Module("imageapi",
@@ -27,6 +29,7 @@ var Module = fx.Module("imageapi",
 		func(c *config.Config) (Config, error) { return config.SectionOf[Config](c, "imageapi") },
 		newEngine,
 		newServerFromParams,
+		newUnitChecker,
 	),
 	fx.Provide(rpc.AsService(newService)),
 )
@@ -47,8 +50,8 @@ type ServerParams struct {
 	Engine     *vision.Engine
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
-	// Units is the licensing seam; absent until a licensing client is provided.
-	Units UnitChecker `optional:"true"`
+	// Units refuses units the license does not enable.
+	Units UnitChecker
 }
 
 func newServerFromParams(p ServerParams) (*Server, error) {
@@ -62,4 +65,13 @@ func newService(s *Server) rpc.Service {
 		Gateway:  imageapiv1.RegisterImageApiServiceHandler,
 		HTTP:     HTTPRoutes,
 	}
+}
+
+// newUnitChecker asks the licensing component, wherever it runs, through its client.
+func newUnitChecker(peers rpc.Peers) (UnitChecker, error) {
+	conn, err := peers.Conn("licensing")
+	if err != nil {
+		return nil, err
+	}
+	return licensecheck.NewChecker(conn), nil
 }

@@ -20,6 +20,7 @@ func TestModuleWiring(t *testing.T) {
 	err = fx.ValidateApp(
 		fx.Supply(cfg, slog.New(slog.DiscardHandler)),
 		fx.Supply(fx.Annotate(prometheus.NewRegistry(), fx.As(new(prometheus.Registerer)))),
+		fx.Provide(func() rpc.Peers { return nil }), // ValidateApp runs no constructor
 		Module,
 		fx.Invoke(fx.Annotate(func([]rpc.Service) {}, fx.ParamTags(rpc.GroupTag))),
 	)

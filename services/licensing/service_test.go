@@ -3,6 +3,7 @@ package licensing_test
 import (
 	"context"
 	"fmt"
+	"github.com/vigilhq/vigil/platform/licensecheck"
 	"log/slog"
 	"net"
 	"os"
@@ -107,12 +108,12 @@ func TestUsageSurvivesRestart(t *testing.T) {
 	d := dbtest.New(t)
 
 	first, stop := startOn(t, cfg, d.URL)
-	require.NoError(t, licensing.NewChecker(first.conn).ReportUsage(t.Context(),
-		licensing.UsageReport{WorkspaceID: "ws1", Resource: licensingv1.Resource_RESOURCE_AGENTS, Count: 1}))
+	require.NoError(t, licensecheck.NewChecker(first.conn).ReportUsage(t.Context(),
+		&licensingv1.UsageReport{WorkspaceId: "ws1", Resource: licensingv1.Resource_RESOURCE_AGENTS, Count: 1}))
 	stop()
 
 	second, _ := startOn(t, cfg, d.URL)
-	err := licensing.NewChecker(second.conn).CheckResource(t.Context(), "ws1", licensingv1.Resource_RESOURCE_AGENTS, 1)
+	err := licensecheck.NewChecker(second.conn).CheckResource(t.Context(), "ws1", licensingv1.Resource_RESOURCE_AGENTS, 1)
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
 	require.ErrorContains(t, err, "max_agents reached: 1 of 1 used")
 }
@@ -192,7 +193,7 @@ func TestFreeTierWithoutLicenseFile(t *testing.T) {
 	require.Equal(t, licensingv1.Source_SOURCE_FREE_TIER, resp.GetLicense().GetSource())
 	require.Equal(t, int64(licensing.FreeTierMaxPersons), resp.GetLicense().GetLimits().GetMaxPersons())
 
-	c := licensing.NewChecker(s.conn)
+	c := licensecheck.NewChecker(s.conn)
 	ctx := t.Context()
 	require.NoError(t, c.CheckUnit(ctx, "ws1", "age-estimator"), "every unit")
 	require.NoError(t, c.CheckFeature(ctx, "ws1", licensing.FeatureActivitySearch))
@@ -200,7 +201,7 @@ func TestFreeTierWithoutLicenseFile(t *testing.T) {
 	require.Equal(t, codes.PermissionDenied, status.Code(err))
 	require.ErrorContains(t, err, "free tier")
 
-	require.NoError(t, c.ReportUsage(ctx, licensing.UsageReport{WorkspaceID: "ws1", Resource: licensingv1.Resource_RESOURCE_AGENTS, Count: 2}))
+	require.NoError(t, c.ReportUsage(ctx, &licensingv1.UsageReport{WorkspaceId: "ws1", Resource: licensingv1.Resource_RESOURCE_AGENTS, Count: 2}))
 	err = c.CheckResource(ctx, "ws1", licensingv1.Resource_RESOURCE_AGENTS, 1)
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
 	require.ErrorContains(t, err, "max_agents")
@@ -210,13 +211,13 @@ func TestFreeTierWithoutLicenseFile(t *testing.T) {
 func TestLimitsHit(t *testing.T) {
 	privPath, pubPath := keys(t)
 	s := start(t, configFor(sign(t, privPath, smallSpec), pubPath))
-	c := licensing.NewChecker(s.conn)
+	c := licensecheck.NewChecker(s.conn)
 	ctx := t.Context()
 
 	// Persons are owned by the backend, which reports absolute counts per workspace.
 	require.NoError(t, c.ReportUsage(ctx,
-		licensing.UsageReport{WorkspaceID: "ws1", Resource: licensingv1.Resource_RESOURCE_PERSONS, Count: 3},
-		licensing.UsageReport{WorkspaceID: "ws2", Resource: licensingv1.Resource_RESOURCE_PERSONS, Count: 1},
+		&licensingv1.UsageReport{WorkspaceId: "ws1", Resource: licensingv1.Resource_RESOURCE_PERSONS, Count: 3},
+		&licensingv1.UsageReport{WorkspaceId: "ws2", Resource: licensingv1.Resource_RESOURCE_PERSONS, Count: 1},
 	))
 	require.NoError(t, c.CheckResource(ctx, "ws1", licensingv1.Resource_RESOURCE_PERSONS, 1), "4 + 1 <= 5")
 
@@ -231,12 +232,12 @@ func TestLimitsHit(t *testing.T) {
 	require.Equal(t, "LICENSE_LIMIT_REACHED", info.GetReason())
 	require.Equal(t, "max_persons", info.GetMetadata()["limit"])
 
-	var limitErr *licensing.LimitError
+	var limitErr *licensecheck.LimitError
 	require.ErrorAs(t, err, &limitErr)
 	require.Equal(t, int64(5), limitErr.Limit)
 
 	// A report replaces the workspace's previous count: after deletions there is room.
-	require.NoError(t, c.ReportUsage(ctx, licensing.UsageReport{WorkspaceID: "ws1", Resource: licensingv1.Resource_RESOURCE_PERSONS, Count: 0}))
+	require.NoError(t, c.ReportUsage(ctx, &licensingv1.UsageReport{WorkspaceId: "ws1", Resource: licensingv1.Resource_RESOURCE_PERSONS, Count: 0}))
 	require.NoError(t, c.CheckResource(ctx, "ws2", licensingv1.Resource_RESOURCE_PERSONS, 4))
 
 	usage, err := s.client.GetUsage(ctx, &licensingv1.GetUsageRequest{})
@@ -256,7 +257,7 @@ func TestLimitsHit(t *testing.T) {
 func TestUnitAndFeatureNotEnabled(t *testing.T) {
 	privPath, pubPath := keys(t)
 	s := start(t, configFor(sign(t, privPath, smallSpec), pubPath))
-	c := licensing.NewChecker(s.conn)
+	c := licensecheck.NewChecker(s.conn)
 	ctx := t.Context()
 
 	require.NoError(t, c.CheckUnit(ctx, "ws1", "face-fitter"))
@@ -393,7 +394,7 @@ func TestCheckerCachesForTTL(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now()
 	clock := func() time.Time { return now }
-	c := licensing.NewChecker(s.conn, licensing.WithTTL(time.Minute), licensing.WithClock(clock))
+	c := licensecheck.NewChecker(s.conn, licensecheck.WithTTL(time.Minute), licensecheck.WithClock(clock))
 
 	require.NoError(t, c.CheckFeature(ctx, "ws1", licensing.FeatureActivitySearch))
 	overwrite(t, licPath, sign(t, privPath, "license_id: NOFEAT\nlicensee: Small Shop\n"))
@@ -413,8 +414,8 @@ func TestCheckerCachesForTTL(t *testing.T) {
 		require.NoError(t, c.CheckResource(ctx, "ws1", licensingv1.Resource_RESOURCE_CAMERAS, 1))
 	}
 	// The owner reports what it created; the next check asks the service, which refuses.
-	reporter := licensing.NewChecker(s.conn)
-	require.NoError(t, reporter.ReportUsage(ctx, licensing.UsageReport{WorkspaceID: "ws1", Resource: licensingv1.Resource_RESOURCE_CAMERAS, Count: 3}))
+	reporter := licensecheck.NewChecker(s.conn)
+	require.NoError(t, reporter.ReportUsage(ctx, &licensingv1.UsageReport{WorkspaceId: "ws1", Resource: licensingv1.Resource_RESOURCE_CAMERAS, Count: 3}))
 	require.Equal(t, codes.ResourceExhausted, status.Code(c.CheckResource(ctx, "ws1", licensingv1.Resource_RESOURCE_CAMERAS, 1)))
 }
 
@@ -428,7 +429,7 @@ func TestCheckerFailsClosedWhenLicensingIsDown(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 
-	c := licensing.NewChecker(conn)
+	c := licensecheck.NewChecker(conn)
 	err = c.CheckResource(t.Context(), "ws1", licensingv1.Resource_RESOURCE_PERSONS, 1)
 	require.Equal(t, codes.Unavailable, status.Code(err))
 	require.Equal(t, codes.Unavailable, status.Code(c.CheckUnit(t.Context(), "ws1", "age-estimator")))

@@ -1,4 +1,8 @@
-package licensing
+// Package licensecheck is the client side of licensing: the cached Checker every
+// component uses to ask the licensing service (through its generated client, over the
+// connection rpc.Peers gives) whether a unit, feature or counted resource is allowed.
+// It lives apart from services/licensing so no component imports another's package.
+package licensecheck
 
 import (
 	"context"
@@ -130,7 +134,7 @@ func (c *Checker) CheckUnit(ctx context.Context, workspaceID, unit string) error
 	})
 }
 
-// CheckFeature returns nil when the feature (FeatureActivitySearch, FeatureANNIndex, ...)
+// CheckFeature returns nil when the feature ("activity-search", "ann-index", ...)
 // is enabled, a *LimitError (PERMISSION_DENIED) when not.
 func (c *Checker) CheckFeature(ctx context.Context, workspaceID, feature string) error {
 	return c.checkNamed(ctx, verdictKey{subject: feature}, &licensingv1.CheckRequest{
@@ -160,19 +164,13 @@ func (c *Checker) checkNamed(ctx context.Context, key verdictKey, req *licensing
 
 // ReportUsage reports absolute counts (the owner of a resource calls it at start and after
 // every change) and forgets the cached usage of the reported resources.
-func (c *Checker) ReportUsage(ctx context.Context, reports ...UsageReport) error {
-	req := &licensingv1.ReportUsageRequest{}
-	for _, r := range reports {
-		req.Reports = append(req.Reports, &licensingv1.UsageReport{
-			WorkspaceId: r.WorkspaceID, Resource: r.Resource, Count: r.Count,
-		})
-	}
-	if _, err := c.client.ReportUsage(ctx, req); err != nil {
+func (c *Checker) ReportUsage(ctx context.Context, reports ...*licensingv1.UsageReport) error {
+	if _, err := c.client.ReportUsage(ctx, &licensingv1.ReportUsageRequest{Reports: reports}); err != nil {
 		return fmt.Errorf("report license usage: %w", err)
 	}
 	c.mu.Lock()
 	for _, r := range reports {
-		delete(c.resources, r.Resource)
+		delete(c.resources, r.GetResource())
 	}
 	c.mu.Unlock()
 	return nil
