@@ -29,7 +29,9 @@
 // reload, drain), route.go (matching), proxy.go (one request: admission,
 // attempts, relaying), upgrade.go (WebSocket), pool.go, upstream.go,
 // picker.go (one struct per policy), health.go (active and passive),
-// transport.go and h1transport.go (upstream connection pools), retry.go
+// transport.go and h1transport.go (upstream connection pools),
+// grpcnative.go and sniff.go (the native gRPC engine of native_grpc
+// listeners), conncheck_*.go (idle connection probe), retry.go
 // (retry budget), ratelimit.go, metrics.go, accesslog.go, requestid.go,
 // watch.go (SIGHUP and file polling).
 package lb
