@@ -67,12 +67,17 @@ type RouteConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// TryTimeout bounds one attempt until the upstream's response headers
 	// arrive; an idempotent request that hits it is retried elsewhere.
+	// Calls on a native_grpc listener do not use it: they are retried only
+	// when no stream could be opened, and Timeout (or the client's gRPC
+	// deadline) bounds them.
 	TryTimeout Duration `yaml:"try_timeout"`
 	// Retries is the number of extra attempts after the first (default 2).
 	// Only idempotent requests without a body are retried after they
 	// reached an upstream; any request is retried after a failed connect.
 	Retries *int `yaml:"retries"`
-	// MaxBodyBytes refuses larger request bodies with 413; zero means no limit.
+	// MaxBodyBytes refuses larger request bodies with 413 (gRPC:
+	// ResourceExhausted, counting all request messages of a call); zero
+	// means no limit.
 	MaxBodyBytes ByteSize         `yaml:"max_body_bytes"`
 	RateLimit    *RateLimitConfig `yaml:"rate_limit"`
 }

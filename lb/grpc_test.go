@@ -289,3 +289,28 @@ func TestNativeGRPCListenerServesHTTP1AndRetriesDeadUpstream(t *testing.T) {
 		require.Equal(t, "g", res.GetServerId())
 	}
 }
+
+func TestGRPCLimits(t *testing.T) { forEachEngine(t, testGRPCLimits) }
+
+// testGRPCLimits: a per-key rate limit and max_body_bytes reach gRPC
+// clients as ResourceExhausted on both engines.
+func testGRPCLimits(t *testing.T, native bool) {
+	g := newGRPCBackend(t, "g")
+	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{
+		MaxBodyBytes: 1000,
+		RateLimit:    &RateLimitConfig{Key: "header:X-Api-Key", Rate: 0.001, Burst: 2},
+	}, native)
+	srv, _ := startLB(t, cfg)
+	client := dialLB(t, srv.Addr())
+	call := func(key string, size int) error {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-api-key", key)
+		_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, size)}})
+		return err
+	}
+	require.NoError(t, call("alice", 10))
+	err := call("alice", 5000)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "too large: %v", err)
+	err = call("alice", 10)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "rate limited: %v", err)
+	require.NoError(t, call("bob", 10), "another key has its own bucket")
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -213,7 +214,12 @@ func (s *Server) relayGRPC(_ any, ss grpc.ServerStream) (err error) {
 			ex.status = 502
 			return serr
 		}
-		err := relayStream(ss, cs, cancel, u, tryStart)
+		err := relayStream(ss, cs, cancel, u, tryStart, int64(ro.cfg.MaxBodyBytes))
+		if errors.Is(err, errBodyTooLarge) {
+			ro.metrics.reject("body_too_large")
+			ex.status = 413
+			err = status.Error(codes.ResourceExhausted, "request messages exceed max_body_bytes")
+		}
 		u.inflight.Add(-1)
 		if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
 			pool.recordOutcome(u, outcomeGatewayFailure)
@@ -229,8 +235,12 @@ func (s *Server) relayGRPC(_ any, ss grpc.ServerStream) (err error) {
 
 // relayStream copies messages both ways until the upstream ends the call,
 // then hands its trailers and status to the client.
-func relayStream(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc, u *Upstream, start time.Time) error {
+// maxBody > 0 caps the bytes of all request messages of the call
+// (max_body_bytes); going over it ends the call with errBodyTooLarge.
+func relayStream(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.CancelFunc, u *Upstream, start time.Time, maxBody int64) error {
+	var tooLarge atomic.Bool
 	go func() {
+		var total int64
 		for {
 			f := &rawFrame{}
 			if err := ss.RecvMsg(f); err != nil {
@@ -241,12 +251,20 @@ func relayStream(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.Canc
 				}
 				return
 			}
+			if total += int64(len(f.b)); maxBody > 0 && total > maxBody {
+				tooLarge.Store(true)
+				cancel()
+				return
+			}
 			if err := cs.SendMsg(f); err != nil {
 				return // the upstream ended the call; RecvMsg below reports why
 			}
 		}
 	}()
 	hdr, err := cs.Header()
+	if tooLarge.Load() {
+		return errBodyTooLarge
+	}
 	u.observeLatency(time.Since(start))
 	u.metrics.latency.Observe(time.Since(start).Seconds())
 	if err == nil && len(hdr) > 0 {
@@ -257,6 +275,9 @@ func relayStream(ss grpc.ServerStream, cs grpc.ClientStream, cancel context.Canc
 	f := &rawFrame{}
 	for {
 		if err := cs.RecvMsg(f); err != nil {
+			if tooLarge.Load() {
+				return errBodyTooLarge
+			}
 			ss.SetTrailer(cs.Trailer())
 			if errors.Is(err, io.EOF) {
 				return nil
