@@ -103,3 +103,14 @@ func (p *Pool) Close() error {
 
 // Upstreams returns the pool's upstreams in config order.
 func (p *Pool) Upstreams() []*Upstream { return slices.Clone(p.upstreams) }
+
+// provisioner is the life cycle every pluggable part of a generation
+// follows: Validate its config, Provision (taking over from its
+// predecessor), Close when the generation is retired.
+type provisioner[T any] interface {
+	Validate() error
+	Provision(prev T) error
+	Close() error
+}
+
+var _ provisioner[*Pool] = (*Pool)(nil)
