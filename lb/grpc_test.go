@@ -314,3 +314,38 @@ func testGRPCLimits(t *testing.T, native bool) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "rate limited: %v", err)
 	require.NoError(t, call("bob", 10), "another key has its own bucket")
 }
+
+// TestNativeGRPCUpstreamRestartIsUsedAgainSoon: after an upstream was down
+// and comes back on the same address, calls reach it again within seconds.
+// (The short reconnect backoff matters after long outages, where grpc-go's
+// default grows to two minutes; a test of that would take minutes.)
+func TestNativeGRPCUpstreamRestartIsUsedAgainSoon(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	first := grpc.NewServer()
+	testpb.RegisterTestServiceServer(first, &echoService{name: "g"})
+	go first.Serve(ln)
+
+	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{Retries: ptr(0)}, true)
+	srv, _ := startLB(t, cfg)
+	client := dialLB(t, srv.Addr())
+	_, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+
+	first.Stop()
+	for i := 0; i < 3; i++ { // down: several failed reconnects grow the backoff
+		_, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		require.Equal(t, codes.Unavailable, status.Code(err))
+	}
+	ln2, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	second := grpc.NewServer()
+	testpb.RegisterTestServiceServer(second, &echoService{name: "g2"})
+	go second.Serve(ln2)
+	t.Cleanup(second.Stop)
+	require.Eventually(t, func() bool {
+		res, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		return err == nil && res.GetServerId() == "g2"
+	}, 5*time.Second, 20*time.Millisecond)
+}
