@@ -43,7 +43,20 @@ func (t *AccessTable) Lookup(fullMethod string) *commonv1.Access {
 	return a
 }
 
+// foreignAccess gives the rules of services Vigil hosts whose contracts are not ours and
+// so carry no access option. Reflection describes the same contracts /openapi.json
+// publishes, so anyone may use it (grpcurl, Postman, generated-client tooling).
+var foreignAccess = map[string]*commonv1.Access{
+	"grpc.reflection.v1.ServerReflection":      {Kind: commonv1.Access_KIND_PUBLIC},
+	"grpc.reflection.v1alpha.ServerReflection": {Kind: commonv1.Access_KIND_PUBLIC},
+}
+
 func (t *AccessTable) read(fullMethod string) *commonv1.Access {
+	if service, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/"); ok {
+		if a, ok := foreignAccess[service]; ok {
+			return a
+		}
+	}
 	m := t.Method(fullMethod)
 	if m == nil {
 		return nil

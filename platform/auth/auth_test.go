@@ -31,6 +31,7 @@ func TestAccessTable(t *testing.T) {
 		{"/vigil.backend.v1.PersonService/DeletePerson", commonv1.Access_KIND_WORKSPACE, commonv1.Role_ROLE_OPERATOR, true},
 		{"/vigil.backend.v1.WorkspaceService/CreateWorkspace", commonv1.Access_KIND_SYSTEM, 0, true},
 		{"/vigil.backend.v1.AuthService/Authenticate", commonv1.Access_KIND_INTERNAL, 0, false},
+		{"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", commonv1.Access_KIND_PUBLIC, 0, false},
 	} {
 		a := table.Lookup(tc.method)
 		require.NotNil(t, a, tc.method)
@@ -179,7 +180,14 @@ func TestCredentialAndPeer(t *testing.T) {
 
 	loop := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-forwarded-for", "203.0.113.7, 10.0.0.1")),
 		&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}})
-	require.Equal(t, "203.0.113.7", PeerAddr(loop), "behind our own gateway, the client's address")
+	require.Equal(t, "10.0.0.1", PeerAddr(loop), "behind our own proxies, the address the outermost one saw")
+	spoofed := peer.NewContext(metadata.NewIncomingContext(context.Background(),
+		metadata.Pairs("x-forwarded-for", "203.0.113.7, 198.51.100.9, 127.0.0.1")),
+		&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}})
+	require.Equal(t, "198.51.100.9", PeerAddr(spoofed), "an address the client wrote itself is not believed")
+	local := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-forwarded-for", "127.0.0.1")),
+		&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}})
+	require.Equal(t, "127.0.0.1", PeerAddr(local), "a client on this machine")
 	remote := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-forwarded-for", "203.0.113.7")),
 		&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(198, 51, 100, 1), Port: 5000}})
 	require.Equal(t, "198.51.100.1:5000", PeerAddr(remote), "a remote peer cannot claim another address")

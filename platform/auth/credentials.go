@@ -42,7 +42,10 @@ func workspaceHeader(ctx context.Context) string {
 }
 
 // PeerAddr is where a call came from: the transport peer, or, when that peer is on
-// loopback (the gateway or the lb in front of us), the first x-forwarded-for address.
+// loopback (the gateway or the lb in front of us), the client address our own proxies
+// recorded in x-forwarded-for. Each proxy appends the address it saw, so the entries a
+// client sent itself come first: walking from the right past our loopback hops, the
+// first other address is the one our outermost proxy saw, and cannot be forged.
 func PeerAddr(ctx context.Context) string {
 	addr := ""
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -53,14 +56,27 @@ func PeerAddr(ctx context.Context) string {
 		host = addr
 	}
 	ip := net.ParseIP(host)
-	if addr == "bufconn" || ip == nil || ip.IsLoopback() {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if v := md.Get("x-forwarded-for"); len(v) > 0 {
-			first := strings.TrimSpace(strings.Split(v[0], ",")[0])
-			if net.ParseIP(first) != nil {
-				return first
-			}
+	if addr != "bufconn" && ip != nil && !ip.IsLoopback() {
+		return addr
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var hops []string
+	for _, v := range md.Get("x-forwarded-for") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	client := ""
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := net.ParseIP(strings.TrimSpace(hops[i]))
+		if hop == nil {
+			break
 		}
+		client = hop.String()
+		if !hop.IsLoopback() {
+			break
+		}
+	}
+	if client != "" {
+		return client
 	}
 	return addr
 }
