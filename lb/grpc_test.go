@@ -349,3 +349,54 @@ func TestNativeGRPCUpstreamRestartIsUsedAgainSoon(t *testing.T) {
 		return err == nil && res.GetServerId() == "g2"
 	}, 5*time.Second, 20*time.Millisecond)
 }
+
+// TestReloadKeepsGRPCStreamsOpen: a bidi stream keeps working while the
+// config is reloaded several times, including to one where its pool is
+// gone, on both engines.
+func TestReloadKeepsGRPCStreamsOpen(t *testing.T) { forEachEngine(t, testReloadKeepsStreams) }
+
+func testReloadKeepsStreams(t *testing.T, native bool) {
+	g := newGRPCBackend(t, "g")
+	cfgWithPool := func(name string) *Config {
+		cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, native)
+		cfg.Pools[0].Name, cfg.Routes[0].Pool = name, name
+		return cfg
+	}
+	srv, _ := startLB(t, cfgWithPool("a"))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := client.FullDuplexCall(ctx)
+	require.NoError(t, err)
+	echo := func(i int) {
+		body := []byte(fmt.Sprintf("msg-%d", i))
+		require.NoError(t, stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}))
+		in, err := stream.Recv()
+		require.NoError(t, err)
+		require.Equal(t, body, in.GetPayload().GetBody())
+	}
+	echo(0)
+	for i, pool := range []string{"b", "a", "c"} { // every reload retires the stream's pool at least once
+		require.NoError(t, srv.Reload(cfgWithPool(pool)))
+		echo(i + 1)
+	}
+	// The retired pools' connections are closed only after their calls
+	// end: well past the poll interval, the stream still echoes.
+	n := 100
+	require.Never(t, func() bool {
+		n++
+		body := []byte(fmt.Sprintf("late-%d", n))
+		if err := stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}); err != nil {
+			return true
+		}
+		in, err := stream.Recv()
+		return err != nil || string(in.GetPayload().GetBody()) != string(body)
+	}, 3*retiredPoolPoll, retiredPoolPoll/2)
+	require.NoError(t, stream.CloseSend())
+	for {
+		if _, err := stream.Recv(); err != nil {
+			require.ErrorIs(t, err, io.EOF)
+			break
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 )
 
 // Pool is a set of equivalent upstreams with its balancing policy, its
@@ -96,10 +97,21 @@ func (p *Pool) Close() error {
 	}
 	if p.ownsTransport.Load() {
 		p.transport.CloseIdleConnections()
-		p.grpc.close()
+		// Closing a grpc.ClientConn would cut the calls still relayed over
+		// it (a reload must not), so wait for the pool's calls to end.
+		go func() {
+			for p.pending.Load() > 0 {
+				time.Sleep(retiredPoolPoll) // polling a counter; nothing to wait on
+			}
+			p.grpc.close()
+		}()
 	}
 	return nil
 }
+
+// retiredPoolPoll is how often a retired pool checks whether its last
+// gRPC call has ended.
+const retiredPoolPoll = 100 * time.Millisecond
 
 // Upstreams returns the pool's upstreams in config order.
 func (p *Pool) Upstreams() []*Upstream { return slices.Clone(p.upstreams) }
