@@ -400,3 +400,28 @@ func testReloadKeepsStreams(t *testing.T, native bool) {
 		}
 	}
 }
+
+func TestGRPCConsistentHashOnMetadata(t *testing.T) { forEachEngine(t, testGRPCHash) }
+
+func testGRPCHash(t *testing.T, native bool) {
+	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{
+		Upstreams: []string{g1.addr, g2.addr}, Policy: "consistent_hash", HashHeader: "X-Shard-Key",
+	}, RouteConfig{}, native))
+	client := dialLB(t, srv.Addr())
+	owners := map[string]bool{}
+	for k := 0; k < 20; k++ {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-shard-key", fmt.Sprintf("person-%d", k))
+		var owner string
+		for i := 0; i < 5; i++ {
+			res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
+			require.NoError(t, err)
+			if i == 0 {
+				owner = res.GetServerId()
+			}
+			require.Equal(t, owner, res.GetServerId(), "key person-%d moved", k)
+		}
+		owners[owner] = true
+	}
+	require.Len(t, owners, 2, "keys spread over both upstreams")
+}
