@@ -84,56 +84,42 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 		dst[off[1]+o] = (g - mean[1]) * scale[1]
 		dst[off[2]+o] = (b - mean[2]) * scale[2]
 	}
+	// Columns whose two taps are inside the clip form one run [uLo, uHi)
+	// for these monotonic maps; interior rows run a tight loop over it.
+	uLo, uHi := interiorRun(xs)
+	luts := newPlaneLUTs(ch, n, plane)
+	defer lutPool.Put(luts)
+	generic := func(o, u int, ty axisTap) {
+		tx := xs[u]
+		if (tx.outside || ty.outside) && !replicate {
+			put(o, fill[0], fill[1], fill[2])
+			return
+		}
+		r, g, b := m.bilinear(float64(tx.i0)+float64(tx.f), float64(ty.i0)+float64(ty.f), clip, replicate, fill)
+		put(o, r, g, b)
+	}
 	rows := func(v0, v1 int) {
 		for v := v0; v < v1; v++ {
 			ty := ys[v]
 			row := v * w
-			if ty.inside && !gray {
-				// Interior rows: one bounds check per row, per tap pair.
-				dr, dg, db := dst[off[0]+row:off[0]+row+w], dst[off[1]+row:off[1]+row+w], dst[off[2]+row:off[2]+row+w]
-				fy := ty.f
-				top := p[ty.i0*stride:]
-				bot := p[(ty.i0+1)*stride:]
-				for u, tx := range xs {
-					if !tx.inside {
-						if (tx.outside) && !replicate {
-							put(row+u, fill[0], fill[1], fill[2])
-							continue
-						}
-						r, g, b := m.bilinear(float64(tx.i0)+float64(tx.f), float64(ty.i0)+float64(ty.f), clip, replicate, fill)
-						put(row+u, r, g, b)
-						continue
-					}
-					i := tx.i0 * 3
-					a := top[i : i+6 : i+6]
-					c := bot[i : i+6 : i+6]
-					fx := tx.f
-					w00, w01, w10, w11 := (1-fx)*(1-fy), fx*(1-fy), (1-fx)*fy, fx*fy
-					dr[u] = (w00*float32(a[0]) + w01*float32(a[3]) + w10*float32(c[0]) + w11*float32(c[3]) - mean[0]) * scale[0]
-					dg[u] = (w00*float32(a[1]) + w01*float32(a[4]) + w10*float32(c[1]) + w11*float32(c[4]) - mean[1]) * scale[1]
-					db[u] = (w00*float32(a[2]) + w01*float32(a[5]) + w10*float32(c[2]) + w11*float32(c[5]) - mean[2]) * scale[2]
+			if !ty.inside || uLo >= uHi {
+				for u := range w {
+					generic(row+u, u, ty)
 				}
 				continue
 			}
-			for u, tx := range xs {
-				o := row + u
-				if (tx.outside || ty.outside) && !replicate {
-					put(o, fill[0], fill[1], fill[2])
-					continue
-				}
-				if tx.inside && ty.inside { // gray interior
-					i := ty.i0*stride + tx.i0*3
-					j := i + stride
-					fx, fy := tx.f, ty.f
-					w00, w01, w10, w11 := (1-fx)*(1-fy), fx*(1-fy), (1-fx)*fy, fx*fy
-					r := w00*float32(p[i]) + w01*float32(p[i+3]) + w10*float32(p[j]) + w11*float32(p[j+3])
-					g := w00*float32(p[i+1]) + w01*float32(p[i+4]) + w10*float32(p[j+1]) + w11*float32(p[j+4])
-					b := w00*float32(p[i+2]) + w01*float32(p[i+5]) + w10*float32(p[j+2]) + w11*float32(p[j+5])
-					put(o, r, g, b)
-					continue
-				}
-				r, g, b := m.bilinear(float64(tx.i0)+float64(tx.f), float64(ty.i0)+float64(ty.f), clip, replicate, fill)
-				put(o, r, g, b)
+			for u := 0; u < uLo; u++ {
+				generic(row+u, u, ty)
+			}
+			for u := uHi; u < w; u++ {
+				generic(row+u, u, ty)
+			}
+			top := p[ty.i0*stride : (ty.i0+1)*stride]
+			bot := p[(ty.i0+1)*stride : (ty.i0+2)*stride]
+			if luts.gray {
+				luts.grayRow(dst[row+uLo:row+uHi], xs[uLo:uHi], top, bot, ty.f)
+			} else {
+				luts.colourRow(dst, row, uLo, uHi, xs, top, bot, ty.f)
 			}
 		}
 	}
@@ -163,4 +149,80 @@ func parallelRows(h, pixels int, rows func(v0, v1 int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// interiorRun returns the run of columns whose taps are both inside the
+// clip, or an empty run when they are not contiguous.
+func interiorRun(xs []axisTap) (lo, hi int) {
+	lo = -1
+	for u, tx := range xs {
+		if !tx.inside {
+			continue
+		}
+		if lo < 0 {
+			lo = u
+		} else if hi != u {
+			return 0, 0 // a gap: leave every column to the generic path
+		}
+		hi = u + 1
+	}
+	if lo < 0 {
+		return 0, 0
+	}
+	return lo, hi
+}
+
+// colourRow writes the interior samples [uLo, uHi) of one output row of a
+// colour layout: separable bilinear (vertical, then horizontal) on the
+// looked-up, already scaled channel values.
+func (l *planeLUTs) colourRow(dst []float32, row, uLo, uHi int, xs []axisTap, top, bot []uint8, fy float32) {
+	lr, lg, lb := &l.lut[0], &l.lut[1], &l.lut[2]
+	br, bg, bb := l.bias[0], l.bias[1], l.bias[2]
+	n := uHi - uLo
+	dr := dst[l.off[0]+row+uLo : l.off[0]+row+uHi]
+	dg := dst[l.off[1]+row+uLo : l.off[1]+row+uHi]
+	db := dst[l.off[2]+row+uLo : l.off[2]+row+uHi]
+	xs = xs[uLo:uHi]
+	_, _, _ = dr[n-1], dg[n-1], db[n-1]
+	for k, tx := range xs {
+		i := tx.i0 * 3
+		a := top[i : i+6 : i+6]
+		c := bot[i : i+6 : i+6]
+		fx := tx.f
+		r0 := lr[a[0]]
+		r0 += fy * (lr[c[0]] - r0)
+		r1 := lr[a[3]]
+		r1 += fy * (lr[c[3]] - r1)
+		g0 := lg[a[1]]
+		g0 += fy * (lg[c[1]] - g0)
+		g1 := lg[a[4]]
+		g1 += fy * (lg[c[4]] - g1)
+		b0 := lb[a[2]]
+		b0 += fy * (lb[c[2]] - b0)
+		b1 := lb[a[5]]
+		b1 += fy * (lb[c[5]] - b1)
+		dr[k] = r0 + fx*(r1-r0) + br
+		dg[k] = g0 + fx*(g1-g0) + bg
+		db[k] = b0 + fx*(b1-b0) + bb
+	}
+}
+
+// grayRow is colourRow for the luma plane: the weighted channel sum of each
+// tap first (luma is linear), then one interpolation.
+func (l *planeLUTs) grayRow(d []float32, xs []axisTap, top, bot []uint8, fy float32) {
+	lr, lg, lb := &l.lut[0], &l.lut[1], &l.lut[2]
+	bias := l.bias[0]
+	d = d[:len(xs)]
+	for k, tx := range xs {
+		i := tx.i0 * 3
+		a := top[i : i+6 : i+6]
+		c := bot[i : i+6 : i+6]
+		t0 := lr[a[0]] + lg[a[1]] + lb[a[2]]
+		t1 := lr[a[3]] + lg[a[4]] + lb[a[5]]
+		b0 := lr[c[0]] + lg[c[1]] + lb[c[2]]
+		b1 := lr[c[3]] + lg[c[4]] + lb[c[5]]
+		t0 += fy * (b0 - t0)
+		t1 += fy * (b1 - t1)
+		d[k] = t0 + tx.f*(t1-t0) + bias
+	}
 }

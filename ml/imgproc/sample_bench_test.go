@@ -1,0 +1,35 @@
+package imgproc
+
+import (
+	"testing"
+)
+
+// BenchmarkSampleDetector resamples obama_3.jpg (1434x2333) the way the face
+// detector does: the longer side to 640, aspect kept, BGR, raw 0..255.
+func BenchmarkSampleDetector(b *testing.B) {
+	d, err := Decode(readPhoto(b, "obama_3.jpg"), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := float64(max(d.W, d.H)) / 640
+	w, h := 416, 640
+	dst := make([]float32, 3*w*h)
+	b.SetBytes(int64(w * h))
+	b.ResetTimer()
+	for b.Loop() {
+		d.SampleInto(dst, w, h, ResizeMap(0, 0, k*float64(w), k*float64(h), w, h), BGRPlanes, Raw, Border{})
+	}
+}
+
+// BenchmarkSampleAligned is the template extractor's 112x112 rotated warp.
+func BenchmarkSampleAligned(b *testing.B) {
+	d, err := Decode(readPhoto(b, "obama_1.jpg"), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, 3*112*112)
+	t := Affine{A: 2.1, B: -0.3, C: 300, D: 0.3, E: 2.1, F: 200}
+	for b.Loop() {
+		d.SampleInto(dst, 112, 112, t, RGBPlanes, Uniform(127.5, 1/127.5), Border{})
+	}
+}
