@@ -165,8 +165,12 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		}
 		return nil, false, err
 	}
-	if err := req.Write(c.bw); err != nil {
+	if ok, err := writeRequestHead(c.bw, req); err != nil {
 		return fail(err)
+	} else if !ok {
+		if err := req.Write(c.bw); err != nil {
+			return fail(err)
+		}
 	}
 	if err := c.bw.Flush(); err != nil {
 		res, _, err := fail(err)

@@ -42,12 +42,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	ex := exchange{}
 
-	reqID := r.Header.Get("X-Request-Id")
+	// Direct map access: the key is already canonical, so net/http's
+	// Get/Set would only spend time canonicalising it again.
+	reqID := ""
+	if vv := r.Header["X-Request-Id"]; len(vv) > 0 {
+		reqID = vv[0]
+	}
+	reqIDValue := []string{reqID}
 	if reqID == "" || len(reqID) > 200 {
 		reqID = newRequestID()
-		r.Header.Set("X-Request-Id", reqID)
+		reqIDValue = []string{reqID}
+		r.Header["X-Request-Id"] = reqIDValue
 	}
-	w.Header().Set("X-Request-Id", reqID)
+	w.Header()["X-Request-Id"] = reqIDValue
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// A chunked HTTP/1.1 request may have carried a conflicting
 		// Content-Length, which Go's parser drops without telling us
@@ -262,11 +269,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 		h.Add("Trailer", strings.Join(keys, ", "))
 	}
 	w.WriteHeader(res.StatusCode)
-	rc := http.NewResponseController(w)
 	var n int64
 	var err error
 	if res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
-		n, err = copyStreaming(w, rc, res.Body)
+		n, err = copyStreaming(w, http.NewResponseController(w), res.Body)
 	} else {
 		n, err = copyBody(w, res.Body)
 	}
