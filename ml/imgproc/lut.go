@@ -16,6 +16,7 @@ type planeLUTs struct {
 	lut  [3]channelLUT
 	off  [3]int // plane offset of source channel c (colour layouts)
 	bias [3]float32
+	coef [3]float32 // the tables' multipliers, for the vector kernel
 	gray bool
 }
 
@@ -46,6 +47,7 @@ func newPlaneLUTs(ch Channels, n Norm, plane int) *planeLUTs {
 		p.off = [3]int{0, plane, 2 * plane}
 		p.bias = [3]float32{-n.Mean[0] * n.Scale[0], -n.Mean[1] * n.Scale[1], -n.Mean[2] * n.Scale[2]}
 	}
+	p.coef = coef
 	for c := range 3 {
 		t := &p.lut[c]
 		for v := range 256 {

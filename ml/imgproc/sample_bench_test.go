@@ -33,3 +33,17 @@ func BenchmarkSampleAligned(b *testing.B) {
 		d.SampleInto(dst, 112, 112, t, RGBPlanes, Uniform(127.5, 1/127.5), Border{})
 	}
 }
+
+// BenchmarkSampleMask is the mask unit's 640x480 input from a face window
+// (an upscale of a region that stays in cache).
+func BenchmarkSampleMask(b *testing.B) {
+	d, err := Decode(readPhoto(b, "obama_1.jpg"), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, 3*640*480)
+	b.SetBytes(640 * 480)
+	for b.Loop() {
+		d.SampleInto(dst, 640, 480, ResizeMap(250, 20, 480, 360, 640, 480), RGBPlanes, Uniform(127, 1.0/128), Border{Fill: [3]uint8{127, 127, 127}})
+	}
+}

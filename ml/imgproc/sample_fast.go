@@ -89,6 +89,19 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 	uLo, uHi := interiorRun(xs)
 	luts := newPlaneLUTs(ch, n, plane)
 	defer lutPool.Put(luts)
+	// The vector kernel takes the interior run's byte offsets and weights
+	// as plain arrays, eight samples at a time.
+	vec := haveAVX2 && !luts.gray && uHi-uLo >= 8
+	var cols *vecCols
+	if vec {
+		cols = vecColsPool.Get().(*vecCols)
+		defer vecColsPool.Put(cols)
+		cols.offs, cols.fxs = cols.offs[:0], cols.fxs[:0]
+		for _, tx := range xs[uLo:uHi] {
+			cols.offs = append(cols.offs, int32(tx.i0*3))
+			cols.fxs = append(cols.fxs, tx.f)
+		}
+	}
 	generic := func(o, u int, ty axisTap) {
 		tx := xs[u]
 		if (tx.outside || ty.outside) && !replicate {
@@ -116,9 +129,13 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 			}
 			top := p[ty.i0*stride : (ty.i0+1)*stride]
 			bot := p[(ty.i0+1)*stride : (ty.i0+2)*stride]
-			if luts.gray {
+			switch {
+			case luts.gray:
 				luts.grayRow(dst[row+uLo:row+uHi], xs[uLo:uHi], top, bot, ty.f)
-			} else {
+			case vec:
+				n8 := luts.vectorRow(dst, row, uLo, cols, top, bot, ty.f)
+				luts.colourRow(dst, row, uLo+n8, uHi, xs, top, bot, ty.f)
+			default:
 				luts.colourRow(dst, row, uLo, uHi, xs, top, bot, ty.f)
 			}
 		}
@@ -179,6 +196,9 @@ func (l *planeLUTs) colourRow(dst []float32, row, uLo, uHi int, xs []axisTap, to
 	lr, lg, lb := &l.lut[0], &l.lut[1], &l.lut[2]
 	br, bg, bb := l.bias[0], l.bias[1], l.bias[2]
 	n := uHi - uLo
+	if n <= 0 {
+		return
+	}
 	dr := dst[l.off[0]+row+uLo : l.off[0]+row+uHi]
 	dg := dst[l.off[1]+row+uLo : l.off[1]+row+uHi]
 	db := dst[l.off[2]+row+uLo : l.off[2]+row+uHi]
@@ -225,4 +245,41 @@ func (l *planeLUTs) grayRow(d []float32, xs []axisTap, top, bot []uint8, fy floa
 		t1 += fy * (b1 - t1)
 		d[k] = t0 + tx.f*(t1-t0) + bias
 	}
+}
+
+// vecCols are the interior run's columns in the vector kernel's layout:
+// byte offset of the first tap within a row, and the second tap's weight.
+type vecCols struct {
+	offs []int32
+	fxs  []float32
+}
+
+var vecColsPool = sync.Pool{New: func() any { return new(vecCols) }}
+
+// vectorRow writes the first multiple of 8 of the interior run [uLo, uLo+n)
+// with the vector kernel and returns how many samples it wrote.
+func (l *planeLUTs) vectorRow(dst []float32, row, uLo int, cols *vecCols, top, bot []uint8, fy float32) int {
+	n8 := len(cols.offs) &^ 7
+	if n8 == 0 {
+		return 0
+	}
+	var k rowConsts
+	for i := range 8 {
+		k.fy[i] = fy
+		for c := range 3 {
+			k.scale[c][i] = l.coef[c]
+			k.bias[c][i] = l.bias[c]
+		}
+	}
+	// Bounds: every output slice holds n8 samples; every offset is a tap
+	// pair inside the row (checked when the run was built), and the kernel
+	// reads at most 6 bytes from it.
+	dr := dst[l.off[0]+row+uLo : l.off[0]+row+uLo+n8]
+	dg := dst[l.off[1]+row+uLo : l.off[1]+row+uLo+n8]
+	db := dst[l.off[2]+row+uLo : l.off[2]+row+uLo+n8]
+	if int(cols.offs[n8-1])+6 > len(top) || int(cols.offs[n8-1])+6 > len(bot) {
+		panic("imgproc: tap outside the row")
+	}
+	colourRowAVX2(&dr[0], &dg[0], &db[0], &cols.offs[0], &cols.fxs[0], n8, &top[0], &bot[0], &k)
+	return n8
 }
