@@ -47,3 +47,17 @@ func BenchmarkSampleMask(b *testing.B) {
 		d.SampleInto(dst, 640, 480, ResizeMap(250, 20, 480, 360, 640, 480), RGBPlanes, Uniform(127, 1.0/128), Border{Fill: [3]uint8{127, 127, 127}})
 	}
 }
+
+// BenchmarkSampleLetterbox is the body detector's 416x416 letterbox of the
+// tall biden_1.jpg (970x2204): more than half the input is padding.
+func BenchmarkSampleLetterbox(b *testing.B) {
+	d, err := Decode(readPhoto(b, "biden_1.jpg"), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := 416 / float64(max(d.W, d.H))
+	dst := make([]float32, 3*416*416)
+	for b.Loop() {
+		d.SampleInto(dst, 416, 416, Affine{A: 1 / r, C: 0.5/r - 0.5, E: 1 / r, F: 0.5/r - 0.5}, BGRPlanes, Raw, Border{Fill: [3]uint8{114, 114, 114}})
+	}
+}

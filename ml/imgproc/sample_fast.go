@@ -102,31 +102,53 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 			cols.fxs = append(cols.fxs, tx.f)
 		}
 	}
-	generic := func(o, u int, ty axisTap) {
-		tx := xs[u]
-		if (tx.outside || ty.outside) && !replicate {
-			put(o, fill[0], fill[1], fill[2])
+	fillGray := (0.299*fill[0] + 0.587*fill[1] + 0.114*fill[2] - n.Mean[0]) * n.Scale[0]
+	// fillRun writes the normalised fill colour to samples [o0, o1) of
+	// every plane: letterbox padding and crops past the image's edge.
+	fillRun := func(o0, o1 int) {
+		if gray {
+			s := dst[o0:o1]
+			for i := range s {
+				s[i] = fillGray
+			}
 			return
 		}
-		r, g, b := m.bilinear(float64(tx.i0)+float64(tx.f), float64(ty.i0)+float64(ty.f), clip, replicate, fill)
-		put(o, r, g, b)
+		for c := range 3 {
+			s := dst[off[c]+o0 : off[c]+o1]
+			for i := range s {
+				s[i] = nf[c]
+			}
+		}
+	}
+	// edge writes columns [u0, u1) of a row outside the interior run: runs
+	// of pure fill at once, samples straddling the clip's edge one by one.
+	edge := func(row, u0, u1 int, ty axisTap) {
+		for u := u0; u < u1; {
+			if !replicate && (ty.outside || xs[u].outside) {
+				e := u + 1
+				for e < u1 && (ty.outside || xs[e].outside) {
+					e++
+				}
+				fillRun(row+u, row+e)
+				u = e
+				continue
+			}
+			tx := xs[u]
+			r, g, b := m.bilinear(float64(tx.i0)+float64(tx.f), float64(ty.i0)+float64(ty.f), clip, replicate, fill)
+			put(row+u, r, g, b)
+			u++
+		}
 	}
 	rows := func(v0, v1 int) {
 		for v := v0; v < v1; v++ {
 			ty := ys[v]
 			row := v * w
 			if !ty.inside || uLo >= uHi {
-				for u := range w {
-					generic(row+u, u, ty)
-				}
+				edge(row, 0, w, ty)
 				continue
 			}
-			for u := 0; u < uLo; u++ {
-				generic(row+u, u, ty)
-			}
-			for u := uHi; u < w; u++ {
-				generic(row+u, u, ty)
-			}
+			edge(row, 0, uLo, ty)
+			edge(row, uHi, w, ty)
 			top := p[ty.i0*stride : (ty.i0+1)*stride]
 			bot := p[(ty.i0+1)*stride : (ty.i0+2)*stride]
 			switch {
