@@ -18,6 +18,9 @@ type Config struct {
 	RetryMax  time.Duration `yaml:"retry_max"`
 	// WebhookTimeout bounds one delivery attempt (connect, send, response headers).
 	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+	// WebhookBatchLinger is how long a webhook with batch_size > 1 gathers events before
+	// a POST that is not full.
+	WebhookBatchLinger time.Duration `yaml:"webhook_batch_linger"`
 	// ImportParallelism is how many persons one import job creates at once.
 	ImportParallelism int `yaml:"import_parallelism"`
 	// MaxImportBytes bounds an import upload (the zip or CSV).
@@ -41,6 +44,7 @@ func (c *Config) SetDefaults() {
 	c.RetryBase = time.Second
 	c.RetryMax = time.Hour
 	c.WebhookTimeout = 10 * time.Second
+	c.WebhookBatchLinger = time.Second
 	c.ImportParallelism = 4
 	c.MaxImportBytes = 1 << 30
 	c.KeepFinished = 7 * 24 * time.Hour
@@ -63,6 +67,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebhookTimeout <= 0 {
 		errs = append(errs, errors.New("webhook_timeout: must be positive"))
+	}
+	if c.WebhookBatchLinger < 0 {
+		errs = append(errs, errors.New("webhook_batch_linger: must not be negative"))
 	}
 	if c.ImportParallelism < 1 {
 		errs = append(errs, errors.New("import_parallelism: at least 1"))

@@ -20,6 +20,7 @@ import (
 	commonv1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
 	tasksv1 "github.com/vigilhq/vigil/gen/go/vigil/tasks/v1"
 	"github.com/vigilhq/vigil/internal/testkit/grpctest"
+	dbpkg "github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/dbtest"
 	"github.com/vigilhq/vigil/platform/jobs"
 	"github.com/vigilhq/vigil/platform/rpc"
@@ -142,6 +143,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	db := dbtest.New(t)
 	ctx := context.Background()
 	require.NoError(t, jobs.Migrate(ctx, db.Pool))
+	fsys, dir := MigrationFiles()
+	_, err := dbpkg.Migrate(ctx, db.Pool, fsys, dir, "goose_tasks")
+	require.NoError(t, err)
 	cfg := testConfig()
 	if o.config != nil {
 		cfg = *o.config

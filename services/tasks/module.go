@@ -15,6 +15,7 @@ import (
 
 	tasksv1 "github.com/vigilhq/vigil/gen/go/vigil/tasks/v1"
 	"github.com/vigilhq/vigil/platform/config"
+	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/kafka"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/objstore"
@@ -28,6 +29,7 @@ const ServiceName = "vigil.tasks.v1.TaskService"
 // contributes TaskService to the process.
 var Module = fx.Module("tasks",
 	log.ForService("tasks"),
+	db.AsMigrations("tasks", migrationFiles, "migrations"),
 	fx.Provide(
 		fx.Private,
 		func(c *config.Config) (Config, error) { return config.SectionOf[Config](c, "tasks") },

@@ -29,6 +29,11 @@ type retentionSweepWorker struct {
 }
 
 func (w *retentionSweepWorker) Work(ctx context.Context, _ *river.Job[retentionSweepArgs]) error {
+	// Batched webhook events only guard against replays of recent notifications.
+	if _, err := w.pool.Exec(ctx, `DELETE FROM tasks_webhook_pending
+		WHERE delivery_job_id IS NOT NULL AND create_time < now() - interval '7 days'`); err != nil {
+		return fmt.Errorf("forget old batched webhook events: %w", err)
+	}
 	rows, err := w.pool.Query(ctx, `SELECT id::text FROM workspaces WHERE retention_days > 0 ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("list workspaces with retention: %w", err)

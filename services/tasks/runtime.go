@@ -87,6 +87,7 @@ func NewRuntime(d Deps) (*Runtime, error) {
 		}),
 		river.AddWorkerSafely(workers, &purgeWorker{pool: d.Pool, objects: d.Objects, log: d.Logger, now: time.Now}),
 		river.AddWorkerSafely(workers, &retentionSweepWorker{pool: d.Pool, queue: func() *Queue { return rt.Queue }}),
+		river.AddWorkerSafely(workers, &webhookBatchWorker{pool: d.Pool}),
 		river.AddWorkerSafely(workers, newWebhookWorker(d.Pool, d.Config.WebhookTimeout, func() (deliveryRecorder, error) {
 			b, err := backend()
 			return b.webhooks, err
@@ -104,10 +105,11 @@ func NewRuntime(d Deps) (*Runtime, error) {
 	q.PeriodicJobs().Add(retentionSweep(d.Config.RetentionSweepInterval))
 	rt.Queue = q
 	rt.Manager = NewManager(d.Pool, q, d.Objects, d.Config)
-	rt.Dispatcher = &Dispatcher{pool: d.Pool, metrics: m, matcher: func() (webhookMatcher, error) {
-		b, err := backend()
-		return b.webhooks, err
-	}}
+	rt.Dispatcher = &Dispatcher{pool: d.Pool, metrics: m, linger: d.Config.WebhookBatchLinger,
+		queue: func() *Queue { return rt.Queue }, matcher: func() (webhookMatcher, error) {
+			b, err := backend()
+			return b.webhooks, err
+		}}
 	return rt, nil
 }
 

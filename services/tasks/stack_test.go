@@ -71,6 +71,7 @@ tasks:
   retry_max: 200ms
   poll_interval: 50ms
   webhook_timeout: 2s
+  webhook_batch_linger: 300ms
 `, db.URL, t.TempDir())
 	env := map[string]string{"VIGIL_INTERNAL_TOKEN": internalToken}
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok },

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,10 +27,14 @@ type webhookMatcher interface {
 
 // Dispatcher turns event notifications (topic vigil.notifications.v1) into webhook
 // deliveries: it asks the backend which of the workspace's webhooks accept the event and
-// queues one delivery per webhook. Deliveries are unique per (webhook, event), so a
-// notification seen twice (Kafka is at-least-once) queues nothing the second time.
+// queues one delivery per webhook — or, for a webhook with batch_size > 1, adds the
+// event to the webhook's pending batch (posted as a JSON array after webhook_batch_linger
+// or when full). Deliveries are unique per (webhook, event), so a notification seen
+// twice (Kafka is at-least-once) queues nothing the second time.
 type Dispatcher struct {
 	pool    *pgxpool.Pool
+	queue   func() *Queue
+	linger  time.Duration
 	matcher func() (webhookMatcher, error)
 	metrics *metrics
 }
@@ -82,7 +87,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, n *eventservicev1.Notificatio
 		return 0, fmt.Errorf("encode notification %s: %w", n.GetNotificationId(), err)
 	}
 	deliveries := make([]jobs.Args, 0, len(resp.GetWebhooks()))
+	var batched []webhookBatchArgs
 	for _, h := range resp.GetWebhooks() {
+		if h.GetBatchSize() > 1 {
+			batched = append(batched, webhookBatchArgs{
+				WorkspaceID: ws, WebhookID: h.GetId(), URL: h.GetUrl(), Secret: h.GetSecret(), BatchSize: int(h.GetBatchSize()),
+			})
+			continue
+		}
 		deliveries = append(deliveries, jobs.WebhookDeliveryArgs{
 			WorkspaceID: ws,
 			WebhookID:   h.GetId(),
@@ -93,12 +105,20 @@ func (d *Dispatcher) Dispatch(ctx context.Context, n *eventservicev1.Notificatio
 		})
 	}
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		_, err := jobs.InsertManyTx(ctx, tx, deliveries)
-		return err
+		if _, err := jobs.InsertManyTx(ctx, tx, deliveries); err != nil {
+			return err
+		}
+		for _, b := range batched {
+			if err := queueBatched(ctx, tx, d.queue(), d.linger, b, ev.GetEventId(), body); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("queue deliveries of event %s: %w", ev.GetEventId(), err)
 	}
-	d.metrics.webhookFanout.Add(float64(len(deliveries)))
-	return len(deliveries), nil
+	queued := len(deliveries) + len(batched)
+	d.metrics.webhookFanout.Add(float64(queued))
+	return queued, nil
 }

@@ -2,6 +2,8 @@ package tasks_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -247,4 +249,92 @@ func TestDeletedWebhookStopsRetrying(t *testing.T) {
 		return state == "cancelled"
 	}, 20*time.Second, 20*time.Millisecond)
 	require.True(t, dead, "stopped as dead, not as cancelled by a user")
+}
+
+// A webhook with batch_size 3 gets the events of a burst as JSON arrays of up to three
+// notifications, each event exactly once, signed like single deliveries; a replayed
+// notification is not delivered again.
+func TestWebhookBatchesEvents(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	const secret = "batch-secret-of-sufficient-length"
+	var mu sync.Mutex
+	var batches [][]string
+	var invalid []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if err := jobs.Verify(secret, req.Header.Get(jobs.HeaderSignature), req.Header.Get(jobs.HeaderTimestamp), body, time.Now(), time.Minute); err != nil {
+			invalid = append(invalid, err.Error())
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			invalid = append(invalid, "not a JSON array: "+string(body))
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		var ids []string
+		for _, it := range items {
+			var n eventservicev1.Notification
+			if err := protojson.Unmarshal(it, &n); err != nil {
+				invalid = append(invalid, err.Error())
+			}
+			ids = append(ids, n.GetNotificationId())
+		}
+		batches = append(batches, ids)
+	}))
+	t.Cleanup(srv.Close)
+
+	_, err := backendv1.NewWebhookServiceClient(s.conn).CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
+		Url: srv.URL, Secret: secret, Enabled: true, BatchSize: 3,
+	}})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := s.kafka.Writer(tasks.NotificationsTopic)
+	t.Cleanup(func() { _ = w.Close() })
+	var msgs []kafkago.Message
+	for i := range 5 {
+		b, err := proto.Marshal(identification(s.workspace, fmt.Sprintf("burst-%d", i), ""))
+		require.NoError(t, err)
+		msgs = append(msgs, kafkago.Message{Key: []byte(s.workspace), Value: b})
+	}
+	msgs = append(msgs, msgs[2]) // a replay
+	require.NoError(t, w.WriteMessages(ctx, msgs...))
+
+	delivered := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		seen := map[string]int{}
+		for _, b := range batches {
+			for _, id := range b {
+				seen[id]++
+			}
+		}
+		return seen
+	}
+	require.Eventually(t, func() bool { return len(delivered()) == 5 }, 20*time.Second, 20*time.Millisecond)
+	// One more notification after the burst: once it arrives, the replay was handled.
+	b, err := proto.Marshal(identification(s.workspace, "after", ""))
+	require.NoError(t, err)
+	require.NoError(t, w.WriteMessages(ctx, kafkago.Message{Key: []byte(s.workspace), Value: b}))
+	require.Eventually(t, func() bool { return delivered()["after"] == 1 }, 20*time.Second, 20*time.Millisecond)
+
+	seen := delivered()
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, invalid)
+	for id, n := range seen {
+		require.Equal(t, 1, n, "event %s delivered once", id)
+	}
+	most := 0
+	for _, b := range batches {
+		require.LessOrEqual(t, len(b), 3)
+		most = max(most, len(b))
+	}
+	require.Greater(t, most, 1, "a burst shares POSTs: %v", batches)
 }
