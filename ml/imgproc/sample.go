@@ -96,14 +96,19 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 	}
 	clip = clip.Intersect(image.Rect(0, 0, m.W, m.H))
 	replicate := b.Replicate && !clip.Empty()
-	plane := w * h
 	fill := [3]float32{float32(b.Fill[0]), float32(b.Fill[1]), float32(b.Fill[2])}
 	if t.B == 0 && t.D == 0 {
 		m.sampleAxisAligned(dst, w, h, t, ch, n, clip, replicate, fill)
 		return
 	}
-	// Rotated transforms (face alignment): interior samples inline, borders
-	// through bilinear.
+	// Rotated transforms (face alignment): interior samples inline through
+	// the lookup tables (separable lerps on scaled values), borders through
+	// bilinear.
+	m.sampleRotated(dst, w, h, t, ch, n, clip, replicate, fill)
+}
+
+func (m *RGB) sampleRotated(dst []float32, w, h int, t Affine, ch Channels, n Norm, clip image.Rectangle, replicate bool, fill [3]float32) {
+	plane := w * h
 	var off [3]int
 	var mean, scale [3]float32
 	switch ch {
@@ -115,6 +120,10 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 		mean = [3]float32{n.Mean[2], n.Mean[1], n.Mean[0]}
 		scale = [3]float32{n.Scale[2], n.Scale[1], n.Scale[0]}
 	}
+	luts := newPlaneLUTs(ch, n, plane)
+	defer lutPool.Put(luts)
+	lr, lg, lb := &luts.lut[0], &luts.lut[1], &luts.lut[2]
+	bias := luts.bias
 	gray := ch == GrayPlane
 	stride := m.W * 3
 	p := m.Pix
@@ -126,26 +135,46 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 		y := t.E*fv + t.F
 		for u := 0; u < w; u++ {
 			o := v*w + u
-			var r, g, bl float32
 			if x >= x0min && y >= y0min && x < x0max && y < y0max {
 				x0, y0 := int(x), int(y) // x, y >= 0 here, so truncation is floor
 				fx, fy := float32(x-float64(x0)), float32(y-float64(y0))
 				i := y0*stride + x0*3
 				a := p[i : i+6 : i+6]
 				c := p[i+stride : i+stride+6 : i+stride+6]
-				w00, w01, w10, w11 := (1-fx)*(1-fy), fx*(1-fy), (1-fx)*fy, fx*fy
-				r = w00*float32(a[0]) + w01*float32(a[3]) + w10*float32(c[0]) + w11*float32(c[3])
-				g = w00*float32(a[1]) + w01*float32(a[4]) + w10*float32(c[1]) + w11*float32(c[4])
-				bl = w00*float32(a[2]) + w01*float32(a[5]) + w10*float32(c[2]) + w11*float32(c[5])
+				if gray {
+					t0 := lr[a[0]] + lg[a[1]] + lb[a[2]]
+					t1 := lr[a[3]] + lg[a[4]] + lb[a[5]]
+					b0 := lr[c[0]] + lg[c[1]] + lb[c[2]]
+					b1 := lr[c[3]] + lg[c[4]] + lb[c[5]]
+					t0 += fy * (b0 - t0)
+					t1 += fy * (b1 - t1)
+					dst[o] = t0 + fx*(t1-t0) + bias[0]
+				} else {
+					r0 := lr[a[0]]
+					r0 += fy * (lr[c[0]] - r0)
+					r1 := lr[a[3]]
+					r1 += fy * (lr[c[3]] - r1)
+					g0 := lg[a[1]]
+					g0 += fy * (lg[c[1]] - g0)
+					g1 := lg[a[4]]
+					g1 += fy * (lg[c[4]] - g1)
+					b0 := lb[a[2]]
+					b0 += fy * (lb[c[2]] - b0)
+					b1 := lb[a[5]]
+					b1 += fy * (lb[c[5]] - b1)
+					dst[off[0]+o] = r0 + fx*(r1-r0) + bias[0]
+					dst[off[1]+o] = g0 + fx*(g1-g0) + bias[1]
+					dst[off[2]+o] = b0 + fx*(b1-b0) + bias[2]
+				}
 			} else {
-				r, g, bl = m.bilinear(x, y, clip, replicate, fill)
-			}
-			if gray {
-				dst[o] = (0.299*r + 0.587*g + 0.114*bl - n.Mean[0]) * n.Scale[0]
-			} else {
-				dst[off[0]+o] = (r - mean[0]) * scale[0]
-				dst[off[1]+o] = (g - mean[1]) * scale[1]
-				dst[off[2]+o] = (bl - mean[2]) * scale[2]
+				r, g, bl := m.bilinear(x, y, clip, replicate, fill)
+				if gray {
+					dst[o] = (0.299*r + 0.587*g + 0.114*bl - n.Mean[0]) * n.Scale[0]
+				} else {
+					dst[off[0]+o] = (r - mean[0]) * scale[0]
+					dst[off[1]+o] = (g - mean[1]) * scale[1]
+					dst[off[2]+o] = (bl - mean[2]) * scale[2]
+				}
 			}
 			x += t.A
 			y += t.D
