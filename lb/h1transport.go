@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,6 +177,12 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		res, _, err := fail(err)
 		return res, true, err
 	}
+	// The upstream cannot have answered yet, so reading now would cost a
+	// read that fails with EAGAIN and a park in the poller. Under load
+	// other goroutines are ready to run; letting them go first gives the
+	// upstream time to answer, and the read below then usually succeeds at
+	// once. Idle, Gosched returns immediately.
+	runtime.Gosched()
 	for {
 		res, err = http.ReadResponse(c.br, req)
 		if err != nil {

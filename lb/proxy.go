@@ -271,10 +271,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	w.WriteHeader(res.StatusCode)
 	var n int64
 	var err error
+	sized := false
 	if res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		n, err = copyStreaming(w, http.NewResponseController(w), res.Body)
 	} else {
 		n, err = copyBody(w, res.Body)
+		sized = true
 	}
 	ex.bytes = n
 	if err != nil {
@@ -286,6 +288,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 		}
 		return
 	}
+	if sized && announced == 0 && len(res.Trailer) == 0 && r.ProtoMajor == 1 {
+		sendNow(w)
+		return
+	}
 	if len(res.Trailer) == announced {
 		for k, vv := range res.Trailer {
 			h[k] = vv
@@ -294,6 +300,20 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	}
 	for k, vv := range res.Trailer {
 		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+// sendNow writes a complete HTTP/1.1 answer of known length to the client
+// before the handler returns, then yields. The client cannot send its next
+// request before it has this answer; yielding lets the other connections'
+// work run meanwhile, so that the server's next read on this connection
+// usually finds that request waiting instead of failing with EAGAIN and
+// parking in the poller. The server's own flush at the end of the handler
+// then has nothing left to write.
+func sendNow(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+		runtime.Gosched()
 	}
 }
 
