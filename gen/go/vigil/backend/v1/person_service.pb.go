@@ -1526,6 +1526,151 @@ func (x *ListPersonChangesResponse) GetMore() bool {
 	return false
 }
 
+type ReextractTemplatesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From the previous response; empty for the first page.
+	PageToken string `protobuf:"bytes,1,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Photos per page; 0 means 50, at most 500.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReextractTemplatesRequest) Reset() {
+	*x = ReextractTemplatesRequest{}
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReextractTemplatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReextractTemplatesRequest) ProtoMessage() {}
+
+func (x *ReextractTemplatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReextractTemplatesRequest.ProtoReflect.Descriptor instead.
+func (*ReextractTemplatesRequest) Descriptor() ([]byte, []int) {
+	return file_vigil_backend_v1_person_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReextractTemplatesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ReextractTemplatesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+type ReextractTemplatesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Photos of this page given a template of the current model.
+	Reextracted int64 `protobuf:"varint,1,opt,name=reextracted,proto3" json:"reextracted,omitempty"`
+	// Photos of this page whose template was already of the current model.
+	Skipped int64 `protobuf:"varint,2,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// Photos of this page that could not be re-extracted: "photo <id>: <why>".
+	Failures []string `protobuf:"bytes,3,rep,name=failures,proto3" json:"failures,omitempty"`
+	// Empty when this was the last page.
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// Photos in the workspace, for progress.
+	Total int64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	// The model the templates were extracted with ("name@version"); empty when the page
+	// needed no extraction and no earlier page named it.
+	Model         string `protobuf:"bytes,6,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReextractTemplatesResponse) Reset() {
+	*x = ReextractTemplatesResponse{}
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReextractTemplatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReextractTemplatesResponse) ProtoMessage() {}
+
+func (x *ReextractTemplatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_backend_v1_person_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReextractTemplatesResponse.ProtoReflect.Descriptor instead.
+func (*ReextractTemplatesResponse) Descriptor() ([]byte, []int) {
+	return file_vigil_backend_v1_person_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReextractTemplatesResponse) GetReextracted() int64 {
+	if x != nil {
+		return x.Reextracted
+	}
+	return 0
+}
+
+func (x *ReextractTemplatesResponse) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *ReextractTemplatesResponse) GetFailures() []string {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+func (x *ReextractTemplatesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ReextractTemplatesResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ReextractTemplatesResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 var File_vigil_backend_v1_person_service_proto protoreflect.FileDescriptor
 
 const file_vigil_backend_v1_person_service_proto_rawDesc = "" +
@@ -1644,8 +1789,18 @@ const file_vigil_backend_v1_person_service_proto_rawDesc = "" +
 	"\x19ListPersonChangesResponse\x128\n" +
 	"\achanges\x18\x01 \x03(\v2\x1e.vigil.backend.v1.PersonChangeR\achanges\x12!\n" +
 	"\flast_version\x18\x02 \x01(\x03R\vlastVersion\x12\x12\n" +
-	"\x04more\x18\x03 \x01(\bR\x04more2\xe5\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"W\n" +
+	"\x19ReextractTemplatesRequest\x12\x1d\n" +
 	"\n" +
+	"page_token\x18\x01 \x01(\tR\tpageToken\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"\xc8\x01\n" +
+	"\x1aReextractTemplatesResponse\x12 \n" +
+	"\vreextracted\x18\x01 \x01(\x03R\vreextracted\x12\x18\n" +
+	"\askipped\x18\x02 \x01(\x03R\askipped\x12\x1a\n" +
+	"\bfailures\x18\x03 \x03(\tR\bfailures\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\x12\x14\n" +
+	"\x05total\x18\x05 \x01(\x03R\x05total\x12\x14\n" +
+	"\x05model\x18\x06 \x01(\tR\x05model2\xe0\v\n" +
 	"\rPersonService\x12\x84\x01\n" +
 	"\fCreatePerson\x12%.vigil.backend.v1.CreatePersonRequest\x1a&.vigil.backend.v1.CreatePersonResponse\"%\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02\x15:\x06person\"\v/v1/persons\x12}\n" +
 	"\tGetPerson\x12\".vigil.backend.v1.GetPersonRequest\x1a#.vigil.backend.v1.GetPersonResponse\"'\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/persons/{person_id}\x12w\n" +
@@ -1655,7 +1810,8 @@ const file_vigil_backend_v1_person_service_proto_rawDesc = "" +
 	"\bAddPhoto\x12!.vigil.backend.v1.AddPhotoRequest\x1a\".vigil.backend.v1.AddPhotoResponse\"3\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/persons/{person_id}/photos\x12\x97\x01\n" +
 	"\vDeletePhoto\x12$.vigil.backend.v1.DeletePhotoRequest\x1a%.vigil.backend.v1.DeletePhotoResponse\";\xca\xf3\x18\x06\b\x01\x10\x02\x18\x01\x82\xd3\xe4\x93\x02+*)/v1/persons/{person_id}/photos/{photo_id}\x12\xa1\x01\n" +
 	"\rGetPhotoImage\x12&.vigil.backend.v1.GetPhotoImageRequest\x1a'.vigil.backend.v1.GetPhotoImageResponse\"?\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x021\x12//v1/persons/{person_id}/photos/{photo_id}/image\x12t\n" +
-	"\x11ListPersonChanges\x12*.vigil.backend.v1.ListPersonChangesRequest\x1a+.vigil.backend.v1.ListPersonChangesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12z\n" +
+	"\x11ListPersonChanges\x12*.vigil.backend.v1.ListPersonChangesRequest\x1a+.vigil.backend.v1.ListPersonChangesResponse\"\x06\xca\xf3\x18\x02\b\x03\x12y\n" +
+	"\x12ReextractTemplates\x12+.vigil.backend.v1.ReextractTemplatesRequest\x1a,.vigil.backend.v1.ReextractTemplatesResponse\"\b\xca\xf3\x18\x04\b\x03\x18\x01\x12z\n" +
 	"\bIdentify\x12!.vigil.backend.v1.IdentifyRequest\x1a\".vigil.backend.v1.IdentifyResponse\"'\xca\xf3\x18\x04\b\x01\x10\x01\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/persons:identifyB\xc8\x01\n" +
 	"\x14com.vigil.backend.v1B\x12PersonServiceProtoP\x01Z:github.com/vigilhq/vigil/gen/go/vigil/backend/v1;backendv1\xa2\x02\x03VBX\xaa\x02\x10Vigil.Backend.V1\xca\x02\x10Vigil\\Backend\\V1\xe2\x02\x1cVigil\\Backend\\V1\\GPBMetadata\xea\x02\x12Vigil::Backend::V1b\x06proto3"
 
@@ -1671,64 +1827,66 @@ func file_vigil_backend_v1_person_service_proto_rawDescGZIP() []byte {
 	return file_vigil_backend_v1_person_service_proto_rawDescData
 }
 
-var file_vigil_backend_v1_person_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_vigil_backend_v1_person_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_vigil_backend_v1_person_service_proto_goTypes = []any{
-	(*Person)(nil),                    // 0: vigil.backend.v1.Person
-	(*Photo)(nil),                     // 1: vigil.backend.v1.Photo
-	(*CreatePersonRequest)(nil),       // 2: vigil.backend.v1.CreatePersonRequest
-	(*CreatePersonResponse)(nil),      // 3: vigil.backend.v1.CreatePersonResponse
-	(*GetPersonRequest)(nil),          // 4: vigil.backend.v1.GetPersonRequest
-	(*GetPersonResponse)(nil),         // 5: vigil.backend.v1.GetPersonResponse
-	(*ListPersonsRequest)(nil),        // 6: vigil.backend.v1.ListPersonsRequest
-	(*ListPersonsResponse)(nil),       // 7: vigil.backend.v1.ListPersonsResponse
-	(*UpdatePersonRequest)(nil),       // 8: vigil.backend.v1.UpdatePersonRequest
-	(*UpdatePersonResponse)(nil),      // 9: vigil.backend.v1.UpdatePersonResponse
-	(*DeletePersonRequest)(nil),       // 10: vigil.backend.v1.DeletePersonRequest
-	(*DeletePersonResponse)(nil),      // 11: vigil.backend.v1.DeletePersonResponse
-	(*AddPhotoRequest)(nil),           // 12: vigil.backend.v1.AddPhotoRequest
-	(*AddPhotoResponse)(nil),          // 13: vigil.backend.v1.AddPhotoResponse
-	(*DeletePhotoRequest)(nil),        // 14: vigil.backend.v1.DeletePhotoRequest
-	(*DeletePhotoResponse)(nil),       // 15: vigil.backend.v1.DeletePhotoResponse
-	(*GetPhotoImageRequest)(nil),      // 16: vigil.backend.v1.GetPhotoImageRequest
-	(*GetPhotoImageResponse)(nil),     // 17: vigil.backend.v1.GetPhotoImageResponse
-	(*IdentifyRequest)(nil),           // 18: vigil.backend.v1.IdentifyRequest
-	(*IdentifyResponse)(nil),          // 19: vigil.backend.v1.IdentifyResponse
-	(*IdentifyCandidate)(nil),         // 20: vigil.backend.v1.IdentifyCandidate
-	(*ListPersonChangesRequest)(nil),  // 21: vigil.backend.v1.ListPersonChangesRequest
-	(*PersonChange)(nil),              // 22: vigil.backend.v1.PersonChange
-	(*PhotoTemplate)(nil),             // 23: vigil.backend.v1.PhotoTemplate
-	(*ListPersonChangesResponse)(nil), // 24: vigil.backend.v1.ListPersonChangesResponse
-	nil,                               // 25: vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
-	(*structpb.Struct)(nil),           // 26: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
-	(*v1.Box)(nil),                    // 28: vigil.common.v1.Box
-	(*fieldmaskpb.FieldMask)(nil),     // 29: google.protobuf.FieldMask
-	(*v1.Template)(nil),               // 30: vigil.common.v1.Template
+	(*Person)(nil),                     // 0: vigil.backend.v1.Person
+	(*Photo)(nil),                      // 1: vigil.backend.v1.Photo
+	(*CreatePersonRequest)(nil),        // 2: vigil.backend.v1.CreatePersonRequest
+	(*CreatePersonResponse)(nil),       // 3: vigil.backend.v1.CreatePersonResponse
+	(*GetPersonRequest)(nil),           // 4: vigil.backend.v1.GetPersonRequest
+	(*GetPersonResponse)(nil),          // 5: vigil.backend.v1.GetPersonResponse
+	(*ListPersonsRequest)(nil),         // 6: vigil.backend.v1.ListPersonsRequest
+	(*ListPersonsResponse)(nil),        // 7: vigil.backend.v1.ListPersonsResponse
+	(*UpdatePersonRequest)(nil),        // 8: vigil.backend.v1.UpdatePersonRequest
+	(*UpdatePersonResponse)(nil),       // 9: vigil.backend.v1.UpdatePersonResponse
+	(*DeletePersonRequest)(nil),        // 10: vigil.backend.v1.DeletePersonRequest
+	(*DeletePersonResponse)(nil),       // 11: vigil.backend.v1.DeletePersonResponse
+	(*AddPhotoRequest)(nil),            // 12: vigil.backend.v1.AddPhotoRequest
+	(*AddPhotoResponse)(nil),           // 13: vigil.backend.v1.AddPhotoResponse
+	(*DeletePhotoRequest)(nil),         // 14: vigil.backend.v1.DeletePhotoRequest
+	(*DeletePhotoResponse)(nil),        // 15: vigil.backend.v1.DeletePhotoResponse
+	(*GetPhotoImageRequest)(nil),       // 16: vigil.backend.v1.GetPhotoImageRequest
+	(*GetPhotoImageResponse)(nil),      // 17: vigil.backend.v1.GetPhotoImageResponse
+	(*IdentifyRequest)(nil),            // 18: vigil.backend.v1.IdentifyRequest
+	(*IdentifyResponse)(nil),           // 19: vigil.backend.v1.IdentifyResponse
+	(*IdentifyCandidate)(nil),          // 20: vigil.backend.v1.IdentifyCandidate
+	(*ListPersonChangesRequest)(nil),   // 21: vigil.backend.v1.ListPersonChangesRequest
+	(*PersonChange)(nil),               // 22: vigil.backend.v1.PersonChange
+	(*PhotoTemplate)(nil),              // 23: vigil.backend.v1.PhotoTemplate
+	(*ListPersonChangesResponse)(nil),  // 24: vigil.backend.v1.ListPersonChangesResponse
+	(*ReextractTemplatesRequest)(nil),  // 25: vigil.backend.v1.ReextractTemplatesRequest
+	(*ReextractTemplatesResponse)(nil), // 26: vigil.backend.v1.ReextractTemplatesResponse
+	nil,                                // 27: vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
+	(*structpb.Struct)(nil),            // 28: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
+	(*v1.Box)(nil),                     // 30: vigil.common.v1.Box
+	(*fieldmaskpb.FieldMask)(nil),      // 31: google.protobuf.FieldMask
+	(*v1.Template)(nil),                // 32: vigil.common.v1.Template
 }
 var file_vigil_backend_v1_person_service_proto_depIdxs = []int32{
-	26, // 0: vigil.backend.v1.Person.custom_fields:type_name -> google.protobuf.Struct
+	28, // 0: vigil.backend.v1.Person.custom_fields:type_name -> google.protobuf.Struct
 	1,  // 1: vigil.backend.v1.Person.photos:type_name -> vigil.backend.v1.Photo
-	27, // 2: vigil.backend.v1.Person.create_time:type_name -> google.protobuf.Timestamp
-	27, // 3: vigil.backend.v1.Person.update_time:type_name -> google.protobuf.Timestamp
-	28, // 4: vigil.backend.v1.Photo.face_box:type_name -> vigil.common.v1.Box
-	27, // 5: vigil.backend.v1.Photo.create_time:type_name -> google.protobuf.Timestamp
+	29, // 2: vigil.backend.v1.Person.create_time:type_name -> google.protobuf.Timestamp
+	29, // 3: vigil.backend.v1.Person.update_time:type_name -> google.protobuf.Timestamp
+	30, // 4: vigil.backend.v1.Photo.face_box:type_name -> vigil.common.v1.Box
+	29, // 5: vigil.backend.v1.Photo.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 6: vigil.backend.v1.CreatePersonRequest.person:type_name -> vigil.backend.v1.Person
 	0,  // 7: vigil.backend.v1.CreatePersonResponse.person:type_name -> vigil.backend.v1.Person
 	0,  // 8: vigil.backend.v1.GetPersonResponse.person:type_name -> vigil.backend.v1.Person
-	25, // 9: vigil.backend.v1.ListPersonsRequest.custom_field_equals:type_name -> vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
+	27, // 9: vigil.backend.v1.ListPersonsRequest.custom_field_equals:type_name -> vigil.backend.v1.ListPersonsRequest.CustomFieldEqualsEntry
 	0,  // 10: vigil.backend.v1.ListPersonsResponse.persons:type_name -> vigil.backend.v1.Person
 	0,  // 11: vigil.backend.v1.UpdatePersonRequest.person:type_name -> vigil.backend.v1.Person
-	29, // 12: vigil.backend.v1.UpdatePersonRequest.update_mask:type_name -> google.protobuf.FieldMask
+	31, // 12: vigil.backend.v1.UpdatePersonRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 13: vigil.backend.v1.UpdatePersonResponse.person:type_name -> vigil.backend.v1.Person
 	1,  // 14: vigil.backend.v1.AddPhotoResponse.photo:type_name -> vigil.backend.v1.Photo
 	0,  // 15: vigil.backend.v1.AddPhotoResponse.person:type_name -> vigil.backend.v1.Person
 	0,  // 16: vigil.backend.v1.DeletePhotoResponse.person:type_name -> vigil.backend.v1.Person
 	20, // 17: vigil.backend.v1.IdentifyResponse.candidates:type_name -> vigil.backend.v1.IdentifyCandidate
-	28, // 18: vigil.backend.v1.IdentifyResponse.face_box:type_name -> vigil.common.v1.Box
+	30, // 18: vigil.backend.v1.IdentifyResponse.face_box:type_name -> vigil.common.v1.Box
 	0,  // 19: vigil.backend.v1.IdentifyCandidate.person:type_name -> vigil.backend.v1.Person
 	0,  // 20: vigil.backend.v1.PersonChange.person:type_name -> vigil.backend.v1.Person
 	23, // 21: vigil.backend.v1.PersonChange.templates:type_name -> vigil.backend.v1.PhotoTemplate
-	30, // 22: vigil.backend.v1.PhotoTemplate.template:type_name -> vigil.common.v1.Template
+	32, // 22: vigil.backend.v1.PhotoTemplate.template:type_name -> vigil.common.v1.Template
 	22, // 23: vigil.backend.v1.ListPersonChangesResponse.changes:type_name -> vigil.backend.v1.PersonChange
 	2,  // 24: vigil.backend.v1.PersonService.CreatePerson:input_type -> vigil.backend.v1.CreatePersonRequest
 	4,  // 25: vigil.backend.v1.PersonService.GetPerson:input_type -> vigil.backend.v1.GetPersonRequest
@@ -1739,19 +1897,21 @@ var file_vigil_backend_v1_person_service_proto_depIdxs = []int32{
 	14, // 30: vigil.backend.v1.PersonService.DeletePhoto:input_type -> vigil.backend.v1.DeletePhotoRequest
 	16, // 31: vigil.backend.v1.PersonService.GetPhotoImage:input_type -> vigil.backend.v1.GetPhotoImageRequest
 	21, // 32: vigil.backend.v1.PersonService.ListPersonChanges:input_type -> vigil.backend.v1.ListPersonChangesRequest
-	18, // 33: vigil.backend.v1.PersonService.Identify:input_type -> vigil.backend.v1.IdentifyRequest
-	3,  // 34: vigil.backend.v1.PersonService.CreatePerson:output_type -> vigil.backend.v1.CreatePersonResponse
-	5,  // 35: vigil.backend.v1.PersonService.GetPerson:output_type -> vigil.backend.v1.GetPersonResponse
-	7,  // 36: vigil.backend.v1.PersonService.ListPersons:output_type -> vigil.backend.v1.ListPersonsResponse
-	9,  // 37: vigil.backend.v1.PersonService.UpdatePerson:output_type -> vigil.backend.v1.UpdatePersonResponse
-	11, // 38: vigil.backend.v1.PersonService.DeletePerson:output_type -> vigil.backend.v1.DeletePersonResponse
-	13, // 39: vigil.backend.v1.PersonService.AddPhoto:output_type -> vigil.backend.v1.AddPhotoResponse
-	15, // 40: vigil.backend.v1.PersonService.DeletePhoto:output_type -> vigil.backend.v1.DeletePhotoResponse
-	17, // 41: vigil.backend.v1.PersonService.GetPhotoImage:output_type -> vigil.backend.v1.GetPhotoImageResponse
-	24, // 42: vigil.backend.v1.PersonService.ListPersonChanges:output_type -> vigil.backend.v1.ListPersonChangesResponse
-	19, // 43: vigil.backend.v1.PersonService.Identify:output_type -> vigil.backend.v1.IdentifyResponse
-	34, // [34:44] is the sub-list for method output_type
-	24, // [24:34] is the sub-list for method input_type
+	25, // 33: vigil.backend.v1.PersonService.ReextractTemplates:input_type -> vigil.backend.v1.ReextractTemplatesRequest
+	18, // 34: vigil.backend.v1.PersonService.Identify:input_type -> vigil.backend.v1.IdentifyRequest
+	3,  // 35: vigil.backend.v1.PersonService.CreatePerson:output_type -> vigil.backend.v1.CreatePersonResponse
+	5,  // 36: vigil.backend.v1.PersonService.GetPerson:output_type -> vigil.backend.v1.GetPersonResponse
+	7,  // 37: vigil.backend.v1.PersonService.ListPersons:output_type -> vigil.backend.v1.ListPersonsResponse
+	9,  // 38: vigil.backend.v1.PersonService.UpdatePerson:output_type -> vigil.backend.v1.UpdatePersonResponse
+	11, // 39: vigil.backend.v1.PersonService.DeletePerson:output_type -> vigil.backend.v1.DeletePersonResponse
+	13, // 40: vigil.backend.v1.PersonService.AddPhoto:output_type -> vigil.backend.v1.AddPhotoResponse
+	15, // 41: vigil.backend.v1.PersonService.DeletePhoto:output_type -> vigil.backend.v1.DeletePhotoResponse
+	17, // 42: vigil.backend.v1.PersonService.GetPhotoImage:output_type -> vigil.backend.v1.GetPhotoImageResponse
+	24, // 43: vigil.backend.v1.PersonService.ListPersonChanges:output_type -> vigil.backend.v1.ListPersonChangesResponse
+	26, // 44: vigil.backend.v1.PersonService.ReextractTemplates:output_type -> vigil.backend.v1.ReextractTemplatesResponse
+	19, // 45: vigil.backend.v1.PersonService.Identify:output_type -> vigil.backend.v1.IdentifyResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1768,7 +1928,7 @@ func file_vigil_backend_v1_person_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_backend_v1_person_service_proto_rawDesc), len(file_vigil_backend_v1_person_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

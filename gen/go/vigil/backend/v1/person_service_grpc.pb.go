@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PersonService_CreatePerson_FullMethodName      = "/vigil.backend.v1.PersonService/CreatePerson"
-	PersonService_GetPerson_FullMethodName         = "/vigil.backend.v1.PersonService/GetPerson"
-	PersonService_ListPersons_FullMethodName       = "/vigil.backend.v1.PersonService/ListPersons"
-	PersonService_UpdatePerson_FullMethodName      = "/vigil.backend.v1.PersonService/UpdatePerson"
-	PersonService_DeletePerson_FullMethodName      = "/vigil.backend.v1.PersonService/DeletePerson"
-	PersonService_AddPhoto_FullMethodName          = "/vigil.backend.v1.PersonService/AddPhoto"
-	PersonService_DeletePhoto_FullMethodName       = "/vigil.backend.v1.PersonService/DeletePhoto"
-	PersonService_GetPhotoImage_FullMethodName     = "/vigil.backend.v1.PersonService/GetPhotoImage"
-	PersonService_ListPersonChanges_FullMethodName = "/vigil.backend.v1.PersonService/ListPersonChanges"
-	PersonService_Identify_FullMethodName          = "/vigil.backend.v1.PersonService/Identify"
+	PersonService_CreatePerson_FullMethodName       = "/vigil.backend.v1.PersonService/CreatePerson"
+	PersonService_GetPerson_FullMethodName          = "/vigil.backend.v1.PersonService/GetPerson"
+	PersonService_ListPersons_FullMethodName        = "/vigil.backend.v1.PersonService/ListPersons"
+	PersonService_UpdatePerson_FullMethodName       = "/vigil.backend.v1.PersonService/UpdatePerson"
+	PersonService_DeletePerson_FullMethodName       = "/vigil.backend.v1.PersonService/DeletePerson"
+	PersonService_AddPhoto_FullMethodName           = "/vigil.backend.v1.PersonService/AddPhoto"
+	PersonService_DeletePhoto_FullMethodName        = "/vigil.backend.v1.PersonService/DeletePhoto"
+	PersonService_GetPhotoImage_FullMethodName      = "/vigil.backend.v1.PersonService/GetPhotoImage"
+	PersonService_ListPersonChanges_FullMethodName  = "/vigil.backend.v1.PersonService/ListPersonChanges"
+	PersonService_ReextractTemplates_FullMethodName = "/vigil.backend.v1.PersonService/ReextractTemplates"
+	PersonService_Identify_FullMethodName           = "/vigil.backend.v1.PersonService/Identify"
 )
 
 // PersonServiceClient is the client API for PersonService service.
@@ -66,6 +67,16 @@ type PersonServiceClient interface {
 	// version order, with the templates of each changed person. Internal; workspace from
 	// x-vigil-workspace-id. A person changed twice appears once, at its latest version.
 	ListPersonChanges(ctx context.Context, in *ListPersonChangesRequest, opts ...grpc.CallOption) (*ListPersonChangesResponse, error)
+	// ReextractTemplates gives one page of the workspace's photos templates of the Image
+	// API's current model, after a model change: each photo's stored image is read back and
+	// templated again, its stored template and its matcher entry replaced, and its person's
+	// version bumped (agents sync the new template). Photos whose template is already of
+	// the current model are skipped, so a retried page does no harm. Photos without a stored
+	// image (anonymous mode) or in which the current model finds no face cannot be
+	// re-extracted: they are reported in failures and removed from the matcher, which holds
+	// only templates of the current model. Internal (the task queue's re-extraction job
+	// pages through it); workspace from x-vigil-workspace-id.
+	ReextractTemplates(ctx context.Context, in *ReextractTemplatesRequest, opts ...grpc.CallOption) (*ReextractTemplatesResponse, error)
 	// Identify finds the persons who look most like the one face in a photo.
 	Identify(ctx context.Context, in *IdentifyRequest, opts ...grpc.CallOption) (*IdentifyResponse, error)
 }
@@ -168,6 +179,16 @@ func (c *personServiceClient) ListPersonChanges(ctx context.Context, in *ListPer
 	return out, nil
 }
 
+func (c *personServiceClient) ReextractTemplates(ctx context.Context, in *ReextractTemplatesRequest, opts ...grpc.CallOption) (*ReextractTemplatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReextractTemplatesResponse)
+	err := c.cc.Invoke(ctx, PersonService_ReextractTemplates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *personServiceClient) Identify(ctx context.Context, in *IdentifyRequest, opts ...grpc.CallOption) (*IdentifyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IdentifyResponse)
@@ -213,6 +234,16 @@ type PersonServiceServer interface {
 	// version order, with the templates of each changed person. Internal; workspace from
 	// x-vigil-workspace-id. A person changed twice appears once, at its latest version.
 	ListPersonChanges(context.Context, *ListPersonChangesRequest) (*ListPersonChangesResponse, error)
+	// ReextractTemplates gives one page of the workspace's photos templates of the Image
+	// API's current model, after a model change: each photo's stored image is read back and
+	// templated again, its stored template and its matcher entry replaced, and its person's
+	// version bumped (agents sync the new template). Photos whose template is already of
+	// the current model are skipped, so a retried page does no harm. Photos without a stored
+	// image (anonymous mode) or in which the current model finds no face cannot be
+	// re-extracted: they are reported in failures and removed from the matcher, which holds
+	// only templates of the current model. Internal (the task queue's re-extraction job
+	// pages through it); workspace from x-vigil-workspace-id.
+	ReextractTemplates(context.Context, *ReextractTemplatesRequest) (*ReextractTemplatesResponse, error)
 	// Identify finds the persons who look most like the one face in a photo.
 	Identify(context.Context, *IdentifyRequest) (*IdentifyResponse, error)
 	mustEmbedUnimplementedPersonServiceServer()
@@ -251,6 +282,9 @@ func (UnimplementedPersonServiceServer) GetPhotoImage(context.Context, *GetPhoto
 }
 func (UnimplementedPersonServiceServer) ListPersonChanges(context.Context, *ListPersonChangesRequest) (*ListPersonChangesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPersonChanges not implemented")
+}
+func (UnimplementedPersonServiceServer) ReextractTemplates(context.Context, *ReextractTemplatesRequest) (*ReextractTemplatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReextractTemplates not implemented")
 }
 func (UnimplementedPersonServiceServer) Identify(context.Context, *IdentifyRequest) (*IdentifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Identify not implemented")
@@ -438,6 +472,24 @@ func _PersonService_ListPersonChanges_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PersonService_ReextractTemplates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReextractTemplatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PersonServiceServer).ReextractTemplates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PersonService_ReextractTemplates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PersonServiceServer).ReextractTemplates(ctx, req.(*ReextractTemplatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PersonService_Identify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(IdentifyRequest)
 	if err := dec(in); err != nil {
@@ -498,6 +550,10 @@ var PersonService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPersonChanges",
 			Handler:    _PersonService_ListPersonChanges_Handler,
+		},
+		{
+			MethodName: "ReextractTemplates",
+			Handler:    _PersonService_ReextractTemplates_Handler,
 		},
 		{
 			MethodName: "Identify",

@@ -34,9 +34,11 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // WebhookService manages the HTTP endpoints events are delivered to. Each delivery is a
-// POST of the event as JSON with the header "X-Vigil-Signature: sha256=<hex HMAC-SHA256
-// of the body with the webhook's secret>", retried with exponential back-off; the
-// delivery worker (task queue) records each attempt in the delivery log.
+// POST of the event as JSON with the headers "X-Vigil-Timestamp: <Unix seconds>" and
+// "X-Vigil-Signature: sha256=<hex HMAC-SHA256 of "<X-Vigil-Timestamp>.<body>" keyed by
+// the webhook's secret>" (the timestamp is signed so receivers can refuse replays; see
+// jobs.Sign and jobs.Verify), retried with exponential back-off; the delivery worker
+// (task queue) records each attempt in the delivery log.
 type WebhookServiceClient interface {
 	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error)
 	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*GetWebhookResponse, error)
@@ -146,9 +148,11 @@ func (c *webhookServiceClient) RecordWebhookDelivery(ctx context.Context, in *Re
 // for forward compatibility.
 //
 // WebhookService manages the HTTP endpoints events are delivered to. Each delivery is a
-// POST of the event as JSON with the header "X-Vigil-Signature: sha256=<hex HMAC-SHA256
-// of the body with the webhook's secret>", retried with exponential back-off; the
-// delivery worker (task queue) records each attempt in the delivery log.
+// POST of the event as JSON with the headers "X-Vigil-Timestamp: <Unix seconds>" and
+// "X-Vigil-Signature: sha256=<hex HMAC-SHA256 of "<X-Vigil-Timestamp>.<body>" keyed by
+// the webhook's secret>" (the timestamp is signed so receivers can refuse replays; see
+// jobs.Sign and jobs.Verify), retried with exponential back-off; the delivery worker
+// (task queue) records each attempt in the delivery log.
 type WebhookServiceServer interface {
 	CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error)
 	GetWebhook(context.Context, *GetWebhookRequest) (*GetWebhookResponse, error)
