@@ -382,16 +382,12 @@ func testReloadKeepsStreams(t *testing.T, native bool) {
 	}
 	// The retired pools' connections are closed only after their calls
 	// end: well past the poll interval, the stream still echoes.
-	n := 100
-	require.Never(t, func() bool {
-		n++
-		body := []byte(fmt.Sprintf("late-%d", n))
-		if err := stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}); err != nil {
-			return true
-		}
-		in, err := stream.Recv()
-		return err != nil || string(in.GetPayload().GetBody()) != string(body)
-	}, 3*retiredPoolPoll, retiredPoolPoll/2)
+	// (A plain loop, not require.Never: its condition runs on another goroutine that can
+	// still be sending when Never returns, racing CloseSend below.)
+	for n, end := 100, time.Now().Add(3*retiredPoolPoll); time.Now().Before(end); n++ {
+		echo(n)
+		time.Sleep(retiredPoolPoll / 2) // pace the echoes across the poll intervals
+	}
 	require.NoError(t, stream.CloseSend())
 	for {
 		if _, err := stream.Recv(); err != nil {
