@@ -1,7 +1,9 @@
 package imgproc
 
 import (
+	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkSampleDetector resamples obama_3.jpg (1434x2333) the way the face
@@ -15,10 +17,18 @@ func BenchmarkSampleDetector(b *testing.B) {
 	w, h := 416, 640
 	dst := make([]float32, 3*w*h)
 	b.SetBytes(int64(w * h))
+	cpu0 := processCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		d.SampleInto(dst, w, h, ResizeMap(0, 0, k*float64(w), k*float64(h), w, h), BGRPlanes, Raw, Border{})
 	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSampleAligned is the template extractor's 112x112 rotated warp.
