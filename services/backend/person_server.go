@@ -284,3 +284,18 @@ func (s *PersonServer) ListPersonChanges(ctx context.Context, req *backendv1.Lis
 	}
 	return out, nil
 }
+
+func (s *PersonServer) ReextractTemplates(ctx context.Context, req *backendv1.ReextractTemplatesRequest) (*backendv1.ReextractTemplatesResponse, error) {
+	sc, err := workspaceScope(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	r, err := s.b.ReextractTemplates(ctx, sc, req.GetPageToken(), req.GetPageSize())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &backendv1.ReextractTemplatesResponse{
+		Reextracted: r.Reextracted, Skipped: r.Skipped, Failures: r.Failures,
+		NextPageToken: r.NextPageToken, Total: r.Total, Model: r.Model,
+	}, nil
+}
