@@ -12,6 +12,7 @@ import (
 	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
+	"github.com/vigilhq/vigil/platform/jobs"
 )
 
 // migrateTargets receives what `vigil migrate` needs from the assembled app.
@@ -23,7 +24,7 @@ type migrateTargets struct {
 }
 
 // runMigrate assembles every component (without starting any) to collect the
-// migrations they contribute, and applies them.
+// migrations they contribute, and applies them, then River's (the task queue).
 func runMigrate(ctx context.Context, cfg *config.Config, extra ...fx.Option) error {
 	// Nothing is served: bind a throwaway port rather than the configured one, which a
 	// running process may hold, and apply migrations here, not in a start hook.
@@ -59,6 +60,12 @@ func runMigrate(ctx context.Context, cfg *config.Config, extra ...fx.Option) err
 	if err := db.MigrateAll(ctx, t.Pool, t.Sets, t.Log); err != nil {
 		return err
 	}
-	t.Log.Info("migrations done", "components", len(t.Sets))
+	// River's tables (the task queue's jobs) are not a goose set: River migrates them
+	// with its own migrator, which the tasks service also runs on start when auto_migrate
+	// is on. With auto_migrate off, this is where they come from.
+	if err := jobs.Migrate(ctx, t.Pool); err != nil {
+		return err
+	}
+	t.Log.Info("migrations done", "components", len(t.Sets), "river", true)
 	return nil
 }

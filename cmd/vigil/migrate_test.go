@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigilhq/vigil/platform/datadir"
@@ -47,4 +49,18 @@ func TestMigrateAppliesEveryComponentsMigrations(t *testing.T) {
 	for _, c := range []string{"backend", "licensing", "matcher"} {
 		require.Contains(t, tables, "goose_"+c)
 	}
+
+	// River's tables (the task queue), at the version this build's River needs.
+	rows, err = conn.Query(context.Background(),
+		`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name LIKE 'river\_%' ORDER BY 1`)
+	require.NoError(t, err)
+	riverTables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Subset(t, riverTables, []string{"river_job", "river_leader", "river_migration", "river_queue"})
+	var riverVersion int
+	require.NoError(t, conn.QueryRow(context.Background(), `SELECT max(version) FROM river_migration`).Scan(&riverVersion))
+	migrator, err := rivermigrate.New(riverpgxv5.New(nil), nil)
+	require.NoError(t, err)
+	all := migrator.AllVersions()
+	require.Equal(t, all[len(all)-1].Version, riverVersion, "every River migration applied")
 }
