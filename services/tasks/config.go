@@ -25,6 +25,9 @@ type Config struct {
 	ImportParallelism int `yaml:"import_parallelism"`
 	// MaxImportBytes bounds an import upload (the zip or CSV).
 	MaxImportBytes int64 `yaml:"max_import_bytes"`
+	// ReextractPageSize is how many photos a re-extraction job has the backend re-extract
+	// per call; the job checkpoints after each page.
+	ReextractPageSize int `yaml:"reextract_page_size"`
 	// KeepFinished is how long succeeded and cancelled jobs stay listable.
 	KeepFinished time.Duration `yaml:"keep_finished"`
 	// KeepDead is how long dead jobs stay listable (and retryable).
@@ -47,6 +50,7 @@ func (c *Config) SetDefaults() {
 	c.WebhookBatchLinger = time.Second
 	c.ImportParallelism = 4
 	c.MaxImportBytes = 1 << 30
+	c.ReextractPageSize = 50
 	c.KeepFinished = 7 * 24 * time.Hour
 	c.KeepDead = 30 * 24 * time.Hour
 	c.RetentionSweepInterval = time.Hour
@@ -76,6 +80,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxImportBytes < 1 {
 		errs = append(errs, errors.New("max_import_bytes: must be positive"))
+	}
+	if c.ReextractPageSize < 1 || c.ReextractPageSize > 500 {
+		errs = append(errs, errors.New("reextract_page_size: 1..500"))
 	}
 	if c.KeepFinished <= 0 || c.KeepDead <= 0 {
 		errs = append(errs, errors.New("keep_finished, keep_dead: must be positive"))

@@ -216,9 +216,6 @@ func TestCreateImportJobRefusesBadInput(t *testing.T) {
 	list, err := c.ListJobs(s.in(), &tasksv1.ListJobsRequest{})
 	require.NoError(t, err)
 	require.Empty(t, list.GetJobs(), "no refused request queued a job")
-
-	_, err = c.CreateReextractJob(s.in(), &tasksv1.CreateReextractJobRequest{})
-	require.Equal(t, codes.Unimplemented, status.Code(err))
 }
 
 // Imported persons join the groups named on the job; a group that does not exist kills

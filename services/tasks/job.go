@@ -68,6 +68,12 @@ type Progress struct {
 	// CheckpointFailed how many of those failed.
 	Checkpoint       int64 `json:"checkpoint,omitempty"`
 	CheckpointFailed int64 `json:"checkpoint_failed,omitempty"`
+	// CheckpointToken is the page token a retried job that pages through a backend RPC
+	// (re-extraction) resumes from, and Counts its tallies at the checkpoint.
+	CheckpointToken string           `json:"checkpoint_token,omitempty"`
+	Counts          map[string]int64 `json:"counts,omitempty"`
+	// Summary is a one-line account of a finished job, shown after its description.
+	Summary string `json:"summary,omitempty"`
 }
 
 type jobMetadata struct {
@@ -134,6 +140,9 @@ func jobFromRow(row *rivertype.JobRow) (Job, bool) {
 	}
 	if meta.Progress != nil {
 		j.Progress = *meta.Progress
+		if j.Progress.Summary != "" {
+			j.Description += ": " + j.Progress.Summary
+		}
 	}
 	for _, e := range row.Errors {
 		j.Errors = append(j.Errors, AttemptError{Attempt: e.Attempt, At: e.At, Message: e.Error})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -62,12 +63,46 @@ func (r *progress) Done(ctx context.Context, ok, failed int64, itemErr string, c
 	return r.Flush(ctx)
 }
 
+// PageDone counts a page of items (ok finished, itemErrs failed), adds counts, sets the
+// total the backend reported, and moves the checkpoint past the page: a retried attempt
+// resumes at next. It writes at once, since a checkpoint that is not stored is lost.
+func (r *progress) PageDone(ctx context.Context, total, ok int64, itemErrs []string, next string, counts map[string]int64) error {
+	r.mu.Lock()
+	failed := int64(len(itemErrs))
+	r.p.Total = total
+	r.p.Done += ok + failed
+	r.p.Failed += failed
+	for _, e := range itemErrs {
+		if len(r.p.ItemErrors) < maxItemErrors && !slices.Contains(r.p.ItemErrors, e) {
+			r.p.ItemErrors = append(r.p.ItemErrors, e)
+		}
+	}
+	r.p.Checkpoint, r.p.CheckpointFailed, r.p.CheckpointToken = r.p.Done, r.p.Failed, next
+	if r.p.Counts == nil {
+		r.p.Counts = map[string]int64{}
+	}
+	for k, v := range counts {
+		r.p.Counts[k] += v
+	}
+	r.mu.Unlock()
+	return r.Flush(ctx)
+}
+
+// Finish records the summary of a finished job and writes it.
+func (r *progress) Finish(ctx context.Context, summary string) error {
+	r.mu.Lock()
+	r.p.Summary = summary
+	r.mu.Unlock()
+	return r.Flush(ctx)
+}
+
 // Snapshot returns the progress so far.
 func (r *progress) Snapshot() Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.p
 	p.ItemErrors = append([]string(nil), r.p.ItemErrors...)
+	p.Counts = maps.Clone(r.p.Counts)
 	return p
 }
 

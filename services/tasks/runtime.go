@@ -85,6 +85,13 @@ func NewRuntime(d Deps) (*Runtime, error) {
 			parallelism: d.Config.ImportParallelism, maxBytes: d.Config.MaxImportBytes,
 			metrics: m, log: d.Logger,
 		}),
+		river.AddWorkerSafely(workers, &reextractWorker{
+			pool: d.Pool, pageSize: d.Config.ReextractPageSize, log: d.Logger,
+			persons: func() (backendv1.PersonServiceClient, error) {
+				b, err := backend()
+				return b.persons, err
+			},
+		}),
 		river.AddWorkerSafely(workers, &purgeWorker{pool: d.Pool, objects: d.Objects, log: d.Logger, now: time.Now}),
 		river.AddWorkerSafely(workers, &retentionSweepWorker{pool: d.Pool, queue: func() *Queue { return rt.Queue }}),
 		river.AddWorkerSafely(workers, &webhookBatchWorker{pool: d.Pool}),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,6 +55,8 @@ const internalToken = "tasks-test-internal-token-0123456789"
 type stackOptions struct {
 	before, after, extra []fx.Option
 	rest                 bool
+	// tasksYAML is added to the tasks: section ("reextract_page_size: 2\n").
+	tasksYAML string
 }
 
 // newStack assembles the process.
@@ -72,7 +75,7 @@ tasks:
   poll_interval: 50ms
   webhook_timeout: 2s
   webhook_batch_linger: 300ms
-`, db.URL, t.TempDir())
+`, db.URL, t.TempDir()) + indent(o.tasksYAML, "  ")
 	env := map[string]string{"VIGIL_INTERNAL_TOKEN": internalToken}
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		func() []string { return []string{"VIGIL_INTERNAL_TOKEN=" + internalToken} })
@@ -116,4 +119,13 @@ func mustID(t *testing.T, id string) int64 {
 	n, err := strconv.ParseInt(id, 10, 64)
 	require.NoError(t, err)
 	return n
+}
+
+// indent prefixes every line of text.
+func indent(text, prefix string) string {
+	var out strings.Builder
+	for line := range strings.Lines(text) {
+		out.WriteString(prefix + line)
+	}
+	return out.String()
 }

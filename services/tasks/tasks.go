@@ -111,15 +111,14 @@ func checkUpload(format string, content []byte) error {
 	return nil
 }
 
-// CreateReextract would queue re-extraction of every template of the workspace. The
-// templates, the matcher entries and the person versions that agents sync by are the
-// backend's; the job needs a backend RPC that re-extracts a page of photos, which the
-// backend does not offer yet, so the request is refused rather than queued to fail.
+// CreateReextract queues re-extraction of every template of the workspace with the
+// current model (after a model change); the work is the backend's ReextractTemplates,
+// page by page.
 func (m *Manager) CreateReextract(ctx context.Context, ws string) (Job, error) {
 	if ws == "" {
 		return Job{}, ErrNoWorkspace
 	}
-	return Job{}, fmt.Errorf("%w: re-extraction needs the backend's PersonService.ReextractTemplates RPC, not available in this build", ErrUnsupported)
+	return m.insert(ctx, jobs.ReextractArgs{WorkspaceID: ws})
 }
 
 // CreateRetentionPurge queues a retention purge of the workspace.
