@@ -2,16 +2,18 @@ package imgproc
 
 import "golang.org/x/sys/cpu"
 
-// rowConsts are the per-row constants of colourRowAVX2, each broadcast to
-// eight lanes so the kernel reads them as vector operands.
+// rowConsts are the per-row constants of colourRowAVX2, laid out as the
+// kernel reads them: fy in every lane, the channel scale and bias in lanes
+// 0..2 (R, G, B), and the lane permutation that moves the second tap there.
 type rowConsts struct {
-	fy    [8]float32
-	scale [3][8]float32 // per source channel R, G, B
-	bias  [3][8]float32
+	fy      [8]float32
+	chScale [8]float32
+	chBias  [8]float32
+	perm    [8]int32
 }
 
 // haveAVX2 selects the vector kernel; CPUs without AVX2 and FMA (and other
-// architectures) use colourRow alone.
+// architectures) use colourRow alone. A variable so tests can compare both.
 var haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 //go:noescape

@@ -2,10 +2,14 @@
 
 package imgproc
 
+// rowConsts are the per-row constants of colourRowAVX2, laid out as the
+// kernel reads them: fy in every lane, the channel scale and bias in lanes
+// 0..2 (R, G, B), and the lane permutation that moves the second tap there.
 type rowConsts struct {
-	fy    [8]float32
-	scale [3][8]float32
-	bias  [3][8]float32
+	fy      [8]float32
+	chScale [8]float32
+	chBias  [8]float32
+	perm    [8]int32
 }
 
 var haveAVX2 = false

@@ -90,15 +90,20 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 	luts := newPlaneLUTs(ch, n, plane)
 	defer lutPool.Put(luts)
 	// The vector kernel takes the interior run's byte offsets and weights
-	// as plain arrays, eight samples at a time.
-	vec := haveAVX2 && !luts.gray && uHi-uLo >= 8
+	// as plain arrays.
+	vec := haveAVX2 && !luts.gray && uHi > uLo
 	var cols *vecCols
 	if vec {
 		cols = vecColsPool.Get().(*vecCols)
 		defer vecColsPool.Put(cols)
 		cols.offs, cols.fxs = cols.offs[:0], cols.fxs[:0]
+		cols.increasing = true
 		for _, tx := range xs[uLo:uHi] {
-			cols.offs = append(cols.offs, int32(tx.i0*3))
+			o := int32(tx.i0 * 3)
+			if k := len(cols.offs); k > 0 && o < cols.offs[k-1] {
+				cols.increasing = false
+			}
+			cols.offs = append(cols.offs, o)
 			cols.fxs = append(cols.fxs, tx.f)
 		}
 	}
@@ -155,8 +160,8 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 			case luts.gray:
 				luts.grayRow(dst[row+uLo:row+uHi], xs[uLo:uHi], top, bot, ty.f)
 			case vec:
-				n8 := luts.vectorRow(dst, row, uLo, cols, top, bot, ty.f)
-				luts.colourRow(dst, row, uLo+n8, uHi, xs, top, bot, ty.f)
+				n := luts.vectorRow(dst, row, uLo, cols, p[ty.i0*stride:], p[(ty.i0+1)*stride:], ty.f)
+				luts.colourRow(dst, row, uLo+n, uHi, xs, top, bot, ty.f)
 			default:
 				luts.colourRow(dst, row, uLo, uHi, xs, top, bot, ty.f)
 			}
@@ -272,36 +277,43 @@ func (l *planeLUTs) grayRow(d []float32, xs []axisTap, top, bot []uint8, fy floa
 // vecCols are the interior run's columns in the vector kernel's layout:
 // byte offset of the first tap within a row, and the second tap's weight.
 type vecCols struct {
-	offs []int32
-	fxs  []float32
+	offs       []int32
+	fxs        []float32
+	increasing bool // offs ascend (any map without a mirror)
 }
 
 var vecColsPool = sync.Pool{New: func() any { return new(vecCols) }}
 
-// vectorRow writes the first multiple of 8 of the interior run [uLo, uLo+n)
-// with the vector kernel and returns how many samples it wrote.
+// vectorRow writes the interior run with colourRowAVX2; top and
+// bot run to the end of the pixels (its 8-byte loads may cross a row's end).
+// It returns how many samples it wrote: all but any at the very end of the
+// pixels.
 func (l *planeLUTs) vectorRow(dst []float32, row, uLo int, cols *vecCols, top, bot []uint8, fy float32) int {
-	n8 := len(cols.offs) &^ 7
-	if n8 == 0 {
+	if !cols.increasing {
+		return 0 // a mirrored map: rare, left to the scalar path
+	}
+	// Each sample reads 8 bytes from its offset in both rows: trim the
+	// samples whose read would pass the end of the pixels.
+	n := len(cols.offs)
+	for n > 0 && int(cols.offs[n-1])+8 > len(bot) {
+		n--
+	}
+	if n == 0 {
 		return 0
 	}
 	var k rowConsts
 	for i := range 8 {
 		k.fy[i] = fy
-		for c := range 3 {
-			k.scale[c][i] = l.coef[c]
-			k.bias[c][i] = l.bias[c]
-		}
 	}
-	// Bounds: every output slice holds n8 samples; every offset is a tap
-	// pair inside the row (checked when the run was built), and the kernel
-	// reads at most 6 bytes from it.
-	dr := dst[l.off[0]+row+uLo : l.off[0]+row+uLo+n8]
-	dg := dst[l.off[1]+row+uLo : l.off[1]+row+uLo+n8]
-	db := dst[l.off[2]+row+uLo : l.off[2]+row+uLo+n8]
-	if int(cols.offs[n8-1])+6 > len(top) || int(cols.offs[n8-1])+6 > len(bot) {
-		panic("imgproc: tap outside the row")
+	k.chScale = [8]float32{l.coef[0], l.coef[1], l.coef[2]}
+	k.chBias = [8]float32{l.bias[0], l.bias[1], l.bias[2]}
+	k.perm = [8]int32{3, 4, 5, 3, 4, 5, 3, 4}
+	dr := dst[l.off[0]+row+uLo : l.off[0]+row+uLo+n]
+	dg := dst[l.off[1]+row+uLo : l.off[1]+row+uLo+n]
+	db := dst[l.off[2]+row+uLo : l.off[2]+row+uLo+n]
+	if len(top) < len(bot) || int(cols.offs[0]) < 0 {
+		panic("imgproc: tap outside the pixels")
 	}
-	colourRowAVX2(&dr[0], &dg[0], &db[0], &cols.offs[0], &cols.fxs[0], n8, &top[0], &bot[0], &k)
-	return n8
+	colourRowAVX2(&dr[0], &dg[0], &db[0], &cols.offs[0], &cols.fxs[0], n, &top[0], &bot[0], &k)
+	return n
 }

@@ -9,9 +9,10 @@ import (
 )
 
 // TestVectorKernelAgreesWithScalarAndReference runs the models' axis-aligned
-// maps (detector downscale, mask upscale with fill, fitter crop, letterbox)
-// through SampleInto with the AVX2 kernel and without it, and bounds both
-// against the reference bilinear, per sample, on a real photo.
+// maps (detector downscale to the image's last row and column, mask upscale
+// with fill, fitter crop, letterbox, a mirror) through SampleInto with the
+// AVX2 kernel and without it, and bounds both against the reference
+// bilinear, per sample, on a real photo.
 func TestVectorKernelAgreesWithScalarAndReference(t *testing.T) {
 	if !haveAVX2 {
 		t.Skip("no AVX2+FMA on this CPU: only the scalar path exists")
@@ -31,6 +32,7 @@ func TestVectorKernelAgreesWithScalarAndReference(t *testing.T) {
 		{"mask", 640, 480, ResizeMap(250, -40, 700, 525, 640, 480), RGBPlanes, Uniform(127, 1.0/128), Border{Fill: [3]uint8{127, 127, 127}}},
 		{"fitter", 160, 160, ResizeMap(371.3, 90.7, 240.2, 240.2, 160, 160), BGRPlanes, Uniform(127, 1.0/127), Border{}},
 		{"letterbox", 416, 416, Affine{A: 1137.0 / 416, C: 1137.0/832 - 0.5, E: 1137.0 / 416, F: 1137.0/832 - 0.5}, BGRPlanes, Raw, Border{Fill: [3]uint8{114, 114, 114}}},
+		{"mirrored", 200, 100, Affine{A: -1.5, C: 800, E: 1.5, F: 10}, RGBPlanes, Raw, Border{}},
 		{"odd-width", 77, 33, ResizeMap(10, 10, 800, 300, 77, 33), RGBPlanes, Norm{Mean: [3]float32{1, 2, 3}, Scale: [3]float32{0.5, 2, -1}}, Border{Replicate: true}},
 	}
 	for _, c := range cases {
