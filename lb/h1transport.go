@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -39,9 +40,17 @@ type h1Conn struct {
 	t      *h1Transport
 	addr   string
 	nc     net.Conn
-	br     *bufio.Reader
+	raw    syscall.RawConn // nil where non-blocking reads are unavailable
+	br     *bufio.Reader   // reads through the h1Conn (see Read)
 	bw     *bufio.Writer
 	idleAt time.Time
+
+	// The current exchange; touched only by the goroutine running it,
+	// except aborted, which the context's callback sets.
+	ctx     context.Context
+	armed   bool
+	stop    func() bool
+	aborted atomic.Bool
 }
 
 func newH1Transport(cfg PoolConfig, fallback *http.Transport) *h1Transport {
@@ -116,7 +125,14 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{t: t, addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 8<<10)}, false, nil
+	c := &h1Conn{t: t, addr: addr, nc: nc, bw: bufio.NewWriterSize(nc, 8<<10)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	c.br = bufio.NewReaderSize(c, 16<<10)
+	return c, false, nil
 }
 
 func (t *h1Transport) put(c *h1Conn) {
@@ -150,16 +166,14 @@ func (t *h1Transport) CloseIdleConnections() {
 // reports a failure before any byte went out.
 func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing bool, err error) {
 	ctx := req.Context()
-	// Cancellation (client gone, time-out) interrupts blocked I/O by
-	// expiring the deadline; the connection is then not reused.
-	var aborted atomic.Bool
-	stop := context.AfterFunc(ctx, func() {
-		aborted.Store(true)
-		c.nc.SetDeadline(time.Unix(1, 0))
-	})
+	if err := context.Cause(ctx); err != nil {
+		return nil, true, err
+	}
+	c.ctx, c.stop, c.armed = ctx, nil, false
+	c.aborted.Store(false)
 	fail := func(err error) (*http.Response, bool, error) {
-		stop()
-		if aborted.Load() {
+		c.disarm()
+		if c.aborted.Load() {
 			if cause := context.Cause(ctx); cause != nil {
 				return nil, false, cause
 			}
@@ -172,6 +186,11 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		if err := req.Write(c.bw); err != nil {
 			return fail(err)
 		}
+	}
+	if c.bw.Buffered() > smallHead {
+		// A large head may fill the socket buffer and block on an upstream
+		// that stopped reading: make the write cancellable.
+		c.arm()
 	}
 	if err := c.bw.Flush(); err != nil {
 		res, _, err := fail(err)
@@ -199,31 +218,75 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	}
 	keep := !res.Close && !req.Close
 	if res.Body == http.NoBody || res.Body == nil {
-		c.release(stop, &aborted, keep)
+		c.release(keep)
 		return res, false, nil
 	}
-	res.Body = &h1Body{rc: res.Body, c: c, stop: stop, aborted: &aborted, keep: keep}
+	res.Body = &h1Body{rc: res.Body, c: c, keep: keep}
 	return res, false, nil
+}
+
+// smallHead is a request head that always fits a socket's send buffer.
+const smallHead = 16 << 10
+
+// arm makes the exchange's blocking I/O cancellable: when its context ends
+// (client gone, time-out) the deadline expires at once and the connection
+// is not reused. It is armed only before I/O that may block, because
+// registering with the context costs ~1 µs and five allocations, more
+// than the rest of a keep-alive exchange's bookkeeping.
+func (c *h1Conn) arm() {
+	if c.armed {
+		return
+	}
+	c.armed = true
+	c.stop = context.AfterFunc(c.ctx, c.abort)
+}
+
+func (c *h1Conn) abort() {
+	c.aborted.Store(true)
+	c.nc.SetDeadline(time.Unix(1, 0))
+}
+
+// disarm reports whether the exchange ended without being aborted.
+func (c *h1Conn) disarm() bool {
+	if !c.armed {
+		return true
+	}
+	c.armed = false
+	return c.stop()
 }
 
 // release ends an exchange: the connection goes back to the pool when it
 // is clean, else it is closed.
-func (c *h1Conn) release(stop func() bool, aborted *atomic.Bool, keep bool) {
-	if !stop() || aborted.Load() || !keep {
+func (c *h1Conn) release(keep bool) {
+	if !c.disarm() || c.aborted.Load() || !keep {
 		c.nc.Close()
 		return
 	}
+	c.ctx = nil
 	c.t.put(c)
+}
+
+// Read is what the connection's bufio.Reader reads from. It first tries a
+// read that cannot block; only when nothing is there yet does it arm
+// cancellation and wait. Every wait is thus cancellable, while an answer
+// that is already there (the usual case under load) costs no
+// registration.
+func (c *h1Conn) Read(p []byte) (int, error) {
+	if !c.armed {
+		if n, ok, err := readNoWait(c.raw, p); ok {
+			return n, err
+		}
+		c.arm()
+	}
+	return c.nc.Read(p)
 }
 
 // h1Body returns its connection to the pool once read to the end.
 type h1Body struct {
-	rc      io.ReadCloser
-	c       *h1Conn
-	stop    func() bool
-	aborted *atomic.Bool
-	keep    bool
-	done    bool
+	rc   io.ReadCloser
+	c    *h1Conn
+	keep bool
+	done bool
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -233,10 +296,10 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.done = true
-		b.c.release(b.stop, b.aborted, b.keep)
+		b.c.release(b.keep)
 	} else if err != nil {
 		b.done = true
-		b.stop()
+		b.c.disarm()
 		b.c.nc.Close()
 	}
 	return n, err
@@ -247,7 +310,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
-		b.stop()
+		b.c.disarm()
 		b.c.nc.Close()
 	}
 	return nil

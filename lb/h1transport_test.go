@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -107,4 +108,52 @@ func TestH1TransportKeepsConnectionsAlive(t *testing.T) {
 	code, body := get(t, c, base+"/", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.True(t, strings.HasPrefix(body, "b"))
+}
+
+// A client that gives up must free the upstream connection whether the lb
+// is waiting for the response head or for the rest of a sized body: the
+// fast path arms cancellation only before reads that would block.
+func TestH1TransportClientGoneAbortsUpstreamWait(t *testing.T) {
+	for _, stall := range []string{"head", "body"} {
+		t.Run(stall, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { ln.Close() })
+			got, closed := make(chan struct{}, 1), make(chan struct{}, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				if stall == "body" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart")
+				}
+				got <- struct{}{}
+				// The lb closes the connection when it abandons the exchange.
+				c.Read(make([]byte, 1))
+				closed <- struct{}{}
+			}()
+			_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{ln.Addr().String()}}, RouteConfig{Retries: ptr(0)}))
+			ctx, cancel := context.WithCancel(context.Background())
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
+			require.NoError(t, err)
+			errc := make(chan error, 1)
+			go func() {
+				res, err := newClient(t).Do(req)
+				if err == nil {
+					_, err = io.ReadAll(res.Body)
+					res.Body.Close()
+				}
+				errc <- err
+			}()
+			<-got
+			cancel()
+			require.Error(t, <-errc)
+			require.Eventually(t, func() bool { return len(closed) == 1 }, 5*time.Second, 5*time.Millisecond)
+		})
+	}
 }
