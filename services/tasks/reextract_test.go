@@ -71,6 +71,11 @@ func TestReextractAfterModelChange(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, tasksv1.JobType_JOB_TYPE_REEXTRACT, created.GetJob().GetType())
 	id := created.GetJob().GetJobId()
+	// One at a time: asked again while it runs (its attempts take at least the back-offs,
+	// 50+100+200+200 ms, to die), the same job is returned.
+	dup, err := jobsClient.CreateReextractJob(s.in(), &tasksv1.CreateReextractJobRequest{})
+	require.NoError(t, err)
+	require.Equal(t, id, dup.GetJob().GetJobId())
 	dead := waitJob(t, jobsClient, s.in(), id, tasksv1.JobStatus_JOB_STATUS_DEAD)
 	require.NotEmpty(t, dead.GetErrors())
 	require.Equal(t, int64(4), dead.GetProgress().GetTotal())
@@ -103,6 +108,7 @@ func TestReextractAfterModelChange(t *testing.T) {
 	// A second run skips everything.
 	again, err := jobsClient.CreateReextractJob(s.in(), &tasksv1.CreateReextractJobRequest{})
 	require.NoError(t, err)
+	require.NotEqual(t, id, again.GetJob().GetJobId(), "a finished job does not block a new one")
 	second := waitJob(t, jobsClient, s.in(), again.GetJob().GetJobId(), tasksv1.JobStatus_JOB_STATUS_SUCCEEDED)
 	require.Equal(t, int64(4), second.GetProgress().GetDone())
 	require.Contains(t, second.GetDescription(), "4 photos: 0 re-extracted, 4 already current, 0 failed")

@@ -113,12 +113,19 @@ func checkUpload(format string, content []byte) error {
 
 // CreateReextract queues re-extraction of every template of the workspace with the
 // current model (after a model change); the work is the backend's ReextractTemplates,
-// page by page.
+// page by page. One at a time per workspace: asked again while one is queued, running
+// or waiting for a retry, it returns that job (a second would only redo its work).
 func (m *Manager) CreateReextract(ctx context.Context, ws string) (Job, error) {
 	if ws == "" {
 		return Job{}, ErrNoWorkspace
 	}
-	return m.insert(ctx, jobs.ReextractArgs{WorkspaceID: ws})
+	return m.insertWith(ctx, jobs.ReextractArgs{WorkspaceID: ws}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{
+		ByArgs: true,
+		ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled,
+		},
+	}})
 }
 
 // CreateRetentionPurge queues a retention purge of the workspace.
@@ -130,7 +137,12 @@ func (m *Manager) CreateRetentionPurge(ctx context.Context, ws string) (Job, err
 }
 
 func (m *Manager) insert(ctx context.Context, args jobs.Args) (Job, error) {
-	res, err := m.queue.Insert(ctx, args, nil)
+	return m.insertWith(ctx, args, nil)
+}
+
+// insertWith is insert with options over the kind's defaults (nil: none).
+func (m *Manager) insertWith(ctx context.Context, args jobs.Args, opts *river.InsertOpts) (Job, error) {
+	res, err := m.queue.Insert(ctx, args, opts)
 	if err != nil {
 		return Job{}, fmt.Errorf("queue %s: %w", args.Kind(), err)
 	}
