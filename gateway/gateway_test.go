@@ -195,4 +195,3 @@ func TestHealthMetricsOpenAPIAndIndex(t *testing.T) {
 	resp, _ = do(t, http.MethodGet, e.base+"/v1/nope", "", "", nil)
 	require.Equal(t, 404, resp.StatusCode)
 }
-
