@@ -18,3 +18,6 @@ var haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 //go:noescape
 func colourRowAVX2(dr, dg, db *float32, offs *int32, fxs *float32, n int, top, bot *uint8, k *rowConsts)
+
+//go:noescape
+func warpRowAVX2(dr, dg, db *float32, offs *int32, fxs, fys *float32, n int, pix *uint8, stride int, k *rowConsts)

@@ -17,3 +17,7 @@ var haveAVX2 = false
 func colourRowAVX2(dr, dg, db *float32, offs *int32, fxs *float32, n int, top, bot *uint8, k *rowConsts) {
 	panic("imgproc: no vector kernel on this architecture")
 }
+
+func warpRowAVX2(dr, dg, db *float32, offs *int32, fxs, fys *float32, n int, pix *uint8, stride int, k *rowConsts) {
+	panic("imgproc: no vector kernel on this architecture")
+}

@@ -122,6 +122,12 @@ func (m *RGB) sampleRotated(dst []float32, w, h int, t Affine, ch Channels, n No
 	}
 	luts := newPlaneLUTs(ch, n, plane)
 	defer lutPool.Put(luts)
+	// Offsets are int32 in the vector kernel: images up to 2 GB (the decode
+	// limits keep them far below).
+	if haveAVX2 && ch != GrayPlane && len(m.Pix) < 1<<31-1 {
+		m.sampleRotatedVector(dst, w, h, t, luts, n, ch, clip, replicate, fill)
+		return
+	}
 	lr, lg, lb := &luts.lut[0], &luts.lut[1], &luts.lut[2]
 	bias := luts.bias
 	gray := ch == GrayPlane

@@ -8,10 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestVectorKernelAgreesWithScalarAndReference runs the models' axis-aligned
-// maps (detector downscale to the image's last row and column, mask upscale
-// with fill, fitter crop, letterbox, a mirror) through SampleInto with the
-// AVX2 kernel and without it, and bounds both against the reference
+// TestVectorKernelAgreesWithScalarAndReference runs the models' maps
+// (detector downscale to the image's last row and column, mask upscale with
+// fill, fitter crop, letterbox, a mirror, face alignment, a rotation across
+// the bottom-right corner) through SampleInto with the AVX2 kernels and
+// without them, and bounds both against the reference
 // bilinear, per sample, on a real photo.
 func TestVectorKernelAgreesWithScalarAndReference(t *testing.T) {
 	if !haveAVX2 {
@@ -33,6 +34,8 @@ func TestVectorKernelAgreesWithScalarAndReference(t *testing.T) {
 		{"fitter", 160, 160, ResizeMap(371.3, 90.7, 240.2, 240.2, 160, 160), BGRPlanes, Uniform(127, 1.0/127), Border{}},
 		{"letterbox", 416, 416, Affine{A: 1137.0 / 416, C: 1137.0/832 - 0.5, E: 1137.0 / 416, F: 1137.0/832 - 0.5}, BGRPlanes, Raw, Border{Fill: [3]uint8{114, 114, 114}}},
 		{"mirrored", 200, 100, Affine{A: -1.5, C: 800, E: 1.5, F: 10}, RGBPlanes, Raw, Border{}},
+		{"aligned", 112, 112, Affine{A: 2.1, B: -0.3, C: 300, D: 0.3, E: 2.1, F: 200}, RGBPlanes, Uniform(127.5, 1/127.5), Border{}},
+		{"rotated-edge", 112, 112, Affine{A: 2, B: -0.5, C: 820, D: 0.5, E: 2, F: 1000}, BGRPlanes, Raw, Border{Replicate: true}},
 		{"odd-width", 77, 33, ResizeMap(10, 10, 800, 300, 77, 33), RGBPlanes, Norm{Mean: [3]float32{1, 2, 3}, Scale: [3]float32{0.5, 2, -1}}, Border{Replicate: true}},
 	}
 	for _, c := range cases {
