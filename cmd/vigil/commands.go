@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/signal"
 	"slices"
 	"sort"
@@ -20,6 +21,9 @@ var version = "dev"
 type globalFlags struct {
 	configPath string
 	logLevel   string
+	// The external engines, as shortcuts for their config keys: without them `vigil all`
+	// embeds an in-process Kafka broker, an S3 store on local disk and in-process pub/sub.
+	kafka, s3, redis string
 }
 
 func newRootCommand() *cobra.Command {
@@ -32,6 +36,9 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "YAML config file (env VIGIL_CONFIG); VIGIL_* variables override it")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (overrides log_level)")
+	root.PersistentFlags().StringVar(&g.kafka, "kafka", "", "Kafka brokers, host:port,... (kafka.brokers; default: an in-process broker)")
+	root.PersistentFlags().StringVar(&g.s3, "s3", "", "S3 endpoint host:port (s3.endpoint; keys from VIGIL_S3_ACCESS_KEY/VIGIL_S3_SECRET_KEY; default: an embedded store on disk)")
+	root.PersistentFlags().StringVar(&g.redis, "redis", "", "Redis host:port (redis.addr; default: in-process pub/sub and cache)")
 
 	var except []string
 	all := &cobra.Command{
@@ -99,6 +106,15 @@ func loadConfig(g globalFlags) (*config.Config, error) {
 	path := g.configPath
 	if path == "" {
 		path = envOr("VIGIL_CONFIG", "")
+	}
+	// The engine flags win over the file and the environment; they go through the
+	// environment so the config's own parsing and validation apply to them.
+	for env, v := range map[string]string{"VIGIL_KAFKA_BROKERS": g.kafka, "VIGIL_S3_ENDPOINT": g.s3, "VIGIL_REDIS_ADDR": g.redis} {
+		if v != "" {
+			if err := os.Setenv(env, v); err != nil {
+				return nil, err
+			}
+		}
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
