@@ -30,6 +30,7 @@ type Backend struct {
 	objects ObjectStore
 	faces   FaceExtractor
 	invalid Invalidator
+	cards   *personCards // nil: GetPerson reads the database every time
 
 	// usageReported is closed once licensing has every workspace's counts (nil when the
 	// start-up report is not run, as in NewBackend without Module).

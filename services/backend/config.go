@@ -20,6 +20,10 @@ type Config struct {
 	PeerTimeout time.Duration `yaml:"peer_timeout"`
 	// Bucket-relative prefix of person photos in the object store.
 	PhotoPrefix string `yaml:"photo_prefix"`
+	// PersonCacheTTL is how long GetPerson's cached person card lives (0 disables the
+	// cache). Every change invalidates the card, so the TTL only bounds staleness should an
+	// invalidation be lost (Redis unreachable after a commit).
+	PersonCacheTTL time.Duration `yaml:"person_cache_ttl"`
 }
 
 // SetDefaults fills unset fields.
@@ -30,6 +34,7 @@ func (c *Config) SetDefaults() {
 	c.DefaultThreshold = 0.6
 	c.PeerTimeout = 30 * time.Second
 	c.PhotoPrefix = "persons"
+	c.PersonCacheTTL = time.Minute
 }
 
 // Validate checks the values.
@@ -43,6 +48,8 @@ func (c *Config) Validate() error {
 		return errors.New("backend.default_threshold: within (0, 1]")
 	case c.PeerTimeout <= 0:
 		return errors.New("backend.peer_timeout: must be positive")
+	case c.PersonCacheTTL < 0:
+		return errors.New("backend.person_cache_ttl: 0 (off) or positive")
 	}
 	return nil
 }

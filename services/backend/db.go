@@ -43,6 +43,12 @@ func (d *DB) q(ctx context.Context) querier {
 	return d.pool
 }
 
+// inTransaction reports whether ctx carries a transaction.
+func (d *DB) inTransaction(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey{}).(*txState)
+	return ok
+}
+
 // afterCommit runs fn once the transaction in ctx commits (at once without one): cache
 // invalidations must not run before the change is visible, or a reader could cache the
 // old state again.

@@ -113,5 +113,6 @@ func (b *Backend) DeleteGroup(ctx context.Context, sc scope, groupID string) ([]
 	if _, err := q.Exec(ctx, `DELETE FROM groups WHERE workspace_id = $1 AND id = $2`, sc.workspace, g.ID); err != nil {
 		return nil, fmt.Errorf("delete group: %w", dbErr(err))
 	}
+	b.invalidatePersons(ctx, sc, members...) // their cards list the group
 	return members, nil
 }

@@ -2,11 +2,14 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 	"google.golang.org/grpc"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/log"
 	"github.com/vigilhq/vigil/platform/objstore"
+	"github.com/vigilhq/vigil/platform/pubsub"
 	"github.com/vigilhq/vigil/platform/rpc"
 )
 
@@ -62,9 +66,15 @@ type Params struct {
 	Store       *objstore.Store `optional:"true"`
 	Faces       FaceExtractor   `optional:"true"`
 	Invalidator Invalidator     `optional:"true"`
+	// The person-card cache (backend.person_cache_ttl) runs on the platform's pub/sub
+	// and Redis; without pub/sub GetPerson reads the database every time.
+	Lifecycle fx.Lifecycle
+	Redis     *pubsub.RedisConn     `optional:"true"`
+	PubSub    pubsub.PubSub         `optional:"true"`
+	Metrics   prometheus.Registerer `optional:"true"`
 }
 
-func newBackendFromParams(p Params) *Backend {
+func newBackendFromParams(p Params) (*Backend, error) {
 	objects := p.Objects
 	if objects == nil && p.Store != nil {
 		objects = NewObjectStore(p.Store)
@@ -76,7 +86,17 @@ func newBackendFromParams(p Params) *Backend {
 	b := NewBackend(p.Pool, p.Config, p.Log, p.Peers, objects, faces, p.Invalidator)
 	b.usageReported = make(chan struct{})
 	b.usageKick = make(chan struct{}, 1)
-	return b
+	var rdb *redis.Client
+	if p.Redis != nil {
+		rdb = p.Redis.Client
+	}
+	cards, err := newPersonCards(rdb, p.PubSub, p.Config.PersonCacheTTL, p.Metrics, p.Log.With("cache", "person_cards"))
+	if err != nil {
+		return nil, fmt.Errorf("backend: person cache: %w", err)
+	}
+	b.cards = cards
+	p.Lifecycle.Append(fx.StopHook(cards.close))
+	return b, nil
 }
 
 // BootstrapOutput is where the first admin's credentials are printed (stdout).

@@ -322,6 +322,7 @@ func (b *Backend) UpdatePerson(ctx context.Context, sc scope, personID string, s
 			return nil, err
 		}
 	}
+	b.invalidatePersons(ctx, sc, id)
 	return b.getPerson(ctx, sc, id, false)
 }
 
@@ -405,6 +406,7 @@ func (b *Backend) DeletePerson(ctx context.Context, sc scope, personID string) e
 		WHERE workspace_id = $1 AND person_id = $2`, sc.workspace, id); err != nil {
 		return fmt.Errorf("delete person: %w", dbErr(err))
 	}
+	b.invalidatePersons(ctx, sc, id)
 	return nil
 }
 

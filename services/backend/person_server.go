@@ -79,11 +79,11 @@ func (s *PersonServer) GetPerson(ctx context.Context, req *backendv1.GetPersonRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	p, err := s.b.GetPerson(ctx, sc, req.GetPersonId())
+	p, err := s.b.PersonCard(ctx, sc, req.GetPersonId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &backendv1.GetPersonResponse{Person: personToProto(p)}, nil
+	return &backendv1.GetPersonResponse{Person: p}, nil
 }
 
 func (s *PersonServer) ListPersons(ctx context.Context, req *backendv1.ListPersonsRequest) (*backendv1.ListPersonsResponse, error) {

@@ -158,6 +158,7 @@ func (b *Backend) StorePhoto(ctx context.Context, sc scope, pp *PreparedPhoto, s
 		WHERE workspace_id = $1 AND id = $2`, sc.workspace, pp.PersonID, main); err != nil {
 		return nil, nil, fmt.Errorf("add photo: %w", dbErr(err))
 	}
+	b.invalidatePersons(ctx, sc, pp.PersonID)
 	p, err = b.getPerson(ctx, sc, pp.PersonID, false)
 	if err != nil {
 		return nil, nil, err
@@ -275,6 +276,7 @@ func (b *Backend) DeletePhoto(ctx context.Context, sc scope, personID, photoID s
 		WHERE workspace_id = $1 AND id = $2`, sc.workspace, pid, phid); err != nil {
 		return nil, fmt.Errorf("delete photo: %w", dbErr(err))
 	}
+	b.invalidatePersons(ctx, sc, pid)
 	return b.getPerson(ctx, sc, pid, false)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
@@ -42,9 +43,11 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	require.NoError(t, err)
 	oid, bid := obama.GetPerson().GetId(), biden.GetPerson().GetId()
 
+	require.Empty(t, getCard(t, e.persons(), a, oid).GetPhotos()) // now cached
 	added, err := e.persons().AddPhoto(a, &backendv1.AddPhotoRequest{PersonId: oid, Image: face(t, "obama_1.jpg")})
 	require.NoError(t, err)
 	photo := added.GetPhoto()
+	require.True(t, proto.Equal(added.GetPerson(), getCard(t, e.persons(), a, oid)), "the cached card went with the new photo")
 	require.Equal(t, "image/jpeg", photo.GetContentType())
 	require.NotEmpty(t, photo.GetTemplateModel())
 	require.Equal(t, photo.GetId(), added.GetPerson().GetMainPhotoId(), "the first photo becomes main")
@@ -145,8 +148,10 @@ func TestPhotosIdentifyAndErase(t *testing.T) {
 	keys, err := store.List(ctx, "persons/"+e.workspace+"/"+oid)
 	require.NoError(t, err)
 	require.Len(t, keys, 2)
+	require.Len(t, getCard(t, e.persons(), a, oid).GetPhotos(), 2)
 	_, err = e.persons().DeletePhoto(a, &backendv1.DeletePhotoRequest{PersonId: oid, PhotoId: photo.GetId()})
 	require.NoError(t, err)
+	require.Len(t, getCard(t, e.persons(), a, oid).GetPhotos(), 1, "the cached card went with the photo")
 	keys, err = store.List(ctx, "persons/"+e.workspace+"/"+oid)
 	require.NoError(t, err)
 	require.Len(t, keys, 1)

@@ -223,6 +223,7 @@ func (b *Backend) storeFreshTemplates(ctx context.Context, sc scope, fresh []fre
 			WHERE workspace_id = $1 AND id = ANY($2)`, sc.workspace, ids); err != nil {
 			return fmt.Errorf("re-extract: %w", dbErr(err))
 		}
+		b.invalidatePersons(ctx, sc, ids...) // their cards show the photos' new boxes and model
 		return nil
 	})
 	if err != nil {
