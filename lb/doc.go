@@ -30,8 +30,9 @@
 // attempts, relaying), upgrade.go (WebSocket), pool.go, upstream.go,
 // picker.go (one struct per policy), health.go (active and passive),
 // transport.go and h1transport.go (upstream connection pools),
+// h1request.go (writing an upstream request head),
 // grpcnative.go and sniff.go (the native gRPC engine of native_grpc
-// listeners), conncheck_*.go (idle connection probe), retry.go
-// (retry budget), ratelimit.go, metrics.go, accesslog.go, requestid.go,
-// watch.go (SIGHUP and file polling).
+// listeners), conncheck_*.go (idle connection probe, non-blocking
+// read), retry.go (retry budget), ratelimit.go, metrics.go, accesslog.go,
+// requestid.go, watch.go (SIGHUP and file polling).
 package lb
