@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,27 +16,29 @@ import (
 	"github.com/vigilhq/vigil/platform/pubsub"
 )
 
-// redisLocalTTL is how long a replica keeps a person card it read from Redis: none. The
-// platform cache's local tier drops another replica's invalidation only when the pub/sub
-// message arrives, after the writer has returned; a card is a read-your-writes view (an
-// update through one replica must show on the next GetPerson through any other), so with
-// Redis every hit is read from Redis, where Delete is synchronous. (A zero LocalTTL means
-// the default to cache.New, hence one nanosecond.)
+// redisLocalTTL is how long a replica keeps a generation or card it read from Redis:
+// none. The platform cache's local tier drops another replica's change only when the
+// pub/sub message arrives, after the writer has returned; a card is a read-your-writes
+// view (an update through one replica must show on the next GetPerson through any
+// other), so with Redis every lookup reads Redis, where a write is visible at once.
+// (A zero LocalTTL means the default to cache.New, hence one nanosecond.)
 const redisLocalTTL = time.Nanosecond
 
 // personCards is GetPerson's read-through cache of person cards: the protobuf-encoded
 // backendv1.Person under the workspace and person id, so a card is only ever found by
 // the workspace that owns it.
+//
+// A card is stored under the person's current generation, a random value in the cache
+// too, and a change replaces the generation instead of deleting the card. A plain delete
+// would race with a concurrent miss: a reader (on any replica) that loaded the person
+// before the change committed could store its old card after the change's delete, to be
+// served until the TTL. Under generations that late card lands under the old one, which
+// no reader asks for any more. A reader that finds no generation creates a fresh one
+// before it reads the database, so a card is always younger than its generation.
 type personCards struct {
 	cache *cache.Cache
 	ttl   time.Duration
 	log   *slog.Logger
-
-	// gen counts this process's invalidations. A reader that loaded a card before a
-	// change committed could otherwise store it after the change's invalidation, and the
-	// old card would be served until the TTL: a miss stores only if gen did not move
-	// while it read the database, and deletes what it stored if gen moved meanwhile.
-	gen atomic.Uint64
 
 	lookups *prometheus.CounterVec
 }
@@ -69,8 +70,19 @@ func newPersonCards(rdb *redis.Client, ps pubsub.PubSub, ttl time.Duration, reg 
 	return &personCards{cache: c, ttl: ttl, log: l, lookups: lookups}, nil
 }
 
-func (c *personCards) key(workspace, person uuid.UUID) string {
-	return "backend:person:" + workspace.String() + ":" + person.String()
+func (c *personCards) genKey(workspace, person uuid.UUID) string {
+	return "backend:person-gen:" + workspace.String() + ":" + person.String()
+}
+
+func (c *personCards) cardKey(workspace, person uuid.UUID, gen []byte) string {
+	return "backend:person:" + workspace.String() + ":" + person.String() + ":" + string(gen)
+}
+
+// newGeneration stores a fresh generation of a person and returns it. It lives as long
+// as a card (a card outliving it is merely never found).
+func (c *personCards) newGeneration(ctx context.Context, workspace, person uuid.UUID) ([]byte, error) {
+	gen := []byte(uuid.NewString())
+	return gen, c.cache.Set(ctx, c.genKey(workspace, person), gen, c.ttl)
 }
 
 // PersonCard is GetPerson's answer, through the cache. Inside a transaction it reads the
@@ -82,13 +94,17 @@ func (b *Backend) PersonCard(ctx context.Context, sc scope, personID string) (*b
 	}
 	c := b.cards
 	if c == nil || b.db.inTransaction(ctx) {
-		p, err := b.getPerson(ctx, sc, id, false)
-		if err != nil {
-			return nil, err
-		}
-		return personToProto(p), nil
+		return b.personFromDB(ctx, sc, id)
 	}
-	key := c.key(sc.workspace, id)
+	gen, ok, err := c.cache.Get(ctx, c.genKey(sc.workspace, id))
+	if err == nil && !ok {
+		gen, err = c.newGeneration(ctx, sc.workspace, id)
+	}
+	if err != nil {
+		c.log.WarnContext(ctx, "person cache unavailable; reading the database", "err", err)
+		return b.personFromDB(ctx, sc, id)
+	}
+	key := c.cardKey(sc.workspace, id, gen)
 	v, ok, err := c.cache.Get(ctx, key)
 	if err != nil {
 		c.log.WarnContext(ctx, "person cache read failed; reading the database", "err", err)
@@ -102,31 +118,29 @@ func (b *Backend) PersonCard(ctx context.Context, sc scope, personID string) (*b
 		c.log.WarnContext(ctx, "undecodable person card; reading the database", "key", key)
 	}
 	c.lookups.WithLabelValues("miss").Inc()
-	gen := c.gen.Load()
-	p, err := b.getPerson(ctx, sc, id, false)
+	out, err := b.personFromDB(ctx, sc, id)
 	if err != nil {
 		return nil, err // not-found is not cached: a created person is visible at once
 	}
-	out := personToProto(p)
-	enc, err := proto.Marshal(out)
-	if err != nil || c.gen.Load() != gen {
-		return out, nil
-	}
-	if err := c.cache.Set(ctx, key, enc, c.ttl); err != nil {
-		c.log.WarnContext(ctx, "person cache write failed", "err", err)
-		return out, nil
-	}
-	if c.gen.Load() != gen {
-		// An invalidation ran while we stored: what we read may predate it.
-		if err := c.cache.Delete(context.WithoutCancel(ctx), key); err != nil {
-			c.log.ErrorContext(ctx, "person cache delete failed", "err", err)
+	if enc, err := proto.Marshal(out); err == nil {
+		if err := c.cache.Set(ctx, key, enc, c.ttl); err != nil {
+			c.log.WarnContext(ctx, "person cache write failed", "err", err)
 		}
 	}
 	return out, nil
 }
 
-// invalidatePersons drops the cached cards of persons once the transaction in ctx
-// commits (the caller has written their rows), before the call returns to its client.
+func (b *Backend) personFromDB(ctx context.Context, sc scope, id uuid.UUID) (*backendv1.Person, error) {
+	p, err := b.getPerson(ctx, sc, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return personToProto(p), nil
+}
+
+// invalidatePersons gives persons a new generation (their cached cards are then never
+// found) once the transaction in ctx commits: the caller has written their rows, and the
+// call has not yet returned to its client.
 func (b *Backend) invalidatePersons(ctx context.Context, sc scope, ids ...uuid.UUID) {
 	c := b.cards
 	if c == nil || len(ids) == 0 {
@@ -134,11 +148,10 @@ func (b *Backend) invalidatePersons(ctx context.Context, sc scope, ids ...uuid.U
 	}
 	ids = slices.Clone(ids)
 	b.db.afterCommit(ctx, func() {
-		c.gen.Add(1)
 		ctx := context.WithoutCancel(ctx)
 		for _, id := range ids {
-			if err := c.cache.Delete(ctx, c.key(sc.workspace, id)); err != nil {
-				// The card may be served until its TTL (person_cache_ttl).
+			if _, err := c.newGeneration(ctx, sc.workspace, id); err != nil {
+				// The old card may be served until its TTL (person_cache_ttl).
 				c.log.ErrorContext(ctx, "person cache invalidation failed", "person", id, "err", err)
 			}
 		}
