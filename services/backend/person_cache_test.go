@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
+	"github.com/vigilhq/vigil/services/backend"
 )
 
 // cardLookups reads vigil_backend_person_cache_total{result} from a process's registry.
@@ -127,5 +129,20 @@ func TestPersonCardAcrossReplicas(t *testing.T) {
 			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}}})
 		require.NoError(t, err)
 		require.Equal(t, name, getCard(t, two, a, pid).GetName(), "round %d: replica 2 reads replica 1's write", i)
+	}
+}
+
+// TestPersonCacheTTLConfig: a minute by default, 0 turns the cache off, negative is refused.
+func TestPersonCacheTTLConfig(t *testing.T) {
+	var def backend.Config
+	def.SetDefaults()
+	require.Equal(t, time.Minute, def.PersonCacheTTL)
+	for _, tc := range []struct {
+		ttl time.Duration
+		ok  bool
+	}{{0, true}, {time.Second, true}, {-time.Second, false}} {
+		c := def
+		c.PersonCacheTTL = tc.ttl
+		require.Equal(t, tc.ok, c.Validate() == nil, tc.ttl)
 	}
 }
