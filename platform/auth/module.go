@@ -46,9 +46,12 @@ var Module = fx.Module("auth",
 		fx.Annotate(NewBroadcastInvalidator, fx.As(new(Invalidator))),
 		NewMetrics,
 		fx.Annotate(NewBackendResolver, fx.As(new(Resolver))),
-		func(t *AccessTable, peers rpc.Peers, l *slog.Logger, m *Metrics) *Auditor {
-			return NewAuditor(t, BackendAuditSink{Peers: peers}, l.With("service", "audit"), m)
-		},
+		fx.Annotate(
+			func(t *AccessTable, peers rpc.Peers, l *slog.Logger, m *Metrics) *Auditor {
+				return NewAuditor(t, BackendAuditSink{Peers: peers}, l.With("service", "audit"), m)
+			},
+			fx.As(fx.Self()), fx.As(new(rpc.Auditor)),
+		),
 		fx.Annotate(
 			func(t *AccessTable, r Resolver, cfg *config.Config, a *Auditor) *Authorizer {
 				return NewAuthorizer(t, r, cfg.InternalToken, a)

@@ -24,19 +24,28 @@ import (
 const healthPrefix = "/grpc.health.v1.Health/"
 
 // interceptors builds the chain, outermost first: recovery, request id and logging,
-// metrics, authorization, error mapping.
+// metrics, authorization, audit, error mapping.
 type interceptors struct {
 	log     *slog.Logger
 	metrics *serverMetrics
 	authz   rpc.Authorizer
+	audit   rpc.Auditor // nil: nothing is audited
 }
 
 func (c interceptors) unary() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{c.recoverUnary, c.logUnary, c.metricsUnary, c.authorizeUnary, c.mapErrorUnary}
+	chain := []grpc.UnaryServerInterceptor{c.recoverUnary, c.logUnary, c.metricsUnary, c.authorizeUnary}
+	if c.audit != nil {
+		chain = append(chain, c.audit.UnaryServerInterceptor())
+	}
+	return append(chain, c.mapErrorUnary)
 }
 
 func (c interceptors) stream() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{c.recoverStream, c.logStream, c.metricsStream, c.authorizeStream, c.mapErrorStream}
+	chain := []grpc.StreamServerInterceptor{c.recoverStream, c.logStream, c.metricsStream, c.authorizeStream}
+	if c.audit != nil {
+		chain = append(chain, c.audit.StreamServerInterceptor())
+	}
+	return append(chain, c.mapErrorStream)
 }
 
 // wrappedStream replaces a server stream's context.

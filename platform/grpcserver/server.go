@@ -47,6 +47,8 @@ type Params struct {
 	// Authorizer is provided by the auth package; without one every call but health is
 	// refused (deny by default).
 	Authorizer rpc.Authorizer `optional:"true"`
+	// Auditor, provided by the auth package, records mutating calls after authorization.
+	Auditor  rpc.Auditor    `optional:"true"`
 	Services   []rpc.Service  `group:"rpc_services"`
 }
 
@@ -87,7 +89,7 @@ func New(p Params) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := interceptors{log: logger, metrics: m, authz: p.Authorizer}
+	chain := interceptors{log: logger, metrics: m, authz: p.Authorizer, audit: p.Auditor}
 	gs := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(chain.unary()...),
 		grpc.ChainStreamInterceptor(chain.stream()...),

@@ -3,6 +3,8 @@ package rpc
 import (
 	"context"
 
+	"google.golang.org/grpc"
+
 	commonv1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
 )
 
@@ -53,3 +55,12 @@ const (
 	// admin of it, when calling workspace methods (e.g. the task worker importing persons).
 	MetadataWorkspace = "x-vigil-workspace-id"
 )
+
+// Auditor records every mutating call (who, workspace, method, target, outcome) in the
+// audit log. The platform's gRPC server runs its interceptors on every call, right after
+// authorization, so each component's changes are audited without the component doing
+// anything.
+type Auditor interface {
+	UnaryServerInterceptor() grpc.UnaryServerInterceptor
+	StreamServerInterceptor() grpc.StreamServerInterceptor
+}

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
-	"github.com/vigilhq/vigil/platform/auth"
 	"github.com/vigilhq/vigil/platform/config"
 	"github.com/vigilhq/vigil/platform/db"
 	"github.com/vigilhq/vigil/platform/log"
@@ -102,13 +101,12 @@ func newBackendFromParams(p Params) (*Backend, error) {
 // BootstrapOutput is where the first admin's credentials are printed (stdout).
 var BootstrapOutput io.Writer = os.Stdout
 
-// serviceParams build each service: the backend, and the auditor that records its
-// mutating calls (absent in processes without the auth module).
+// serviceParams build each service. Their mutating calls are audited by the platform's
+// gRPC server (the auth module's Auditor), like every component's.
 type serviceParams struct {
 	fx.In
 
 	Backend *Backend
-	Auditor *auth.Auditor `optional:"true"`
 }
 
 func registerBootstrap(lc fx.Lifecycle, b *Backend) {
@@ -146,91 +144,91 @@ func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 
 func authService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.AuthService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuthServiceServer(r, &AuthServer{b: b}) },
 		Gateway:  backendv1.RegisterAuthServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func workspaceService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.WorkspaceService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWorkspaceServiceServer(r, &WorkspaceServer{b: b}) },
 		Gateway:  backendv1.RegisterWorkspaceServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func userService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.UserService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterUserServiceServer(r, &UserServer{b: b}) },
 		Gateway:  backendv1.RegisterUserServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func apiKeyService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.ApiKeyService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterApiKeyServiceServer(r, &APIKeyServer{b: b}) },
 		Gateway:  backendv1.RegisterApiKeyServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func personService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.PersonService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterPersonServiceServer(r, &PersonServer{b: b}) },
 		Gateway:  backendv1.RegisterPersonServiceHandler,
 		HTTP:     photoUploadRoutes,
-	}, p.Auditor)
+	}
 }
 
 func groupService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.GroupService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterGroupServiceServer(r, &GroupServer{b: b}) },
 		Gateway:  backendv1.RegisterGroupServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func agentService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.AgentService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAgentServiceServer(r, &AgentServer{b: b}) },
 		Gateway:  backendv1.RegisterAgentServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func eventQueryService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.EventQueryService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterEventQueryServiceServer(r, &EventQueryServer{b: b}) },
 		Gateway:  backendv1.RegisterEventQueryServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func webhookService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.WebhookService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWebhookServiceServer(r, &WebhookServer{b: b}) },
 		Gateway:  backendv1.RegisterWebhookServiceHandler,
-	}, p.Auditor)
+	}
 }
 
 func auditService(p serviceParams) rpc.Service {
 	b := p.Backend
-	return auth.Audited(rpc.Service{
+	return rpc.Service{
 		Name:     backendv1.AuditService_ServiceDesc.ServiceName,
 		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuditServiceServer(r, &AuditServer{b: b}) },
 		Gateway:  backendv1.RegisterAuditServiceHandler,
-	}, p.Auditor)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +87,24 @@ func TestImportJobOverREST(t *testing.T) {
 	persons, err := backendv1.NewPersonServiceClient(s.conn).ListPersons(s.in(), &backendv1.ListPersonsRequest{})
 	require.NoError(t, err)
 	require.Len(t, persons.GetPersons(), 3)
+
+	// The task service's changes are in the workspace's audit log like the backend's:
+	// the platform's gRPC server audits every component's mutating calls, refused ones too.
+	outcomes := func(method string) []string {
+		resp, err := backendv1.NewAuditServiceClient(s.conn).ListAuditEntries(s.in(),
+			&backendv1.ListAuditEntriesRequest{Method: method, PageSize: 50})
+		require.NoError(t, err)
+		var got []string
+		for _, e := range resp.GetEntries() {
+			got = append(got, e.GetOutcome())
+		}
+		return got
+	}
+	require.Eventually(t, func() bool {
+		got := outcomes("/vigil.tasks.v1.TaskService/CreateImportJob")
+		return len(got) == 2 && slices.Contains(got, "OK") && slices.Contains(got, "PERMISSION_DENIED")
+	}, 10*time.Second, 20*time.Millisecond, "the operator's import and the viewer's refused one")
+	require.Eventually(t, func() bool {
+		return slices.Equal(outcomes("/vigil.tasks.v1.TaskService/CancelJob"), []string{"FAILED_PRECONDITION"})
+	}, 10*time.Second, 20*time.Millisecond)
 }
