@@ -48,8 +48,8 @@ type Params struct {
 	// refused (deny by default).
 	Authorizer rpc.Authorizer `optional:"true"`
 	// Auditor, provided by the auth package, records mutating calls after authorization.
-	Auditor  rpc.Auditor    `optional:"true"`
-	Services   []rpc.Service  `group:"rpc_services"`
+	Auditor  rpc.Auditor   `optional:"true"`
+	Services []rpc.Service `group:"rpc_services"`
 }
 
 // Listener is the process's bound gRPC listener. It is bound when constructed, before
