@@ -47,6 +47,12 @@ func AsService(constructor any) any {
 	return fx.Annotate(constructor, fx.ResultTags(GroupTag))
 }
 
+// AsServices is AsService for a constructor returning []Service, for a component that
+// contributes several services (each still registered and health-reported on its own).
+func AsServices(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"rpc_services,flatten"`))
+}
+
 // Peers gives a client connection to any component by name ("matcher", "imageapi", ...).
 // In `vigil all` every name resolves to the process's own listener; split deployments
 // configure an address per component. Connections carry the internal service credentials.

@@ -31,18 +31,7 @@ var Module = fx.Module("backend",
 		NewConfig,
 		newBackendFromParams,
 	),
-	fx.Provide(
-		rpc.AsService(authService),
-		rpc.AsService(workspaceService),
-		rpc.AsService(userService),
-		rpc.AsService(apiKeyService),
-		rpc.AsService(personService),
-		rpc.AsService(groupService),
-		rpc.AsService(agentService),
-		rpc.AsService(eventQueryService),
-		rpc.AsService(webhookService),
-		rpc.AsService(auditService),
-	),
+	fx.Provide(rpc.AsServices(services)),
 	fx.Invoke(registerBootstrap),
 )
 
@@ -142,93 +131,51 @@ func registerBootstrap(lc fx.Lifecycle, b *Backend) {
 	})
 }
 
-func authService(p serviceParams) rpc.Service {
+// services are the backend's gRPC services, each with its generated REST handlers.
+func services(p serviceParams) []rpc.Service {
 	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.AuthService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuthServiceServer(r, &AuthServer{b: b}) },
-		Gateway:  backendv1.RegisterAuthServiceHandler,
-	}
-}
-
-func workspaceService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.WorkspaceService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWorkspaceServiceServer(r, &WorkspaceServer{b: b}) },
-		Gateway:  backendv1.RegisterWorkspaceServiceHandler,
-	}
-}
-
-func userService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.UserService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterUserServiceServer(r, &UserServer{b: b}) },
-		Gateway:  backendv1.RegisterUserServiceHandler,
-	}
-}
-
-func apiKeyService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.ApiKeyService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterApiKeyServiceServer(r, &APIKeyServer{b: b}) },
-		Gateway:  backendv1.RegisterApiKeyServiceHandler,
-	}
-}
-
-func personService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.PersonService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterPersonServiceServer(r, &PersonServer{b: b}) },
-		Gateway:  backendv1.RegisterPersonServiceHandler,
-		HTTP:     photoUploadRoutes,
-	}
-}
-
-func groupService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.GroupService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterGroupServiceServer(r, &GroupServer{b: b}) },
-		Gateway:  backendv1.RegisterGroupServiceHandler,
-	}
-}
-
-func agentService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.AgentService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAgentServiceServer(r, &AgentServer{b: b}) },
-		Gateway:  backendv1.RegisterAgentServiceHandler,
-	}
-}
-
-func eventQueryService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.EventQueryService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterEventQueryServiceServer(r, &EventQueryServer{b: b}) },
-		Gateway:  backendv1.RegisterEventQueryServiceHandler,
-	}
-}
-
-func webhookService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.WebhookService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWebhookServiceServer(r, &WebhookServer{b: b}) },
-		Gateway:  backendv1.RegisterWebhookServiceHandler,
-	}
-}
-
-func auditService(p serviceParams) rpc.Service {
-	b := p.Backend
-	return rpc.Service{
-		Name:     backendv1.AuditService_ServiceDesc.ServiceName,
-		Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuditServiceServer(r, &AuditServer{b: b}) },
-		Gateway:  backendv1.RegisterAuditServiceHandler,
+	return []rpc.Service{
+		{
+			Name:     backendv1.AuthService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuthServiceServer(r, &AuthServer{b: b}) },
+			Gateway:  backendv1.RegisterAuthServiceHandler,
+		}, {
+			Name:     backendv1.WorkspaceService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWorkspaceServiceServer(r, &WorkspaceServer{b: b}) },
+			Gateway:  backendv1.RegisterWorkspaceServiceHandler,
+		}, {
+			Name:     backendv1.UserService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterUserServiceServer(r, &UserServer{b: b}) },
+			Gateway:  backendv1.RegisterUserServiceHandler,
+		}, {
+			Name:     backendv1.ApiKeyService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterApiKeyServiceServer(r, &APIKeyServer{b: b}) },
+			Gateway:  backendv1.RegisterApiKeyServiceHandler,
+		}, {
+			Name:     backendv1.PersonService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterPersonServiceServer(r, &PersonServer{b: b}) },
+			Gateway:  backendv1.RegisterPersonServiceHandler,
+			HTTP:     photoUploadRoutes,
+		}, {
+			Name:     backendv1.GroupService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterGroupServiceServer(r, &GroupServer{b: b}) },
+			Gateway:  backendv1.RegisterGroupServiceHandler,
+		}, {
+			Name:     backendv1.AgentService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAgentServiceServer(r, &AgentServer{b: b}) },
+			Gateway:  backendv1.RegisterAgentServiceHandler,
+		}, {
+			Name:     backendv1.EventQueryService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterEventQueryServiceServer(r, &EventQueryServer{b: b}) },
+			Gateway:  backendv1.RegisterEventQueryServiceHandler,
+		}, {
+			Name:     backendv1.WebhookService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterWebhookServiceServer(r, &WebhookServer{b: b}) },
+			Gateway:  backendv1.RegisterWebhookServiceHandler,
+		}, {
+			Name:     backendv1.AuditService_ServiceDesc.ServiceName,
+			Register: func(r grpc.ServiceRegistrar) { backendv1.RegisterAuditServiceServer(r, &AuditServer{b: b}) },
+			Gateway:  backendv1.RegisterAuditServiceHandler,
+		},
 	}
 }
