@@ -103,8 +103,11 @@ func TestP2CEWMAShunsSlowUpstreamUntilItRecovers(t *testing.T) {
 	// the slow one only wins a draw before its first sample, so it should
 	// see almost nothing.
 	require.Less(t, slowB.hits.Load(), int64(20), "slow upstream got %d of 400", slowB.hits.Load())
-	require.Greater(t, fast1.hits.Load(), int64(150))
-	require.Greater(t, fast2.hits.Load(), int64(150))
+	// Both fast upstreams share the rest. Not evenly: the policy follows measured latency,
+	// and on a loaded machine one of two equal upstreams can look faster for a stretch
+	// (a 146/234 split was seen under load), so the check is that both are used.
+	require.Greater(t, fast1.hits.Load(), int64(100))
+	require.Greater(t, fast2.hits.Load(), int64(100))
 
 	// Once it is fast again, its faded estimate lets it win a draw, and
 	// the fresh sample keeps it in rotation.
