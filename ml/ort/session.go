@@ -62,6 +62,9 @@ func (r *Runtime) NewSession(name string, model []byte, inputs, outputs []string
 	return s, nil
 }
 
+// Parallelism is how many Runs of the model can execute at once (the pool's size).
+func (s *Session) Parallelism() int { return cap(s.pool) }
+
 // Name is the model's name as given to NewSession.
 func (s *Session) Name() string { return s.name }
 

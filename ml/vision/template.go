@@ -2,6 +2,7 @@ package vision
 
 import (
 	"context"
+	"golang.org/x/sync/errgroup"
 	"math"
 
 	"github.com/vigilhq/vigil/ml/geom"
@@ -66,28 +67,45 @@ func alignedInto(dst []float32, img *imgproc.RGB, points []geom.Point) error {
 	return nil
 }
 
-// extract computes the templates of faces in batches of at most maxBatch.
+// extract computes the templates of faces. Many faces are split into as many
+// batches as the session pool runs at once (each of at most maxBatch), run
+// concurrently: with one single-threaded session per core, a batch of 16 on
+// two cores runs as two batches of 8 side by side instead of one on one core.
 // Every face must have 5 keypoints.
 func (t *templateExtractor) extract(ctx context.Context, img *imgproc.RGB, faces []*Object) error {
+	if len(faces) == 0 {
+		return nil
+	}
+	chunks := max(min(t.sess.Parallelism(), len(faces)), (len(faces)+t.maxBatch-1)/t.maxBatch)
+	size := (len(faces) + chunks - 1) / chunks
+	if chunks == 1 {
+		return t.extractBatch(ctx, img, faces)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for start := 0; start < len(faces); start += size {
+		chunk := faces[start:min(start+size, len(faces))]
+		g.Go(func() error { return t.extractBatch(gctx, img, chunk) })
+	}
+	return g.Wait()
+}
+
+// extractBatch computes the templates of faces in one Run.
+func (t *templateExtractor) extractBatch(ctx context.Context, img *imgproc.RGB, faces []*Object) error {
 	const per = 3 * alignedSize * alignedSize
-	for start := 0; start < len(faces); start += t.maxBatch {
-		chunk := faces[start:min(start+t.maxBatch, len(faces))]
-		data := getBuffer(per * len(chunk))
-		for i, f := range chunk {
-			if err := alignedInto(data[i*per:(i+1)*per], img, f.Keypoints); err != nil {
-				putBuffer(data)
-				return err
-			}
-		}
-		out, err := t.sess.Run(ctx, ort.Tensor{Shape: []int64{int64(len(chunk)), 3, alignedSize, alignedSize}, Data: data})
-		putBuffer(data)
-		if err != nil {
+	data := getBuffer(per * len(faces))
+	defer putBuffer(data)
+	for i, f := range faces {
+		if err := alignedInto(data[i*per:(i+1)*per], img, f.Keypoints); err != nil {
 			return err
 		}
-		dim := len(out[0].Data) / len(chunk)
-		for i, f := range chunk {
-			f.Template = &Template{Model: TemplateModel, Version: t.version, Vector: l2normalize(out[0].Data[i*dim : (i+1)*dim])}
-		}
+	}
+	out, err := t.sess.Run(ctx, ort.Tensor{Shape: []int64{int64(len(faces)), 3, alignedSize, alignedSize}, Data: data})
+	if err != nil {
+		return err
+	}
+	dim := len(out[0].Data) / len(faces)
+	for i, f := range faces {
+		f.Template = &Template{Model: TemplateModel, Version: t.version, Vector: l2normalize(out[0].Data[i*dim : (i+1)*dim])}
 	}
 	return nil
 }

@@ -71,13 +71,24 @@ func TestTemplateBatchEqualsSingleRuns(t *testing.T) {
 	img := photo(t, "two_people.jpg")
 	det := faces(process(t, img, UnitFaceDetector))
 	require.Len(t, det, 2)
-	batch := []*Object{{Class: ClassFace, Box: det[0].Box, Keypoints: det[0].Keypoints}, {Class: ClassFace, Box: det[1].Box, Keypoints: det[1].Keypoints}}
-	require.NoError(t, engine.templates.extract(context.Background(), img, batch))
+	single := make([]*Template, len(det))
 	for i := range det {
-		single := []*Object{{Class: ClassFace, Box: det[i].Box, Keypoints: det[i].Keypoints}}
-		require.NoError(t, engine.templates.extract(context.Background(), img, single))
-		s, err := Similarity(batch[i].Template, single[0].Template)
+		one := []*Object{{Class: ClassFace, Box: det[i].Box, Keypoints: det[i].Keypoints}}
+		require.NoError(t, engine.templates.extract(context.Background(), img, one))
+		single[i] = one[0].Template
+	}
+	// 16 faces (the two, alternating): split across the session pool into concurrent
+	// batched Runs (two of 8 with two sessions); one Run of both faces, directly.
+	many := make([]*Object, 16)
+	for i := range many {
+		many[i] = &Object{Class: ClassFace, Box: det[i%2].Box, Keypoints: det[i%2].Keypoints}
+	}
+	require.NoError(t, engine.templates.extract(context.Background(), img, many))
+	pair := []*Object{{Class: ClassFace, Box: det[0].Box, Keypoints: det[0].Keypoints}, {Class: ClassFace, Box: det[1].Box, Keypoints: det[1].Keypoints}}
+	require.NoError(t, engine.templates.extractBatch(context.Background(), img, pair))
+	for i, o := range append(many, pair...) {
+		s, err := Similarity(o.Template, single[i%2])
 		require.NoError(t, err)
-		require.InDelta(t, 1, s, 1e-5, "face %d: a batch of 2 gives the single-run template", i)
+		require.InDelta(t, 1, s, 1e-5, "face %d of the batch gives its single-run template", i)
 	}
 }
