@@ -76,30 +76,10 @@ func (b *Backend) GetAPIKey(ctx context.Context, sc scope, keyID string) (*APIKe
 
 // ListAPIKeys lists the workspace's keys, newest first.
 func (b *Backend) ListAPIKeys(ctx context.Context, sc scope, size int32, token string) ([]*APIKey, string, error) {
-	n, err := pageSize(size)
+	ks, next, err := listPage(ctx, b.db.q(ctx), size, token, `SELECT `+apiKeyColumns+` FROM api_keys
+		WHERE workspace_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, scanAPIKey, func(k *APIKey) uuid.UUID { return k.ID }, sc.workspace)
 	if err != nil {
-		return nil, "", err
-	}
-	after, err := decodeIDToken(token)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := b.db.q(ctx).Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE workspace_id = $1 AND id < $2
-		ORDER BY id DESC LIMIT $3`, sc.workspace, after, n+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list api keys: %w", dbErr(err))
-	}
-	ks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*APIKey, error) { return scanAPIKey(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list api keys: %w", dbErr(err))
-	}
-	ids := make([]uuid.UUID, len(ks))
-	for i, k := range ks {
-		ids[i] = k.ID
-	}
-	next := nextToken(ids, n)
-	if len(ks) > n {
-		ks = ks[:n]
+		return nil, "", fmt.Errorf("list api keys: %w", err)
 	}
 	return ks, next, nil
 }

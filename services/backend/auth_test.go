@@ -2,6 +2,8 @@ package backend_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -131,4 +133,35 @@ func TestBootstrapOnce(t *testing.T) {
 	require.Contains(t, first, "admin@vigil.local")
 	require.Equal(t, 1, e.count("users"))
 	require.Equal(t, 1, e.count("workspaces"))
+}
+
+// Keyset paging of a list: pages of two, newest first, each key once, and a last page
+// without a next token; a malformed token is INVALID_ARGUMENT.
+func TestListAPIKeysPages(t *testing.T) {
+	e := newEnv(t)
+	var created []string
+	for i := range 5 {
+		k, err := e.keys().CreateApiKey(e.admin(), &backendv1.CreateApiKeyRequest{Name: fmt.Sprintf("k%d", i), Role: commonv1.Role_ROLE_VIEWER})
+		require.NoError(t, err)
+		created = append(created, k.GetApiKey().GetId())
+	}
+	var seen []string
+	token := ""
+	for pages := 1; ; pages++ {
+		page, err := e.keys().ListApiKeys(e.admin(), &backendv1.ListApiKeysRequest{PageSize: 2, PageToken: token})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.GetApiKeys()), 2)
+		for _, k := range page.GetApiKeys() {
+			seen = append(seen, k.GetId())
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			require.Equal(t, 3, pages)
+			break
+		}
+	}
+	slices.Reverse(created)
+	require.Equal(t, created, seen, "every key once, newest first")
+
+	_, err := e.keys().ListApiKeys(e.admin(), &backendv1.ListApiKeysRequest{PageToken: "!!"})
+	require.Equal(t, codes.InvalidArgument, code(err))
 }

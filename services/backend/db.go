@@ -143,14 +143,6 @@ func decodeIDToken(tok string) (uuid.UUID, error) {
 	return uuid.UUID(b), nil
 }
 
-// nextToken returns the next page token for a page of n ids fetched with limit size+1.
-func nextToken(ids []uuid.UUID, size int) string {
-	if len(ids) <= size {
-		return ""
-	}
-	return encodeIDToken(ids[size-1])
-}
-
 // newID returns a time-ordered id.
 func newID() uuid.UUID {
 	id, err := uuid.NewV7()

@@ -126,30 +126,10 @@ func (b *Backend) GetUser(ctx context.Context, sc scope, userID string) (*User, 
 
 // ListUsers lists the members of the scope's workspace.
 func (b *Backend) ListUsers(ctx context.Context, sc scope, size int32, token string) ([]*User, string, error) {
-	n, err := pageSize(size)
+	us, next, err := listPage(ctx, b.db.q(ctx), size, token, `SELECT `+userColumns+` FROM users u JOIN memberships m ON m.user_id = u.id
+		WHERE m.workspace_id = $1 AND u.id < $2 ORDER BY u.id DESC LIMIT $3`, scanUser, func(u *User) uuid.UUID { return u.ID }, sc.workspace)
 	if err != nil {
-		return nil, "", err
-	}
-	after, err := decodeIDToken(token)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := b.db.q(ctx).Query(ctx, `SELECT `+userColumns+` FROM users u JOIN memberships m ON m.user_id = u.id
-		WHERE m.workspace_id = $1 AND u.id < $2 ORDER BY u.id DESC LIMIT $3`, sc.workspace, after, n+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list users: %w", dbErr(err))
-	}
-	us, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*User, error) { return scanUser(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list users: %w", dbErr(err))
-	}
-	ids := make([]uuid.UUID, len(us))
-	for i, u := range us {
-		ids[i] = u.ID
-	}
-	next := nextToken(ids, n)
-	if len(us) > n {
-		us = us[:n]
+		return nil, "", fmt.Errorf("list users: %w", err)
 	}
 	return us, next, nil
 }

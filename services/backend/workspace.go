@@ -100,29 +100,10 @@ func (b *Backend) CreateWorkspace(ctx context.Context, w *Workspace, adminEmail 
 
 // ListWorkspaces lists every workspace, newest first.
 func (b *Backend) ListWorkspaces(ctx context.Context, size int32, token string) ([]*Workspace, string, error) {
-	n, err := pageSize(size)
+	ws, next, err := listPage(ctx, b.db.q(ctx), size, token, `SELECT `+workspaceColumns+` FROM workspaces
+		WHERE id < $1 ORDER BY id DESC LIMIT $2`, scanWorkspace, func(w *Workspace) uuid.UUID { return w.ID })
 	if err != nil {
-		return nil, "", err
-	}
-	after, err := decodeIDToken(token)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := b.db.q(ctx).Query(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE id < $1 ORDER BY id DESC LIMIT $2`, after, n+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list workspaces: %w", dbErr(err))
-	}
-	ws, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Workspace, error) { return scanWorkspace(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list workspaces: %w", dbErr(err))
-	}
-	ids := make([]uuid.UUID, len(ws))
-	for i, w := range ws {
-		ids[i] = w.ID
-	}
-	next := nextToken(ids, n)
-	if len(ws) > n {
-		ws = ws[:n]
+		return nil, "", fmt.Errorf("list workspaces: %w", err)
 	}
 	return ws, next, nil
 }
