@@ -8,26 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigilhq/vigil/platform/cache"
 	"github.com/vigilhq/vigil/platform/pubsub"
+	"github.com/vigilhq/vigil/platform/redistest"
 )
-
-const redisAddr = "127.0.0.1:6379"
-
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: redisAddr})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis is not reachable at %s: %v\nRun the tests with `make test` (it starts what they need) or start redis-server.", redisAddr, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 func uniqueKey() string {
 	b := make([]byte, 6)
@@ -41,7 +27,7 @@ func replicas(t *testing.T, withRedis bool) (*cache.Cache, *cache.Cache) {
 	var a, b *cache.Cache
 	var err error
 	if withRedis {
-		ra, rb := redisClient(t), redisClient(t)
+		ra, rb := redistest.Client(t), redistest.Client(t)
 		a, err = cache.New(context.Background(), ra, pubsub.NewRedis(ra, logger), cache.Options{}, logger)
 		require.NoError(t, err)
 		b, err = cache.New(context.Background(), rb, pubsub.NewRedis(rb, logger), cache.Options{}, logger)

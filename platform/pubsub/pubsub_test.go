@@ -9,27 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigilhq/vigil/platform/pubsub"
+	"github.com/vigilhq/vigil/platform/redistest"
 )
-
-// redisAddr is the machine's Redis, which the tests need.
-const redisAddr = "127.0.0.1:6379"
-
-// RedisClient connects to the test Redis, failing the test clearly when it is absent.
-func RedisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: redisAddr})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis is not reachable at %s: %v\nRun the tests with `make test` (it starts what they need) or start redis-server.", redisAddr, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 func uniqueChannel() string {
 	b := make([]byte, 6)
@@ -46,7 +30,7 @@ func TestPubSub(t *testing.T) {
 		},
 		// Two clients: two replicas talking through the server.
 		"redis": func(t *testing.T) (pubsub.PubSub, pubsub.PubSub) {
-			return pubsub.NewRedis(RedisClient(t), logger), pubsub.NewRedis(RedisClient(t), logger)
+			return pubsub.NewRedis(redistest.Client(t), logger), pubsub.NewRedis(redistest.Client(t), logger)
 		},
 	}
 	for name, mk := range impls {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
+	"github.com/vigilhq/vigil/platform/redistest"
 	"github.com/vigilhq/vigil/services/backend"
 )
 
@@ -109,7 +110,7 @@ func TestPersonCardCache(t *testing.T) {
 // although replica two had the card cached.
 func TestPersonCardAcrossReplicas(t *testing.T) {
 	var regTwo *prometheus.Registry
-	e := newEnvWithRedis(t, "127.0.0.1:6379")
+	e := newEnvWithRedis(t, redistest.Addr)
 	a := e.admin()
 	one := e.persons()
 	created, err := one.CreatePerson(a, &backendv1.CreatePersonRequest{Person: &backendv1.Person{Name: "v0"}})

@@ -9,13 +9,14 @@ import (
 
 	backendv1 "github.com/vigilhq/vigil/gen/go/vigil/backend/v1"
 	commonv1 "github.com/vigilhq/vigil/gen/go/vigil/common/v1"
+	"github.com/vigilhq/vigil/platform/redistest"
 )
 
 // TestRevocationReachesEveryReplica: two processes share the database and Redis (as
 // replicas do). A key cached by replica 2 is revoked on replica 1 and stops working on
 // replica 2 at once, well inside the cache TTL.
 func TestRevocationReachesEveryReplica(t *testing.T) {
-	e := newEnvWithRedis(t, "127.0.0.1:6379")
+	e := newEnvWithRedis(t, redistest.Addr)
 	one := e.conn
 	created, err := backendv1.NewApiKeyServiceClient(one).CreateApiKey(e.admin(), &backendv1.CreateApiKeyRequest{Name: "shared", Role: commonv1.Role_ROLE_VIEWER})
 	require.NoError(t, err)
