@@ -27,25 +27,19 @@ var lutPool = sync.Pool{New: func() any { return new(planeLUTs) }}
 func newPlaneLUTs(ch Channels, n Norm, plane int) *planeLUTs {
 	p := lutPool.Get().(*planeLUTs)
 	var coef [3]float32
-	switch ch {
-	case GrayPlane:
-		p.gray = true
+	p.gray = ch == GrayPlane
+	if p.gray {
 		s := n.Scale[0]
 		coef = [3]float32{0.299 * s, 0.587 * s, 0.114 * s}
 		p.off = [3]int{}
 		b := -n.Mean[0] * s
 		p.bias = [3]float32{b, b, b}
-	case BGRPlanes:
-		p.gray = false
-		// Source R goes to plane 2 with the third mean/scale, and so on.
-		coef = [3]float32{n.Scale[2], n.Scale[1], n.Scale[0]}
-		p.off = [3]int{2 * plane, plane, 0}
-		p.bias = [3]float32{-n.Mean[2] * n.Scale[2], -n.Mean[1] * n.Scale[1], -n.Mean[0] * n.Scale[0]}
-	default:
-		p.gray = false
-		coef = n.Scale
-		p.off = [3]int{0, plane, 2 * plane}
-		p.bias = [3]float32{-n.Mean[0] * n.Scale[0], -n.Mean[1] * n.Scale[1], -n.Mean[2] * n.Scale[2]}
+	} else {
+		var mean [3]float32
+		p.off, mean, coef = planeOrder(ch, n, plane)
+		for c := range 3 {
+			p.bias[c] = -mean[c] * coef[c]
+		}
 	}
 	p.coef = coef
 	for c := range 3 {
@@ -55,4 +49,20 @@ func newPlaneLUTs(ch Channels, n Norm, plane int) *planeLUTs {
 		}
 	}
 	return p
+}
+
+// planeOrder returns, for each source channel R, G, B in that order, the offset of the
+// plane it is written to and its normalisation, so layouts are permuted once per call
+// instead of per pixel (BGR: source R goes to plane 2 with the third mean and scale).
+// GrayPlane, handled apart, gets zeros.
+func planeOrder(ch Channels, n Norm, plane int) (off [3]int, mean, scale [3]float32) {
+	switch ch {
+	case RGBPlanes:
+		return [3]int{0, plane, 2 * plane}, n.Mean, n.Scale
+	case BGRPlanes:
+		return [3]int{2 * plane, plane, 0},
+			[3]float32{n.Mean[2], n.Mean[1], n.Mean[0]},
+			[3]float32{n.Scale[2], n.Scale[1], n.Scale[0]}
+	}
+	return off, mean, scale
 }

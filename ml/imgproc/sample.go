@@ -109,17 +109,7 @@ func (m *RGB) SampleInto(dst []float32, w, h int, t Affine, ch Channels, n Norm,
 
 func (m *RGB) sampleRotated(dst []float32, w, h int, t Affine, ch Channels, n Norm, clip image.Rectangle, replicate bool, fill [3]float32) {
 	plane := w * h
-	var off [3]int
-	var mean, scale [3]float32
-	switch ch {
-	case RGBPlanes:
-		off = [3]int{0, plane, 2 * plane}
-		mean, scale = n.Mean, n.Scale
-	case BGRPlanes:
-		off = [3]int{2 * plane, plane, 0}
-		mean = [3]float32{n.Mean[2], n.Mean[1], n.Mean[0]}
-		scale = [3]float32{n.Scale[2], n.Scale[1], n.Scale[0]}
-	}
+	off, mean, scale := planeOrder(ch, n, plane)
 	luts := newPlaneLUTs(ch, n, plane)
 	defer lutPool.Put(luts)
 	// Offsets are int32 in the vector kernel: images up to 2 GB (the decode

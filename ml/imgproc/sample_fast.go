@@ -54,17 +54,7 @@ func (m *RGB) sampleAxisAligned(dst []float32, w, h int, t Affine, ch Channels, 
 	p := m.Pix
 	// Where each source channel goes, with its normalisation: planes are
 	// permuted once here instead of switching per pixel.
-	var off [3]int
-	var mean, scale [3]float32
-	switch ch {
-	case RGBPlanes:
-		off = [3]int{0, plane, 2 * plane}
-		mean, scale = n.Mean, n.Scale
-	case BGRPlanes:
-		off = [3]int{2 * plane, plane, 0}
-		mean = [3]float32{n.Mean[2], n.Mean[1], n.Mean[0]}
-		scale = [3]float32{n.Scale[2], n.Scale[1], n.Scale[0]}
-	}
+	off, mean, scale := planeOrder(ch, n, plane)
 	gray := ch == GrayPlane
 	// The fill colour after normalisation, in plane order, for samples
 	// entirely outside the clip (letterbox padding).
