@@ -49,7 +49,16 @@ func (rawCodec) Name() string { return "proto" }
 // (usually 4 MiB) limit on top.
 const maxRelayMsg = 256 << 20
 
-func (s *Server) newGRPCServer(l *listener) *grpc.Server {
+// grpcEngine serves the h2c connections of a native_grpc listener: Serve
+// until the listener closes, GracefulStop drains calls in flight, Stop
+// ends them.
+type grpcEngine interface {
+	Serve(net.Listener) error
+	GracefulStop()
+	Stop()
+}
+
+func (s *Server) newGRPCServer(l *listener) grpcEngine {
 	return grpc.NewServer(
 		grpc.UnknownServiceHandler(s.relayGRPC),
 		grpc.ForceServerCodec(rawCodec{}),

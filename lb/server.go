@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 )
 
 // Server is the load balancer: its listeners stay for the life of the
@@ -55,7 +54,7 @@ type listener struct {
 	done chan struct{}
 
 	// With native_grpc: h2c connections go to grpcSrv, the rest to srv.
-	grpcSrv  *grpc.Server
+	grpcSrv  grpcEngine
 	grpcDone chan struct{}
 }
 
