@@ -1,0 +1,212 @@
+package lb
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// h2Relay is the native gRPC engine: it serves the h2c connections of a
+// native_grpc listener itself and relays each call frame by frame over
+// pooled, multiplexed HTTP/2 connections to the upstreams (h2upstream.go).
+// Headers are decoded once (for routing and admission) and re-encoded
+// with the other connection's HPACK state; DATA is copied once, from the
+// read buffer of one connection into the write buffer of the other.
+// Per call there is no goroutine, only per connection (a reader and a
+// writer), and the writer sends all frames that piled up while it was
+// busy in one system call; that batching is what makes the relay cheaper
+// than grpc-go's per-call machinery (see bench/lb/RESULTS.md).
+type h2Relay struct {
+	s *Server
+	l *listener
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*h2conn]struct{}
+	draining bool
+	stopped  bool
+	wg       sync.WaitGroup
+
+	panics atomic.Int64
+}
+
+var errRelayStopped = errors.New("gRPC engine stopped")
+
+// Serve accepts h2c connections (their preface still unread) until ln
+// closes.
+func (e *h2Relay) Serve(ln net.Listener) error {
+	e.mu.Lock()
+	if e.stopped || e.draining {
+		e.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	e.ln = ln
+	e.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			e.mu.Lock()
+			done := e.stopped || e.draining
+			e.mu.Unlock()
+			if done || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		e.mu.Lock()
+		if e.stopped || e.draining {
+			e.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		c := newH2Conn(nc, true, e.s.log)
+		c.srv = e.s
+		c.panics = func() { e.panics.Add(1) }
+		if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+			c.remoteIP = host
+		}
+		if e.conns == nil {
+			e.conns = map[*h2conn]struct{}{}
+		}
+		e.conns[c] = struct{}{}
+		e.wg.Add(1)
+		e.mu.Unlock()
+		go e.serveConn(c)
+	}
+}
+
+func (e *h2Relay) serveConn(c *h2conn) {
+	defer func() {
+		e.mu.Lock()
+		delete(e.conns, c)
+		e.mu.Unlock()
+		e.wg.Done()
+	}()
+	// The client has read_header_timeout to send its preface and SETTINGS.
+	if t := time.Duration(e.l.cfg.ReadHeaderTimeout); t > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(t))
+	}
+	var preface [len(h2Preface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != h2Preface {
+		c.nc.Close()
+		return
+	}
+	c.start(uint32(e.l.cfg.MaxHeaderBytes))
+	f, err := c.fr.ReadFrame()
+	if err == nil {
+		err = c.dispatch(f) // must be SETTINGS
+	}
+	if err != nil {
+		c.nc.Close()
+		c.shutdown(err)
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.readLoop()
+}
+
+// GracefulStop sends GOAWAY to every client and waits until the calls in
+// flight have ended and the connections closed.
+func (e *h2Relay) GracefulStop() {
+	e.mu.Lock()
+	e.draining = true
+	if e.ln != nil {
+		e.ln.Close()
+	}
+	conns := make([]*h2conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		if !c.closed {
+			c.goAway = true
+			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+			if len(c.streams) == 0 {
+				c.closeLocked()
+			}
+		}
+		c.unlock()
+	}
+	e.wg.Wait()
+}
+
+// Stop closes every connection, ending the calls on them.
+func (e *h2Relay) Stop() {
+	e.mu.Lock()
+	e.stopped = true
+	if e.ln != nil {
+		e.ln.Close()
+	}
+	conns := make([]*h2conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		c.nc.Close()
+		c.shutdown(errRelayStopped)
+	}
+	e.wg.Wait()
+}
+
+// onRequestHeaders opens a call (or ends a client's request stream).
+func (c *h2conn) onRequestHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	c.mu.Lock()
+	if l := c.streams[id]; l != nil {
+		// Trailers from the client: gRPC sends none, but a request may end
+		// with a header block; it carries nothing the upstream needs.
+		if l.recvEnd || !f.StreamEnded() {
+			code := http2.ErrCodeProtocol
+			if l.recvEnd {
+				code = http2.ErrCodeStreamClosed
+			}
+			c.resetLocked(l, code)
+			c.unlock()
+			l.reset(code)
+			return nil
+		}
+		c.recvEndLocked(l)
+		c.unlock()
+		l.r.onClientData(l, nil, true)
+		return nil
+	}
+	if id%2 == 0 {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if id <= c.lastID {
+		// A stream we already closed (RFC 9113 section 5.1).
+		if !c.closed {
+			_ = c.fr.WriteRSTStream(id, http2.ErrCodeStreamClosed)
+		}
+		c.unlock()
+		return nil
+	}
+	c.lastID = id
+	if c.closed || c.goAway || len(c.streams) >= h2MaxStreams {
+		if !c.closed {
+			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		}
+		c.unlock()
+		return nil
+	}
+	r := &relayCall{s: c.srv}
+	d := &r.down
+	*d = leg{c: c, id: id, r: r, down: true, sendWin: c.peerWin, recvAvail: h2StreamWindow}
+	c.streams[id] = d
+	if f.StreamEnded() {
+		d.recvEnd = true
+	}
+	c.mu.Unlock()
+	r.begin(f)
+	return nil
+}

@@ -1,0 +1,790 @@
+package lb
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2conn is one HTTP/2 connection of the frame relay, either a client's
+// (server side) or one to an upstream (client side). One goroutine reads
+// and dispatches frames; writers append frames to a buffer under mu and a
+// second goroutine writes the buffer out whenever it is woken, so frames
+// of many streams (and of both directions' bookkeeping) share one write
+// system call. Flow control follows RFC 9113 section 5.2 in both
+// directions: DATA waits in its stream's queue for the peer's credit, and
+// what a peer sent is credited back only once it has been handed to the
+// other side, so a slow reader holds back its writer instead of the relay
+// buffering without bound.
+
+const (
+	// h2StreamWindow and h2ConnWindow are the receive windows the relay
+	// advertises: generous, so unary calls never wait for credit, and they
+	// bound what one connection can make the relay hold.
+	h2StreamWindow = 1 << 20
+	h2ConnWindow   = 16 << 20
+	// h2MaxStreams is the MAX_CONCURRENT_STREAMS offered to clients.
+	h2MaxStreams = 1000
+	// h2MaxFrame is HTTP/2's default frame size, which the relay keeps
+	// for what it reads; it writes up to the peer's limit.
+	h2MaxFrame = 16384
+	// h2KeepBuf caps the write buffer kept for reuse between batches.
+	h2KeepBuf = 256 << 10
+	// h2WriteTimeout ends a connection whose peer stopped reading.
+	h2WriteTimeout = 30 * time.Second
+	// h2MaxWindow is the largest legal flow-control window.
+	h2MaxWindow = 1<<31 - 1
+)
+
+var errH2Closed = errors.New("http2 connection closed")
+
+// h2wbuf collects the frames of one batch.
+type h2wbuf struct{ b []byte }
+
+func (w *h2wbuf) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// h2credit is flow-control credit owed to the sender of a leg's bytes.
+type h2credit struct {
+	l *leg
+	n int
+}
+
+type h2conn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	fr     *http2.Framer // ReadFrame on the reader goroutine; writes under mu
+	server bool
+	log    *slog.Logger
+	// remoteIP is the client's address without port (server side).
+	remoteIP string
+	srv      *Server // server side: whose routes the calls use
+	panics   func()  // counts recovered panics (tests check for none)
+	// onGone is called once when the connection is gone or refuses new
+	// streams (upstream side: drop it from its address's list).
+	onGone func(*h2conn)
+
+	kick chan struct{} // wakes the writer
+
+	mu        sync.Mutex
+	wb        h2wbuf
+	spare     []byte
+	enc       *hpack.Encoder
+	encBuf    bytes.Buffer
+	closed    bool // no more frames: the writer closes the socket after the last batch
+	shut      bool // shutdown ran
+	streams   map[uint32]*leg
+	blocked   []*leg     // legs with DATA waiting for credit
+	credits   []h2credit // owed to other connections, paid after unlock
+	sendWin   int64      // connection-level credit the peer gave us
+	recvAvail int64      // connection-level credit we gave the peer
+	recvOwed  int64      // forwarded bytes not yet credited back
+	peerWin   int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame int
+	peerMax   int  // the peer's MAX_CONCURRENT_STREAMS
+	goAway    bool // GOAWAY sent or received: no new streams
+	settings  bool // the peer's first SETTINGS arrived
+	lastID    uint32 // server: highest stream id the client opened
+	nextID    uint32 // client: id of the next stream
+}
+
+// leg is one stream of a relayed call on one connection: the client's
+// stream (down) or the stream to the upstream. Its fields are guarded by
+// its connection's mu.
+type leg struct {
+	c    *h2conn
+	id   uint32
+	r    *relayCall
+	down bool
+	// src is the leg whose received bytes this leg sends: credit for them
+	// goes back to it once they leave.
+	src *leg
+
+	sendWin   int64
+	recvAvail int64
+	recvOwed  int64
+
+	pend         []byte // DATA waiting for credit
+	pendNoCredit int    // leading bytes of pend already credited (a retry's resend)
+	pendEnd      bool   // END_STREAM follows pend
+	trailers     []hpack.HeaderField
+	inBlocked    bool
+
+	sentEnd, recvEnd bool
+	closed           bool // gone from the connection's stream map
+}
+
+func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
+	c := &h2conn{
+		nc:        nc,
+		server:    server,
+		log:       log,
+		kick:      make(chan struct{}, 1),
+		streams:   map[uint32]*leg{},
+		sendWin:   65535,
+		recvAvail: h2ConnWindow,
+		peerWin:   65535,
+		peerFrame: h2MaxFrame,
+		peerMax:   100, // until the peer's SETTINGS say otherwise
+		nextID:    1,
+	}
+	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.fr = http2.NewFramer(&c.wb, c.br)
+	c.fr.SetReuseFrames()
+	c.fr.SetMaxReadFrameSize(h2MaxFrame)
+	c.enc = hpack.NewEncoder(&c.encBuf)
+	return c
+}
+
+// start writes our SETTINGS (after the client preface on the client
+// side) and starts the writer.
+func (c *h2conn) start(maxHeaderBytes uint32) {
+	c.mu.Lock()
+	if !c.server {
+		c.wb.b = append(c.wb.b, h2Preface...)
+	}
+	s := []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow}}
+	if c.server {
+		s = append(s, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams})
+	} else {
+		s = append(s, http2.Setting{ID: http2.SettingEnablePush, Val: 0})
+	}
+	if maxHeaderBytes > 0 {
+		s = append(s, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderBytes})
+		c.fr.MaxHeaderListSize = maxHeaderBytes
+	}
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	_ = c.fr.WriteSettings(s...)
+	_ = c.fr.WriteWindowUpdate(0, h2ConnWindow-65535)
+	c.unlock()
+	go c.writeLoop()
+}
+
+// unlock releases mu, wakes the writer when frames are waiting and pays
+// the credit collected under the lock (which needs the other
+// connections' locks, never held together with this one).
+func (c *h2conn) unlock() {
+	var cr []h2credit
+	if len(c.credits) > 0 {
+		cr = c.credits
+		c.credits = nil
+	}
+	kick := len(c.wb.b) > 0 || c.closed
+	c.mu.Unlock()
+	if kick {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	for _, x := range cr {
+		x.l.c.credit(x.l, x.n)
+	}
+}
+
+func (c *h2conn) writeLoop() {
+	defer c.recoverPanic()
+	for range c.kick {
+		c.mu.Lock()
+		buf := c.wb.b
+		c.wb.b = c.spare[:0]
+		c.spare = nil
+		closed := c.closed
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(h2WriteTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				c.nc.Close()
+				c.shutdown(err)
+				return
+			}
+		}
+		if closed {
+			c.nc.Close()
+			return
+		}
+		if cap(buf) <= h2KeepBuf {
+			c.mu.Lock()
+			c.spare = buf[:0]
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *h2conn) recoverPanic() {
+	if p := recover(); p != nil {
+		if c.panics != nil {
+			c.panics()
+		}
+		c.log.Error("http2 relay connection panicked; closing it", "panic", p, "stack", string(debug.Stack()))
+		c.nc.Close()
+		c.shutdown(fmt.Errorf("panic: %v", p))
+	}
+}
+
+// closeLocked ends the connection once the frames written so far are out.
+func (c *h2conn) closeLocked() { c.closed = true }
+
+// shutdown ends the connection and every stream on it.
+func (c *h2conn) shutdown(err error) {
+	c.mu.Lock()
+	if c.shut {
+		c.mu.Unlock()
+		return
+	}
+	c.shut, c.closed = true, true
+	legs := make([]*leg, 0, len(c.streams))
+	for _, l := range c.streams {
+		legs = append(legs, l)
+		c.dropLocked(l)
+	}
+	c.streams, c.blocked = nil, nil
+	c.unlock()
+	for _, l := range legs {
+		l.gone(false, err)
+	}
+	if c.onGone != nil {
+		c.onGone(c)
+	}
+}
+
+// dropLocked marks l closed and credits its sender for queued bytes that
+// will never leave.
+func (c *h2conn) dropLocked(l *leg) {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	if fresh := len(l.pend) - l.pendNoCredit; fresh > 0 && l.src != nil {
+		c.credits = append(c.credits, h2credit{l.src, fresh})
+	}
+	l.pend, l.trailers = nil, nil
+}
+
+// removeLocked takes a finished or reset stream off the connection.
+func (c *h2conn) removeLocked(l *leg) {
+	if l.closed {
+		return
+	}
+	c.dropLocked(l)
+	delete(c.streams, l.id)
+	if c.goAway && len(c.streams) == 0 {
+		c.closeLocked()
+	}
+}
+
+// resetLocked sends RST_STREAM and forgets the stream.
+func (c *h2conn) resetLocked(l *leg, code http2.ErrCode) {
+	if l.closed {
+		return
+	}
+	if !c.closed {
+		_ = c.fr.WriteRSTStream(l.id, code)
+	}
+	c.removeLocked(l)
+}
+
+// sentEndLocked records our END_STREAM. A server that answered before the
+// client finished asks it to stop sending (RFC 9113 section 8.1), as
+// grpc-go's server does.
+func (c *h2conn) sentEndLocked(l *leg) {
+	l.sentEnd = true
+	switch {
+	case l.recvEnd:
+		c.removeLocked(l)
+	case c.server:
+		c.resetLocked(l, http2.ErrCodeNo)
+	}
+}
+
+func (c *h2conn) recvEndLocked(l *leg) {
+	l.recvEnd = true
+	if l.sentEnd {
+		c.removeLocked(l)
+	}
+}
+
+// credit gives n bytes received on l (of this connection; l may be nil
+// or gone) back to the peer, in WINDOW_UPDATEs batched to a quarter of
+// the window.
+func (c *h2conn) credit(l *leg, n int) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.recvOwed += int64(n)
+		if c.recvOwed >= h2ConnWindow/4 {
+			_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
+			c.recvAvail += c.recvOwed
+			c.recvOwed = 0
+		}
+		if l != nil && !l.closed && !l.recvEnd {
+			l.recvOwed += int64(n)
+			if l.recvOwed >= h2StreamWindow/4 {
+				_ = c.fr.WriteWindowUpdate(l.id, uint32(l.recvOwed))
+				l.recvAvail += l.recvOwed
+				l.recvOwed = 0
+			}
+		}
+	}
+	c.unlock()
+}
+
+func (c *h2conn) writeDataLocked(id uint32, end bool, p []byte) {
+	for {
+		n := min(len(p), c.peerFrame)
+		last := n == len(p)
+		_ = c.fr.WriteData(id, end && last, p[:n])
+		p = p[n:]
+		if last {
+			return
+		}
+	}
+}
+
+// writeHeaderBlockLocked sends what was encoded into encBuf as HEADERS
+// and CONTINUATION frames.
+func (c *h2conn) writeHeaderBlockLocked(id uint32, end bool) {
+	b := c.encBuf.Bytes()
+	first := b[:min(len(b), c.peerFrame)]
+	b = b[len(first):]
+	_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(b) == 0})
+	for len(b) > 0 {
+		frag := b[:min(len(b), c.peerFrame)]
+		b = b[len(frag):]
+		_ = c.fr.WriteContinuation(id, len(b) == 0, frag)
+	}
+	c.encBuf.Reset()
+}
+
+func (c *h2conn) field(name, value string, sensitive bool) {
+	_ = c.enc.WriteField(hpack.HeaderField{Name: name, Value: value, Sensitive: sensitive})
+}
+
+// encodePassLocked encodes the fields a peer sent, minus hop-by-hop
+// headers and the names in skip.
+func (c *h2conn) encodePassLocked(fields []hpack.HeaderField, pseudo bool, skip string) {
+	for _, hf := range fields {
+		if hopByHop(hf.Name) || hf.Name == skip || (!pseudo && hf.IsPseudo()) {
+			continue
+		}
+		_ = c.enc.WriteField(hf)
+	}
+}
+
+// sendLocked hands p, then END_STREAM if end, to the peer on l: what the
+// windows allow now, the rest queued. The first noCredit bytes were
+// credited before. It returns the bytes to credit to l's sender now.
+func (c *h2conn) sendLocked(l *leg, p []byte, noCredit int, end bool) int {
+	if l.closed || l.sentEnd || c.closed {
+		return len(p) - noCredit
+	}
+	freed := 0
+	if len(l.pend) == 0 && !l.pendEnd {
+		n := int(max(0, min(int64(len(p)), l.sendWin, c.sendWin)))
+		if n == len(p) {
+			if n > 0 || end {
+				c.writeDataLocked(l.id, end, p)
+			}
+			l.sendWin -= int64(n)
+			c.sendWin -= int64(n)
+			if end {
+				c.sentEndLocked(l)
+			}
+			return n - noCredit
+		}
+		if n > 0 {
+			c.writeDataLocked(l.id, false, p[:n])
+			l.sendWin -= int64(n)
+			c.sendWin -= int64(n)
+			k := min(n, noCredit)
+			freed, noCredit, p = n-k, noCredit-k, p[n:]
+		}
+	}
+	l.pend = append(l.pend, p...)
+	l.pendNoCredit += noCredit
+	l.pendEnd = l.pendEnd || end
+	if !l.inBlocked {
+		l.inBlocked = true
+		c.blocked = append(c.blocked, l)
+	}
+	return freed
+}
+
+// trailersLocked ends l with a trailer block, after its queued DATA.
+func (c *h2conn) trailersLocked(l *leg, fields []hpack.HeaderField) {
+	if l.closed || l.sentEnd || c.closed {
+		return
+	}
+	if len(l.pend) == 0 && !l.pendEnd {
+		c.encodePassLocked(fields, false, "")
+		c.writeHeaderBlockLocked(l.id, true)
+		c.sentEndLocked(l)
+		return
+	}
+	l.trailers, l.pendEnd = fields, true
+	if !l.inBlocked {
+		l.inBlocked = true
+		c.blocked = append(c.blocked, l)
+	}
+}
+
+// releaseLocked sends queued DATA as far as new credit allows.
+func (c *h2conn) releaseLocked() {
+	if len(c.blocked) == 0 || c.closed {
+		return
+	}
+	keep := c.blocked[:0]
+	for _, l := range c.blocked {
+		if l.closed {
+			l.inBlocked = false
+			continue
+		}
+		if len(l.pend) > 0 {
+			n := int(max(0, min(int64(len(l.pend)), l.sendWin, c.sendWin)))
+			if n == 0 {
+				keep = append(keep, l)
+				continue
+			}
+			all := n == len(l.pend)
+			endNow := all && l.pendEnd && l.trailers == nil
+			c.writeDataLocked(l.id, endNow, l.pend[:n])
+			l.sendWin -= int64(n)
+			c.sendWin -= int64(n)
+			k := min(n, l.pendNoCredit)
+			l.pendNoCredit -= k
+			if fresh := n - k; fresh > 0 && l.src != nil {
+				c.credits = append(c.credits, h2credit{l.src, fresh})
+			}
+			if !all {
+				l.pend = l.pend[n:]
+				keep = append(keep, l)
+				continue
+			}
+			l.pend = nil
+			l.inBlocked = false
+			if endNow {
+				c.sentEndLocked(l)
+				continue
+			}
+		}
+		l.inBlocked = false
+		switch {
+		case l.trailers != nil:
+			c.encodePassLocked(l.trailers, false, "")
+			c.writeHeaderBlockLocked(l.id, true)
+			l.trailers = nil
+			c.sentEndLocked(l)
+		case l.pendEnd:
+			_ = c.fr.WriteData(l.id, true, nil)
+			c.sentEndLocked(l)
+		}
+	}
+	clear(c.blocked[len(keep):])
+	c.blocked = keep
+}
+
+// idleLocked reports whether stream id was never opened (RFC 9113
+// section 5.1): frames other than HEADERS for it are a protocol error.
+func (c *h2conn) idleLocked(id uint32) bool {
+	if c.server {
+		return id%2 == 0 || id > c.lastID
+	}
+	return id%2 == 0 || id >= c.nextID
+}
+
+// readLoop reads and dispatches frames until the connection ends.
+func (c *h2conn) readLoop() {
+	defer c.recoverPanic()
+	var err error
+	for {
+		var f http2.Frame
+		f, err = c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				if err = c.onStreamError(se); err == nil {
+					continue
+				}
+			}
+			break
+		}
+		if err = c.dispatch(f); err != nil {
+			break
+		}
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		c.mu.Lock()
+		if !c.closed {
+			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), nil)
+		}
+		c.closeLocked()
+		c.unlock()
+	} else if errors.Is(err, http2.ErrFrameTooLarge) {
+		c.mu.Lock()
+		if !c.closed {
+			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeFrameSize, nil)
+		}
+		c.closeLocked()
+		c.unlock()
+	}
+	c.shutdown(err)
+}
+
+func (c *h2conn) dispatch(f http2.Frame) error {
+	if !c.settings {
+		if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // RFC 9113 section 3.4
+		}
+		c.settings = true
+	}
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.MetaHeadersFrame:
+		if c.server {
+			return c.onRequestHeaders(f)
+		}
+		return c.onResponseHeaders(f)
+	case *http2.RSTStreamFrame:
+		return c.onRST(f)
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			c.mu.Lock()
+			if !c.closed {
+				_ = c.fr.WritePing(true, f.Data)
+			}
+			c.unlock()
+		}
+	case *http2.GoAwayFrame:
+		return c.onGoAway(f)
+	case *http2.PushPromiseFrame:
+		// Clients may not push; we told upstreams not to.
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil // PRIORITY and unknown frame types are ignored
+}
+
+// onStreamError resets a stream the framer found malformed.
+func (c *h2conn) onStreamError(se http2.StreamError) error {
+	c.mu.Lock()
+	l := c.streams[se.StreamID]
+	if l == nil && c.server && se.StreamID%2 == 1 && se.StreamID > c.lastID {
+		c.lastID = se.StreamID // a new stream with malformed headers
+	}
+	if !c.closed {
+		_ = c.fr.WriteRSTStream(se.StreamID, se.Code)
+	}
+	if l != nil {
+		c.removeLocked(l)
+	}
+	c.unlock()
+	if l != nil {
+		l.reset(se.Code)
+	}
+	return nil
+}
+
+func (c *h2conn) onData(f *http2.DataFrame) error {
+	id, n := f.StreamID, int(f.Length)
+	data := f.Data()
+	end := f.StreamEnded()
+	c.mu.Lock()
+	if int64(n) > c.recvAvail {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvAvail -= int64(n)
+	l := c.streams[id]
+	if l == nil {
+		idle := c.idleLocked(id)
+		c.unlock()
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		c.credit(nil, n) // a stream we already closed: ignored, but it used the window
+		return nil
+	}
+	var code http2.ErrCode
+	switch {
+	case l.recvEnd:
+		code = http2.ErrCodeStreamClosed
+	case int64(n) > l.recvAvail:
+		code = http2.ErrCodeFlowControl
+	}
+	if code != 0 {
+		c.resetLocked(l, code)
+		c.unlock()
+		c.credit(nil, n)
+		l.reset(code)
+		return nil
+	}
+	l.recvAvail -= int64(n)
+	if end {
+		c.recvEndLocked(l)
+	}
+	c.unlock()
+	if pad := n - len(data); pad > 0 {
+		c.credit(l, pad)
+	}
+	if l.down {
+		l.r.onClientData(l, data, end)
+	} else {
+		l.r.onUpData(l, data, end)
+	}
+	return nil
+}
+
+func (c *h2conn) onRST(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	l := c.streams[f.StreamID]
+	if l == nil {
+		idle := c.idleLocked(f.StreamID)
+		c.mu.Unlock()
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	c.removeLocked(l)
+	c.unlock()
+	l.reset(f.ErrCode)
+	return nil
+}
+
+func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	c.mu.Lock()
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - c.peerWin
+			c.peerWin = int64(s.Val)
+			for _, l := range c.streams {
+				if l.sendWin += delta; l.sendWin > h2MaxWindow {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+		case http2.SettingMaxFrameSize:
+			c.peerFrame = int(s.Val)
+		case http2.SettingMaxConcurrentStreams:
+			c.peerMax = int(min(s.Val, 1<<20))
+		}
+		return nil
+	})
+	if err == nil && !c.closed {
+		_ = c.fr.WriteSettingsAck()
+		c.releaseLocked()
+	}
+	c.unlock()
+	return err
+}
+
+func (c *h2conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	inc := int64(f.Increment)
+	c.mu.Lock()
+	var reset *leg
+	if f.StreamID == 0 {
+		if c.sendWin += inc; c.sendWin > h2MaxWindow {
+			c.mu.Unlock()
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+	} else if l := c.streams[f.StreamID]; l != nil {
+		if l.sendWin += inc; l.sendWin > h2MaxWindow {
+			c.resetLocked(l, http2.ErrCodeFlowControl)
+			reset = l
+		}
+	} else if c.idleLocked(f.StreamID) {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.releaseLocked()
+	c.unlock()
+	if reset != nil {
+		reset.reset(http2.ErrCodeFlowControl)
+	}
+	return nil
+}
+
+func (c *h2conn) onGoAway(f *http2.GoAwayFrame) error {
+	c.mu.Lock()
+	c.goAway = true
+	var refused []*leg
+	if !c.server {
+		// Streams above the last one the upstream will process never
+		// reached it: they may go to another upstream.
+		for id, l := range c.streams {
+			if id > f.LastStreamID {
+				refused = append(refused, l)
+			}
+		}
+		for _, l := range refused {
+			c.removeLocked(l)
+		}
+	}
+	if len(c.streams) == 0 {
+		c.closeLocked()
+	}
+	c.unlock()
+	if c.onGone != nil {
+		c.onGone(c)
+	}
+	for _, l := range refused {
+		l.gone(true, errUpstreamGoAway)
+	}
+	return nil
+}
+
+// reset tells l's call that the peer (or the relay, for a malformed
+// frame) reset the stream.
+func (l *leg) reset(code http2.ErrCode) {
+	if l.down {
+		l.r.onClientGone()
+	} else {
+		l.r.onUpReset(l, code)
+	}
+}
+
+// gone tells l's call that its connection ended; refused means the
+// upstream never saw the stream.
+func (l *leg) gone(refused bool, err error) {
+	if l.down {
+		l.r.onClientGone()
+	} else {
+		l.r.onUpGone(l, refused, err)
+	}
+}
+
+// hopByHop reports connection-specific headers, which HTTP/2 forbids and
+// a proxy never passes on.
+func hopByHop(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,385 @@
+package lb
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+		"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+)
+
+// blockingService is an upstream whose UnaryCall waits for the end of its
+// context and reports it, so tests see cancellations arrive.
+type blockingService struct {
+	testpb.UnimplementedTestServiceServer
+	started chan struct{}
+	ended   chan error
+}
+
+func (b *blockingService) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.StreamingOutputCallRequest, testpb.StreamingOutputCallResponse]) error {
+	b.started <- struct{}{}
+	<-stream.Context().Done()
+	b.ended <- stream.Context().Err()
+	return stream.Context().Err()
+}
+
+func (b *blockingService) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	b.started <- struct{}{}
+	<-ctx.Done()
+	b.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+func startGRPCServer(t *testing.T, svc testpb.TestServiceServer, opts ...grpc.ServerOption) (string, *grpc.Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer(opts...)
+	testpb.RegisterTestServiceServer(srv, svc)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String(), srv
+}
+
+func dialLBOpts(t *testing.T, addr string, opts ...grpc.DialOption) testpb.TestServiceClient {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return testpb.NewTestServiceClient(cc)
+}
+
+// TestH2RelayLargeMessagesBothWays: 8 MiB messages each way arrive
+// intact, which takes many windows' worth of flow control on both sides.
+func TestH2RelayLargeMessagesBothWays(t *testing.T) {
+	const size = 8 << 20
+	addr, _ := startGRPCServer(t, &echoService{name: "big"}, grpc.MaxRecvMsgSize(2*size), grpc.MaxSendMsgSize(2*size))
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	client := dialLBOpts(t, srv.Addr(), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2*size), grpc.MaxCallSendMsgSize(2*size)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	body := make([]byte, size)
+	_, _ = rand.Read(body)
+	res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: body}})
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(body, res.GetPayload().GetBody()), "unary echo differs")
+
+	stream, err := client.FullDuplexCall(ctx)
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		body[0] = byte(i)
+		require.NoError(t, stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}))
+		in, err := stream.Recv()
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(body, in.GetPayload().GetBody()), "stream echo %d differs", i)
+	}
+	require.NoError(t, stream.CloseSend())
+	_, err = stream.Recv()
+	require.ErrorIs(t, err, io.EOF)
+}
+
+// TestH2RelayManyConcurrentCallsOnOneConn: 200 calls at once over one
+// client connection each get their own answer.
+func TestH2RelayManyConcurrentCallsOnOneConn(t *testing.T) {
+	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g1.addr, g2.addr}}, RouteConfig{}, true))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const calls = 200
+	errs := make(chan error, calls)
+	var start sync.WaitGroup
+	start.Add(1)
+	for i := 0; i < calls; i++ {
+		go func() {
+			start.Wait()
+			body := bytes.Repeat([]byte(fmt.Sprintf("call-%d;", i)), i+1)
+			res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: body}})
+			if err == nil && !bytes.Equal(body, res.GetPayload().GetBody()) {
+				err = fmt.Errorf("call %d: got another call's answer", i)
+			}
+			errs <- err
+		}()
+	}
+	start.Done()
+	for i := 0; i < calls; i++ {
+		require.NoError(t, <-errs)
+	}
+}
+
+// TestH2RelayClientCancelReachesUpstream: a client that gives up cancels
+// the upstream's handler too.
+func TestH2RelayClientCancelReachesUpstream(t *testing.T) {
+	svc := &blockingService{started: make(chan struct{}, 1), ended: make(chan error, 1)}
+	addr, _ := startGRPCServer(t, svc)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
+		errc <- err
+	}()
+	select {
+	case <-svc.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call never reached the upstream")
+	}
+	cancel()
+	require.Equal(t, codes.Canceled, status.Code(<-errc))
+	select {
+	case err := <-svc.ended:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream handler was not cancelled")
+	}
+	require.Eventually(t, func() bool { return srv.state.Load().pools["p"].pending.Load() == 0 }, 2*time.Second, 5*time.Millisecond)
+}
+
+// TestH2RelayRouteTimeout: the route's timeout ends the call with
+// DeadlineExceeded and resets the upstream stream.
+func TestH2RelayRouteTimeout(t *testing.T) {
+	svc := &blockingService{started: make(chan struct{}, 1), ended: make(chan error, 1)}
+	addr, _ := startGRPCServer(t, svc)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{Timeout: Duration(200 * time.Millisecond)}, true))
+	client := dialLB(t, srv.Addr())
+	start := time.Now()
+	_, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
+	require.Less(t, time.Since(start), 3*time.Second)
+	select {
+	case err := <-svc.ended:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream stream was not reset")
+	}
+}
+
+// TestH2RelayUpstreamDiesMidStream: an upstream that goes away in the
+// middle of a stream ends it with Unavailable, not a hang.
+func TestH2RelayUpstreamDiesMidStream(t *testing.T) {
+	addr, up := startGRPCServer(t, &echoService{name: "g"})
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := client.FullDuplexCall(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte("x")}}))
+	_, err = stream.Recv()
+	require.NoError(t, err)
+	up.Stop()
+	_, err = stream.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	require.NoError(t, ctx.Err(), "the stream hung until the deadline")
+}
+
+// TestH2RelayGracefulStopFinishesCallsInFlight: Shutdown lets a call that
+// is under way end normally.
+func TestH2RelayGracefulStopFinishesCallsInFlight(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := client.FullDuplexCall(ctx)
+	require.NoError(t, err)
+	echo := func(s string) {
+		require.NoError(t, stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte(s)}}))
+		in, err := stream.Recv()
+		require.NoError(t, err)
+		require.Equal(t, s, string(in.GetPayload().GetBody()))
+	}
+	echo("before")
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	echo("during")
+	require.NoError(t, stream.CloseSend())
+	_, err = stream.Recv()
+	require.ErrorIs(t, err, io.EOF)
+	require.NoError(t, <-done)
+}
+
+// rawH2Client speaks HTTP/2 frames to the relay directly, for what a
+// grpc-go client never sends.
+type rawH2Client struct {
+	nc  net.Conn
+	fr  *http2.Framer
+	enc *hpack.Encoder
+	buf bytes.Buffer
+}
+
+func dialRawH2(t *testing.T, addr string) *rawH2Client {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(nc, h2Preface)
+	require.NoError(t, err)
+	c := &rawH2Client{nc: nc, fr: http2.NewFramer(nc, nc)}
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.enc = hpack.NewEncoder(&c.buf)
+	require.NoError(t, c.fr.WriteSettings())
+	return c
+}
+
+func (c *rawH2Client) headers(t *testing.T, id uint32, end bool, kv ...string) {
+	t.Helper()
+	c.buf.Reset()
+	for i := 0; i < len(kv); i += 2 {
+		require.NoError(t, c.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]}))
+	}
+	require.NoError(t, c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.buf.Bytes(), EndStream: end, EndHeaders: true}))
+}
+
+// until reads frames until one satisfies ok; it fails on EOF or timeout.
+func (c *rawH2Client) until(t *testing.T, ok func(http2.Frame) bool) http2.Frame {
+	t.Helper()
+	for {
+		f, err := c.fr.ReadFrame()
+		require.NoError(t, err)
+		if ok(f) {
+			return f
+		}
+	}
+}
+
+// TestH2RelayProtocolErrors: frames that break RFC 9113's stream rules
+// end the connection with GOAWAY PROTOCOL_ERROR, non-gRPC requests get
+// HTTP statuses, and the relay keeps serving other connections.
+func TestH2RelayProtocolErrors(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true))
+
+	grpcReq := []string{":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/UnaryCall", ":authority", "lb", "content-type", "application/grpc", "te", "trailers"}
+
+	// Not gRPC: 405 or 415, as grpc-go's server answered.
+	c := dialRawH2(t, srv.Addr())
+	c.headers(t, 1, true, ":method", "GET", ":scheme", "http", ":path", "/", ":authority", "lb")
+	f := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
+	require.Equal(t, "405", f.PseudoValue("status"))
+	c.headers(t, 3, true, ":method", "POST", ":scheme", "http", ":path", "/", ":authority", "lb", "content-type", "text/plain")
+	f = c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
+	require.Equal(t, "415", f.PseudoValue("status"))
+
+	// A real call on the same connection: an empty message, answered.
+	c.headers(t, 5, false, grpcReq...)
+	require.NoError(t, c.fr.WriteData(5, true, []byte{0, 0, 0, 0, 0}))
+	f = c.until(t, func(f http2.Frame) bool { m, ok := f.(*http2.MetaHeadersFrame); return ok && m.StreamEnded() }).(*http2.MetaHeadersFrame)
+	require.Equal(t, "0", fieldValue(f.Fields, "grpc-status"))
+
+	// HEADERS on a stream that is already closed: STREAM_CLOSED.
+	c.headers(t, 1, false, grpcReq...)
+	rst := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+	require.Equal(t, http2.ErrCodeStreamClosed, rst.ErrCode)
+	// DATA on a stream never opened is a connection error.
+	require.NoError(t, c.fr.WriteData(101, false, []byte("x")))
+	ga := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
+
+	// An even (server-side) stream id from a client.
+	c = dialRawH2(t, srv.Addr())
+	c.headers(t, 2, true, grpcReq...)
+	ga = c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
+
+	// Still serving.
+	_, err := dialLB(t, srv.Addr()).UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+}
+
+// TestH2RelayEnforcesFlowControl: a client that sends more than the
+// stream window while the upstream reads nothing gets FLOW_CONTROL_ERROR:
+// the relay queued what it could not pass on and gave no credit for it.
+func TestH2RelayEnforcesFlowControl(t *testing.T) {
+	svc := &blockingService{started: make(chan struct{}, 1), ended: make(chan error, 1)}
+	addr, _ := startGRPCServer(t, svc)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	c := dialRawH2(t, srv.Addr())
+	c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/FullDuplexCall",
+		":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+	var flowErr atomic.Bool
+	go func() { // read what the relay says, or its writes could stall
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == 1 && r.ErrCode == http2.ErrCodeFlowControl {
+				flowErr.Store(true)
+			}
+		}
+	}()
+	<-svc.started
+	chunk := make([]byte, h2MaxFrame)
+	for sent := 0; sent <= 4*h2StreamWindow; sent += len(chunk) {
+		if err := c.fr.WriteData(1, false, chunk); err != nil {
+			break
+		}
+	}
+	select {
+	case err := <-svc.ended:
+		require.ErrorIs(t, err, context.Canceled, "the upstream stream was reset")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no FLOW_CONTROL_ERROR: the relay buffered past its window")
+	}
+	require.Eventually(t, flowErr.Load, 5*time.Second, 5*time.Millisecond)
+}
+
+// TestH2RelaySlowClientBackPressuresUpstream: a client that stops reading
+// a server stream does not make the relay buffer the upstream's output
+// without bound; the upstream is held back by flow control.
+func TestH2RelaySlowClientBackPressuresUpstream(t *testing.T) {
+	svc := &streamingService{}
+	addr, _ := startGRPCServer(t, svc)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+
+	// A raw client that asks for the stream and never reads (nor credits).
+	c := dialRawH2(t, srv.Addr())
+	c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/StreamingOutputCall",
+		":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+	require.NoError(t, c.fr.WriteData(1, true, []byte{0, 0, 0, 0, 0}))
+	require.Eventually(t, func() bool { return svc.sent.Load() > 0 }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	n := svc.sent.Load()
+	// The client's 64 KiB window, the relay's windows and grpc-go's own
+	// buffers together are a few MiB, far below the 1 GiB on offer.
+	require.Less(t, n, int64(64<<20), "the upstream sent %d bytes to a client that reads nothing", n)
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, n, svc.sent.Load(), "the upstream is still sending")
+}
+
+// streamingService streams 64 KiB messages, up to 1 GiB, counting what it
+// got out.
+type streamingService struct {
+	testpb.UnimplementedTestServiceServer
+	sent atomic.Int64
+}
+
+func (s *streamingService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
+	msg := &testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, 64<<10)}}
+	for s.sent.Load() < 1<<30 {
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		s.sent.Add(64 << 10)
+	}
+	return nil
+}

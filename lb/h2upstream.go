@@ -1,0 +1,219 @@
+package lb
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// grpcConns is a pool's set of HTTP/2 (h2c) connections to its upstreams
+// for the native gRPC engine, shared by all calls: per address, as many
+// multiplexed connections as the upstream's MAX_CONCURRENT_STREAMS
+// requires. A dead connection is dropped at once and the next call dials
+// again, so a restarted upstream is used again as soon as it listens. The
+// set is handed over on reload like the transport (see Pool.Provision)
+// and closed when its pool is retired.
+type grpcConns struct {
+	mu     sync.Mutex
+	addrs  map[string]*upAddr
+	closed atomic.Bool
+}
+
+// upAddr holds the connections to one upstream address.
+type upAddr struct {
+	g           *grpcConns
+	addr        string
+	dialTimeout time.Duration
+
+	mu      sync.Mutex
+	conns   []*h2conn
+	dialing chan struct{} // closed when the dial in flight ends
+	dialErr error
+}
+
+// forAddr returns the connection set of addr; nil once the pool closed.
+func (g *grpcConns) forAddr(addr string, dialTimeout time.Duration) *upAddr {
+	if g.closed.Load() {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.addrs[addr]
+	if a == nil {
+		if dialTimeout <= 0 {
+			dialTimeout = defaultDialTimeout
+		}
+		a = &upAddr{g: g, addr: addr, dialTimeout: dialTimeout}
+		if g.addrs == nil {
+			g.addrs = map[string]*upAddr{}
+		}
+		g.addrs[addr] = a
+	}
+	return a
+}
+
+// close sends GOAWAY on every connection and closes it; the pool's calls
+// have ended by then (Pool.Close waits for them).
+func (g *grpcConns) close() {
+	g.closed.Store(true)
+	g.mu.Lock()
+	addrs := make([]*upAddr, 0, len(g.addrs))
+	for _, a := range g.addrs {
+		addrs = append(addrs, a)
+	}
+	g.mu.Unlock()
+	for _, a := range addrs {
+		a.mu.Lock()
+		conns := a.conns
+		a.conns = nil
+		a.mu.Unlock()
+		for _, c := range conns {
+			c.mu.Lock()
+			if !c.closed {
+				c.goAway = true
+				_ = c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+				if len(c.streams) == 0 {
+					c.closeLocked()
+				}
+			}
+			c.unlock()
+		}
+	}
+}
+
+// open starts r's request on l on a connection with room for a stream.
+func (a *upAddr) open(r *relayCall, l *leg) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.conns {
+		if c.openStream(r, l) {
+			return true
+		}
+	}
+	return false
+}
+
+var errPoolClosed = errors.New("upstream pool closed")
+
+// dial adds a connection, or waits for the dial already in flight.
+func (a *upAddr) dial(log *slog.Logger) error {
+	a.mu.Lock()
+	if ch := a.dialing; ch != nil {
+		a.mu.Unlock()
+		<-ch
+		a.mu.Lock()
+		err := a.dialErr
+		a.mu.Unlock()
+		return err
+	}
+	ch := make(chan struct{})
+	a.dialing = ch
+	a.mu.Unlock()
+
+	nc, err := net.DialTimeout("tcp", a.addr, a.dialTimeout)
+	var c *h2conn
+	if err == nil {
+		c = newH2Conn(nc, false, log)
+		c.onGone = a.remove
+		c.start(0)
+		go c.readLoop()
+	}
+	a.mu.Lock()
+	if c != nil {
+		if a.g.closed.Load() {
+			err = errPoolClosed
+			c.nc.Close()
+		} else {
+			a.conns = append(a.conns, c)
+		}
+	}
+	a.dialErr = err
+	a.dialing = nil
+	close(ch)
+	a.mu.Unlock()
+	return err
+}
+
+// remove drops a connection that is gone or refuses new streams.
+func (a *upAddr) remove(c *h2conn) {
+	a.mu.Lock()
+	if i := slices.Index(a.conns, c); i >= 0 {
+		a.conns = slices.Delete(a.conns, i, i+1)
+	}
+	a.mu.Unlock()
+}
+
+// openStream opens a stream for r's request on c if c has room, sending
+// the request headers: the client's, minus hop-by-hop ones, with the
+// upstream as :authority and X-Request-Id and X-Forwarded-* set.
+func (c *h2conn) openStream(r *relayCall, l *leg) bool {
+	c.mu.Lock()
+	if c.closed || c.goAway || len(c.streams) >= c.peerMax || c.nextID >= 1<<31-1 {
+		c.mu.Unlock()
+		return false
+	}
+	id := c.nextID
+	c.nextID += 2
+	*l = leg{c: c, id: id, r: r, src: &r.down, sendWin: c.peerWin, recvAvail: h2StreamWindow}
+	c.streams[id] = l
+	for _, hf := range r.fields {
+		switch hf.Name {
+		case ":authority":
+			hf.Value = r.u.Addr
+		case "x-request-id", "x-forwarded-for", "x-forwarded-proto":
+			continue
+		default:
+			if hopByHop(hf.Name) {
+				continue
+			}
+		}
+		_ = c.enc.WriteField(hf)
+	}
+	c.field("x-request-id", r.reqID, true)
+	if r.xff != "" {
+		c.field("x-forwarded-for", r.xff, false)
+	}
+	if !r.hasFwdHost && r.host != "" {
+		c.field("x-forwarded-host", r.host, false)
+	}
+	c.field("x-forwarded-proto", "http", false)
+	end := r.reqEnd && len(r.unsent) == 0
+	c.writeHeaderBlockLocked(id, end)
+	if end {
+		l.sentEnd = true
+	}
+	c.unlock()
+	return true
+}
+
+// onResponseHeaders relays an upstream's response headers or trailers.
+func (c *h2conn) onResponseHeaders(f *http2.MetaHeadersFrame) error {
+	c.mu.Lock()
+	l := c.streams[f.StreamID]
+	if l == nil {
+		idle := c.idleLocked(f.StreamID)
+		c.mu.Unlock()
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil // a stream we reset
+	}
+	if l.recvEnd {
+		c.resetLocked(l, http2.ErrCodeStreamClosed)
+		c.unlock()
+		l.reset(http2.ErrCodeStreamClosed)
+		return nil
+	}
+	if f.StreamEnded() {
+		c.recvEndLocked(l)
+	}
+	c.unlock()
+	l.r.onUpHeaders(l, f)
+	return nil
+}
