@@ -32,29 +32,29 @@ type relayCall struct {
 	up      *leg      // the open upstream stream; nil while none is
 	u       *Upstream // the upstream of the current attempt
 
-	fields            []hpack.HeaderField // the client's request headers
-	host, path        string
-	reqID, xff        string
-	hasFwdHost        bool
-	start, tryStart   time.Time
-	triedBuf          [4]*Upstream
-	tried             []*Upstream
-	hashReq           *httpRequestForHash
-	attempts, maxTry  int
-	unsent            []byte // request bytes not yet given to an upstream stream
-	unsentNoCredit    int    // leading bytes of unsent credited before (a retry's resend)
-	sent              []byte // request bytes given to upstream, kept for a retry
-	sentLost          bool   // more was sent than kept: no retry any more
-	reqEnd            bool
-	total             int64
-	respStarted       bool // the upstream answered: no retry any more
-	hdrsSent          bool // response headers went to the client
-	timer             *time.Timer
-	finished          bool
-	status            int
-	code              codes.Code
-	err               error
-	lastUpstream      string
+	fields           []hpack.HeaderField // the client's request headers
+	host, path       string
+	reqID, xff       string
+	hasFwdHost       bool
+	start, tryStart  time.Time
+	triedBuf         [4]*Upstream
+	tried            []*Upstream
+	hashReq          *httpRequestForHash
+	attempts, maxTry int
+	unsent           []byte // request bytes not yet given to an upstream stream
+	unsentNoCredit   int    // leading bytes of unsent credited before (a retry's resend)
+	sent             []byte // request bytes given to upstream, kept for a retry
+	sentLost         bool   // more was sent than kept: no retry any more
+	reqEnd           bool
+	total            int64
+	respStarted      bool // the upstream answered: no retry any more
+	hdrsSent         bool // response headers went to the client
+	timer            *time.Timer
+	finished         bool
+	status           int
+	code             codes.Code
+	err              error
+	lastUpstream     string
 }
 
 // relayRetainLimit bounds the request bytes kept to resend when an

@@ -92,9 +92,9 @@ type h2conn struct {
 	recvOwed  int64      // forwarded bytes not yet credited back
 	peerWin   int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame int
-	peerMax   int  // the peer's MAX_CONCURRENT_STREAMS
-	goAway    bool // GOAWAY sent or received: no new streams
-	settings  bool // the peer's first SETTINGS arrived
+	peerMax   int    // the peer's MAX_CONCURRENT_STREAMS
+	goAway    bool   // GOAWAY sent or received: no new streams
+	settings  bool   // the peer's first SETTINGS arrived
 	lastID    uint32 // server: highest stream id the client opened
 	nextID    uint32 // client: id of the next stream
 }
