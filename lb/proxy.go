@@ -311,6 +311,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 // parking in the poller. The server's own flush at the end of the handler
 // then has nothing left to write.
 func sendNow(w http.ResponseWriter) {
+	if _, ok := w.(*h1ResponseWriter); ok {
+		return // the fast loop sends at the end of the request and yields then
+	}
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 		runtime.Gosched()

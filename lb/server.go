@@ -56,6 +56,10 @@ type listener struct {
 	// With native_grpc: h2c connections go to grpcSrv, the rest to srv.
 	grpcSrv  grpcEngine
 	grpcDone chan struct{}
+
+	// Without TLS, HTTP/1.x connections go to the fast loop, which hands
+	// srv what it does not serve itself (h1server.go).
+	fast *h1Server
 }
 
 // New validates cfg and builds a Server; it starts health checks but does
@@ -267,6 +271,13 @@ func (s *Server) Start(ctx context.Context) error {
 				}
 			}()
 		}
+		if l.cfg.TLS == nil {
+			handoff := newChanListener(l.ln.Addr())
+			l.fast = s.newH1Server(l, handoff)
+			l.fast.acceptWG.Add(1)
+			go l.fast.serve(httpLn)
+			httpLn = handoff
+		}
 		go func() {
 			defer close(l.done)
 			if err := l.srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -411,7 +422,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = l.srv.Shutdown(ctx)
+				var fastErr error
+				if l.fast != nil {
+					// The fast loop drains first: until it is done, its
+					// connections may still hand requests to srv.
+					if l.grpcSrv == nil {
+						l.ln.Close()
+					}
+					fastErr = l.fast.shutdown(ctx)
+				}
+				errs[i] = errors.Join(fastErr, l.srv.Shutdown(ctx))
 			}()
 		}
 		wg.Wait()
@@ -425,11 +445,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			firstErr = errors.Join(err, ctx.Err())
 			for _, l := range s.listeners {
 				l.srv.Close()
+				if l.fast != nil {
+					l.fast.closeAll()
+				}
 			}
 			s.hijacked.closeAll()
 		}
 		for _, l := range s.listeners {
 			<-l.done
+			if l.fast != nil {
+				l.fast.acceptWG.Wait()
+				l.fast.wg.Wait()
+			}
 			if l.grpcSrv != nil {
 				<-l.grpcDone
 			}

@@ -1,0 +1,599 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// h1Server is the fast HTTP/1.x loop of one plain-TCP listener: one
+// goroutine per connection reads request heads from a pooled buffer,
+// parses the plain ones itself (h1server_parse.go) and runs the proxy on
+// them with a lean request and response writer (h1server_writer.go). It
+// spares each request net/http's server machinery (MIME parsing into
+// textproto, a background read and its extra syscall after every
+// request, per-request goroutine handoffs, sorted header writing), which
+// cost more CPU than the proxying itself.
+//
+// A connection whose request is anything but plain (malformed, chunked,
+// Expect, Upgrade, h2c, oversize…) is handed whole, with the bytes read
+// so far, to the listener's net/http server, before any of that request
+// is acted on; net/http then answers it as it always did and keeps the
+// connection for its life.
+type h1Server struct {
+	s       *Server
+	handler http.Handler  // s; tests run other handlers through the loop
+	handoff *chanListener // net/http's listener
+
+	// Requests served here and connections handed to net/http.
+	served, handedOff atomic.Uint64
+
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxHead           int
+
+	draining atomic.Bool
+	mu       sync.Mutex
+	conns    map[*h1ServerConn]struct{}
+	wg       sync.WaitGroup
+	acceptWG sync.WaitGroup
+}
+
+// h1BufSize is a connection's read buffer: heads that do not fit (rare:
+// huge cookies) go to net/http.
+const h1BufSize = 8 << 10
+
+// watchDelay: a request that has run this long gets a reader on its
+// client connection that notices the client going away (and cancels the
+// request, so the upstream exchange is abandoned). Short requests, the
+// bulk, never pay for that read and its syscall.
+const watchDelay = 20 * time.Millisecond
+
+var errClientGone = errors.New("client closed the connection")
+
+var h1BufPool = sync.Pool{New: func() any { b := make([]byte, h1BufSize); return &b }}
+
+var h1WriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
+	return &h1Server{
+		s:                 s,
+		handler:           s,
+		handoff:           handoff,
+		readHeaderTimeout: time.Duration(l.cfg.ReadHeaderTimeout),
+		idleTimeout:       time.Duration(l.cfg.IdleTimeout),
+		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
+		conns:             map[*h1ServerConn]struct{}{},
+	}
+}
+
+// serve accepts until ln is closed; acceptWG.Add(1) comes before it.
+func (hs *h1Server) serve(ln net.Listener) {
+	defer hs.acceptWG.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {
+				// As net/http does: out of descriptors is temporary.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return
+		}
+		backoff = 0
+		c := hs.newConn(nc)
+		if c == nil {
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// shutdown drains the fast loop: idle connections close at once, busy
+// ones after their current answer (sent with Connection: close). When
+// ctx ends first, the rest are closed and their requests cancelled.
+func (hs *h1Server) shutdown(ctx context.Context) error {
+	hs.mu.Lock()
+	hs.draining.Store(true)
+	conns := make([]*h1ServerConn, 0, len(hs.conns))
+	for c := range hs.conns {
+		conns = append(conns, c)
+	}
+	hs.mu.Unlock()
+	for _, c := range conns {
+		c.closeIfIdle()
+	}
+	done := make(chan struct{})
+	go func() { hs.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		hs.closeAll()
+		return ctx.Err()
+	}
+}
+
+// closeAll closes every connection, busy or not.
+func (hs *h1Server) closeAll() {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	for c := range hs.conns {
+		c.cancel(context.Canceled)
+		c.nc.Close()
+	}
+}
+
+func (hs *h1Server) newConn(nc net.Conn) *h1ServerConn {
+	c := &h1ServerConn{hs: hs, nc: nc, accepted: time.Now()}
+	bp := h1BufPool.Get().(*[]byte)
+	c.bufp, c.buf = bp, *bp
+	if pc, ok := nc.(*prefixConn); ok {
+		// From the protocol sniffer: take its bytes (at most 4 KiB, less
+		// than the buffer) into our buffer.
+		c.nc = pc.Conn
+		c.w = copy(c.buf, pc.prefix)
+	}
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	hs.mu.Lock()
+	if hs.draining.Load() {
+		hs.mu.Unlock()
+		c.release()
+		return nil
+	}
+	hs.conns[c] = struct{}{}
+	hs.wg.Add(1)
+	hs.mu.Unlock()
+	return c
+}
+
+func (hs *h1Server) forget(c *h1ServerConn) {
+	hs.mu.Lock()
+	delete(hs.conns, c)
+	hs.mu.Unlock()
+	hs.wg.Done()
+}
+
+// Connection states, for the drain.
+const (
+	connActive int32 = iota // reading a request or running one
+	connIdle                // waiting for a request's first byte
+	connClosed              // closed by the drain
+)
+
+// h1ServerConn is one client connection of the fast loop.
+type h1ServerConn struct {
+	hs       *h1Server
+	nc       net.Conn
+	raw      syscall.RawConn // nil where non-blocking reads are unavailable
+	accepted time.Time
+	remote   string
+
+	bufp        *[]byte
+	buf         []byte // read buffer; buf[r:w] is unread input
+	r, w        int
+	bw          *bufio.Writer
+	deadlineSet bool
+	lingerClose bool // closing with request bytes unread
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	tmpl   *http.Request // carries ctx; each request is a copy
+	rw     h1ResponseWriter
+	state  atomic.Int32
+
+	// The client watch of a long request (see watchDelay).
+	watch      *time.Timer
+	wmu        sync.Mutex
+	handling   bool // a handler is running
+	bodyDone   bool // its request body is read to the end (or it has none)
+	watching   bool
+	watchAbort bool
+	watchN     int
+	watchBuf   [1]byte
+	watchDone  chan struct{}
+}
+
+func (c *h1ServerConn) release() {
+	if c.bufp != nil {
+		h1BufPool.Put(c.bufp)
+		c.bufp, c.buf = nil, nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		h1WriterPool.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+func (c *h1ServerConn) closeIfIdle() {
+	if c.state.CompareAndSwap(connIdle, connClosed) {
+		c.nc.Close()
+	}
+}
+
+func (c *h1ServerConn) serve() {
+	handedOff := false
+	defer func() {
+		if p := recover(); p != nil {
+			c.hs.s.log.Error("lb connection panicked", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
+		}
+		c.stopWatch()
+		if c.cancel != nil {
+			c.cancel(context.Canceled)
+		}
+		if !handedOff {
+			if c.lingerClose {
+				// Unread request bytes would turn a plain close into a
+				// reset that may destroy the answer in flight: half-close
+				// and give the client time to read it, as net/http does.
+				if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+					cw.CloseWrite()
+					time.Sleep(500 * time.Millisecond)
+				}
+			}
+			c.nc.Close()
+		}
+		c.release()
+		c.hs.forget(c)
+	}()
+	c.remote = c.nc.RemoteAddr().String()
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.tmpl = (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)
+	c.bw = h1WriterPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+	c.watch = time.AfterFunc(time.Hour, c.startWatch)
+	c.watch.Stop()
+	c.rw.c = c
+	c.rw.header = make(http.Header, 8)
+
+	first := true
+	for {
+		n, res := c.readHead(first)
+		switch res {
+		case headClosed:
+			return
+		case headHandOff:
+			handedOff = true
+			c.handOff()
+			return
+		}
+		req := new(http.Request)
+		*req = *c.tmpl
+		if !parseH1Head(c.buf[c.r:c.r+n], req) {
+			handedOff = true
+			c.handOff()
+			return
+		}
+		c.r += n
+		if !c.serveRequest(req) {
+			return
+		}
+		first = false
+	}
+}
+
+type headResult int
+
+const (
+	headReady headResult = iota
+	headHandOff
+	headClosed
+)
+
+// readHead reads until buf[r:] holds a complete head, returning its
+// length. A connection that sends nothing within idle_timeout (the first
+// request: read_header_timeout), or does not complete a head within
+// read_header_timeout, is closed, as net/http does.
+func (c *h1ServerConn) readHead(first bool) (int, headResult) {
+	var headStart time.Time
+	if first {
+		headStart = c.accepted
+	}
+	for {
+		if c.w > c.r {
+			switch n := scanH1Head(c.buf[c.r:c.w]); {
+			case n > 0:
+				if c.deadlineSet {
+					c.nc.SetReadDeadline(time.Time{})
+					c.deadlineSet = false
+				}
+				return n, headReady
+			case n < 0 || c.w-c.r >= c.hs.maxHead:
+				return 0, headHandOff
+			}
+		}
+		if c.r == c.w {
+			c.r, c.w = 0, 0
+		} else if c.r > 0 {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		}
+		dst := c.buf[c.w:c.hs.maxHead]
+		if c.w == 0 && !first {
+			// The answer just left; the client cannot have sent its next
+			// request yet. Letting the other connections run first makes
+			// the read below usually find it, instead of failing with
+			// EAGAIN and parking in the poller.
+			runtime.Gosched()
+		}
+		n, ok, err := readNoWait(c.raw, dst)
+		if !ok {
+			idle := c.w == 0
+			if idle {
+				c.state.Store(connIdle)
+				if c.hs.draining.Load() {
+					return 0, headClosed
+				}
+			}
+			now := time.Now()
+			if idle && !first {
+				c.nc.SetReadDeadline(now.Add(c.hs.idleTimeout))
+			} else {
+				if headStart.IsZero() {
+					headStart = now
+				}
+				c.nc.SetReadDeadline(headStart.Add(c.hs.readHeaderTimeout))
+			}
+			c.deadlineSet = true
+			n, err = c.nc.Read(dst)
+			if idle && !c.state.CompareAndSwap(connIdle, connActive) {
+				return 0, headClosed // closed by the drain
+			}
+			if idle && !first && n > 0 {
+				headStart = time.Now()
+			}
+		}
+		c.w += n
+		if err != nil {
+			if err == io.EOF && c.w > c.r {
+				// A head cut short: net/http answers 400.
+				return 0, headHandOff
+			}
+			return 0, headClosed
+		}
+	}
+}
+
+// handOff passes the connection, with its unread bytes, to net/http.
+func (c *h1ServerConn) handOff() {
+	c.hs.handedOff.Add(1)
+	c.bw.Flush()
+	if c.deadlineSet {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	prefix := append([]byte(nil), c.buf[c.r:c.w]...)
+	c.hs.handoff.push(&prefixConn{Conn: c.nc, prefix: prefix})
+}
+
+// serveRequest runs one request and reports whether the connection may
+// carry another.
+func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
+	var body *h1ReqBody
+	if req.ContentLength > 0 {
+		body = &h1ReqBody{c: c, remain: req.ContentLength}
+		req.Body = body
+	} else {
+		req.Body = http.NoBody
+	}
+	c.hs.served.Add(1)
+	w := &c.rw
+	w.reset(req, body)
+	c.armWatch(body == nil)
+	aborted := true
+	defer func() {
+		c.stopWatch()
+		if aborted {
+			// A panic: http.ErrAbortHandler (an upstream broke off
+			// mid-body) or a bug. Send what is buffered, as net/http
+			// does, and close; the client sees a truncated answer.
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler {
+				c.hs.s.log.Error("lb request panicked", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
+			}
+			c.bw.Flush()
+			keep = false
+		}
+	}()
+	c.hs.handler.ServeHTTP(w, req)
+	aborted = false
+	c.stopWatch()
+	keep = w.finish()
+	if body != nil && !body.finish() {
+		keep = false
+		c.lingerClose = true
+	}
+	if c.ctx.Err() != nil {
+		keep = false
+	}
+	if c.bw.Flush() != nil {
+		keep = false
+	}
+	return keep
+}
+
+// armWatch schedules the client watch of the request about to run.
+func (c *h1ServerConn) armWatch(bodyDone bool) {
+	c.wmu.Lock()
+	c.handling, c.bodyDone = true, bodyDone
+	c.wmu.Unlock()
+	c.watch.Reset(watchDelay)
+}
+
+// startWatch runs on the timer's goroutine: it reads from the client
+// until a byte arrives (the next pipelined request: kept for the loop),
+// the client goes away (the request is cancelled) or stopWatch ends it.
+// It waits while the request body is still being read, which owns the
+// connection's input until then.
+func (c *h1ServerConn) startWatch() {
+	c.wmu.Lock()
+	if !c.handling || c.watching {
+		c.wmu.Unlock()
+		return
+	}
+	if !c.bodyDone {
+		c.wmu.Unlock()
+		c.watch.Reset(watchDelay)
+		return
+	}
+	c.watching = true
+	done := make(chan struct{})
+	c.watchDone = done
+	c.wmu.Unlock()
+	n, err := c.nc.Read(c.watchBuf[:])
+	c.wmu.Lock()
+	c.watchN = n
+	aborted := c.watchAbort
+	c.wmu.Unlock()
+	if n == 0 && err != nil && !aborted {
+		c.cancel(errClientGone)
+	}
+	close(done)
+}
+
+// stopWatch ends the watch of the request that just finished; a byte it
+// read goes back into the input.
+func (c *h1ServerConn) stopWatch() {
+	if c.watch == nil {
+		return
+	}
+	c.watch.Stop()
+	c.wmu.Lock()
+	c.handling = false
+	watching := c.watching
+	c.watchAbort = watching
+	c.wmu.Unlock()
+	if !watching {
+		return
+	}
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.wmu.Lock()
+	done := c.watchDone
+	c.wmu.Unlock()
+	<-done
+	c.nc.SetReadDeadline(time.Time{})
+	c.deadlineSet = false
+	if c.watchN > 0 && c.buf != nil {
+		if c.w == len(c.buf) {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		}
+		c.buf[c.w] = c.watchBuf[0]
+		c.w++
+	}
+	c.wmu.Lock()
+	c.watching, c.watchAbort, c.watchN = false, false, 0
+	c.wmu.Unlock()
+}
+
+// h1ReqBody is a request body of known length, read from the
+// connection's buffer and then the connection. The mutex serialises the
+// reads of the transport (which may still be sending it upstream on its
+// own goroutine when the handler returns) with the loop's final drain.
+type h1ReqBody struct {
+	c      *h1ServerConn
+	mu     sync.Mutex
+	remain int64
+	closed bool
+	err    error
+}
+
+func (b *h1ReqBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readLocked(p)
+}
+
+func (b *h1ReqBody) readLocked(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.remain == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	c := b.c
+	var n int
+	var err error
+	if c.w > c.r {
+		n = copy(p, c.buf[c.r:c.w])
+		c.r += n
+	} else {
+		n, err = c.nc.Read(p)
+	}
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		c.wmu.Lock()
+		c.bodyDone = true
+		c.wmu.Unlock()
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// Close ends the body for the handler; unread bytes then keep the
+// connection from carrying another request.
+func (b *h1ReqBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return nil
+}
+
+// discardRest reads up to limit more bytes of the body, as net/http does
+// before answering, so that a client that writes its whole request
+// before reading is not stuck. It reports whether the body is now done.
+func (b *h1ReqBody) discardRest(limit int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.remain == 0 && b.err == nil {
+		return true
+	}
+	if b.closed || b.err != nil || b.remain >= limit {
+		return false
+	}
+	var buf [4096]byte
+	for b.remain > 0 {
+		if _, err := b.readLocked(buf[:]); err != nil && err != io.EOF {
+			return false
+		}
+	}
+	return true
+}
+
+// finish closes the body after the handler; it reports whether the body
+// was read to its end, so that the next request's bytes come next.
+func (b *h1ReqBody) finish() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return b.remain == 0 && b.err == nil
+}

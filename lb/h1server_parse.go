@@ -1,0 +1,296 @@
+package lb
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The fast HTTP/1.x loop parses only a strict subset of request heads
+// itself: the plain, well-formed requests that make up nearly all
+// traffic. Everything else goes whole to net/http, which then answers it
+// exactly as it always did (400, 431, 501, chunked bodies, upgrades,
+// h2c). The subset is chosen so that wherever parseH1Head accepts a
+// head, net/http reads the same request from it (FuzzH1Head checks this
+// against http.ReadRequest).
+
+// scanH1Head finds the end of the head at the start of b. It returns the
+// head's length through its blank line, 0 when the head is incomplete, or
+// -1 when the head cannot be on the fast path (a bare LF line ending or a
+// leading blank line): then there is no use waiting for more.
+func scanH1Head(b []byte) int {
+	i := 0
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		j += i
+		if j == i || b[j-1] != '\r' {
+			return -1
+		}
+		if j == i+1 {
+			if i == 0 {
+				return -1
+			}
+			return j + 1
+		}
+		i = j + 1
+	}
+}
+
+// parseH1Head parses a complete head (as delimited by scanH1Head) into
+// req. It returns false, leaving req in an unspecified state, when the
+// head is outside the subset the fast loop serves.
+func parseH1Head(head []byte, req *http.Request) bool {
+	// One string for the whole head: every method, target and header
+	// value below is a substring of it, so parsing allocates no strings
+	// for them.
+	s := string(head)
+	lineEnd := strings.IndexByte(s, '\r')
+	if lineEnd < 0 {
+		return false
+	}
+	line := s[:lineEnd]
+	sp1 := strings.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return false
+	}
+	method := line[:sp1]
+	for i := 0; i < len(method); i++ {
+		if !isTokenByte(method[i]) {
+			return false
+		}
+	}
+	if method == "CONNECT" || method == "PRI" {
+		return false
+	}
+	rest := line[sp1+1:]
+	sp2 := strings.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return false
+	}
+	target, proto := rest[:sp2], rest[sp2+1:]
+	minor := 0
+	switch proto {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+	default:
+		return false
+	}
+	u, ok := parseOriginForm(target)
+	if !ok {
+		return false
+	}
+
+	h := make(http.Header, 8)
+	host, hosts := "", 0
+	cl := int64(0)
+	hasCL := false
+	for pos := lineEnd + 2; ; {
+		end := strings.IndexByte(s[pos:], '\r')
+		if end < 0 {
+			return false
+		}
+		end += pos
+		if end == pos {
+			break // the blank line
+		}
+		line := s[pos:end]
+		pos = end + 2
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return false
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for i := 0; i < len(name); i++ {
+			if !isTokenByte(name[i]) {
+				return false
+			}
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
+				return false
+			}
+		}
+		key := canonicalKey(name)
+		switch key {
+		case "Host":
+			hosts++
+			host = value
+			continue // net/http keeps Host out of the header map too
+		case "Content-Length":
+			if hasCL || !parseDecimal(value, &cl) {
+				return false
+			}
+			hasCL = true
+		case "Transfer-Encoding", "Upgrade", "Expect", "Http2-Settings":
+			return false
+		}
+		h[key] = append(h[key], value)
+	}
+	if hosts > 1 || (hosts == 0 && minor == 1) || (hosts == 1 && !httpguts.ValidHostHeader(host)) {
+		return false
+	}
+	conn := h["Connection"]
+	if conn != nil && httpguts.HeaderValuesContainsToken(conn, "upgrade") {
+		return false
+	}
+	if hp, ok := h["Pragma"]; ok && len(hp) > 0 && hp[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+
+	req.Method = method
+	req.URL = u
+	req.Proto = proto
+	req.ProtoMajor, req.ProtoMinor = 1, minor
+	req.Header = h
+	req.Host = host
+	req.RequestURI = target
+	req.ContentLength = cl
+	hasClose := conn != nil && httpguts.HeaderValuesContainsToken(conn, "close")
+	if minor == 0 {
+		req.Close = hasClose || conn == nil || !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
+	} else {
+		req.Close = hasClose
+	}
+	return true
+}
+
+// parseOriginForm parses a request target as url.ParseRequestURI does,
+// for origin-form targets ("/path?query") only. Targets made of plain
+// characters are split without it (no escaping to undo, so Path is the
+// raw path and RawPath stays empty); the rest go through it.
+func parseOriginForm(target string) (*url.URL, bool) {
+	if target == "" || target[0] != '/' {
+		return nil, false
+	}
+	path, query, hasQuery := target, "", false
+	plain := true
+	for i := 0; i < len(target); i++ {
+		c := target[i]
+		if c <= ' ' || c >= 0x7f {
+			return nil, false
+		}
+		if c == '?' && !hasQuery {
+			path, query, hasQuery = target[:i], target[i+1:], true
+			continue
+		}
+		if !hasQuery && !plainPathByte(c) {
+			plain = false
+		}
+	}
+	if plain && (!hasQuery || query != "") {
+		return &url.URL{Path: path, RawQuery: query}, true
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, false
+	}
+	return u, true
+}
+
+// plainPathByte: bytes that url.URL.EscapedPath leaves as they are, so
+// a path of them needs no RawPath.
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', '~', '$', '&', '+', ',', '/', ':', ';', '=', '@':
+		return true
+	}
+	return false
+}
+
+func isTokenByte(c byte) bool {
+	return c < 0x80 && httpguts.IsTokenRune(rune(c))
+}
+
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// parseDecimal parses a Content-Length as net/http does (digits only,
+// below 2^63), limited to 18 digits so it cannot overflow.
+func parseDecimal(s string, n *int64) bool {
+	if s == "" || len(s) > 18 {
+		return false
+	}
+	var v int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	*n = v
+	return true
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey for a valid token,
+// without allocating when the name is already canonical (what nearly all
+// clients send) or is a common one.
+func canonicalKey(name string) string {
+	upper := true
+	canonical := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+			break
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return name
+	}
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return http.CanonicalHeaderKey(name)
+	}
+	b := buf[:len(name)]
+	upper = true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+		upper = c == '-'
+	}
+	if k, ok := commonHeaderKeys[string(b)]; ok {
+		return k
+	}
+	return string(b)
+}
+
+var commonHeaderKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "Host", "If-Modified-Since",
+		"If-None-Match", "Origin", "Pragma", "Referer", "Traceparent", "Tracestate", "Upgrade",
+		"User-Agent", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id",
+		"Te", "Transfer-Encoding", "Expect", "Keep-Alive", "Grpc-Timeout", "Content-Encoding",
+	} {
+		m[k] = k
+	}
+	return m
+}()

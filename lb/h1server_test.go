@@ -1,0 +1,358 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// startH1 runs handler behind the fast loop on a loopback listener, with
+// a net/http server taking what it hands off, as Start wires them.
+func startH1(t *testing.T, handler http.Handler, lc ListenerConfig) (string, *h1Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	if lc.ReadHeaderTimeout == 0 {
+		lc.ReadHeaderTimeout = Duration(5 * time.Second)
+	}
+	if lc.IdleTimeout == 0 {
+		lc.IdleTimeout = Duration(5 * time.Second)
+	}
+	if lc.MaxHeaderBytes == 0 {
+		lc.MaxHeaderBytes = 64 << 10
+	}
+	s := &Server{log: testLogger()}
+	l := &listener{cfg: lc}
+	handoff := newChanListener(ln.Addr())
+	hs := s.newH1Server(l, handoff)
+	hs.handler = handler
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: time.Duration(lc.ReadHeaderTimeout), MaxHeaderBytes: int(lc.MaxHeaderBytes)}
+	hs.acceptWG.Add(1)
+	go hs.serve(ln)
+	go srv.Serve(handoff)
+	t.Cleanup(func() {
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.shutdown(ctx)
+		srv.Shutdown(ctx)
+	})
+	return ln.Addr().String(), hs
+}
+
+// exchangeAll writes raw and reads until the server closes.
+func exchangeAll(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, raw)
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	out, err := io.ReadAll(c)
+	require.NoError(t, err, "the server did not close the connection; got %q", out)
+	return string(out)
+}
+
+// summarise parses the answers to reqs in raw into what must agree
+// between two servers: status, headers but Date, framing, body, trailers,
+// and how many answers came before the connection closed. Header order
+// and chunk sizes carry no meaning and are left out.
+func summarise(raw string, reqs []string) string {
+	rd := bufio.NewReader(strings.NewReader(raw))
+	var out strings.Builder
+	for _, rq := range reqs {
+		method, _, _ := strings.Cut(rq, " ")
+		res, err := http.ReadResponse(rd, &http.Request{Method: method})
+		if err != nil {
+			fmt.Fprintf(&out, "end: %v\n", err)
+			return out.String()
+		}
+		body, err := io.ReadAll(res.Body)
+		keys := make([]string, 0, len(res.Header))
+		for k, vv := range res.Header {
+			if k != "Date" {
+				keys = append(keys, k+"="+strings.Join(vv, "|"))
+			}
+		}
+		slices.Sort(keys)
+		fmt.Fprintf(&out, "%s %d te=%v cl=%d close=%v %v\nbody %d %.40q err=%v trailer=%v\n",
+			res.Proto, res.StatusCode, res.TransferEncoding, res.ContentLength, res.Close, keys, len(body), body, err, res.Trailer)
+	}
+	rest, _ := io.ReadAll(rd)
+	fmt.Fprintf(&out, "rest %q\n", rest)
+	return out.String()
+}
+
+// The fast loop's writer frames answers as net/http does: the same
+// status lines, lengths, chunking, sniffed types, keep-alive and close
+// decisions, trailers and body draining, for HTTP/1.1 and 1.0 clients.
+func TestH1ServerFramesAnswersLikeNetHTTP(t *testing.T) {
+	handlers := map[string]http.HandlerFunc{
+		"plain": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") },
+		"length": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+		},
+		"short": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "9")
+			io.WriteString(w, "hello")
+		},
+		"big": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("z", 5000)) },
+		"204": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+		"304": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "x/y")
+			w.WriteHeader(http.StatusNotModified)
+		},
+		"flush": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "b")
+		},
+		"error": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", http.StatusServiceUnavailable) },
+		"close": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		},
+		"identity": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Transfer-Encoding", "identity")
+			io.WriteString(w, "id")
+		},
+		"sniff":      func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html><body>hi</body></html>") },
+		"empty":      func(w http.ResponseWriter, r *http.Request) {},
+		"odd status": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(599); io.WriteString(w, "x") },
+		"keep-alive": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "keep-alive")
+			io.WriteString(w, "k")
+		},
+		"read body": func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d %s", len(b), r.URL.Path)
+		},
+		"ignore body": func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "ignored %s", r.URL.Path) },
+		"trailers": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-T")
+			io.WriteString(w, "x")
+			w.Header().Set("X-T", "v")
+		},
+		"trailer prefix": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "x")
+			w.Header().Set(http.TrailerPrefix+"X-U", "u")
+		},
+		"echo": func(w http.ResponseWriter, r *http.Request) {
+			keys := make([]string, 0, len(r.Header))
+			for k, vv := range r.Header {
+				keys = append(keys, k+"="+strings.Join(vv, "|"))
+			}
+			slices.Sort(keys)
+			fmt.Fprintf(w, "%s %s %q %q %s %d %v %s", r.Method, r.Proto, r.URL.Path, r.URL.RawQuery, r.Host, r.ContentLength, r.Close, strings.Join(keys, ";"))
+		},
+	}
+	next := "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	requests := [][]string{
+		{"GET /a?b=c HTTP/1.1\r\nHost: x\r\nuser-agent: t\r\nX-Two: 1\r\nX-Two: 2\r\n\r\n", next},
+		{"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", next},
+		{"GET / HTTP/1.0\r\n\r\n"},
+		{"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", next},
+		{"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", next},
+		{"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", next},
+		{"PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n" + strings.Repeat("q", 300000), next},
+		{"GET /%7Ex%20y?q=%41 HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n", next},
+	}
+	for name, h := range handlers {
+		fastAddr, hs := startH1(t, h, ListenerConfig{})
+		ref := &http.Server{Handler: h}
+		refLn, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		go ref.Serve(refLn)
+		t.Cleanup(func() { ref.Close() })
+		for i, reqs := range requests {
+			t.Run(fmt.Sprintf("%s/%d", name, i), func(t *testing.T) {
+				served := hs.served.Load()
+				raw := strings.Join(reqs, "")
+				got := summarise(exchangeAll(t, fastAddr, raw), reqs)
+				want := summarise(exchangeAll(t, refLn.Addr().String(), raw), reqs)
+				require.Equal(t, want, got)
+				require.Greater(t, hs.served.Load(), served, "served by the fast loop")
+			})
+		}
+	}
+}
+
+// What the fast loop does not parse goes to net/http with every byte,
+// and net/http's answer is what the client gets.
+func TestH1ServerHandsOffWhatItDoesNotServe(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
+	})
+	addr, hs := startH1(t, echo, ListenerConfig{MaxHeaderBytes: 1024})
+	cases := map[string]struct{ raw, want string }{
+		"chunked":        {"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST /c abc"},
+		"expect":         {"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", "HTTP/1.1 100 Continue"},
+		"bare LF":        {"GET /lf HTTP/1.1\nHost: x\nConnection: close\n\n", "GET /lf"},
+		"absolute form":  {"GET http://x/abs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /abs"},
+		"folded header":  {"GET /fold HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\nConnection: close\r\n\r\n", "GET /fold"},
+		"two lengths":    {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\nConnection: close\r\n\r\na", "POST / a"},
+		"oversize head":  {"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8000) + "\r\n\r\n", "HTTP/1.1 431"},
+		"cut short":      {"GET / HTTP/1.1\r\nHost: x\r\nX-", ""},
+		"second request": {"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nz\r\n0\r\n\r\n", "POST /2 z"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before := hs.handedOff.Load()
+			raw := tc.raw
+			var out string
+			if name == "cut short" {
+				c, err := net.Dial("tcp", addr)
+				require.NoError(t, err)
+				io.WriteString(c, raw)
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				b, _ := io.ReadAll(c)
+				c.Close()
+				out = string(b)
+				require.True(t, strings.HasPrefix(out, "HTTP/1.1 400"), "got %q", out)
+			} else {
+				out = exchangeAll(t, addr, raw)
+				require.Contains(t, out, tc.want)
+			}
+			require.Equal(t, before+1, hs.handedOff.Load())
+		})
+	}
+}
+
+// Pipelined requests are answered in order, over one connection.
+func TestH1ServerPipelining(t *testing.T) {
+	addr, hs := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}), ListenerConfig{})
+	var raw strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&raw, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+	}
+	raw.WriteString("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	out := exchangeAll(t, addr, raw.String())
+	rd := bufio.NewReader(strings.NewReader(out))
+	for i := range 21 {
+		res, err := http.ReadResponse(rd, nil)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
+		want := fmt.Sprintf("/%d", i)
+		if i == 20 {
+			want = "/last"
+		}
+		require.Equal(t, want, string(b))
+	}
+	require.Equal(t, uint64(21), hs.served.Load())
+	require.Zero(t, hs.handedOff.Load())
+}
+
+// A panicking handler costs its own connection only; ErrAbortHandler
+// truncates the answer without a log line, like net/http.
+func TestH1ServerPanicClosesOnlyThatConnection(t *testing.T) {
+	addr, _ := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		case "/abort":
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "part")
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(w, "fine")
+	}), ListenerConfig{})
+	out := exchangeAll(t, addr, "GET /panic HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.Empty(t, out)
+	out = exchangeAll(t, addr, "GET /abort HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.True(t, strings.HasPrefix(out, "HTTP/1.1 200 OK"), out)
+	require.True(t, strings.HasSuffix(out, "\r\n\r\npart"), out)
+	out = exchangeAll(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	require.True(t, strings.HasSuffix(out, "fine"), out)
+}
+
+// idle_timeout closes a keep-alive connection that sends nothing more;
+// read_header_timeout one whose head does not complete.
+func TestH1ServerTimeouts(t *testing.T) {
+	addr, _ := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ListenerConfig{IdleTimeout: Duration(200 * time.Millisecond), ReadHeaderTimeout: Duration(300 * time.Millisecond)})
+	for _, tc := range []struct{ name, raw string }{
+		{"idle", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"slow head", "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n"},
+		{"silent", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			out := exchangeAll(t, addr, tc.raw)
+			require.Less(t, time.Since(start), 2*time.Second)
+			require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
+			require.Equal(t, strings.Count(tc.raw, "\r\n\r\n"), strings.Count(out, "HTTP/1.1 200 OK"))
+		})
+	}
+}
+
+// Shutdown closes idle connections at once and lets a running request
+// finish, its answer carrying Connection: close.
+func TestH1ServerShutdownDrains(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	s := &Server{log: testLogger()}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	hs := s.newH1Server(&listener{cfg: ListenerConfig{ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(time.Minute), MaxHeaderBytes: 64 << 10}}, newChanListener(ln.Addr()))
+	hs.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			close(entered)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	hs.acceptWG.Add(1)
+	go hs.serve(ln)
+
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	idleRd := bufio.NewReader(idle)
+	res, err := http.ReadResponse(idleRd, nil)
+	require.NoError(t, err)
+	io.ReadAll(res.Body)
+
+	busy, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer busy.Close()
+	io.WriteString(busy, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-entered
+
+	ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- hs.shutdown(ctx)
+	}()
+	idle.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = idleRd.ReadByte()
+	require.ErrorIs(t, err, io.EOF, "the idle connection is closed at once")
+	select {
+	case <-done:
+		t.Fatal("shutdown returned with a request in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	busy.SetReadDeadline(time.Now().Add(3 * time.Second))
+	out, _ := io.ReadAll(busy)
+	require.Contains(t, string(out), "Connection: close")
+	require.True(t, strings.HasSuffix(string(out), "done"))
+	require.NoError(t, <-done)
+}

@@ -1,0 +1,438 @@
+package lb
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// h1ResponseWriter is the fast loop's http.ResponseWriter. It frames the
+// answer exactly as net/http's server does (chunkWriter.writeHeader):
+// the same automatic Content-Length, Content-Type sniffing, Date,
+// chunking, HTTP/1.0 keep-alive and Connection: close decisions, the
+// same body-draining rule, trailers. It writes headers in map order
+// (header order carries no meaning) and reuses its header map from one
+// request to the next.
+type h1ResponseWriter struct {
+	c    *h1ServerConn
+	req  *http.Request
+	body *h1ReqBody
+
+	header      http.Header
+	snap        http.Header // the header as of WriteHeader, when it may change later
+	calledHeader bool       // Header was called before WriteHeader
+	hasTrailers  bool       // the header announced trailers at WriteHeader
+	wroteHeader  bool       // WriteHeader was called (logically)
+	headerSent  bool        // the head is in the connection's writer
+	handlerDone bool
+	status      int
+	clen        int64 // -1: unknown
+	written     int64
+	chunking    bool
+	closeAfter  bool
+	werr        error
+	pending     []byte // body written before the head was sent
+	trailers    []string
+	pendingBuf  [h1PendingSize]byte
+}
+
+// h1PendingSize is how much body is held back before the head is sent,
+// so that a short answer gets a Content-Length (net/http's
+// bufferBeforeChunkingSize).
+const h1PendingSize = 2048
+
+func (w *h1ResponseWriter) reset(req *http.Request, body *h1ReqBody) {
+	clear(w.header)
+	*w = h1ResponseWriter{c: w.c, req: req, body: body, header: w.header, clen: -1}
+	w.pending = w.pendingBuf[:0]
+}
+
+// Header implements http.ResponseWriter.
+func (w *h1ResponseWriter) Header() http.Header {
+	if !w.wroteHeader {
+		w.calledHeader = true
+	}
+	return w.header
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (w *h1ResponseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		w.writeInterim(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	if w.calledHeader {
+		// net/http takes the head from a copy of the header made now and
+		// looks for trailers only in that copy. Keys set later are the
+		// trailers' (skipped in the head below), except declared ones,
+		// which need the copy.
+		for k, vv := range w.header {
+			if k == "Trailer" {
+				w.hasTrailers = true
+				w.snap = w.header.Clone()
+				for _, v := range vv {
+					for _, f := range strings.Split(v, ",") {
+						if f = http.CanonicalHeaderKey(textTrim(f)); f != "" && httpguts.ValidTrailerHeader(f) {
+							w.trailers = append(w.trailers, f)
+						}
+					}
+				}
+			} else if strings.HasPrefix(k, http.TrailerPrefix) {
+				w.hasTrailers = true
+			}
+		}
+	}
+	if cl := headerGet(w.header, "Content-Length"); cl != "" {
+		v, err := strconv.ParseInt(cl, 10, 64)
+		if err == nil && v >= 0 {
+			w.clen = v
+		} else {
+			delete(w.header, "Content-Length")
+		}
+	}
+}
+
+func (w *h1ResponseWriter) writeInterim(code int) {
+	bw := w.c.bw
+	writeStatusLine(bw, w.req.ProtoMinor, code)
+	for k, vv := range w.header {
+		if k == "Content-Length" || k == "Transfer-Encoding" || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			writeHeaderField(bw, k, v)
+		}
+	}
+	bw.WriteString("\r\n")
+	bw.Flush()
+}
+
+// Write implements http.ResponseWriter.
+func (w *h1ResponseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !bodyAllowedForStatus(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.clen != -1 && w.written > w.clen {
+		return 0, http.ErrContentLength
+	}
+	if !w.headerSent {
+		if len(w.pending)+len(p) <= h1PendingSize {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		// The head goes out with the first h1PendingSize bytes in view
+		// (for sniffing), as net/http's buffered writer has them.
+		if len(w.pending) == 0 {
+			w.writeHead(p)
+			w.headerSent = true
+		} else {
+			k := h1PendingSize - len(w.pending)
+			w.pending = append(w.pending, p[:k]...)
+			p = p[k:]
+			w.sendHead()
+		}
+	}
+	return w.writeBody(p)
+}
+
+// Flush implements http.Flusher.
+func (w *h1ResponseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is what http.ResponseController.Flush calls.
+func (w *h1ResponseWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHead()
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.werr = err
+		return err
+	}
+	return w.werr
+}
+
+// sendHead writes the head and whatever body was held back.
+func (w *h1ResponseWriter) sendHead() {
+	w.writeHead(w.pending)
+	w.headerSent = true
+	if len(w.pending) > 0 {
+		w.writeBody(w.pending)
+	}
+	w.pending = w.pendingBuf[:0]
+}
+
+func (w *h1ResponseWriter) writeBody(p []byte) (int, error) {
+	if w.werr != nil {
+		return 0, w.werr
+	}
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	bw := w.c.bw
+	if w.chunking {
+		var hex [16]byte
+		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+	}
+	n, err := bw.Write(p)
+	if w.chunking && err == nil {
+		_, err = bw.WriteString("\r\n")
+	}
+	if err != nil {
+		w.werr = err
+	}
+	return n, err
+}
+
+// finish completes the answer after the handler and reports whether the
+// connection may carry another request.
+func (w *h1ResponseWriter) finish() bool {
+	w.handlerDone = true
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHead()
+	}
+	if w.chunking && w.werr == nil {
+		bw := w.c.bw
+		bw.WriteString("0\r\n")
+		for k, vv := range w.header {
+			if kk, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				for _, v := range vv {
+					writeHeaderField(bw, kk, v)
+				}
+			}
+		}
+		for _, k := range w.trailers {
+			for _, v := range w.header[k] {
+				writeHeaderField(bw, k, v)
+			}
+		}
+		if _, err := bw.WriteString("\r\n"); err != nil {
+			w.werr = err
+		}
+	}
+	if w.closeAfter || w.werr != nil {
+		return false
+	}
+	if w.req.Method != http.MethodHead && w.clen != -1 && bodyAllowedForStatus(w.status) && w.clen != w.written {
+		return false // did not write what it announced: out of sync
+	}
+	return true
+}
+
+// writeHead is net/http's chunkWriter.writeHeader for this writer; p is
+// the body written so far (all of it when the handler is done).
+func (w *h1ResponseWriter) writeHead(p []byte) {
+	h := w.header
+	if w.snap != nil {
+		h = w.snap
+	}
+	req := w.req
+	keepAlives := !w.c.hs.draining.Load()
+	isHEAD := req.Method == http.MethodHead
+	var exclCL, exclTE, exclConn, exclCT bool
+	var setCL, setConn, setTE, setCT string
+
+	trailers := w.hasTrailers
+	te := headerGet(h, "Transfer-Encoding")
+	hasTE := te != ""
+	_, hasCLHeader := h["Content-Length"]
+	if w.handlerDone && !trailers && !hasTE && bodyAllowedForStatus(w.status) && !hasCLHeader && (!isHEAD || len(p) > 0) {
+		w.clen = int64(len(p))
+		setCL = strconv.Itoa(len(p))
+	}
+	connHeader := headerGet(h, "Connection")
+	conn := req.Header["Connection"]
+	wants10KeepAlive := req.ProtoMinor == 0 && conn != nil && httpguts.HeaderValuesContainsToken(conn, "keep-alive")
+	wantsClose := req.Close || conn != nil && httpguts.HeaderValuesContainsToken(conn, "close")
+	if wants10KeepAlive && keepAlives {
+		if headerGet(h, "Content-Length") != "" && connHeader == "keep-alive" {
+			w.closeAfter = false
+		}
+	}
+	hasCL := w.clen != -1
+	if wants10KeepAlive && (isHEAD || hasCL || !bodyAllowedForStatus(w.status)) {
+		if _, ok := h["Connection"]; !ok {
+			setConn = "keep-alive"
+		}
+	} else if req.ProtoMinor == 0 || wantsClose {
+		w.closeAfter = true
+	}
+	if connHeader == "close" || !keepAlives {
+		w.closeAfter = true
+	}
+
+	// A request body the handler left unread: read a little of it so
+	// the connection can carry on, or give up on the connection.
+	if req.ContentLength != 0 && !w.closeAfter && w.body != nil {
+		if !w.body.discardRest(256 << 10) {
+			w.closeAfter = true
+			exclConn, setConn = true, "close"
+		}
+	}
+
+	code := w.status
+	if bodyAllowedForStatus(code) {
+		_, haveType := h["Content-Type"]
+		if headerGet(h, "Content-Encoding") == "" && !haveType && !hasTE && len(p) > 0 {
+			setCT = http.DetectContentType(p)
+		}
+	} else {
+		exclCL, exclTE = true, true
+		if code == http.StatusNotModified {
+			exclCT = true
+		}
+	}
+	date := ""
+	if _, ok := h["Date"]; !ok {
+		date = httpDate()
+	}
+	if hasCL && hasTE && te != "identity" {
+		exclCL, hasCL = true, false
+	}
+	if isHEAD || !bodyAllowedForStatus(code) || code == http.StatusNoContent {
+		exclTE = true
+	} else if hasCL {
+		exclTE = true
+	} else if req.ProtoMinor == 1 {
+		if hasTE && te == "identity" {
+			w.chunking, w.closeAfter, exclTE = false, true, true
+		} else {
+			w.chunking, setTE = true, "chunked"
+			if hasTE && te == "chunked" {
+				exclTE = true
+			}
+		}
+	} else {
+		w.closeAfter, exclTE = true, true
+	}
+	if w.chunking {
+		exclCL, setCL = true, ""
+	}
+	if w.closeAfter && (!keepAlives || !httpguts.HeaderValuesContainsToken(h["Connection"], "close")) && code != http.StatusSwitchingProtocols {
+		exclConn, setConn = true, ""
+		if req.ProtoMinor == 1 {
+			setConn = "close"
+		}
+	}
+
+	bw := w.c.bw
+	writeStatusLine(bw, req.ProtoMinor, code)
+	for k, vv := range h {
+		switch {
+		case exclCL && k == "Content-Length", exclTE && k == "Transfer-Encoding",
+			exclConn && k == "Connection", exclCT && k == "Content-Type":
+			continue
+		case strings.HasPrefix(k, http.TrailerPrefix), !httpguts.ValidHeaderFieldName(k):
+			continue
+		}
+		for _, v := range vv {
+			writeHeaderField(bw, k, v)
+		}
+	}
+	// In net/http's order for what the server adds.
+	if setCT != "" {
+		writeHeaderField(bw, "Content-Type", setCT)
+	}
+	if setConn != "" {
+		writeHeaderField(bw, "Connection", setConn)
+	}
+	if setTE != "" {
+		writeHeaderField(bw, "Transfer-Encoding", setTE)
+	}
+	if date != "" {
+		writeHeaderField(bw, "Date", date)
+	}
+	if setCL != "" {
+		writeHeaderField(bw, "Content-Length", setCL)
+	}
+	bw.WriteString("\r\n")
+}
+
+func writeStatusLine(bw interface {
+	WriteString(string) (int, error)
+	Write([]byte) (int, error)
+}, minor, code int) {
+	if minor == 1 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
+	if code == http.StatusOK {
+		bw.WriteString("200 OK\r\n")
+		return
+	}
+	var b [3]byte
+	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	bw.WriteString(" ")
+	if text := http.StatusText(code); text != "" {
+		bw.WriteString(text)
+	} else {
+		bw.WriteString("status code " + strconv.Itoa(code))
+	}
+	bw.WriteString("\r\n")
+}
+
+func headerGet(h http.Header, k string) string {
+	if vv := h[k]; len(vv) > 0 {
+		return vv[0]
+	}
+	return ""
+}
+
+func textTrim(s string) string { return strings.Trim(s, " \t") }
+
+func bodyAllowedForStatus(status int) bool {
+	switch {
+	case status >= 100 && status <= 199, status == 204, status == 304:
+		return false
+	}
+	return true
+}
+
+// httpDate is the Date header value, formatted once a second.
+func httpDate() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := cachedDate.Load(); d != nil && d.sec == sec {
+		return d.s
+	}
+	d := &dateValue{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.s
+}
+
+type dateValue struct {
+	sec int64
+	s   string
+}
+
+var cachedDate atomic.Pointer[dateValue]
+
+var (
+	_ http.ResponseWriter = (*h1ResponseWriter)(nil)
+	_ http.Flusher        = (*h1ResponseWriter)(nil)
+)
