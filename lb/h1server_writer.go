@@ -22,22 +22,22 @@ type h1ResponseWriter struct {
 	req  *http.Request
 	body *h1ReqBody
 
-	header      http.Header
-	snap        http.Header // the header as of WriteHeader, when it may change later
-	calledHeader bool       // Header was called before WriteHeader
-	hasTrailers  bool       // the header announced trailers at WriteHeader
-	wroteHeader  bool       // WriteHeader was called (logically)
-	headerSent  bool        // the head is in the connection's writer
-	handlerDone bool
-	status      int
-	clen        int64 // -1: unknown
-	written     int64
-	chunking    bool
-	closeAfter  bool
-	werr        error
-	pending     []byte // body written before the head was sent
-	trailers    []string
-	pendingBuf  [h1PendingSize]byte
+	header       http.Header
+	snap         http.Header // the header as of WriteHeader, when it may change later
+	calledHeader bool        // Header was called before WriteHeader
+	hasTrailers  bool        // the header announced trailers at WriteHeader
+	wroteHeader  bool        // WriteHeader was called (logically)
+	headerSent   bool        // the head is in the connection's writer
+	handlerDone  bool
+	status       int
+	clen         int64 // -1: unknown
+	written      int64
+	chunking     bool
+	closeAfter   bool
+	werr         error
+	pending      []byte // body written before the head was sent
+	trailers     []string
+	pendingBuf   [h1PendingSize]byte
 }
 
 // h1PendingSize is how much body is held back before the head is sent,
