@@ -50,7 +50,9 @@ func parseH1Head(head []byte, req *http.Request) bool {
 	// value below is a substring of it, so parsing allocates no strings
 	// for them.
 	s := string(head)
-	lineEnd := strings.IndexByte(s, '\r')
+	// Lines end in CRLF (scanH1Head made sure every LF has its CR); a
+	// stray CR inside a line fails the byte checks below.
+	lineEnd := strings.IndexByte(s, '\n') - 1
 	if lineEnd < 0 {
 		return false
 	}
@@ -92,7 +94,7 @@ func parseH1Head(head []byte, req *http.Request) bool {
 	cl := int64(0)
 	hasCL := false
 	for pos := lineEnd + 2; ; {
-		end := strings.IndexByte(s[pos:], '\r')
+		end := strings.IndexByte(s[pos:], '\n') - 1
 		if end < 0 {
 			return false
 		}

@@ -1,0 +1,116 @@
+package lb
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"testing"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// FuzzH1Head checks the fast loop's accept decision against net/http:
+// whatever head parseH1Head accepts, net/http's server must accept too
+// and read as the same request (method, target, version, host, headers,
+// length, keep-alive), consuming exactly the same bytes. A head it
+// refuses goes to net/http, so refusing too much costs speed only.
+//
+//	go test ./lb -run '^$' -fuzz FuzzH1Head -fuzztime 60s
+func FuzzH1Head(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a/b?c=d&e HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n",
+		"HEAD /%7Ex%20y?q=%41 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\ncontent-type: text/plain\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\nX-Two: 1\r\nx-two: 2\r\n\r\n",
+		"GET //x/../y?#f HTTP/1.1\r\nHost: [::1]:80\r\nTE: trailers\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"GET /? HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 007\r\n\r\n",
+		"0 / HTTP/1.0\r00:\r\n\r\n", // a stray CR is no line end
+		"GET /a!b(c)*'d?x=%zz&y=\"z\" HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab: \ta b\t\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		n := scanH1Head(raw)
+		if n <= 0 {
+			return
+		}
+		var got http.Request
+		if !parseH1Head(raw[:n], &got) {
+			return
+		}
+		br := bufio.NewReader(bytes.NewReader(raw[:n]))
+		want, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("fast path accepts %q; net/http refuses it: %v", raw[:n], err)
+		}
+		if rest, _ := io.ReadAll(br); len(rest) != 0 {
+			t.Fatalf("head %q: net/http leaves %q unread", raw[:n], rest)
+		}
+		// What net/http's server checks beyond ReadRequest.
+		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw[:n])))
+		tp.ReadLine()
+		mh, _ := tp.ReadMIMEHeader()
+		hosts, haveHost := mh["Host"]
+		if want.ProtoAtLeast(1, 1) && !haveHost || len(hosts) > 1 || len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]) {
+			t.Fatalf("fast path accepts %q; net/http's server refuses its Host", raw[:n])
+		}
+		for k, vv := range want.Header {
+			if !httpguts.ValidHeaderFieldName(k) {
+				t.Fatalf("fast path accepts %q; net/http's server refuses header name %q", raw[:n], k)
+			}
+			for _, v := range vv {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					t.Fatalf("fast path accepts %q; net/http's server refuses value %q", raw[:n], v)
+				}
+			}
+		}
+		if want.Header.Get("Expect") != "" || len(want.TransferEncoding) > 0 || want.Method == "CONNECT" || want.Method == "PRI" {
+			t.Fatalf("fast path accepts %q, which net/http treats specially", raw[:n])
+		}
+		type view struct {
+			Method, Proto, Host, RequestURI string
+			Minor                           int
+			Path, RawPath, RawQuery         string
+			ForceQuery                      bool
+			ContentLength                   int64
+			Close                           bool
+			Header                          http.Header
+		}
+		v := func(r *http.Request) view {
+			return view{r.Method, r.Proto, r.Host, r.RequestURI, r.ProtoMinor, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.URL.ForceQuery, r.ContentLength, r.Close, r.Header}
+		}
+		a, b := v(&got), v(want)
+		if a.Method != b.Method || a.Proto != b.Proto || a.Host != b.Host || a.RequestURI != b.RequestURI || a.Minor != b.Minor ||
+			a.Path != b.Path || a.RawPath != b.RawPath || a.RawQuery != b.RawQuery || a.ForceQuery != b.ForceQuery ||
+			a.ContentLength != b.ContentLength || a.Close != b.Close || !sameHeader(a.Header, b.Header) || got.URL.String() != want.URL.String() {
+			t.Fatalf("head %q:\nfast    %+v\nnet/http %+v", raw[:n], a, b)
+		}
+	})
+}
+
+func sameHeader(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, va := range a {
+		vb, ok := b[k]
+		if !ok || len(va) != len(vb) {
+			return false
+		}
+		for i := range va {
+			if va[i] != vb[i] {
+				return false
+			}
+		}
+	}
+	return true
+}
