@@ -114,3 +114,40 @@ func sameHeader(a, b http.Header) bool {
 	}
 	return true
 }
+
+// FuzzH1ResponseHead does for upstream response heads what FuzzH1Head
+// does for request heads: a head readResponse parses itself must read
+// the same through http.ReadResponse.
+func FuzzH1ResponseHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: x\r\n\r\n",
+		"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 404 \r\nContent-Length: 3\r\nConnection: close\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
+		"HTTP/1.1 999 X\r\ncontent-length: 01\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		n := scanH1Head(raw)
+		if n <= 0 {
+			return
+		}
+		var got http.Response
+		if !parseResponseHead(raw[:n], &got) {
+			return
+		}
+		br := bufio.NewReader(bytes.NewReader(raw[:n]))
+		want, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatalf("fast path accepts %q; net/http refuses it: %v", raw[:n], err)
+		}
+		if rest, _ := io.ReadAll(br); len(rest) != 0 {
+			t.Fatalf("head %q: net/http leaves %q unread", raw[:n], rest)
+		}
+		if got.Status != want.Status || got.StatusCode != want.StatusCode || got.Proto != want.Proto || got.ProtoMinor != want.ProtoMinor ||
+			got.ContentLength != want.ContentLength || got.Close != want.Close || len(want.TransferEncoding) > 0 || !sameHeader(got.Header, want.Header) {
+			t.Fatalf("head %q:\nfast     %+v\nnet/http %+v", raw[:n], got, *want)
+		}
+	})
+}

@@ -1,7 +1,9 @@
 package lb
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -296,3 +298,165 @@ var commonHeaderKeys = func() map[string]string {
 	}
 	return m
 }()
+
+// readResponse reads an upstream's response head from br. Plain heads
+// (a 2xx-5xx status other than 204 and 304, valid header lines, exactly
+// one valid Content-Length, no Transfer-Encoding, Pragma or Trailer, not
+// an answer to HEAD) are parsed here, like request heads, from one
+// string; the rest go to http.ReadResponse, which reads them from the
+// same position, since this only peeks until it has decided.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	n := 0
+	for {
+		buf, err := br.Peek(max(br.Buffered(), 1))
+		if err != nil {
+			return http.ReadResponse(br, req)
+		}
+		if n = scanH1Head(buf); n != 0 {
+			break
+		}
+		if len(buf) >= br.Size() {
+			return http.ReadResponse(br, req)
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return http.ReadResponse(br, req)
+		}
+	}
+	if n < 0 || req.Method == http.MethodHead {
+		return http.ReadResponse(br, req)
+	}
+	head, _ := br.Peek(n)
+	res := &http.Response{Request: req}
+	if !parseResponseHead(head, res) {
+		return http.ReadResponse(br, req)
+	}
+	br.Discard(n)
+	if res.ContentLength == 0 {
+		res.Body = http.NoBody
+	} else {
+		res.Body = &sizedBody{br: br, remain: res.ContentLength}
+	}
+	return res, nil
+}
+
+func parseResponseHead(head []byte, res *http.Response) bool {
+	s := string(head)
+	lineEnd := strings.IndexByte(s, '\n') - 1
+	if lineEnd < 12 {
+		return false
+	}
+	line := s[:lineEnd]
+	switch line[:9] {
+	case "HTTP/1.1 ":
+		res.ProtoMinor = 1
+	case "HTTP/1.0 ":
+	default:
+		return false
+	}
+	res.Proto, res.ProtoMajor = line[:8], 1
+	status := line[9:]
+	if len(status) < 4 || status[3] != ' ' {
+		return false
+	}
+	code := 0
+	for i := 0; i < 3; i++ {
+		c := status[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
+		return false
+	}
+	for i := 4; i < len(status); i++ {
+		if c := status[i]; c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	res.StatusCode, res.Status = code, status
+
+	h := make(http.Header, 8)
+	hasCL := false
+	for pos := lineEnd + 2; ; {
+		end := strings.IndexByte(s[pos:], '\n') - 1
+		if end < 0 {
+			return false
+		}
+		end += pos
+		if end == pos {
+			break
+		}
+		line := s[pos:end]
+		pos = end + 2
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return false
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for i := 0; i < len(name); i++ {
+			if !isTokenByte(name[i]) {
+				return false
+			}
+		}
+		for i := 0; i < len(value); i++ {
+			if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
+				return false
+			}
+		}
+		key := canonicalKey(name)
+		switch key {
+		case "Content-Length":
+			if hasCL || !parseDecimal(value, &res.ContentLength) {
+				return false
+			}
+			hasCL = true
+		case "Transfer-Encoding", "Pragma", "Trailer":
+			return false
+		}
+		h[key] = append(h[key], value)
+	}
+	if !hasCL {
+		return false
+	}
+	conn := h["Connection"]
+	hasClose := conn != nil && httpguts.HeaderValuesContainsToken(conn, "close")
+	if res.ProtoMinor == 0 {
+		res.Close = hasClose || conn == nil || !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
+	} else {
+		res.Close = hasClose
+		if hasClose {
+			delete(h, "Connection") // as net/http does for responses
+		}
+	}
+	res.Header = h
+	return true
+}
+
+// sizedBody is a response body of known length, read from the upstream
+// connection's buffer; like net/http's, it reports io.EOF with the last
+// bytes and io.ErrUnexpectedEOF when the upstream stops short.
+type sizedBody struct {
+	br     *bufio.Reader
+	remain int64
+}
+
+func (b *sizedBody) Read(p []byte) (int, error) {
+	if b.remain == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.br.Read(p)
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *sizedBody) Close() error { return nil }

@@ -47,8 +47,12 @@ const h1PendingSize = 2048
 
 func (w *h1ResponseWriter) reset(req *http.Request, body *h1ReqBody) {
 	clear(w.header)
-	*w = h1ResponseWriter{c: w.c, req: req, body: body, header: w.header, clen: -1}
-	w.pending = w.pendingBuf[:0]
+	// Field by field: a struct literal would also clear pendingBuf.
+	w.req, w.body, w.snap = req, body, nil
+	w.calledHeader, w.hasTrailers, w.wroteHeader, w.headerSent, w.handlerDone = false, false, false, false, false
+	w.status, w.clen, w.written = 0, -1, 0
+	w.chunking, w.closeAfter, w.werr = false, false, nil
+	w.pending, w.trailers = w.pendingBuf[:0], w.trailers[:0]
 }
 
 // Header implements http.ResponseWriter.

@@ -203,7 +203,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	// once. Idle, Gosched returns immediately.
 	runtime.Gosched()
 	for {
-		res, err = http.ReadResponse(c.br, req)
+		res, err = readResponse(c.br, req)
 		if err != nil {
 			return fail(err)
 		}
