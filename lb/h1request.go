@@ -71,10 +71,13 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 // writeHeaderField writes "k: v\r\n" with v sanitised as net/http does:
 // line breaks become spaces (no header injection), outer space trimmed.
 func writeHeaderField(bw *bufio.Writer, k, v string) {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			break
+		}
 	}
-	v = strings.Trim(v, " \t")
+	v = trimOWS(v)
 	bw.WriteString(k)
 	bw.WriteString(": ")
 	bw.WriteString(v)

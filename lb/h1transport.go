@@ -65,7 +65,7 @@ func newH1Transport(cfg PoolConfig, fallback *http.Transport) *h1Transport {
 
 // RoundTrip implements http.RoundTripper.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody || req.Header.Get("Upgrade") != "" || req.URL.Scheme != "http" {
+	if req.Body != nil && req.Body != http.NoBody || headerGet(req.Header, "Upgrade") != "" || req.URL.Scheme != "http" {
 		return t.fallback.RoundTrip(req)
 	}
 	for {

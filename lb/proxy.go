@@ -272,7 +272,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	var n int64
 	var err error
 	sized := false
-	if res.ContentLength == -1 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+	if res.ContentLength == -1 || strings.HasPrefix(headerGet(res.Header, "Content-Type"), "text/event-stream") {
 		n, err = copyStreaming(w, http.NewResponseController(w), res.Body)
 	} else {
 		n, err = copyBody(w, res.Body)
@@ -470,6 +470,20 @@ var hopHeaders = []string{
 // removeHopHeaders deletes hop-by-hop headers and those the Connection
 // header names; keep is an Upgrade value to preserve ("" for none).
 func removeHopHeaders(h http.Header, keep string) {
+	if keep == "" && len(h) <= 16 {
+		// Usually there is none: one pass over a small map beats nine
+		// lookups.
+		found := false
+		for k := range h {
+			if isHopHeader(k) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+	}
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
 			sf = strings.TrimSpace(sf)
@@ -490,6 +504,15 @@ func removeHopHeaders(h http.Header, keep string) {
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = []string{keep}
 	}
+}
+
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // outboundHeader is the request header sent upstream: the client's, minus
