@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -149,7 +150,7 @@ func (hs *h1Server) newConn(nc net.Conn) *h1ServerConn {
 	}
 	if sc, ok := c.nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
+			c.nw.init(raw)
 		}
 	}
 	hs.mu.Lock()
@@ -182,7 +183,7 @@ const (
 type h1ServerConn struct {
 	hs       *h1Server
 	nc       net.Conn
-	raw      syscall.RawConn // nil where non-blocking reads are unavailable
+	nw       noWaitReader
 	accepted time.Time
 	remote   string
 
@@ -275,9 +276,14 @@ func (c *h1ServerConn) serve() {
 			c.handOff()
 			return
 		}
-		req := new(http.Request)
-		*req = *c.tmpl
-		if !parseH1Head(c.buf[c.r:c.r+n], req) {
+		// The request and its URL in one allocation.
+		r := new(struct {
+			req http.Request
+			url url.URL
+		})
+		r.req = *c.tmpl
+		req := &r.req
+		if !parseH1Head(c.buf[c.r:c.r+n], req, &r.url) {
 			handedOff = true
 			c.handOff()
 			return
@@ -334,7 +340,7 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			// EAGAIN and parking in the poller.
 			runtime.Gosched()
 		}
-		n, ok, err := readNoWait(c.raw, dst)
+		n, ok, err := c.nw.read(dst)
 		if !ok {
 			idle := c.w == 0
 			if idle {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -44,7 +45,7 @@ func FuzzH1Head(f *testing.F) {
 			return
 		}
 		var got http.Request
-		if !parseH1Head(raw[:n], &got) {
+		if !parseH1Head(raw[:n], &got, new(url.URL)) {
 			return
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))

@@ -47,7 +47,7 @@ func scanH1Head(b []byte) int {
 // parseH1Head parses a complete head (as delimited by scanH1Head) into
 // req. It returns false, leaving req in an unspecified state, when the
 // head is outside the subset the fast loop serves.
-func parseH1Head(head []byte, req *http.Request) bool {
+func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	// One string for the whole head: every method, target and header
 	// value below is a substring of it, so parsing allocates no strings
 	// for them.
@@ -86,12 +86,11 @@ func parseH1Head(head []byte, req *http.Request) bool {
 	default:
 		return false
 	}
-	u, ok := parseOriginForm(target)
-	if !ok {
+	if !parseOriginForm(target, u) {
 		return false
 	}
 
-	h := make(http.Header, 8)
+	h, vals := newHeader(s)
 	host, hosts := "", 0
 	cl := int64(0)
 	hasCL := false
@@ -135,7 +134,7 @@ func parseH1Head(head []byte, req *http.Request) bool {
 		case "Transfer-Encoding", "Upgrade", "Expect", "Http2-Settings":
 			return false
 		}
-		h[key] = append(h[key], value)
+		vals = addValue(h, key, value, vals)
 	}
 	if hosts > 1 || (hosts == 0 && minor == 1) || (hosts == 1 && !httpguts.ValidHostHeader(host)) {
 		return false
@@ -167,20 +166,45 @@ func parseH1Head(head []byte, req *http.Request) bool {
 	return true
 }
 
+// newHeader makes the header map of a head and one backing array for
+// its values, so that a header costs no allocation of its own.
+func newHeader(head string) (http.Header, []string) {
+	lines := strings.Count(head, "\n") - 2
+	return make(http.Header, max(lines, 0)), make([]string, 0, max(lines, 0))
+}
+
+// addValue adds a value under key, taking its slice from vals (each
+// key's slice is capped, so appending a second value copies instead of
+// overwriting a neighbour).
+func addValue(h http.Header, key, value string, vals []string) []string {
+	if vv, ok := h[key]; ok {
+		h[key] = append(vv, value)
+		return vals
+	}
+	if len(vals) == cap(vals) {
+		h[key] = []string{value}
+		return vals
+	}
+	i := len(vals)
+	vals = append(vals, value)
+	h[key] = vals[i : i+1 : i+1]
+	return vals
+}
+
 // parseOriginForm parses a request target as url.ParseRequestURI does,
 // for origin-form targets ("/path?query") only. Targets made of plain
 // characters are split without it (no escaping to undo, so Path is the
 // raw path and RawPath stays empty); the rest go through it.
-func parseOriginForm(target string) (*url.URL, bool) {
+func parseOriginForm(target string, u *url.URL) bool {
 	if target == "" || target[0] != '/' {
-		return nil, false
+		return false
 	}
 	path, query, hasQuery := target, "", false
 	plain := true
 	for i := 0; i < len(target); i++ {
 		c := target[i]
 		if c <= ' ' || c >= 0x7f {
-			return nil, false
+			return false
 		}
 		if c == '?' && !hasQuery {
 			path, query, hasQuery = target[:i], target[i+1:], true
@@ -191,13 +215,15 @@ func parseOriginForm(target string) (*url.URL, bool) {
 		}
 	}
 	if plain && (!hasQuery || query != "") {
-		return &url.URL{Path: path, RawQuery: query}, true
+		*u = url.URL{Path: path, RawQuery: query}
+		return true
 	}
-	u, err := url.ParseRequestURI(target)
+	parsed, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, false
+		return false
 	}
-	return u, true
+	*u = *parsed
+	return true
 }
 
 // plainPathByte: bytes that url.URL.EscapedPath leaves as they are, so
@@ -376,7 +402,7 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 	}
 	res.StatusCode, res.Status = code, status
 
-	h := make(http.Header, 8)
+	h, vals := newHeader(s)
 	hasCL := false
 	for pos := lineEnd + 2; ; {
 		end := strings.IndexByte(s[pos:], '\n') - 1
@@ -414,7 +440,7 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 		case "Transfer-Encoding", "Pragma", "Trailer":
 			return false
 		}
-		h[key] = append(h[key], value)
+		vals = addValue(h, key, value, vals)
 	}
 	if !hasCL {
 		return false

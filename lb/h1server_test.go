@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -355,4 +356,56 @@ func TestH1ServerShutdownDrains(t *testing.T) {
 	require.Contains(t, string(out), "Connection: close")
 	require.True(t, strings.HasSuffix(string(out), "done"))
 	require.NoError(t, <-done)
+}
+
+// BenchmarkH1ServerProxy measures one keep-alive request through the
+// fast loop and the proxy to a raw upstream (a fixed 24-byte answer, no
+// net/http on either side), so that allocs/op is the lb's own.
+func BenchmarkH1ServerProxy(b *testing.B) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer up.Close()
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				const answer = "HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567"
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+						io.WriteString(c, answer)
+					}
+				}
+			}()
+		}
+	}()
+	cfg := oneRoute(PoolConfig{Upstreams: []string{up.Addr().String()}}, RouteConfig{})
+	cfg.AccessLog = ptr(false)
+	srv, err := New(cfg, testLogger(), nil)
+	require.NoError(b, err)
+	require.NoError(b, srv.Start(context.Background()))
+	defer srv.Shutdown(context.Background())
+	c, err := net.Dial("tcp", srv.Addr())
+	require.NoError(b, err)
+	defer c.Close()
+	req := []byte("GET /bench HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	rd := bufio.NewReader(c)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c.Write(req)
+		res, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+	}
 }

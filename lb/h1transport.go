@@ -40,7 +40,7 @@ type h1Conn struct {
 	t      *h1Transport
 	addr   string
 	nc     net.Conn
-	raw    syscall.RawConn // nil where non-blocking reads are unavailable
+	nw     noWaitReader    // reads that do not wait
 	br     *bufio.Reader   // reads through the h1Conn (see Read)
 	bw     *bufio.Writer
 	idleAt time.Time
@@ -128,7 +128,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	c := &h1Conn{t: t, addr: addr, nc: nc, bw: bufio.NewWriterSize(nc, 8<<10)}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
+			c.nw.init(raw)
 		}
 	}
 	c.br = bufio.NewReaderSize(c, 16<<10)
@@ -273,7 +273,7 @@ func (c *h1Conn) release(keep bool) {
 // registration.
 func (c *h1Conn) Read(p []byte) (int, error) {
 	if !c.armed {
-		if n, ok, err := readNoWait(c.raw, p); ok {
+		if n, ok, err := c.nw.read(p); ok {
 			return n, err
 		}
 		c.arm()

@@ -1,0 +1,12 @@
+//go:build !unix
+
+package lb
+
+import "syscall"
+
+// noWaitReader is unavailable here: every read waits.
+type noWaitReader struct{}
+
+func (r *noWaitReader) init(syscall.RawConn) {}
+
+func (r *noWaitReader) read([]byte) (int, bool, error) { return 0, false, nil }
