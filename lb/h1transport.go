@@ -40,8 +40,8 @@ type h1Conn struct {
 	t      *h1Transport
 	addr   string
 	nc     net.Conn
-	nw     noWaitReader    // reads that do not wait
-	br     *bufio.Reader   // reads through the h1Conn (see Read)
+	nw     noWaitReader  // reads that do not wait
+	br     *bufio.Reader // reads through the h1Conn (see Read)
 	bw     *bufio.Writer
 	idleAt time.Time
 
