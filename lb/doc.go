@@ -26,7 +26,11 @@
 //
 // Files, one concern each: config.go (YAML, defaults, validation),
 // allinone.go (the `vigil all` config), server.go (listeners, generations,
-// reload, drain), route.go (matching), proxy.go (one request: admission,
+// reload, drain), h1server.go (the HTTP/1.x connection loop of listeners
+// without TLS, which hands whatever it does not parse itself to net/http),
+// h1server_parse.go (its strict request and upstream response head
+// parsers), h1server_writer.go (its ResponseWriter, framing answers as
+// net/http does), route.go (matching), proxy.go (one request: admission,
 // attempts, relaying), upgrade.go (WebSocket), pool.go, upstream.go,
 // picker.go (one struct per policy), health.go (active and passive),
 // transport.go and h1transport.go (upstream connection pools),

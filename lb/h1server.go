@@ -459,6 +459,12 @@ func (c *h1ServerConn) startWatch() {
 		c.watch.Reset(watchDelay)
 		return
 	}
+	if c.r == 0 && c.w == len(c.buf) {
+		// No room for the byte it may read: the client, with a full
+		// buffer of pipelined requests, is evidently there anyway.
+		c.wmu.Unlock()
+		return
+	}
 	c.watching = true
 	done := make(chan struct{})
 	c.watchDone = done
