@@ -59,26 +59,34 @@ func (e *h2Relay) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		e.mu.Lock()
-		if e.stopped || e.draining {
-			e.mu.Unlock()
+		c := e.track(nc)
+		if c == nil {
 			nc.Close()
 			continue
 		}
-		c := newH2Conn(nc, true, e.s.log)
-		c.srv = e.s
-		c.panics = func() { e.panics.Add(1) }
-		if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
-			c.remoteIP = host
-		}
-		if e.conns == nil {
-			e.conns = map[*h2conn]struct{}{}
-		}
-		e.conns[c] = struct{}{}
-		e.wg.Add(1)
-		e.mu.Unlock()
 		go e.serveConn(c)
 	}
+}
+
+// track registers a new client connection; nil once stopping.
+func (e *h2Relay) track(nc net.Conn) *h2conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.draining {
+		return nil
+	}
+	c := newH2Conn(nc, true, e.s.log)
+	c.srv = e.s
+	c.panics = func() { e.panics.Add(1) }
+	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+		c.remoteIP = host
+	}
+	if e.conns == nil {
+		e.conns = map[*h2conn]struct{}{}
+	}
+	e.conns[c] = struct{}{}
+	e.wg.Add(1)
+	return c
 }
 
 func (e *h2Relay) serveConn(c *h2conn) {
