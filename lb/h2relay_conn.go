@@ -41,6 +41,13 @@ const (
 	h2KeepBuf = 256 << 10
 	// h2WriteTimeout ends a connection whose peer stopped reading.
 	h2WriteTimeout = 30 * time.Second
+	// h2WriteBufLimit bounds the DATA waiting in a connection's write
+	// buffer: a peer may grant huge windows and then not read, and
+	// credit for what the relay buffered would let the other side send
+	// on. Past it, DATA waits in its stream's queue (uncredited) until
+	// the writer has written a batch. Control frames past twice the
+	// limit are a flood (PING, SETTINGS) and end the connection.
+	h2WriteBufLimit = 2 << 20
 	// h2MaxWindow is the largest legal flow-control window.
 	h2MaxWindow = 1<<31 - 1
 )
@@ -195,6 +202,7 @@ func (c *h2conn) unlock() {
 
 func (c *h2conn) writeLoop() {
 	defer c.recoverPanic()
+	var deadline time.Time
 	for range c.kick {
 		c.mu.Lock()
 		buf := c.wb.b
@@ -203,7 +211,12 @@ func (c *h2conn) writeLoop() {
 		closed := c.closed
 		c.mu.Unlock()
 		if len(buf) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(h2WriteTimeout))
+			// Moving the deadline costs a timer update; a batch only needs
+			// one that is not about to expire.
+			if now := time.Now(); deadline.Sub(now) < h2WriteTimeout/2 {
+				deadline = now.Add(h2WriteTimeout)
+				_ = c.nc.SetWriteDeadline(deadline)
+			}
 			if _, err := c.nc.Write(buf); err != nil {
 				c.nc.Close()
 				c.shutdown(err)
@@ -214,11 +227,14 @@ func (c *h2conn) writeLoop() {
 			c.nc.Close()
 			return
 		}
+		c.mu.Lock()
 		if cap(buf) <= h2KeepBuf {
-			c.mu.Lock()
 			c.spare = buf[:0]
-			c.mu.Unlock()
 		}
+		if len(c.blocked) > 0 {
+			c.releaseLocked() // DATA that waited for buffer room
+		}
+		c.unlock()
 	}
 }
 
@@ -393,7 +409,7 @@ func (c *h2conn) sendLocked(l *leg, p []byte, noCredit int, end bool) int {
 	}
 	freed := 0
 	if len(l.pend) == 0 && !l.pendEnd {
-		n := int(max(0, min(int64(len(p)), l.sendWin, c.sendWin)))
+		n := int(max(0, min(int64(len(p)), l.sendWin, c.sendWin, c.bufRoom())))
 		if n == len(p) {
 			if n > 0 || end {
 				c.writeDataLocked(l.id, end, p)
@@ -441,6 +457,9 @@ func (c *h2conn) trailersLocked(l *leg, fields []hpack.HeaderField) {
 	}
 }
 
+// bufRoom is how much more DATA the write buffer takes now.
+func (c *h2conn) bufRoom() int64 { return int64(h2WriteBufLimit - len(c.wb.b)) }
+
 // releaseLocked sends queued DATA as far as new credit allows.
 func (c *h2conn) releaseLocked() {
 	if len(c.blocked) == 0 || c.closed {
@@ -453,7 +472,7 @@ func (c *h2conn) releaseLocked() {
 			continue
 		}
 		if len(l.pend) > 0 {
-			n := int(max(0, min(int64(len(l.pend)), l.sendWin, c.sendWin)))
+			n := int(max(0, min(int64(len(l.pend)), l.sendWin, c.sendWin, c.bufRoom())))
 			if n == 0 {
 				keep = append(keep, l)
 				continue
@@ -568,6 +587,10 @@ func (c *h2conn) dispatch(f http2.Frame) error {
 	case *http2.PingFrame:
 		if !f.IsAck() {
 			c.mu.Lock()
+			if len(c.wb.b) > 2*h2WriteBufLimit {
+				c.mu.Unlock()
+				return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+			}
 			if !c.closed {
 				_ = c.fr.WritePing(true, f.Data)
 			}
@@ -674,6 +697,10 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 		return nil
 	}
 	c.mu.Lock()
+	if len(c.wb.b) > 2*h2WriteBufLimit {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err

@@ -383,3 +383,76 @@ func (s *streamingService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequ
 	}
 	return nil
 }
+
+// refusingUpstream is a raw HTTP/2 server that turns every stream away,
+// with RST_STREAM(REFUSED_STREAM) or, with goAway, a GOAWAY that covers
+// no stream. It counts the streams it refused.
+func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var refused atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				preface := make([]byte, len(h2Preface))
+				if _, err := io.ReadFull(nc, preface); err != nil {
+					return
+				}
+				fr := http2.NewFramer(nc, nc)
+				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+				_ = fr.WriteSettings()
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f := f.(type) {
+					case *http2.SettingsFrame:
+						if !f.IsAck() {
+							_ = fr.WriteSettingsAck()
+						}
+					case *http2.MetaHeadersFrame:
+						refused.Add(1)
+						if goAway {
+							_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+							return
+						}
+						_ = fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &refused
+}
+
+// TestH2RelayRetriesRefusedStreams: a stream the upstream refused (or
+// left out of its GOAWAY) never reached it, so the call, body and all,
+// goes to another upstream.
+func TestH2RelayRetriesRefusedStreams(t *testing.T) {
+	for _, goAway := range []bool{false, true} {
+		t.Run(fmt.Sprintf("goaway=%v", goAway), func(t *testing.T) {
+			bad, refused := refusingUpstream(t, goAway)
+			g := newGRPCBackend(t, "g")
+			srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{bad, g.addr}}, RouteConfig{Retries: ptr(1)}, true))
+			client := dialLB(t, srv.Addr())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for i := 0; i < 6; i++ {
+				body := bytes.Repeat([]byte{byte('a' + i)}, 20000)
+				res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: body}})
+				require.NoError(t, err)
+				require.Equal(t, "g", res.GetServerId())
+				require.True(t, bytes.Equal(body, res.GetPayload().GetBody()), "call %d: body changed on the retry", i)
+			}
+			require.Positive(t, refused.Load(), "the refusing upstream was never tried")
+		})
+	}
+}
