@@ -308,8 +308,8 @@ func (r *relayCall) upFailedLocked(refused bool, err error) {
 // onClientData relays request bytes (and the request's end) upstream.
 func (r *relayCall) onClientData(d *leg, data []byte, end bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.finished {
-		r.mu.Unlock()
 		d.c.credit(nil, len(data))
 		return
 	}
@@ -320,7 +320,6 @@ func (r *relayCall) onClientData(d *leg, data []byte, end bool) {
 		r.err = errBodyTooLarge
 		r.stopUpLocked()
 		r.failLocked(codes.ResourceExhausted, "request messages exceed max_body_bytes", outcomeSuccess)
-		r.mu.Unlock()
 		d.c.credit(nil, len(data))
 		return
 	}
@@ -329,8 +328,7 @@ func (r *relayCall) onClientData(d *leg, data []byte, end bool) {
 	}
 	up := r.up
 	if up == nil {
-		r.unsent = append(r.unsent, data...)
-		r.mu.Unlock()
+		r.unsent = append(r.unsent, data...) // credited once it leaves
 		return
 	}
 	if !r.sentLost && !r.respStarted && len(data) > 0 {
@@ -344,7 +342,6 @@ func (r *relayCall) onClientData(d *leg, data []byte, end bool) {
 	uc.mu.Lock()
 	freed := uc.sendLocked(up, data, 0, end)
 	uc.unlock()
-	r.mu.Unlock()
 	d.c.credit(d, freed)
 }
 
@@ -449,18 +446,17 @@ func (r *relayCall) onUpHeaders(l *leg, f *http2.MetaHeadersFrame) {
 // onUpData relays response bytes to the client.
 func (r *relayCall) onUpData(l *leg, data []byte, end bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.finished || l != r.up {
-		r.mu.Unlock()
 		l.c.credit(nil, len(data))
 		return
 	}
 	if !r.respStarted {
-		r.mu.Unlock()
-		l.c.mu.Lock()
-		l.c.resetLocked(l, http2.ErrCodeProtocol)
-		l.c.unlock()
+		// DATA before response headers: a broken upstream.
+		r.stopUpLocked()
 		l.c.credit(nil, len(data))
-		r.onUpReset(l, http2.ErrCodeProtocol)
+		r.err = errors.New("upstream sent DATA before HEADERS")
+		r.failLocked(codes.Internal, r.err.Error(), outcomeSuccess)
 		return
 	}
 	dc := r.down.c
@@ -473,7 +469,6 @@ func (r *relayCall) onUpData(l *leg, data []byte, end bool) {
 		r.code = codes.Internal
 		r.finishLocked(outcomeSuccess)
 	}
-	r.mu.Unlock()
 	l.c.credit(l, freed)
 }
 

@@ -245,7 +245,9 @@ func (c *h2conn) recoverPanic() {
 		}
 		c.log.Error("http2 relay connection panicked; closing it", "panic", p, "stack", string(debug.Stack()))
 		c.nc.Close()
-		c.shutdown(fmt.Errorf("panic: %v", p))
+		// On its own goroutine: the panic may have left a lock held, and
+		// then only that goroutine, not this connection's, hangs.
+		go c.shutdown(fmt.Errorf("panic: %v", p))
 	}
 }
 
