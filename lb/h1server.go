@@ -57,7 +57,7 @@ const h1BufSize = 8 << 10
 // client connection that notices the client going away (and cancels the
 // request, so the upstream exchange is abandoned). Short requests, the
 // bulk, never pay for that read and its syscall.
-const watchDelay = 20 * time.Millisecond
+const watchDelay = 100 * time.Millisecond
 
 var errClientGone = errors.New("client closed the connection")
 
