@@ -409,3 +409,53 @@ func BenchmarkH1ServerProxy(b *testing.B) {
 		io.Copy(io.Discard, res.Body)
 	}
 }
+
+// A request that outlives watchDelay gets a reader on its connection; the
+// byte it takes from a pipelined next request goes back into the input,
+// and a client that leaves cancels the request's context.
+func TestH1ServerClientWatch(t *testing.T) {
+	gone := make(chan error, 1)
+	addr, _ := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(2 * watchDelay)
+		case "/wait":
+			select {
+			case <-r.Context().Done():
+				gone <- context.Cause(r.Context())
+			case <-time.After(5 * time.Second):
+				gone <- nil
+			}
+			return
+		}
+		io.WriteString(w, r.URL.Path)
+	}), ListenerConfig{})
+
+	// The next request arrives while the watch is on.
+	pc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer pc.Close()
+	io.WriteString(pc, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(watchDelay * 3 / 2)
+	io.WriteString(pc, "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	pc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	rd := bufio.NewReader(pc)
+	for _, want := range []string{"/slow", "/next"} {
+		res, err := http.ReadResponse(rd, nil)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
+		require.Equal(t, want, string(b))
+	}
+
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(2 * watchDelay)
+	c.Close()
+	select {
+	case err := <-gone:
+		require.ErrorIs(t, err, errClientGone)
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler still running")
+	}
+}
