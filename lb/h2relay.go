@@ -134,7 +134,9 @@ func (e *h2Relay) GracefulStop() {
 	e.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		if !c.closed {
+		if !c.started {
+			c.nc.Close() // still in its handshake: no call to wait for
+		} else if !c.closed {
 			c.goAway = true
 			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
 			if len(c.streams) == 0 {

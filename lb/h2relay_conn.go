@@ -89,6 +89,7 @@ type h2conn struct {
 	spare     []byte
 	enc       *hpack.Encoder
 	encBuf    bytes.Buffer
+	started   bool // the writer runs (start was called)
 	closed    bool // no more frames: the writer closes the socket after the last batch
 	shut      bool // shutdown ran
 	streams   map[uint32]*leg
@@ -172,6 +173,7 @@ func (c *h2conn) start(maxHeaderBytes uint32) {
 		c.fr.MaxHeaderListSize = maxHeaderBytes
 	}
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.started = true
 	_ = c.fr.WriteSettings(s...)
 	_ = c.fr.WriteWindowUpdate(0, h2ConnWindow-65535)
 	c.unlock()
