@@ -202,7 +202,7 @@ func (r *relayCall) attemptLocked() {
 	r.tryStart = time.Now()
 	a := pool.grpc.forAddr(u.Addr, time.Duration(pool.cfg.DialTimeout))
 	if a == nil {
-		r.upFailedLocked(false, errH2Closed)
+		r.upFailedLocked(false, errPoolClosed)
 		return
 	}
 	l := &r.upFirst

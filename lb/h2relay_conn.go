@@ -52,8 +52,6 @@ const (
 	h2MaxWindow = 1<<31 - 1
 )
 
-var errH2Closed = errors.New("http2 connection closed")
-
 // h2wbuf collects the frames of one batch.
 type h2wbuf struct{ b []byte }
 
