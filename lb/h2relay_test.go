@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -486,4 +489,65 @@ func BenchmarkH2RelayUnary(b *testing.B) {
 			}
 		}
 	})
+}
+
+// mdService answers UnaryCall with the request metadata it received, as
+// response headers, so tests see what the relay sent upstream.
+type mdService struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (mdService) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	out := metadata.MD{}
+	for _, k := range []string{":authority", "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-custom", "x-custom-bin"} {
+		if v := md.Get(k); len(v) > 0 {
+			out.Set("seen-"+strings.TrimPrefix(k, ":"), v...)
+		}
+	}
+	_ = grpc.SetHeader(ctx, out)
+	return &testpb.SimpleResponse{Payload: in.GetPayload()}, nil
+}
+
+// TestH2RelayHeadersMetadataAndMetrics: what relayGRPC did for every call
+// still happens: X-Request-Id kept or made and returned, X-Forwarded-*
+// added, metadata (binary too) passed untouched, the upstream as
+// :authority, and the route and upstream metrics counted.
+func TestH2RelayHeadersMetadataAndMetrics(t *testing.T) {
+	addr, _ := startGRPCServer(t, mdService{})
+	reg := prometheus.NewRegistry()
+	srv, err := New(grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{Name: "g"}, true), testLogger(), reg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	defer srv.Shutdown(context.Background())
+	client := dialLB(t, srv.Addr())
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-request-id", "rid-1", "x-custom", "v",
+		"x-custom-bin", string([]byte{0, 1, 2, 255}), "x-forwarded-for", "10.0.0.1")
+	var hdr metadata.MD
+	_, err = client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
+	require.NoError(t, err)
+	require.Equal(t, []string{"rid-1"}, hdr.Get("x-request-id"), "returned to the client")
+	require.Equal(t, []string{"rid-1"}, hdr.Get("seen-x-request-id"), "kept upstream")
+	require.Equal(t, []string{"10.0.0.1, 127.0.0.1"}, hdr.Get("seen-x-forwarded-for"))
+	require.Equal(t, []string{srv.Addr()}, hdr.Get("seen-x-forwarded-host"))
+	require.Equal(t, []string{"http"}, hdr.Get("seen-x-forwarded-proto"))
+	require.Equal(t, []string{addr}, hdr.Get("seen-authority"))
+	require.Equal(t, []string{"v"}, hdr.Get("seen-x-custom"))
+	require.Equal(t, []string{string([]byte{0, 1, 2, 255})}, hdr.Get("seen-x-custom-bin"))
+
+	// Without one (or with one too long), the relay makes one up.
+	_, err = client.UnaryCall(metadata.AppendToOutgoingContext(context.Background(), "x-request-id", strings.Repeat("x", 201)), &testpb.SimpleRequest{}, grpc.Header(&hdr))
+	require.NoError(t, err)
+	require.Len(t, hdr.Get("x-request-id"), 1)
+	require.Len(t, hdr.Get("x-request-id")[0], 32)
+	require.Equal(t, hdr.Get("x-request-id"), hdr.Get("seen-x-request-id"))
+
+	p := srv.state.Load().pools["p"]
+	u := p.upstreams[0]
+	require.Equal(t, 2.0, counterValue(srv.metrics.requests.WithLabelValues("g", "200")))
+	require.Equal(t, 2.0, counterValue(u.metrics.success))
+	require.Positive(t, u.EWMA(), "latency observed at response headers")
+	require.Zero(t, u.Inflight())
+	require.Zero(t, p.pending.Load())
 }
