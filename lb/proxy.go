@@ -26,6 +26,10 @@ type exchange struct {
 	attempts int
 	bytes    int64
 	err      error
+
+	// triedBuf backs proxy's list of upstreams tried: the exchange is on
+	// the heap anyway, and the list escapes into the picker.
+	triedBuf [4]*Upstream
 }
 
 var (
@@ -126,8 +130,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, ex *ex
 	retryable := !hasBody && idempotent(r)
 	maxAttempts := 1 + *ro.cfg.Retries
 
-	var triedBuf [4]*Upstream
-	tried := triedBuf[:0]
+	tried := ex.triedBuf[:0]
 	var lastErr error
 	lastStatus := 0
 	for attempt := 1; ; attempt++ {
