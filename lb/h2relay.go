@@ -203,6 +203,10 @@ func (c *h2conn) onRequestHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.lastID = id
 	if c.closed || c.goAway || len(c.streams) >= h2MaxStreams {
+		if !c.closed && !c.goAway && !c.resetAllowedLocked() {
+			c.mu.Unlock()
+			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+		}
 		if !c.closed {
 			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
 		}

@@ -50,6 +50,16 @@ const (
 	h2WriteBufLimit = 2 << 20
 	// h2MaxWindow is the largest legal flow-control window.
 	h2MaxWindow = 1<<31 - 1
+	// h2ResetBurst and h2ResetRate bound the streams a client may cancel
+	// (RST_STREAM before the call ended) or have refused: a leaky bucket
+	// that holds h2ResetBurst and drains h2ResetRate a second. Each such
+	// stream may have cost an upstream stream and a reset, so a client
+	// past it is a rapid-reset attack (CVE-2023-44487) and its connection
+	// ends with GOAWAY ENHANCE_YOUR_CALM. The burst lets every stream the
+	// client may have open at once (h2MaxStreams) be cancelled together,
+	// twice, as when an overloaded upstream makes all deadlines expire.
+	h2ResetBurst = 2 * h2MaxStreams
+	h2ResetRate  = 100
 )
 
 // h2wbuf collects the frames of one batch.
@@ -103,6 +113,10 @@ type h2conn struct {
 	settings  bool   // the peer's first SETTINGS arrived
 	lastID    uint32 // server: highest stream id the client opened
 	nextID    uint32 // client: id of the next stream
+	// resetDebt is the level of the client's rapid-reset bucket at
+	// resetAt (server side; see h2ResetBurst).
+	resetDebt float64
+	resetAt   time.Time
 }
 
 // leg is one stream of a relayed call on one connection: the client's
@@ -614,6 +628,12 @@ func (c *h2conn) onStreamError(se http2.StreamError) error {
 	if l == nil && c.server && se.StreamID%2 == 1 && se.StreamID > c.lastID {
 		c.lastID = se.StreamID // a new stream with malformed headers
 	}
+	if c.server && !c.resetAllowedLocked() {
+		// Malformed streams are refused streams too, for the rapid-reset
+		// bound.
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
 	if !c.closed {
 		_ = c.fr.WriteRSTStream(se.StreamID, se.Code)
 	}
@@ -687,6 +707,10 @@ func (c *h2conn) onRST(f *http2.RSTStreamFrame) error {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		return nil
+	}
+	if c.server && !c.resetAllowedLocked() {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
 	c.removeLocked(l)
 	c.unlock()
@@ -806,6 +830,18 @@ func (l *leg) gone(refused bool, err error) {
 	} else {
 		l.r.onUpGone(l, refused, err)
 	}
+}
+
+// resetAllowedLocked counts a stream the client cancelled or had refused
+// and reports whether the client is still within h2ResetBurst.
+func (c *h2conn) resetAllowedLocked() bool {
+	now := time.Now()
+	if !c.resetAt.IsZero() {
+		c.resetDebt = max(0, c.resetDebt-now.Sub(c.resetAt).Seconds()*h2ResetRate)
+	}
+	c.resetAt = now
+	c.resetDebt++
+	return c.resetDebt <= h2ResetBurst
 }
 
 // hopByHop reports connection-specific headers, which HTTP/2 forbids and

@@ -551,3 +551,118 @@ func TestH2RelayHeadersMetadataAndMetrics(t *testing.T) {
 	require.Zero(t, u.Inflight())
 	require.Zero(t, p.pending.Load())
 }
+
+// countingUpstream is a raw HTTP/2 server that counts the streams opened
+// on it and answers none of them.
+func countingUpstream(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var opened atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				preface := make([]byte, len(h2Preface))
+				if _, err := io.ReadFull(nc, preface); err != nil {
+					return
+				}
+				fr := http2.NewFramer(nc, nc)
+				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+				_ = fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 1000})
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f := f.(type) {
+					case *http2.SettingsFrame:
+						if !f.IsAck() {
+							_ = fr.WriteSettingsAck()
+						}
+					case *http2.MetaHeadersFrame:
+						opened.Add(1)
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &opened
+}
+
+// TestH2RelayRapidReset: a client that opens streams and resets them at
+// once (CVE-2023-44487) gets GOAWAY ENHANCE_YOUR_CALM and its connection
+// closed, and the upstream sees a bounded number of the streams, not one
+// for each of the client's.
+func TestH2RelayRapidReset(t *testing.T) {
+	addr, opened := countingUpstream(t)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	c := dialRawH2(t, srv.Addr())
+	goAway := make(chan http2.ErrCode, 1)
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if ga, ok := f.(*http2.GoAwayFrame); ok {
+				select {
+				case goAway <- ga.ErrCode:
+				default:
+				}
+			}
+		}
+	}()
+	// A first call, left open, has the relay connect to the upstream:
+	// from then on every new stream is opened upstream at once.
+	c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/UnaryCall",
+		":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+	require.Eventually(t, func() bool { return opened.Load() == 1 }, 5*time.Second, 5*time.Millisecond)
+	start := time.Now()
+	const pairs = 10000
+	sent := 0
+	for id := uint32(3); sent < pairs; id += 2 {
+		c.buf.Reset()
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.testing.TestService/UnaryCall"},
+			{":authority", "lb"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+			require.NoError(t, c.enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]}))
+		}
+		if c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.buf.Bytes(), EndHeaders: true}) != nil ||
+			c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break
+		}
+		sent++
+	}
+	select {
+	case code := <-goAway:
+		require.Equal(t, http2.ErrCodeEnhanceYourCalm, code)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no GOAWAY after %d HEADERS+RST_STREAM pairs", sent)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection stayed open")
+	}
+	elapsed := time.Since(start)
+	// Streams the relay opened before the client was cut off, each
+	// reset at once: what reaches the upstream settles quickly.
+	time.Sleep(200 * time.Millisecond)
+	// The first call, the streams the bucket allowed and the one that
+	// overflowed it (opened before its reset arrived), give or take a few.
+	limit := int64(1 + h2ResetBurst + h2ResetRate*elapsed.Seconds() + 8)
+	t.Logf("%d pairs sent in %v, %d streams upstream (limit %d)", sent, elapsed, opened.Load(), limit)
+	require.LessOrEqual(t, opened.Load(), limit, "the upstream saw a stream for each of the client's %d", sent)
+	require.Positive(t, opened.Load(), "the calls never reached the upstream: the test proves nothing")
+
+	// The listener still takes other clients.
+	c2 := dialRawH2(t, srv.Addr())
+	c2.until(t, func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && !s.IsAck() })
+}
