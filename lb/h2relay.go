@@ -116,7 +116,38 @@ func (e *h2Relay) serveConn(c *h2conn) {
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	if t := time.Duration(e.l.cfg.IdleTimeout); t > 0 {
+		c.mu.Lock()
+		c.idleTimeout, c.idleSince = t, time.Now()
+		c.idleTimer = time.AfterFunc(t, c.onIdleTimer)
+		c.mu.Unlock()
+	}
 	c.readLoop()
+}
+
+// onIdleTimer ends a client connection that has had no stream open for
+// the listener's idle_timeout, with GOAWAY so that the client knows no
+// stream was lost; otherwise it looks again when that could be the
+// case. The timer runs once per idle_timeout, not per call: a call only
+// notes the time when it leaves the connection without streams.
+func (c *h2conn) onIdleTimer() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	wait := c.idleTimeout
+	if len(c.streams) == 0 {
+		if wait -= time.Since(c.idleSince); wait <= 0 {
+			c.goAway = true
+			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+			c.closeLocked()
+			c.unlock()
+			return
+		}
+	}
+	c.idleTimer.Reset(wait)
+	c.unlock()
 }
 
 // GracefulStop sends GOAWAY to every client and waits until the calls in

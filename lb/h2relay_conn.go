@@ -117,6 +117,11 @@ type h2conn struct {
 	// resetAt (server side; see h2ResetBurst).
 	resetDebt float64
 	resetAt   time.Time
+	// idleSince is when the last stream ended (server side): with no
+	// stream open for idleTimeout, idleTimer sends GOAWAY and closes.
+	idleTimeout time.Duration
+	idleSince   time.Time
+	idleTimer   *time.Timer
 }
 
 // leg is one stream of a relayed call on one connection: the client's
@@ -276,6 +281,9 @@ func (c *h2conn) shutdown(err error) {
 		return
 	}
 	c.shut, c.closed = true, true
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
 	legs := make([]*leg, 0, len(c.streams))
 	for _, l := range c.streams {
 		legs = append(legs, l)
@@ -311,8 +319,12 @@ func (c *h2conn) removeLocked(l *leg) {
 	}
 	c.dropLocked(l)
 	delete(c.streams, l.id)
-	if c.goAway && len(c.streams) == 0 {
-		c.closeLocked()
+	if len(c.streams) == 0 {
+		if c.goAway {
+			c.closeLocked()
+		} else if c.idleTimer != nil {
+			c.idleSince = time.Now()
+		}
 	}
 }
 

@@ -666,3 +666,77 @@ func TestH2RelayRapidReset(t *testing.T) {
 	c2 := dialRawH2(t, srv.Addr())
 	c2.until(t, func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && !s.IsAck() })
 }
+
+// TestH2RelayIdleTimeout: a client connection with no stream open for
+// the listener's idle_timeout gets GOAWAY (NO_ERROR, naming the last
+// stream it opened) and is closed; one with a stream open is not, however
+// quiet; and a client that never finishes its handshake is cut off after
+// read_header_timeout.
+func TestH2RelayIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	g := newGRPCBackend(t, "g")
+	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true)
+	cfg.Listeners[0].IdleTimeout = Duration(idle)
+	cfg.Listeners[0].ReadHeaderTimeout = Duration(idle)
+	srv, _ := startLB(t, cfg)
+
+	goAwayWithin := func(t *testing.T, c *rawH2Client, lastID uint32, min, max time.Duration) {
+		t.Helper()
+		start := time.Now()
+		ga := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+		took := time.Since(start)
+		require.Equal(t, http2.ErrCodeNo, ga.ErrCode)
+		require.Equal(t, lastID, ga.LastStreamID)
+		require.GreaterOrEqual(t, took, min, "GOAWAY came before the connection was idle for idle_timeout")
+		require.Less(t, took, max)
+		for { // then the relay closes the connection
+			if _, err := c.fr.ReadFrame(); err != nil {
+				require.Less(t, time.Since(start), max)
+				return
+			}
+		}
+	}
+
+	t.Run("no stream ever", func(t *testing.T) {
+		c := dialRawH2(t, srv.Addr())
+		goAwayWithin(t, c, 0, 0, idle+time.Second)
+	})
+
+	t.Run("quiet stream keeps it open", func(t *testing.T) {
+		c := dialRawH2(t, srv.Addr())
+		c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/FullDuplexCall",
+			":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+		time.Sleep(3 * idle)
+		require.NoError(t, c.fr.WriteData(1, true, []byte{0, 0, 0, 0, 0}))
+		f := c.until(t, func(f http2.Frame) bool {
+			_, ga := f.(*http2.GoAwayFrame)
+			m, ok := f.(*http2.MetaHeadersFrame)
+			return ga || ok && m.StreamEnded()
+		})
+		require.IsType(t, &http2.MetaHeadersFrame{}, f, "the connection was closed with a stream open")
+		require.Equal(t, "0", fieldValue(f.(*http2.MetaHeadersFrame).Fields, "grpc-status"))
+		// The stream ended just now: idle from here on.
+		goAwayWithin(t, c, 1, idle-50*time.Millisecond, idle+time.Second)
+	})
+
+	t.Run("unfinished handshake", func(t *testing.T) {
+		nc, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.WriteString(nc, h2Preface) // and no SETTINGS
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = io.ReadAll(nc) // the relay's SETTINGS, then EOF
+		require.NoError(t, err, "the relay did not close the connection")
+		require.Less(t, time.Since(start), idle+time.Second)
+	})
+
+	// grpc-go clients take the GOAWAY in stride: the next call redials.
+	client := dialLB(t, srv.Addr())
+	_, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	time.Sleep(2 * idle)
+	_, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+}
