@@ -133,7 +133,7 @@ func (hs *h1Server) closeAll() {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	for c := range hs.conns {
-		c.cancel(context.Canceled)
+		c.abort(context.Canceled)
 		c.nc.Close()
 	}
 }
@@ -194,11 +194,12 @@ type h1ServerConn struct {
 	deadlineSet bool
 	lingerClose bool // closing with request bytes unread
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	tmpl   *http.Request // carries ctx; each request is a copy
+	ctx    *h1ConnCtx
+	cancel context.CancelCauseFunc // use abort, which also runs the hook
+	tmpl   *http.Request           // carries ctx; each request is a copy
 	rw     h1ResponseWriter
 	state  atomic.Int32
+	mu     sync.Mutex // guards ctx and cancel, which closeAll may use early
 
 	// The client watch of a long request (see watchDelay).
 	watch      *time.Timer
@@ -238,7 +239,7 @@ func (c *h1ServerConn) serve() {
 		}
 		c.stopWatch()
 		if c.cancel != nil {
-			c.cancel(context.Canceled)
+			c.abort(context.Canceled)
 		}
 		if !handedOff {
 			if c.lingerClose {
@@ -256,7 +257,10 @@ func (c *h1ServerConn) serve() {
 		c.hs.forget(c)
 	}()
 	c.remote = c.nc.RemoteAddr().String()
-	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c.mu.Lock()
+	c.ctx, c.cancel = &h1ConnCtx{Context: ctx}, cancel
+	c.mu.Unlock()
 	c.tmpl = (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)
 	c.bw = h1WriterPool.Get().(*bufio.Writer)
 	c.bw.Reset(c.nc)
@@ -378,6 +382,78 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 	}
 }
 
+// abort cancels the connection's context (and so the request running on
+// it), and runs the abort its upstream wait registered.
+func (c *h1ServerConn) abort(cause error) {
+	c.mu.Lock()
+	cancel, ctx := c.cancel, c.ctx
+	c.mu.Unlock()
+	if cancel == nil {
+		return // not serving yet
+	}
+	cancel(cause)
+	ctx.fire()
+}
+
+// h1ConnCtx is a fast-loop connection's context. The upstream transport
+// makes a blocking wait cancellable through it (setAbort/clearAbort)
+// instead of context.AfterFunc, whose registration costs about a
+// microsecond and several allocations, nearly every request. Only a
+// request whose context is this one (no route or try time-out) can use
+// it; the rest register with context.AfterFunc as before.
+type h1ConnCtx struct {
+	context.Context
+	mu    sync.Mutex
+	fn    func() // the registered abort, until it runs or is cleared
+	fired bool   // the last registered abort ran
+}
+
+// setAbort registers fn to run when the context ends (at once, when it
+// already has). It reports false, registering nothing, when another
+// abort is registered: the caller then uses context.AfterFunc.
+func (x *h1ConnCtx) setAbort(fn func()) bool {
+	x.mu.Lock()
+	if x.fn != nil {
+		x.mu.Unlock()
+		return false
+	}
+	x.fired = false
+	if x.Err() != nil {
+		// abort cancels before it looks for fn: ended already.
+		x.fired = true
+		x.mu.Unlock()
+		fn()
+		return true
+	}
+	x.fn = fn
+	x.mu.Unlock()
+	return true
+}
+
+// clearAbort unregisters the abort; like AfterFunc's stop, it reports
+// whether the abort was kept from running.
+func (x *h1ConnCtx) clearAbort() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.fn != nil {
+		x.fn = nil
+		return true
+	}
+	return !x.fired
+}
+
+func (x *h1ConnCtx) fire() {
+	x.mu.Lock()
+	fn := x.fn
+	if fn != nil {
+		x.fn, x.fired = nil, true
+	}
+	x.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
 // handOff passes the connection, with its unread bytes, to net/http.
 func (c *h1ServerConn) handOff() {
 	c.hs.handedOff.Add(1)
@@ -475,7 +551,7 @@ func (c *h1ServerConn) startWatch() {
 	aborted := c.watchAbort
 	c.wmu.Unlock()
 	if n == 0 && err != nil && !aborted {
-		c.cancel(errClientGone)
+		c.abort(errClientGone)
 	}
 	close(done)
 }

@@ -90,7 +90,9 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 		return false
 	}
 
-	h, vals := newHeader(s)
+	// Room for what the proxy adds: X-Request-Id, X-Forwarded-For,
+	// -Proto, -Host and User-Agent (forwardHeader), so the map never grows.
+	h, vals := newHeader(s, 5)
 	host, hosts := "", 0
 	cl := int64(0)
 	hasCL := false
@@ -166,11 +168,12 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	return true
 }
 
-// newHeader makes the header map of a head and one backing array for
-// its values, so that a header costs no allocation of its own.
-func newHeader(head string) (http.Header, []string) {
-	lines := strings.Count(head, "\n") - 2
-	return make(http.Header, max(lines, 0)), make([]string, 0, max(lines, 0))
+// newHeader makes the header map of a head, with room for extra more
+// keys, and one backing array for its values, so that a header costs no
+// allocation of its own.
+func newHeader(head string, extra int) (http.Header, []string) {
+	lines := max(strings.Count(head, "\n")-2, 0)
+	return make(http.Header, lines+extra), make([]string, 0, lines)
 }
 
 // addValue adds a value under key, taking its slice from vals (each
@@ -402,7 +405,7 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 	}
 	res.StatusCode, res.Status = code, status
 
-	h, vals := newHeader(s)
+	h, vals := newHeader(s, 0)
 	hasCL := false
 	for pos := lineEnd + 2; ; {
 		end := strings.IndexByte(s[pos:], '\n') - 1

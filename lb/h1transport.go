@@ -49,7 +49,9 @@ type h1Conn struct {
 	// except aborted, which the context's callback sets.
 	ctx     context.Context
 	armed   bool
+	hook    *h1ConnCtx // armed through the client connection's context
 	stop    func() bool
+	abortFn func() // c.abort, made once
 	aborted atomic.Bool
 }
 
@@ -132,6 +134,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 		}
 	}
 	c.br = bufio.NewReaderSize(c, 16<<10)
+	c.abortFn = c.abort
 	return c, false, nil
 }
 
@@ -169,7 +172,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	if err := context.Cause(ctx); err != nil {
 		return nil, true, err
 	}
-	c.ctx, c.stop, c.armed = ctx, nil, false
+	c.ctx, c.stop, c.hook, c.armed = ctx, nil, nil, false
 	c.aborted.Store(false)
 	fail := func(err error) (*http.Response, bool, error) {
 		c.disarm()
@@ -232,13 +235,18 @@ const smallHead = 16 << 10
 // (client gone, time-out) the deadline expires at once and the connection
 // is not reused. It is armed only before I/O that may block, because
 // registering with the context costs ~1 µs and five allocations, more
-// than the rest of a keep-alive exchange's bookkeeping.
+// than the rest of a keep-alive exchange's bookkeeping; the fast loop's
+// connection context (h1ConnCtx) takes the registration without them.
 func (c *h1Conn) arm() {
 	if c.armed {
 		return
 	}
 	c.armed = true
-	c.stop = context.AfterFunc(c.ctx, c.abort)
+	if x, ok := c.ctx.(*h1ConnCtx); ok && x.setAbort(c.abortFn) {
+		c.hook = x
+		return
+	}
+	c.stop = context.AfterFunc(c.ctx, c.abortFn)
 }
 
 func (c *h1Conn) abort() {
@@ -252,6 +260,11 @@ func (c *h1Conn) disarm() bool {
 		return true
 	}
 	c.armed = false
+	if c.hook != nil {
+		x := c.hook
+		c.hook = nil
+		return x.clearAbort()
+	}
 	return c.stop()
 }
 

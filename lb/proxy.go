@@ -44,18 +44,22 @@ var (
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := s.state.Load()
-	ex := exchange{}
+	px := &proxyExchange{}
+	ex := &px.ex
 
 	// Direct map access: the key is already canonical, so net/http's
-	// Get/Set would only spend time canonicalising it again.
+	// Get/Set would only spend time canonicalising it again. The answer
+	// echoes only the first value; a capped slice of the request's own
+	// spares an allocation (appending to either copies).
 	reqID := ""
+	var reqIDValue []string
 	if vv := r.Header["X-Request-Id"]; len(vv) > 0 {
-		reqID = vv[0]
+		reqID, reqIDValue = vv[0], vv[:1:1]
 	}
-	reqIDValue := []string{reqID}
 	if reqID == "" || len(reqID) > 200 {
 		reqID = newRequestID()
-		reqIDValue = []string{reqID}
+		px.reqID[0] = reqID
+		reqIDValue = px.reqID[:]
 		r.Header["X-Request-Id"] = reqIDValue
 	}
 	w.Header()["X-Request-Id"] = reqIDValue
@@ -74,7 +78,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ex.route.metrics.observe(ex.status, d)
 		}
 		if st.accessLog {
-			s.logAccess(r, reqID, &ex, d)
+			s.logAccess(r, reqID, ex, d)
 		}
 	}()
 
@@ -85,10 +89,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.route = ro
-	s.proxy(w, r, ro, &ex)
+	s.proxy(w, r, ro, px)
 }
 
-func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, ex *exchange) {
+// proxyExchange holds a proxied request's exchange and the storage of
+// its first attempt's outbound request in one allocation.
+type proxyExchange struct {
+	ex     exchange
+	out    http.Request
+	outURL url.URL
+	reqID  [1]string
+}
+
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *proxyExchange) {
+	ex := &px.ex
 	if ro.limiter != nil {
 		if ok, wait := ro.limiter.allow(ro.limiter.clientKey(r), time.Now()); !ok {
 			ro.metrics.reject("rate_limit")
@@ -126,7 +140,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, ex *ex
 	}
 
 	upgrade := upgradeType(r.Header)
-	hdr := outboundHeader(r, upgrade)
+	hdr := forwardHeader(r, upgrade)
 	retryable := !hasBody && idempotent(r)
 	maxAttempts := 1 + *ro.cfg.Retries
 
@@ -141,9 +155,19 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, ex *ex
 		tried = append(tried, u)
 		ex.attempts, ex.upstream = attempt, u.Addr
 
-		out := r.WithContext(ctx)
+		// The first attempt's request lives in px. A later attempt gets
+		// its own: a failed one's may still be in a transport's hands.
+		var out *http.Request
+		var outURL *url.URL
+		if attempt == 1 && ctx == r.Context() {
+			out, outURL = &px.out, &px.outURL
+			*out = *r // r.WithContext(ctx), without its allocation
+		} else {
+			out, outURL = r.WithContext(ctx), new(url.URL)
+		}
+		*outURL = url.URL{Scheme: pool.scheme, Host: u.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 		out.Header = hdr
-		out.URL = &url.URL{Scheme: pool.scheme, Host: u.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		out.URL = outURL
 		out.RequestURI = ""
 		out.Close = false
 		if body != nil {
@@ -549,6 +573,39 @@ func outboundHeader(r *http.Request, upgrade string) http.Header {
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		// Keep Go's transport from adding its own.
+		h["User-Agent"] = emptyValue
+	}
+	return h
+}
+
+// forwardHeader is outboundHeader without the copy when there is
+// nothing to remove or merge (no hop-by-hop field, no X-Forwarded-For
+// yet: nearly every request): the X-Forwarded-* fields (and the empty
+// User-Agent) are added to the client's header itself, which then goes
+// upstream as it is. The handler owns r.Header, and nothing after this
+// reads the added fields (the X-Request-Id added above is in both anyway).
+func forwardHeader(r *http.Request, upgrade string) http.Header {
+	h := r.Header
+	if upgrade != "" || h == nil || len(h) > 16 {
+		return outboundHeader(r, upgrade)
+	}
+	for k := range h {
+		if isHopHeader(k) || k == "X-Forwarded-For" {
+			return outboundHeader(r, upgrade)
+		}
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	if r.TLS != nil {
+		h["X-Forwarded-Proto"] = protoHTTPS
+	} else {
+		h["X-Forwarded-Proto"] = protoHTTP
+	}
+	if _, ok := h["X-Forwarded-Host"]; !ok {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = emptyValue
 	}
 	return h
