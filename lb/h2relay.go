@@ -78,7 +78,8 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 	c := newH2Conn(nc, true, e.s.log)
 	c.srv = e.s
 	c.panics = func() { e.panics.Add(1) }
-	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+	c.remoteAddr = nc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(c.remoteAddr); err == nil {
 		c.remoteIP = host
 	}
 	if e.conns == nil {
@@ -199,7 +200,7 @@ func (e *h2Relay) Stop() {
 }
 
 // onRequestHeaders opens a call (or ends a client's request stream).
-func (c *h2conn) onRequestHeaders(f *http2.MetaHeadersFrame) error {
+func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 	id := f.StreamID
 	c.mu.Lock()
 	if l := c.streams[id]; l != nil {

@@ -32,7 +32,8 @@ type relayCall struct {
 	up      *leg      // the open upstream stream; nil while none is
 	u       *Upstream // the upstream of the current attempt
 
-	fields           []hpack.HeaderField // the client's request headers
+	fields           []hpack.HeaderField   // the client's request headers
+	fieldsBuf        [10]hpack.HeaderField // their storage, for what grpc-go sends
 	host, path       string
 	reqID, xff       string
 	hasFwdHost       bool
@@ -70,14 +71,14 @@ var (
 )
 
 // begin routes and admits a new call, then opens its first attempt.
-func (r *relayCall) begin(f *http2.MetaHeadersFrame) {
+func (r *relayCall) begin(f *h2hdrs) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.s
 	r.start = time.Now()
 	r.st = s.state.Load()
 	r.status = 200
-	r.fields = f.Fields
+	r.fields = fieldsCopy(r.fieldsBuf[:0], f.Fields) // f.Fields is the reader's
 	var method, ct, prior string
 	for _, hf := range f.Fields {
 		switch hf.Name {
@@ -383,7 +384,7 @@ func (r *relayCall) onTimeout() {
 }
 
 // onUpHeaders relays the upstream's response headers or trailers.
-func (r *relayCall) onUpHeaders(l *leg, f *http2.MetaHeadersFrame) {
+func (r *relayCall) onUpHeaders(l *leg, f *h2hdrs) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.finished || l != r.up {
@@ -600,7 +601,7 @@ func (r *relayCall) finishLocked(o outcome) {
 		if tp := fieldValue(r.fields, "traceparent"); tp != "" {
 			md = metadata.MD{"traceparent": {tp}}
 		}
-		r.s.logGRPCAccess(r.path, r.host, r.down.c.nc.RemoteAddr().String(), r.reqID, md, &ex, r.code, d)
+		r.s.logGRPCAccess(r.path, r.host, r.down.c.remoteAddr, r.reqID, md, &ex, r.code, d)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,15 +83,17 @@ type h2conn struct {
 	fr     *http2.Framer // ReadFrame on the reader goroutine; writes under mu
 	server bool
 	log    *slog.Logger
-	// remoteIP is the client's address without port (server side).
-	remoteIP string
-	srv      *Server // server side: whose routes the calls use
-	panics   func()  // counts recovered panics (tests check for none)
+	// remoteAddr is the client's address, made once for the access log
+	// of every call (server side); remoteIP is it without port.
+	remoteAddr, remoteIP string
+	srv                  *Server // server side: whose routes the calls use
+	panics               func()  // counts recovered panics (tests check for none)
 	// onGone is called once when the connection is gone or refuses new
 	// streams (upstream side: drop it from its address's list).
 	onGone func(*h2conn)
 
 	kick chan struct{} // wakes the writer
+	hr   h2hdrReader   // the reader goroutine's header-block decoder
 
 	mu        sync.Mutex
 	wb        h2wbuf
@@ -187,9 +190,8 @@ func (c *h2conn) start(maxHeaderBytes uint32) {
 	}
 	if maxHeaderBytes > 0 {
 		s = append(s, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderBytes})
-		c.fr.MaxHeaderListSize = maxHeaderBytes
 	}
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.hr.init(maxHeaderBytes)
 	c.started = true
 	_ = c.fr.WriteSettings(s...)
 	_ = c.fr.WriteWindowUpdate(0, h2ConnWindow-65535)
@@ -478,7 +480,8 @@ func (c *h2conn) trailersLocked(l *leg, fields []hpack.HeaderField) {
 		c.sentEndLocked(l)
 		return
 	}
-	l.trailers, l.pendEnd = fields, true
+	// fields may be the reader's, reused for its next block.
+	l.trailers, l.pendEnd = slices.Clone(fields), true
 	if !l.inBlocked {
 		l.inBlocked = true
 		c.blocked = append(c.blocked, l)
@@ -601,11 +604,19 @@ func (c *h2conn) dispatch(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return c.onData(f)
-	case *http2.MetaHeadersFrame:
-		if c.server {
-			return c.onRequestHeaders(f)
+	case *http2.HeadersFrame:
+		h, err := c.hr.read(c.fr, f)
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				return c.onStreamError(se)
+			}
+			return err
 		}
-		return c.onResponseHeaders(f)
+		if c.server {
+			return c.onRequestHeaders(h)
+		}
+		return c.onResponseHeaders(h)
 	case *http2.RSTStreamFrame:
 		return c.onRST(f)
 	case *http2.SettingsFrame:

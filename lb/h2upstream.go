@@ -193,7 +193,7 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 }
 
 // onResponseHeaders relays an upstream's response headers or trailers.
-func (c *h2conn) onResponseHeaders(f *http2.MetaHeadersFrame) error {
+func (c *h2conn) onResponseHeaders(f *h2hdrs) error {
 	c.mu.Lock()
 	l := c.streams[f.StreamID]
 	if l == nil {
