@@ -37,12 +37,23 @@ func newPicker(cfg PoolConfig, ups []*Upstream) (Picker, error) {
 // untried ones, or, when none is available, every untried one ("panic
 // mode": trying a suspect upstream beats refusing the request).
 func candidates(ups, tried []*Upstream, buf []*Upstream) []*Upstream {
-	now := time.Now().UnixNano()
+	// The clock is read only for an upstream ejected at some time: most
+	// never were, and time.Now costs about as much as the rest of this.
+	var now int64
 	out := buf[:0]
 	for _, u := range ups {
-		if u.Available(now) && !slices.Contains(tried, u) {
-			out = append(out, u)
+		if !u.healthy.Load() || slices.Contains(tried, u) {
+			continue
 		}
+		if e := u.ejectedUntil.Load(); e != 0 {
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			if e > now {
+				continue
+			}
+		}
+		out = append(out, u)
 	}
 	if len(out) > 0 {
 		return out

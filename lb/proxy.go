@@ -266,8 +266,9 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 		}
 		return nil, cancelFn, err
 	}
-	d := time.Since(start)
-	u.observeLatency(d)
+	end := time.Now()
+	d := end.Sub(start)
+	u.observeLatencyAt(d, end.UnixNano())
 	u.metrics.latency.Observe(d.Seconds())
 	return res, cancelFn, nil
 }

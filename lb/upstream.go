@@ -70,6 +70,12 @@ func (u *Upstream) decayedEWMA(now int64, decay time.Duration) float64 {
 const ewmaWeight = 0.3
 
 func (u *Upstream) observeLatency(d time.Duration) {
+	u.observeLatencyAt(d, time.Now().UnixNano())
+}
+
+// observeLatencyAt is observeLatency for a sample taken at now (unix
+// nanos), for a caller that has just read the clock anyway.
+func (u *Upstream) observeLatencyAt(d time.Duration, now int64) {
 	sample := float64(d)
 	for {
 		old := u.ewmaNanos.Load()
@@ -79,7 +85,7 @@ func (u *Upstream) observeLatency(d time.Duration) {
 			next = prev + ewmaWeight*(sample-prev)
 		}
 		if u.ewmaNanos.CompareAndSwap(old, math.Float64bits(next)) {
-			u.ewmaAt.Store(time.Now().UnixNano())
+			u.ewmaAt.Store(now)
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -29,6 +30,11 @@ func runLB(args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if os.Getenv("GOGC") == "" {
+		// As `vigil lb` does (cmd/vigil/lb.go): the lb's small live heap
+		// makes the default GC percent collect too often.
+		debug.SetGCPercent(400)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg, err := lb.LoadConfig(*path)
