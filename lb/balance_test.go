@@ -237,3 +237,31 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 		}
 	})
 }
+
+// forwardHeader must send upstream exactly what outboundHeader would,
+// whether it adds to the client's header in place or copies it.
+func TestForwardHeaderMatchesOutboundHeader(t *testing.T) {
+	cases := []map[string][]string{
+		{},
+		{"Accept": {"*/*"}, "X-Request-Id": {"abc"}},
+		{"User-Agent": {"curl"}, "X-Forwarded-Host": {"front"}, "X-Forwarded-Proto": {"https"}},
+		{"X-Forwarded-For": {"1.2.3.4"}},
+		{"Connection": {"keep-alive, X-Secret"}, "X-Secret": {"s"}, "Accept": {"a", "b"}},
+		{"Te": {"trailers"}, "Content-Type": {"application/grpc"}},
+		{"Keep-Alive": {"timeout=5"}},
+	}
+	for i, h := range cases {
+		mk := func() *http.Request {
+			r := newRequest(t, "GET", "http://api.example.com/x", "")
+			r.RemoteAddr = "10.1.2.3:5555"
+			r.Header = http.Header{}
+			for k, vv := range h {
+				r.Header[k] = append([]string(nil), vv...)
+			}
+			return r
+		}
+		want := outboundHeader(mk(), "")
+		got := forwardHeader(mk(), "")
+		require.Equal(t, want, got, "case %d", i)
+	}
+}
