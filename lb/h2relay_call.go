@@ -200,7 +200,11 @@ func (r *relayCall) attemptLocked() {
 	r.attempts++
 	r.u, r.lastUpstream = u, u.Addr
 	u.inflight.Add(1)
-	r.tryStart = time.Now()
+	if r.attempts == 1 {
+		r.tryStart = r.start // a clock read less per call
+	} else {
+		r.tryStart = time.Now()
+	}
 	a := pool.grpc.forAddr(u.Addr, time.Duration(pool.cfg.DialTimeout))
 	if a == nil {
 		r.upFailedLocked(false, errPoolClosed)

@@ -95,27 +95,29 @@ type h2conn struct {
 	kick chan struct{} // wakes the writer
 	hr   h2hdrReader   // the reader goroutine's header-block decoder
 
-	mu        sync.Mutex
-	wb        h2wbuf
-	spare     []byte
-	enc       *hpack.Encoder
-	encBuf    bytes.Buffer
-	started   bool // the writer runs (start was called)
-	closed    bool // no more frames: the writer closes the socket after the last batch
-	shut      bool // shutdown ran
-	streams   map[uint32]*leg
-	blocked   []*leg     // legs with DATA waiting for credit
-	credits   []h2credit // owed to other connections, paid after unlock
-	sendWin   int64      // connection-level credit the peer gave us
-	recvAvail int64      // connection-level credit we gave the peer
-	recvOwed  int64      // forwarded bytes not yet credited back
-	peerWin   int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerFrame int
-	peerMax   int    // the peer's MAX_CONCURRENT_STREAMS
-	goAway    bool   // GOAWAY sent or received: no new streams
-	settings  bool   // the peer's first SETTINGS arrived
-	lastID    uint32 // server: highest stream id the client opened
-	nextID    uint32 // client: id of the next stream
+	mu     sync.Mutex
+	wb     h2wbuf
+	spare  []byte
+	enc    *hpack.Encoder
+	encBuf bytes.Buffer
+	// encResized: the peer set its table size; see writeFieldLocked.
+	encResized bool
+	started    bool // the writer runs (start was called)
+	closed     bool // no more frames: the writer closes the socket after the last batch
+	shut       bool // shutdown ran
+	streams    map[uint32]*leg
+	blocked    []*leg     // legs with DATA waiting for credit
+	credits    []h2credit // owed to other connections, paid after unlock
+	sendWin    int64      // connection-level credit the peer gave us
+	recvAvail  int64      // connection-level credit we gave the peer
+	recvOwed   int64      // forwarded bytes not yet credited back
+	peerWin    int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame  int
+	peerMax    int    // the peer's MAX_CONCURRENT_STREAMS
+	goAway     bool   // GOAWAY sent or received: no new streams
+	settings   bool   // the peer's first SETTINGS arrived
+	lastID     uint32 // server: highest stream id the client opened
+	nextID     uint32 // client: id of the next stream
 	// resetDebt is the level of the client's rapid-reset bucket at
 	// resetAt (server side; see h2ResetBurst).
 	resetDebt float64
@@ -416,7 +418,7 @@ func (c *h2conn) writeHeaderBlockLocked(id uint32, end bool) {
 }
 
 func (c *h2conn) field(name, value string, sensitive bool) {
-	_ = c.enc.WriteField(hpack.HeaderField{Name: name, Value: value, Sensitive: sensitive})
+	c.writeFieldLocked(hpack.HeaderField{Name: name, Value: value, Sensitive: sensitive})
 }
 
 // encodePassLocked encodes the fields a peer sent, minus hop-by-hop
@@ -426,7 +428,7 @@ func (c *h2conn) encodePassLocked(fields []hpack.HeaderField, pseudo bool, skip 
 		if hopByHop(hf.Name) || hf.Name == skip || (!pseudo && hf.IsPseudo()) {
 			continue
 		}
-		_ = c.enc.WriteField(hf)
+		c.writeFieldLocked(hf)
 	}
 }
 
@@ -757,6 +759,7 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.encResized = true
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - c.peerWin
 			c.peerWin = int64(s.Val)

@@ -179,3 +179,98 @@ func fieldsCopy(dst []hpack.HeaderField, fields []hpack.HeaderField) []hpack.Hea
 	}
 	return append(dst[:0], fields...)
 }
+
+// writeFieldLocked encodes hf into encBuf. Whole entries of HPACK's
+// static table are written as their index and sensitive fields as
+// never-indexed literals, both without the encoder's table search (two
+// to four map lookups with string hashing per field). Neither touches
+// the dynamic table, so the encoder stays in step with the peer's
+// decoder; only the first field after the peer changed its table size
+// goes through the encoder, which then starts the block with the size
+// update (RFC 7541 section 4.2).
+func (c *h2conn) writeFieldLocked(hf hpack.HeaderField) {
+	if !c.encResized {
+		if hf.Sensitive {
+			b := append(c.encBuf.AvailableBuffer(), 0x10) // literal never indexed, new name
+			b = appendHpackString(b, hf.Name)
+			b = appendHpackString(b, hf.Value)
+			c.encBuf.Write(b)
+			return
+		}
+		if i := hpackStaticIndex(hf); i != 0 {
+			c.encBuf.WriteByte(0x80 | i)
+			return
+		}
+	}
+	c.encResized = false
+	_ = c.enc.WriteField(hf)
+}
+
+// hpackStaticIndex is hf's index in HPACK's static table (RFC 7541
+// appendix A) when both name and value match, for the fields the relay
+// writes often; 0 otherwise.
+func hpackStaticIndex(hf hpack.HeaderField) byte {
+	switch hf.Name {
+	case ":method":
+		switch hf.Value {
+		case "GET":
+			return 2
+		case "POST":
+			return 3
+		}
+	case ":path":
+		if hf.Value == "/" {
+			return 4
+		}
+	case ":scheme":
+		switch hf.Value {
+		case "http":
+			return 6
+		case "https":
+			return 7
+		}
+	case ":status":
+		switch hf.Value {
+		case "200":
+			return 8
+		case "204":
+			return 9
+		case "206":
+			return 10
+		case "304":
+			return 11
+		case "400":
+			return 12
+		case "404":
+			return 13
+		case "500":
+			return 14
+		}
+	}
+	return 0
+}
+
+// appendHpackString appends s as an HPACK string literal, Huffman-coded
+// when that is shorter, as the encoder does.
+func appendHpackString(b []byte, s string) []byte {
+	if n := hpack.HuffmanEncodeLength(s); n < uint64(len(s)) {
+		b = appendHpackInt(b, 0x80, 7, n)
+		return hpack.AppendHuffmanString(b, s)
+	}
+	b = appendHpackInt(b, 0, 7, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendHpackInt appends i with an n-bit prefix after flags (RFC 7541
+// section 5.1).
+func appendHpackInt(b []byte, flags byte, n uint, i uint64) []byte {
+	k := uint64(1)<<n - 1
+	if i < k {
+		return append(b, flags|byte(i))
+	}
+	b = append(b, flags|byte(k))
+	for i -= k; i >= 128; i >>= 7 {
+		b = append(b, byte(0x80|i&0x7f))
+	}
+	return append(b, byte(i))
+}

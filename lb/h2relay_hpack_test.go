@@ -113,3 +113,41 @@ func TestH2HdrReader(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, next)
 	require.LessOrEqual(t, allocs, 1.0, "allocations per header block")
 }
+
+// TestH2FieldEncoding: what writeFieldLocked writes (static indexes,
+// never-indexed literals, the encoder for the rest) decodes to the same
+// fields with a standard decoder over many blocks, also across a change
+// of the peer's table size, and sensitive fields stay out of the
+// dynamic table.
+func TestH2FieldEncoding(t *testing.T) {
+	c := newH2Conn(nil, true, testLogger())
+	dec := hpack.NewDecoder(4096, nil)
+	long := string(bytes.Repeat([]byte("v"), 300))
+	block := []hpack.HeaderField{
+		{Name: ":status", Value: "200"}, {Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: "/"}, {Name: ":status", Value: "503"}, {Name: "content-type", Value: "application/grpc"},
+		{Name: "x-request-id", Value: "0123456789abcdef0123456789abcdef", Sensitive: true},
+		{Name: "x-long", Value: long}, {Name: "x-secret", Value: long, Sensitive: true}, {Name: "x-raw", Value: "\x01\x02~"},
+	}
+	for i := 0; i < 20; i++ {
+		if i == 10 {
+			// As onSettings does for SETTINGS_HEADER_TABLE_SIZE.
+			c.enc.SetMaxDynamicTableSizeLimit(256)
+			c.encResized = true
+			dec.SetAllowedMaxDynamicTableSize(256)
+		}
+		c.encBuf.Reset()
+		for _, hf := range block {
+			c.writeFieldLocked(hf)
+		}
+		got, err := dec.DecodeFull(c.encBuf.Bytes())
+		require.NoError(t, err, "block %d", i)
+		require.Equal(t, block, got, "block %d", i)
+	}
+	require.Less(t, c.encBuf.Len(), 700, "later blocks use the dynamic table")
+	require.Equal(t, []byte{0x88}, func() []byte {
+		c.encBuf.Reset()
+		c.writeFieldLocked(hpack.HeaderField{Name: ":status", Value: "200"})
+		return c.encBuf.Bytes()
+	}(), ":status 200 is static index 8")
+}

@@ -173,7 +173,7 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 				continue
 			}
 		}
-		_ = c.enc.WriteField(hf)
+		c.writeFieldLocked(hf)
 	}
 	c.field("x-request-id", r.reqID, true)
 	if r.xff != "" {
