@@ -335,6 +335,20 @@ var commonHeaderKeys = func() map[string]string {
 // string; the rest go to http.ReadResponse, which reads them from the
 // same position, since this only peeks until it has decided.
 func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	return readResponseInto(br, req, new(h1Response))
+}
+
+// h1Response holds a response parsed here and its body readers, so that
+// they cost one allocation together.
+type h1Response struct {
+	res   http.Response
+	sized sizedBody
+	conn  h1Body // the transport's wrapper (h1transport.go)
+}
+
+// readResponseInto is readResponse with x as the storage of a response
+// parsed here (one from http.ReadResponse does not use it).
+func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http.Response, error) {
 	n := 0
 	for {
 		buf, err := br.Peek(max(br.Buffered(), 1))
@@ -355,7 +369,8 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 		return http.ReadResponse(br, req)
 	}
 	head, _ := br.Peek(n)
-	res := &http.Response{Request: req}
+	res := &x.res
+	*res = http.Response{Request: req}
 	if !parseResponseHead(head, res) {
 		return http.ReadResponse(br, req)
 	}
@@ -363,7 +378,8 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	if res.ContentLength == 0 {
 		res.Body = http.NoBody
 	} else {
-		res.Body = &sizedBody{br: br, remain: res.ContentLength}
+		x.sized = sizedBody{br: br, remain: res.ContentLength}
+		res.Body = &x.sized
 	}
 	return res, nil
 }

@@ -205,8 +205,9 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	// upstream time to answer, and the read below then usually succeeds at
 	// once. Idle, Gosched returns immediately.
 	runtime.Gosched()
+	x := new(h1Response)
 	for {
-		res, err = readResponse(c.br, req)
+		res, err = readResponseInto(c.br, req, x)
 		if err != nil {
 			return fail(err)
 		}
@@ -224,7 +225,8 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		c.release(keep)
 		return res, false, nil
 	}
-	res.Body = &h1Body{rc: res.Body, c: c, keep: keep}
+	x.conn = h1Body{rc: res.Body, c: c, keep: keep}
+	res.Body = &x.conn
 	return res, false, nil
 }
 

@@ -595,8 +595,10 @@ func forwardHeader(r *http.Request, upgrade string) http.Header {
 			return outboundHeader(r, upgrade)
 		}
 	}
+	vals := make([]string, 2) // X-Forwarded-For's and -Host's, capped apart
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		h["X-Forwarded-For"] = []string{ip}
+		vals[0] = ip
+		h["X-Forwarded-For"] = vals[0:1:1]
 	}
 	if r.TLS != nil {
 		h["X-Forwarded-Proto"] = protoHTTPS
@@ -604,7 +606,8 @@ func forwardHeader(r *http.Request, upgrade string) http.Header {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		vals[1] = r.Host
+		h["X-Forwarded-Host"] = vals[1:2:2]
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = emptyValue
