@@ -470,7 +470,9 @@ func (r *relayCall) onUpData(l *leg, data []byte, end bool) {
 	dc.unlock()
 	if end {
 		// No trailers: not a valid gRPC response, but the client decides.
-		r.up = nil
+		// A request still being sent is cut short, or the stream would
+		// hold a place on the upstream connection for good.
+		r.stopUpLocked()
 		r.code = codes.Internal
 		r.finishLocked(outcomeSuccess)
 	}

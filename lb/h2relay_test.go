@@ -740,3 +740,73 @@ func TestH2RelayIdleTimeout(t *testing.T) {
 	_, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 	require.NoError(t, err)
 }
+
+// TestH2RelayResponseWithoutTrailersEndsUpstreamStream: an upstream that
+// ends its response with DATA (no trailers) while the request is still
+// open gets the stream reset, so it does not keep a place on the
+// connection for good.
+func TestH2RelayResponseWithoutTrailersEndsUpstreamStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	rst := make(chan uint32, 10)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		preface := make([]byte, len(h2Preface))
+		if _, err := io.ReadFull(nc, preface); err != nil {
+			return
+		}
+		fr := http2.NewFramer(nc, nc)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		_ = fr.WriteSettings()
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.MetaHeadersFrame:
+				hb.Reset()
+				_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+				_ = enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hb.Bytes(), EndHeaders: true})
+				_ = fr.WriteData(f.StreamID, true, []byte{0, 0, 0, 0, 0})
+			case *http2.RSTStreamFrame:
+				rst <- f.StreamID
+			}
+		}
+	}()
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{ln.Addr().String()}}, RouteConfig{}, true))
+	c := dialRawH2(t, srv.Addr())
+	c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/FullDuplexCall",
+		":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+	c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamEnded() })
+	select {
+	case id := <-rst:
+		require.Equal(t, uint32(1), id)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream stream was left open")
+	}
+	require.Eventually(t, func() bool {
+		a := srv.state.Load().pools["p"].grpc.forAddr(ln.Addr().String(), 0)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		n := 0
+		for _, uc := range a.conns {
+			uc.mu.Lock()
+			n += len(uc.streams)
+			uc.mu.Unlock()
+		}
+		return n == 0
+	}, 2*time.Second, 5*time.Millisecond, "the stream still holds a place on the upstream connection")
+}
