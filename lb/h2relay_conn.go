@@ -59,6 +59,9 @@ const (
 	// ends with GOAWAY ENHANCE_YOUR_CALM. The burst lets every stream the
 	// client may have open at once (h2MaxStreams) be cancelled together,
 	// twice, as when an overloaded upstream makes all deadlines expire.
+	// Every call the relay answers in full drains one more, so a busy
+	// client that cancels some of its calls (deadlines) is never cut
+	// off, while one whose streams are mostly reset is.
 	h2ResetBurst = 2 * h2MaxStreams
 	h2ResetRate  = 100
 )
@@ -348,6 +351,9 @@ func (c *h2conn) resetLocked(l *leg, code http2.ErrCode) {
 // grpc-go's server does.
 func (c *h2conn) sentEndLocked(l *leg) {
 	l.sentEnd = true
+	if c.server && c.resetDebt > 0 {
+		c.resetDebt-- // an answered call (see h2ResetBurst)
+	}
 	switch {
 	case l.recvEnd:
 		c.removeLocked(l)

@@ -810,3 +810,50 @@ func TestH2RelayResponseWithoutTrailersEndsUpstreamStream(t *testing.T) {
 		return n == 0
 	}, 2*time.Second, 5*time.Millisecond, "the stream still holds a place on the upstream connection")
 }
+
+// TestH2RelayCancellingClientIsNotRapidReset: a client that cancels half
+// of its calls, far more of them than the rapid-reset burst, but has the
+// other half answered, keeps its connection.
+func TestH2RelayCancellingClientIsNotRapidReset(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true))
+	c := dialRawH2(t, srv.Addr())
+	_ = c.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	req := []string{":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/UnaryCall",
+		":authority", "lb", "content-type", "application/grpc", "te", "trailers"}
+	answers := make(chan error, 1<<14)
+	go func() {
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				answers <- err
+				return
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				answers <- fmt.Errorf("GOAWAY %v", f.ErrCode)
+				return
+			case *http2.MetaHeadersFrame:
+				if f.StreamEnded() {
+					answers <- nil
+				}
+			}
+		}
+	}()
+	// Batches of 100 calls and 100 cancelled calls, each batch answered
+	// before the next, as a client within MAX_CONCURRENT_STREAMS goes.
+	const batch, batches = 100, (h2ResetBurst + 500) / 100
+	id := uint32(1)
+	for b := 0; b < batches; b++ {
+		for i := 0; i < batch; i++ {
+			c.headers(t, id, false, req...)
+			require.NoError(t, c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 0}))
+			c.headers(t, id+2, false, req...)
+			require.NoError(t, c.fr.WriteRSTStream(id+2, http2.ErrCodeCancel))
+			id += 4
+		}
+		for i := 0; i < batch; i++ {
+			require.NoError(t, <-answers, "batch %d, answer %d", b, i)
+		}
+	}
+}
