@@ -194,6 +194,12 @@ type h1ServerConn struct {
 	deadlineSet bool
 	lingerClose bool // closing with request bytes unread
 
+	// readHead's state for beforeWait (made once: beforeWaitFn).
+	beforeWaitFn func() bool
+	rdFirst      bool
+	rdIdle       bool
+	rdHeadStart  time.Time
+
 	ctx    *h1ConnCtx
 	cancel context.CancelCauseFunc // use abort, which also runs the hook
 	tmpl   *http.Request           // carries ctx; each request is a copy
@@ -268,6 +274,7 @@ func (c *h1ServerConn) serve() {
 	c.watch.Stop()
 	c.rw.c = c
 	c.rw.header = make(http.Header, 8)
+	c.beforeWaitFn = c.beforeWait
 
 	first := true
 	for {
@@ -344,26 +351,20 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			// EAGAIN and parking in the poller.
 			runtime.Gosched()
 		}
-		n, ok, err := c.nw.read(dst)
+		c.rdFirst, c.rdHeadStart = first, headStart
+		n, waited, stopped, ok, err := c.nw.readWait(dst, c.beforeWaitFn)
 		if !ok {
-			idle := c.w == 0
-			if idle {
-				c.state.Store(connIdle)
-				if c.hs.draining.Load() {
-					return 0, headClosed
-				}
+			waited = true
+			if stopped = !c.beforeWait(); !stopped {
+				n, err = c.nc.Read(dst)
 			}
-			now := time.Now()
-			if idle && !first {
-				c.nc.SetReadDeadline(now.Add(c.hs.idleTimeout))
-			} else {
-				if headStart.IsZero() {
-					headStart = now
-				}
-				c.nc.SetReadDeadline(headStart.Add(c.hs.readHeaderTimeout))
-			}
-			c.deadlineSet = true
-			n, err = c.nc.Read(dst)
+		}
+		headStart = c.rdHeadStart
+		if stopped {
+			return 0, headClosed // draining
+		}
+		if waited {
+			idle := c.rdIdle
 			if idle && !c.state.CompareAndSwap(connIdle, connActive) {
 				return 0, headClosed // closed by the drain
 			}
@@ -452,6 +453,33 @@ func (x *h1ConnCtx) fire() {
 	if fn != nil {
 		fn()
 	}
+}
+
+// beforeWait runs when readHead's read finds nothing yet, before it
+// waits: the connection is idle for the drain when no request has begun,
+// and the wait gets its deadline (idle_timeout between requests, else
+// read_header_timeout from the head's start). false: draining, do not
+// wait.
+func (c *h1ServerConn) beforeWait() bool {
+	idle := c.w == 0
+	c.rdIdle = idle
+	if idle {
+		c.state.Store(connIdle)
+		if c.hs.draining.Load() {
+			return false
+		}
+	}
+	now := time.Now()
+	if idle && !c.rdFirst {
+		c.nc.SetReadDeadline(now.Add(c.hs.idleTimeout))
+	} else {
+		if c.rdHeadStart.IsZero() {
+			c.rdHeadStart = now
+		}
+		c.nc.SetReadDeadline(c.rdHeadStart.Add(c.hs.readHeaderTimeout))
+	}
+	c.deadlineSet = true
+	return true
 }
 
 // handOff passes the connection, with its unread bytes, to net/http.

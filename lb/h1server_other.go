@@ -10,3 +10,7 @@ type noWaitReader struct{}
 func (r *noWaitReader) init(syscall.RawConn) {}
 
 func (r *noWaitReader) read([]byte) (int, bool, error) { return 0, false, nil }
+
+func (r *noWaitReader) readWait([]byte, func() bool) (int, bool, bool, bool, error) {
+	return 0, false, false, false, nil
+}

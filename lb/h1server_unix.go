@@ -11,19 +11,38 @@ import (
 
 // noWaitReader is readNoWait for one connection, without the closure
 // that readNoWait allocates on every call: its closure is made once.
+// readWait is the waiting read that follows a miss, in one go.
 type noWaitReader struct {
-	raw syscall.RawConn
-	fn  func(uintptr) bool
-	p   []byte
-	n   int
-	err error
+	raw     syscall.RawConn
+	fn      func(uintptr) bool
+	p       []byte
+	n       int
+	err     error
+	wait    func() bool // readWait's: before the first wait
+	waited  bool
+	stopped bool
 }
 
 func (r *noWaitReader) init(raw syscall.RawConn) {
 	r.raw = raw
 	r.fn = func(fd uintptr) bool {
-		r.n, r.err = syscall.Read(int(fd), r.p)
-		return true // never wait here
+		for {
+			r.n, r.err = syscall.Read(int(fd), r.p)
+			if r.err != syscall.EINTR {
+				break
+			}
+		}
+		if r.wait == nil || (r.err != syscall.EAGAIN && r.err != syscall.EWOULDBLOCK) {
+			return true
+		}
+		if !r.waited {
+			r.waited = true
+			if !r.wait() {
+				r.stopped = true
+				return true
+			}
+		}
+		return false // wait for the poller, then read again
 	}
 }
 
@@ -47,4 +66,37 @@ func (r *noWaitReader) read(p []byte) (n int, ok bool, err error) {
 		return 0, true, io.EOF
 	}
 	return n, true, nil
+}
+
+// readWait reads like net.Conn.Read, but when nothing is there yet it
+// calls wait (once) and then waits for the poller, within one read lock.
+// A plain Read after a failed read would make a second read syscall,
+// doomed like the first, before it waits: its readiness reset demands
+// that read, and this one's comes before the first. waited reports that
+// wait was called; stopped that it returned false, and nothing was read.
+// ok is false when this connection cannot read so (use net.Conn.Read).
+func (r *noWaitReader) readWait(p []byte, wait func() bool) (n int, waited, stopped, ok bool, err error) {
+	if r.raw == nil || len(p) == 0 {
+		return 0, false, false, false, nil
+	}
+	r.p, r.wait, r.waited, r.stopped = p, wait, false, false
+	cerr := r.raw.Read(r.fn)
+	n, rerr := r.n, r.err
+	waited, stopped = r.waited, r.stopped
+	r.p, r.wait = nil, nil
+	switch {
+	case stopped:
+		return 0, waited, true, true, nil
+	case cerr != nil:
+		// A deadline or a close while waiting: as net.Conn.Read reports it.
+		if oe, isOp := cerr.(*net.OpError); isOp {
+			cerr = oe.Err
+		}
+		return 0, waited, false, true, &net.OpError{Op: "read", Net: "tcp", Err: cerr}
+	case rerr != nil:
+		return 0, waited, false, true, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
+	case n == 0:
+		return 0, waited, false, true, io.EOF
+	}
+	return n, waited, false, true, nil
 }

@@ -51,7 +51,8 @@ type h1Conn struct {
 	armed   bool
 	hook    *h1ConnCtx // armed through the client connection's context
 	stop    func() bool
-	abortFn func() // c.abort, made once
+	abortFn func()      // c.abort, made once
+	armFn   func() bool // arms before Read's wait (noWaitReader.readWait)
 	aborted atomic.Bool
 }
 
@@ -135,6 +136,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	}
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.abortFn = c.abort
+	c.armFn = func() bool { c.arm(); return true }
 	return c, false, nil
 }
 
@@ -283,12 +285,12 @@ func (c *h1Conn) release(keep bool) {
 
 // Read is what the connection's bufio.Reader reads from. It first tries a
 // read that cannot block; only when nothing is there yet does it arm
-// cancellation and wait. Every wait is thus cancellable, while an answer
-// that is already there (the usual case under load) costs no
-// registration.
+// cancellation and wait (readWait: without a second, doomed read before
+// the wait). Every wait is thus cancellable, while an answer that is
+// already there costs no registration.
 func (c *h1Conn) Read(p []byte) (int, error) {
 	if !c.armed {
-		if n, ok, err := c.nw.read(p); ok {
+		if n, _, _, ok, err := c.nw.readWait(p, c.armFn); ok {
 			return n, err
 		}
 		c.arm()
