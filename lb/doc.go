@@ -36,9 +36,10 @@
 // transport.go and h1transport.go (upstream connection pools),
 // h1request.go (writing an upstream request head),
 // grpcnative.go and sniff.go (the native gRPC engine of native_grpc
-// listeners), h2relay.go, h2relay_conn.go, h2relay_call.go and
-// h2upstream.go (that engine: an HTTP/2 frame relay; its client side,
-// connections and flow control, one call, upstream connections),
+// listeners), h2relay.go, h2relay_conn.go, h2relay_call.go,
+// h2relay_hpack.go and h2upstream.go (that engine: an HTTP/2 frame relay;
+// its client side, connections and flow control, one call, header-block
+// decoding and encoding shortcuts, upstream connections),
 // conncheck_*.go (idle connection probe, non-blocking
 // read), retry.go (retry budget), ratelimit.go, metrics.go, accesslog.go,
 // requestid.go, watch.go (SIGHUP and file polling).
