@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Unloaded latency (wrk -c1) through two or more lbbench builds and HAProxy,
+# one at a time, alternating twice, with the proxy's CPU per request. The
+# builds' `lb` subcommand is used, as bench/lb/ab.sh does.
+#
+#   bench/lb/c1ab.sh /tmp/lb-old /tmp/lb-new
+#
+# Needs wrk, haproxy and taskset; uses loopback ports 18180-18183.
+set -euo pipefail
+dir=$(mktemp -d)
+cat > "$dir/lb.yaml" <<YAML
+access_log: false
+listeners:
+  - {name: http, address: "127.0.0.1:18180"}
+routes:
+  - {name: http, pool: http}
+pools:
+  - {name: http, protocol: http1, upstreams: ["127.0.0.1:18182"]}
+YAML
+cat > "$dir/haproxy.cfg" <<CFG
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend http
+  bind 127.0.0.1:18181
+  default_backend http
+backend http
+  server u1 127.0.0.1:18182
+CFG
+taskset -c 0 "$1" upstream -http 127.0.0.1:18182 -grpc 127.0.0.1:18183 >/dev/null 2>&1 & up=$!
+trap 'kill $up 2>/dev/null; rm -rf "$dir"' EXIT
+sleep 0.5
+for round in 1 2; do
+	for b in "$@" haproxy; do
+		if [ "$b" = haproxy ]; then
+			taskset -c 1 haproxy -f "$dir/haproxy.cfg" & p=$! url=http://127.0.0.1:18181/
+		else
+			taskset -c 1 env GOMAXPROCS=1 "$b" lb -config "$dir/lb.yaml" 2>/dev/null & p=$! url=http://127.0.0.1:18180/
+		fi
+		sleep 0.5
+		taskset -c 0 wrk -t1 -c1 -d1s "$url" >/dev/null
+		c0=$(awk '{print $14+$15}' "/proc/$p/stat")
+		out=$(taskset -c 0 wrk -t1 -c1 -d5s --latency "$url")
+		c1=$(awk '{print $14+$15}' "/proc/$p/stat")
+		n=$(echo "$out" | awk '/requests in/{print $1}')
+		printf '%s: %s req/s, p50 %s, p99 %s, %.1f CPU us/req\n' "$b" \
+			"$(echo "$out" | awk '/Requests\/sec/{print $2}')" "$(echo "$out" | awk '$1=="50%"{print $2}')" \
+			"$(echo "$out" | awk '$1=="99%"{print $2}')" "$(echo "($c1-$c0)*10000/$n" | bc -l)"
+		kill $p; wait $p 2>/dev/null || true
+	done
+done
