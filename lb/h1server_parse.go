@@ -97,31 +97,14 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	cl := int64(0)
 	hasCL := false
 	for pos := lineEnd + 2; ; {
-		end := strings.IndexByte(s[pos:], '\n') - 1
-		if end < 0 {
+		name, value, next, done, ok := nextField(s, pos)
+		if !ok {
 			return false
 		}
-		end += pos
-		if end == pos {
-			break // the blank line
+		if done {
+			break
 		}
-		line := s[pos:end]
-		pos = end + 2
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			return false
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for i := 0; i < len(name); i++ {
-			if !isTokenByte(name[i]) {
-				return false
-			}
-		}
-		for i := 0; i < len(value); i++ {
-			if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
-				return false
-			}
-		}
+		pos = next
 		key := canonicalKey(name)
 		switch key {
 		case "Host":
@@ -424,31 +407,14 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 	h, vals := newHeader(s, 0)
 	hasCL := false
 	for pos := lineEnd + 2; ; {
-		end := strings.IndexByte(s[pos:], '\n') - 1
-		if end < 0 {
+		name, value, next, done, ok := nextField(s, pos)
+		if !ok {
 			return false
 		}
-		end += pos
-		if end == pos {
+		if done {
 			break
 		}
-		line := s[pos:end]
-		pos = end + 2
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			return false
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for i := 0; i < len(name); i++ {
-			if !isTokenByte(name[i]) {
-				return false
-			}
-		}
-		for i := 0; i < len(value); i++ {
-			if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
-				return false
-			}
-		}
+		pos = next
 		key := canonicalKey(name)
 		switch key {
 		case "Content-Length":
@@ -505,3 +471,36 @@ func (b *sizedBody) Read(p []byte) (int, error) {
 }
 
 func (b *sizedBody) Close() error { return nil }
+
+// nextField reads the header line at s[pos:] for both strict parsers:
+// its name and value (OWS trimmed) and where the next line starts, or
+// done at the blank line. ok is false for what they hand off: no colon, a
+// name that is not a token, control bytes in the value. Lines end in
+// CRLF (checked before).
+func nextField(s string, pos int) (name, value string, next int, done, ok bool) {
+	end := strings.IndexByte(s[pos:], '\n') - 1
+	if end < 0 {
+		return "", "", 0, false, false
+	}
+	end += pos
+	if end == pos {
+		return "", "", end + 2, true, true
+	}
+	line := s[pos:end]
+	colon := strings.IndexByte(line, ':')
+	if colon <= 0 {
+		return "", "", 0, false, false
+	}
+	name, value = line[:colon], trimOWS(line[colon+1:])
+	for i := 0; i < len(name); i++ {
+		if !isTokenByte(name[i]) {
+			return "", "", 0, false, false
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
+			return "", "", 0, false, false
+		}
+	}
+	return name, value, end + 2, false, true
+}

@@ -154,17 +154,7 @@ func (c *h2conn) onIdleTimer() {
 // GracefulStop sends GOAWAY to every client and waits until the calls in
 // flight have ended and the connections closed.
 func (e *h2Relay) GracefulStop() {
-	e.mu.Lock()
-	e.draining = true
-	if e.ln != nil {
-		e.ln.Close()
-	}
-	conns := make([]*h2conn, 0, len(e.conns))
-	for c := range e.conns {
-		conns = append(conns, c)
-	}
-	e.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range e.closeListener(&e.draining) {
 		c.mu.Lock()
 		if !c.started {
 			c.nc.Close() // still in its handshake: no call to wait for
@@ -180,10 +170,12 @@ func (e *h2Relay) GracefulStop() {
 	e.wg.Wait()
 }
 
-// Stop closes every connection, ending the calls on them.
-func (e *h2Relay) Stop() {
+// closeListener sets the flag (draining or stopped) that keeps new
+// connections out, stops accepting, and returns the connections open now.
+func (e *h2Relay) closeListener(flag *bool) []*h2conn {
 	e.mu.Lock()
-	e.stopped = true
+	defer e.mu.Unlock()
+	*flag = true
 	if e.ln != nil {
 		e.ln.Close()
 	}
@@ -191,8 +183,12 @@ func (e *h2Relay) Stop() {
 	for c := range e.conns {
 		conns = append(conns, c)
 	}
-	e.mu.Unlock()
-	for _, c := range conns {
+	return conns
+}
+
+// Stop closes every connection, ending the calls on them.
+func (e *h2Relay) Stop() {
+	for _, c := range e.closeListener(&e.stopped) {
 		c.nc.Close()
 		c.shutdown(errRelayStopped)
 	}
