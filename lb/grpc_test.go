@@ -317,8 +317,9 @@ func testGRPCLimits(t *testing.T, native bool) {
 
 // TestNativeGRPCUpstreamRestartIsUsedAgainSoon: after an upstream was down
 // and comes back on the same address, calls reach it again within seconds.
-// (The short reconnect backoff matters after long outages, where grpc-go's
-// default grows to two minutes; a test of that would take minutes.)
+// (The frame relay dials on demand, merging concurrent dials, with no
+// backoff to wait out; grpc-go's ClientConn, which it replaced, needed a
+// short backoff here because its default grows to two minutes.)
 func TestNativeGRPCUpstreamRestartIsUsedAgainSoon(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
