@@ -101,18 +101,36 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if c.redis == nil {
 		return nil, false, nil
 	}
-	v, err := c.redis.Get(ctx, keyPrefix+key).Bytes()
+	// The value and its remaining TTL in one MULTI: one round trip, and
+	// the key cannot expire between the two reads (a GET that saw it
+	// followed by a PTTL that did not would keep a local copy for the full
+	// LocalTTL after the shared one expired).
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	_, err := c.redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, keyPrefix+key)
+		pttl = p.PTTL(ctx, keyPrefix+key)
+		return nil
+	})
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
 	}
-	ttl := c.opts.LocalTTL
-	if pttl, err := c.redis.PTTL(ctx, keyPrefix+key).Result(); err == nil && pttl > 0 && pttl < ttl {
-		ttl = pttl
+	v, err := get.Bytes()
+	if err != nil {
+		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
 	}
-	c.storeLocal(key, v, ttl)
+	// PTTL is -1 for a key without expiry and 0 in its last millisecond;
+	// a value about to expire is returned but not copied locally.
+	ttl := c.opts.LocalTTL
+	if d := pttl.Val(); d >= 0 && d < ttl {
+		ttl = d
+	}
+	if ttl > 0 {
+		c.storeLocal(key, v, ttl)
+	}
 	return v, true, nil
 }
 

@@ -128,3 +128,25 @@ func TestLocalTierIsBounded(t *testing.T) {
 	require.True(t, ok, "the newest entry is kept")
 	require.Equal(t, "last", string(v))
 }
+
+// TestCacheLocalCopyNeverOutlivesRedis: a replica that reads a value in
+// its last millisecond in Redis (PTTL 0) must not keep a local copy for
+// the full LocalTTL. Polling a.Get tightly while b's short-lived value
+// expires lands in that millisecond nearly every time.
+func TestCacheLocalCopyNeverOutlivesRedis(t *testing.T) {
+	a, b := replicas(t, true)
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		key := uniqueKey()
+		require.NoError(t, b.Set(ctx, key, []byte("v"), 3*time.Millisecond))
+		deadline := time.Now().Add(500 * time.Millisecond)
+		for {
+			_, ok, err := a.Get(ctx, key)
+			require.NoError(t, err)
+			if !ok {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "round %d: a still serves a value that expired in Redis", i)
+		}
+	}
+}
