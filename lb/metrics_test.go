@@ -1,7 +1,9 @@
 package lb
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"testing"
 
@@ -27,6 +29,17 @@ func TestMetricsPerRouteAndUpstreamOnInjectedRegistry(t *testing.T) {
 		code, _ := get(t, c, "http://"+srv.Addr()+"/", nil)
 		require.Equal(t, http.StatusOK, code)
 	}
+	// A chunked request is not the fast loop's: its connection goes to net/http.
+	conn, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+	require.NoError(t, err)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	byName := map[string]float64{}
@@ -40,9 +53,12 @@ func TestMetricsPerRouteAndUpstreamOnInjectedRegistry(t *testing.T) {
 			byName[f.GetName()+"{"+labels+"}"] = v
 		}
 	}
-	require.Equal(t, 5.0, byName["lb_requests_total{code=200,route=web,}"])
-	require.Equal(t, 5.0, byName["lb_request_duration_seconds{route=web,}"])
-	require.Equal(t, 5.0, byName["lb_upstream_attempts_total{outcome=success,pool=p,upstream="+b.addr()+",}"])
+	require.Equal(t, 6.0, byName["lb_requests_total{code=200,route=web,}"])
+	require.Equal(t, 6.0, byName["lb_request_duration_seconds{route=web,}"])
+	require.Equal(t, 6.0, byName["lb_upstream_attempts_total{outcome=success,pool=p,upstream="+b.addr()+",}"])
 	require.Equal(t, 1.0, byName["lb_upstream_healthy{pool=p,upstream="+b.addr()+",}"])
 	require.Equal(t, 0.0, byName["lb_upstream_inflight{pool=p,upstream="+b.addr()+",}"])
+	// The plain GETs stayed on the lb's own HTTP/1 loop; the chunked POST was handed off.
+	require.Equal(t, 5.0, byName["lb_http1_fast_requests_total{listener="+cfg.Listeners[0].Name+",}"])
+	require.Equal(t, 1.0, byName["lb_http1_handoffs_total{listener="+cfg.Listeners[0].Name+",}"])
 }
