@@ -387,15 +387,15 @@ func (s *streamingService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequ
 	return nil
 }
 
-// refusingUpstream is a raw HTTP/2 server that turns every stream away,
-// with RST_STREAM(REFUSED_STREAM) or, with goAway, a GOAWAY that covers
-// no stream. It counts the streams it refused.
-func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
+// rawH2Upstream is a raw HTTP/2 server for relay tests: it reads the
+// preface, sends settings, acknowledges the client's, and hands every
+// request header block to onHeaders, which may answer on fr; returning
+// false closes the connection.
+func rawH2Upstream(t *testing.T, settings []http2.Setting, onHeaders func(fr *http2.Framer, f *http2.MetaHeadersFrame) bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
-	var refused atomic.Int64
 	go func() {
 		for {
 			nc, err := ln.Accept()
@@ -410,7 +410,7 @@ func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
 				}
 				fr := http2.NewFramer(nc, nc)
 				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				_ = fr.WriteSettings()
+				_ = fr.WriteSettings(settings...)
 				for {
 					f, err := fr.ReadFrame()
 					if err != nil {
@@ -422,18 +422,32 @@ func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
 							_ = fr.WriteSettingsAck()
 						}
 					case *http2.MetaHeadersFrame:
-						refused.Add(1)
-						if goAway {
-							_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+						if !onHeaders(fr, f) {
 							return
 						}
-						_ = fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
 					}
 				}
 			}()
 		}
 	}()
-	return ln.Addr().String(), &refused
+	return ln.Addr().String()
+}
+
+// refusingUpstream is a raw HTTP/2 server that turns every stream away,
+// with RST_STREAM(REFUSED_STREAM) or, with goAway, a GOAWAY that covers
+// no stream. It counts the streams it refused.
+func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
+	var refused atomic.Int64
+	addr := rawH2Upstream(t, nil, func(fr *http2.Framer, f *http2.MetaHeadersFrame) bool {
+		refused.Add(1)
+		if goAway {
+			_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+			return false
+		}
+		_ = fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
+		return true
+	})
+	return addr, &refused
 }
 
 // TestH2RelayRetriesRefusedStreams: a stream the upstream refused (or
@@ -555,44 +569,12 @@ func TestH2RelayHeadersMetadataAndMetrics(t *testing.T) {
 // countingUpstream is a raw HTTP/2 server that counts the streams opened
 // on it and answers none of them.
 func countingUpstream(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	var opened atomic.Int64
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				preface := make([]byte, len(h2Preface))
-				if _, err := io.ReadFull(nc, preface); err != nil {
-					return
-				}
-				fr := http2.NewFramer(nc, nc)
-				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				_ = fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 1000})
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
-							_ = fr.WriteSettingsAck()
-						}
-					case *http2.MetaHeadersFrame:
-						opened.Add(1)
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), &opened
+	addr := rawH2Upstream(t, []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: 1000}}, func(*http2.Framer, *http2.MetaHeadersFrame) bool {
+		opened.Add(1)
+		return true
+	})
+	return addr, &opened
 }
 
 // TestH2RelayRapidReset: a client that opens streams and resets them at
