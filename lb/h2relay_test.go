@@ -389,9 +389,10 @@ func (s *streamingService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequ
 
 // rawH2Upstream is a raw HTTP/2 server for relay tests: it reads the
 // preface, sends settings, acknowledges the client's, and hands every
-// request header block to onHeaders, which may answer on fr; returning
-// false closes the connection.
-func rawH2Upstream(t *testing.T, settings []http2.Setting, onHeaders func(fr *http2.Framer, f *http2.MetaHeadersFrame) bool) string {
+// other frame to the handler newConn made for that connection (HPACK
+// state is per connection), which may answer on fr; returning false
+// closes the connection.
+func rawH2Upstream(t *testing.T, settings []http2.Setting, newConn func() func(fr *http2.Framer, f http2.Frame) bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -411,20 +412,18 @@ func rawH2Upstream(t *testing.T, settings []http2.Setting, onHeaders func(fr *ht
 				fr := http2.NewFramer(nc, nc)
 				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 				_ = fr.WriteSettings(settings...)
+				onFrame := newConn()
 				for {
 					f, err := fr.ReadFrame()
 					if err != nil {
 						return
 					}
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
+					if sf, ok := f.(*http2.SettingsFrame); ok {
+						if !sf.IsAck() {
 							_ = fr.WriteSettingsAck()
 						}
-					case *http2.MetaHeadersFrame:
-						if !onHeaders(fr, f) {
-							return
-						}
+					} else if !onFrame(fr, f) {
+						return
 					}
 				}
 			}()
@@ -438,14 +437,20 @@ func rawH2Upstream(t *testing.T, settings []http2.Setting, onHeaders func(fr *ht
 // no stream. It counts the streams it refused.
 func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
 	var refused atomic.Int64
-	addr := rawH2Upstream(t, nil, func(fr *http2.Framer, f *http2.MetaHeadersFrame) bool {
-		refused.Add(1)
-		if goAway {
-			_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
-			return false
+	addr := rawH2Upstream(t, nil, func() func(*http2.Framer, http2.Frame) bool {
+		return func(fr *http2.Framer, f http2.Frame) bool {
+			h, ok := f.(*http2.MetaHeadersFrame)
+			if !ok {
+				return true
+			}
+			refused.Add(1)
+			if goAway {
+				_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+				return false
+			}
+			_ = fr.WriteRSTStream(h.StreamID, http2.ErrCodeRefusedStream)
+			return true
 		}
-		_ = fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
-		return true
 	})
 	return addr, &refused
 }
@@ -570,9 +575,13 @@ func TestH2RelayHeadersMetadataAndMetrics(t *testing.T) {
 // on it and answers none of them.
 func countingUpstream(t *testing.T) (string, *atomic.Int64) {
 	var opened atomic.Int64
-	addr := rawH2Upstream(t, []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: 1000}}, func(*http2.Framer, *http2.MetaHeadersFrame) bool {
-		opened.Add(1)
-		return true
+	addr := rawH2Upstream(t, []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: 1000}}, func() func(*http2.Framer, http2.Frame) bool {
+		return func(_ *http2.Framer, f http2.Frame) bool {
+			if _, ok := f.(*http2.MetaHeadersFrame); ok {
+				opened.Add(1)
+			}
+			return true
+		}
 	})
 	return addr, &opened
 }
@@ -728,35 +737,12 @@ func TestH2RelayIdleTimeout(t *testing.T) {
 // open gets the stream reset, so it does not keep a place on the
 // connection for good.
 func TestH2RelayResponseWithoutTrailersEndsUpstreamStream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	rst := make(chan uint32, 10)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		preface := make([]byte, len(h2Preface))
-		if _, err := io.ReadFull(nc, preface); err != nil {
-			return
-		}
-		fr := http2.NewFramer(nc, nc)
-		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	addr := rawH2Upstream(t, nil, func() func(*http2.Framer, http2.Frame) bool {
 		var hb bytes.Buffer
 		enc := hpack.NewEncoder(&hb)
-		_ = fr.WriteSettings()
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
+		return func(fr *http2.Framer, f http2.Frame) bool {
 			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					_ = fr.WriteSettingsAck()
-				}
 			case *http2.MetaHeadersFrame:
 				hb.Reset()
 				_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
@@ -766,9 +752,10 @@ func TestH2RelayResponseWithoutTrailersEndsUpstreamStream(t *testing.T) {
 			case *http2.RSTStreamFrame:
 				rst <- f.StreamID
 			}
+			return true
 		}
-	}()
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{ln.Addr().String()}}, RouteConfig{}, true))
+	})
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
 	c := dialRawH2(t, srv.Addr())
 	c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/FullDuplexCall",
 		":authority", "lb", "content-type", "application/grpc", "te", "trailers")
@@ -780,7 +767,7 @@ func TestH2RelayResponseWithoutTrailersEndsUpstreamStream(t *testing.T) {
 		t.Fatal("the upstream stream was left open")
 	}
 	require.Eventually(t, func() bool {
-		a := srv.state.Load().pools["p"].grpc.forAddr(ln.Addr().String(), 0)
+		a := srv.state.Load().pools["p"].grpc.forAddr(addr, 0)
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		n := 0
