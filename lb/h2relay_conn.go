@@ -563,6 +563,16 @@ func (c *h2conn) idleLocked(id uint32) bool {
 	return id%2 == 0 || id >= c.nextID
 }
 
+// closedStreamErrLocked is the answer to a frame for a stream that is not
+// open: a protocol error if it was never opened, otherwise (closed or
+// reset by us) nothing, the frame is ignored.
+func (c *h2conn) closedStreamErrLocked(id uint32) error {
+	if c.idleLocked(id) {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
 // readLoop reads and dispatches frames until the connection ends.
 func (c *h2conn) readLoop() {
 	defer c.recoverPanic()
@@ -732,12 +742,9 @@ func (c *h2conn) onRST(f *http2.RSTStreamFrame) error {
 	c.mu.Lock()
 	l := c.streams[f.StreamID]
 	if l == nil {
-		idle := c.idleLocked(f.StreamID)
+		err := c.closedStreamErrLocked(f.StreamID)
 		c.mu.Unlock()
-		if idle {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		return nil
+		return err
 	}
 	if c.server && !c.resetAllowedLocked() {
 		c.mu.Unlock()

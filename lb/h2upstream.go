@@ -197,12 +197,9 @@ func (c *h2conn) onResponseHeaders(f *h2hdrs) error {
 	c.mu.Lock()
 	l := c.streams[f.StreamID]
 	if l == nil {
-		idle := c.idleLocked(f.StreamID)
+		err := c.closedStreamErrLocked(f.StreamID) // nil: a stream we reset
 		c.mu.Unlock()
-		if idle {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		return nil // a stream we reset
+		return err
 	}
 	if l.recvEnd {
 		c.resetLocked(l, http2.ErrCodeStreamClosed)
