@@ -177,21 +177,8 @@ func TestWebhookTimeoutsAreRetriedThenDead(t *testing.T) {
 	t.Cleanup(func() { close(release); slow.Close() })
 
 	webhooks := backendv1.NewWebhookServiceClient(s.conn)
-	created, err := webhooks.CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
-		Url: slow.URL, Secret: "another-secret-of-enough-length", Enabled: true,
-	}})
-	require.NoError(t, err)
-	hookID := created.GetWebhook().GetId()
-
+	hookID, jobID := queueDelivery(t, s, slow.URL, "another-secret-of-enough-length", "event-slow", []byte(`{"notificationId":"event-slow"}`), 2)
 	ctx := context.Background()
-	var jobID int64
-	require.NoError(t, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		jobID, err = jobs.InsertTx(ctx, tx, jobs.WebhookDeliveryArgs{
-			WorkspaceID: s.workspace, WebhookID: hookID, URL: slow.URL, Secret: "another-secret-of-enough-length",
-			EventIDs: []string{"event-slow"}, Body: []byte(`{"notificationId":"event-slow"}`),
-		}, &jobs.InsertOpts{MaxAttempts: 2})
-		return err
-	}))
 
 	require.Eventually(t, func() bool {
 		var state string
@@ -210,6 +197,28 @@ func TestWebhookTimeoutsAreRetriedThenDead(t *testing.T) {
 	}
 }
 
+// queueDelivery creates an enabled webhook for url and queues one delivery
+// of body for it straight into the job queue, the way any component may
+// (jobs.InsertTx in its own transaction). It returns the webhook and job ids.
+func queueDelivery(t *testing.T, s *stack, url, secret, eventID string, body []byte, maxAttempts int) (string, int64) {
+	t.Helper()
+	created, err := backendv1.NewWebhookServiceClient(s.conn).CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
+		Url: url, Secret: secret, Enabled: true,
+	}})
+	require.NoError(t, err)
+	hookID := created.GetWebhook().GetId()
+	ctx := context.Background()
+	var jobID int64
+	require.NoError(t, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		jobID, err = jobs.InsertTx(ctx, tx, jobs.WebhookDeliveryArgs{
+			WorkspaceID: s.workspace, WebhookID: hookID, URL: url, Secret: secret,
+			EventIDs: []string{eventID}, Body: body,
+		}, &jobs.InsertOpts{MaxAttempts: maxAttempts})
+		return err
+	}))
+	return hookID, jobID
+}
+
 // Deleting a webhook stops the retries of its queued deliveries: the next failed attempt
 // finds the webhook gone and the delivery goes to the dead letter.
 func TestDeletedWebhookStopsRetrying(t *testing.T) {
@@ -223,23 +232,10 @@ func TestDeletedWebhookStopsRetrying(t *testing.T) {
 	t.Cleanup(failing.Close)
 
 	webhooks := backendv1.NewWebhookServiceClient(s.conn)
-	created, err := webhooks.CreateWebhook(s.in(), &backendv1.CreateWebhookRequest{Webhook: &backendv1.Webhook{
-		Url: failing.URL, Secret: "yet-another-secret-long-enough", Enabled: true,
-	}})
-	require.NoError(t, err)
-	hookID := created.GetWebhook().GetId()
-
+	hookID, jobID := queueDelivery(t, s, failing.URL, "yet-another-secret-long-enough", "event-x", []byte(`{}`), 1000)
 	ctx := context.Background()
-	var jobID int64
-	require.NoError(t, pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		jobID, err = jobs.InsertTx(ctx, tx, jobs.WebhookDeliveryArgs{
-			WorkspaceID: s.workspace, WebhookID: hookID, URL: failing.URL, Secret: "yet-another-secret-long-enough",
-			EventIDs: []string{"event-x"}, Body: []byte(`{}`),
-		}, &jobs.InsertOpts{MaxAttempts: 1000})
-		return err
-	}))
 	require.Eventually(t, func() bool { return posts.Load() >= 2 }, 20*time.Second, 20*time.Millisecond, "retried while the webhook exists")
-	_, err = webhooks.DeleteWebhook(s.in(), &backendv1.DeleteWebhookRequest{WebhookId: hookID})
+	_, err := webhooks.DeleteWebhook(s.in(), &backendv1.DeleteWebhookRequest{WebhookId: hookID})
 	require.NoError(t, err)
 
 	var state string
