@@ -3,9 +3,7 @@
 package lb
 
 import (
-	"io"
 	"net"
-	"os"
 	"syscall"
 )
 
@@ -34,32 +32,4 @@ func connAlive(c net.Conn) bool {
 		return true // never wait: this is a probe
 	})
 	return err == nil && alive
-}
-
-// readNoWait reads what is already there without waiting. ok is false
-// when nothing is (EAGAIN): the caller then waits in an ordinary Read,
-// which reads again first, so readiness that arrives in between is never
-// lost.
-func readNoWait(raw syscall.RawConn, p []byte) (n int, ok bool, err error) {
-	if raw == nil || len(p) == 0 {
-		return 0, false, nil
-	}
-	var rerr error
-	cerr := raw.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), p)
-		return true // never wait here
-	})
-	switch {
-	case cerr != nil:
-		return 0, true, cerr // closed or deadline passed: as Read would say
-	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
-		return 0, false, nil
-	case rerr == syscall.EINTR:
-		return 0, false, nil
-	case rerr != nil:
-		return 0, true, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
-	case n == 0:
-		return 0, true, io.EOF
-	}
-	return n, true, nil
 }

@@ -40,7 +40,7 @@
 // h2relay_hpack.go and h2upstream.go (that engine: an HTTP/2 frame relay;
 // its client side, connections and flow control, one call, header-block
 // decoding and encoding shortcuts, upstream connections),
-// conncheck_*.go (idle connection probe, non-blocking
-// read), retry.go (retry budget), ratelimit.go, metrics.go, accesslog.go,
+// conncheck_*.go (idle connection probe), h1server_unix.go (non-blocking
+// and waiting reads without a closure per call), retry.go (retry budget), ratelimit.go, metrics.go, accesslog.go,
 // requestid.go, watch.go (SIGHUP and file polling).
 package lb

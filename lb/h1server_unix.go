@@ -9,9 +9,12 @@ import (
 	"syscall"
 )
 
-// noWaitReader is readNoWait for one connection, without the closure
-// that readNoWait allocates on every call: its closure is made once.
-// readWait is the waiting read that follows a miss, in one go.
+// noWaitReader reads what is already there without waiting (read) or,
+// after a miss, waits in the same read lock (readWait), for one
+// connection; its RawConn closure is made once, not per call. A caller
+// whose read missed waits in an ordinary Read or in readWait, both of
+// which read again first, so readiness that arrives in between is never
+// lost.
 type noWaitReader struct {
 	raw     syscall.RawConn
 	fn      func(uintptr) bool
@@ -46,7 +49,8 @@ func (r *noWaitReader) init(raw syscall.RawConn) {
 	}
 }
 
-// read is readNoWait: ok is false when nothing is there yet.
+// read reads what is already there: ok is false when nothing is there
+// yet (EAGAIN).
 func (r *noWaitReader) read(p []byte) (n int, ok bool, err error) {
 	if r.raw == nil || len(p) == 0 {
 		return 0, false, nil
