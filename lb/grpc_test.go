@@ -91,7 +91,7 @@ func grpcRouteConfig(pool PoolConfig, ro RouteConfig, native bool) *Config {
 }
 
 // forEachEngine runs a gRPC test through net/http's HTTP/2 and through the
-// native grpc-go engine (listener native_grpc: true).
+// native engine, the frame relay (listener native_grpc: true).
 func forEachEngine(t *testing.T, test func(t *testing.T, native bool)) {
 	for _, native := range []bool{false, true} {
 		name := "net-http"

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 )
 
 // relayCall is one gRPC call through the frame relay: the same routing
@@ -603,11 +602,7 @@ func (r *relayCall) finishLocked(o outcome) {
 	}
 	if r.st.accessLog {
 		ex := exchange{route: r.ro, upstream: r.lastUpstream, status: r.status, attempts: r.attempts, err: r.err}
-		var md metadata.MD
-		if tp := fieldValue(r.fields, "traceparent"); tp != "" {
-			md = metadata.MD{"traceparent": {tp}}
-		}
-		r.s.logGRPCAccess(r.path, r.host, r.down.c.remoteAddr, r.reqID, md, &ex, r.code, d)
+		r.s.logGRPCAccess(r.path, r.host, r.down.c.remoteAddr, r.reqID, fieldValue(r.fields, "traceparent"), &ex, r.code, d)
 	}
 }
 
