@@ -269,7 +269,7 @@ func (c *h1ServerConn) serve() {
 	c.mu.Unlock()
 	c.tmpl = (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)
 	c.bw = h1WriterPool.Get().(*bufio.Writer)
-	c.bw.Reset(c.nc)
+	c.bw.Reset(newConnWriter(c.nc))
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
 	c.rw.c = c

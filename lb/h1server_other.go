@@ -2,7 +2,11 @@
 
 package lb
 
-import "syscall"
+import (
+	"io"
+	"net"
+	"syscall"
+)
 
 // noWaitReader is unavailable here: every read waits.
 type noWaitReader struct{}
@@ -14,3 +18,5 @@ func (r *noWaitReader) read([]byte) (int, bool, error) { return 0, false, nil }
 func (r *noWaitReader) readWait([]byte, func() bool) (int, bool, bool, bool, error) {
 	return 0, false, false, false, nil
 }
+
+func newConnWriter(nc net.Conn) io.Writer { return nc }

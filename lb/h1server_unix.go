@@ -30,7 +30,7 @@ func (r *noWaitReader) init(raw syscall.RawConn) {
 	r.raw = raw
 	r.fn = func(fd uintptr) bool {
 		for {
-			r.n, r.err = syscall.Read(int(fd), r.p)
+			r.n, r.err = rawRead(int(fd), r.p)
 			if r.err != syscall.EINTR {
 				break
 			}
@@ -103,4 +103,65 @@ func (r *noWaitReader) readWait(p []byte, wait func() bool) (n int, waited, stop
 		return 0, waited, false, true, io.EOF
 	}
 	return n, waited, false, true, nil
+}
+
+// connWriter writes to a connection like net.Conn.Write, through its
+// RawConn with rawWrite (no entersyscall; see rawio_linux.go). Its
+// closure is made once, not per call.
+type connWriter struct {
+	raw syscall.RawConn
+	fn  func(uintptr) bool
+	p   []byte
+	n   int
+	err error
+}
+
+// newConnWriter returns nc's connWriter, or nc itself when it has no
+// RawConn (TLS, tests' pipes).
+func newConnWriter(nc net.Conn) io.Writer {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nc
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	w := &connWriter{raw: raw}
+	w.fn = func(fd uintptr) bool {
+		for len(w.p) > 0 {
+			n, err := rawWrite(int(fd), w.p)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+				return false // wait for the poller
+			case err != nil:
+				w.err = err
+				return true
+			}
+			w.n += n
+			w.p = w.p[n:]
+		}
+		return true
+	}
+	return w
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	w.p, w.n, w.err = p, 0, nil
+	cerr := w.raw.Write(w.fn)
+	n, err := w.n, w.err
+	w.p, w.n, w.err = nil, 0, nil
+	switch {
+	case cerr != nil:
+		// A deadline or a close while waiting: as net.Conn.Write reports it.
+		if oe, isOp := cerr.(*net.OpError); isOp {
+			cerr = oe.Err
+		}
+		return n, &net.OpError{Op: "write", Net: "tcp", Err: cerr}
+	case err != nil:
+		return n, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", err)}
+	}
+	return n, nil
 }

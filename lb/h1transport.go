@@ -128,7 +128,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	c := &h1Conn{t: t, addr: addr, nc: nc, bw: bufio.NewWriterSize(nc, 8<<10)}
+	c := &h1Conn{t: t, addr: addr, nc: nc, bw: bufio.NewWriterSize(newConnWriter(nc), 8<<10)}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.nw.init(raw)

@@ -1,0 +1,36 @@
+package lb
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
+// without the runtime's entersyscall/exitsyscall. Such a call never
+// blocks, so the scheduler has nothing to hand off; and an entersyscall
+// after the P was idle wakes sysmon from its deep sleep and resets it to
+// 20 µs polling. Under GOMAXPROCS=1 on a busy proxy that polling, on the
+// same core, cost about 8 % of the process's CPU (perf, bench/lb).
+func rawRead(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}

@@ -1,0 +1,122 @@
+//go:build unix
+
+package lb
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server = <-accepted
+	require.NotNil(t, server)
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// A write far larger than the socket buffers makes rawWrite meet EAGAIN
+// many times; every byte must still arrive, in order, and Write must
+// report them all.
+func TestConnWriterLargeWriteToSlowReader(t *testing.T) {
+	client, server := tcpPair(t)
+	w := newConnWriter(client)
+	_, isRaw := w.(*connWriter)
+	require.True(t, isRaw, "a TCP connection gets the raw writer")
+
+	payload := make([]byte, 16<<20)
+	rand.Read(payload)
+	got := make(chan []byte, 1)
+	go func() {
+		var buf bytes.Buffer
+		chunk := make([]byte, 64<<10)
+		for {
+			n, err := server.Read(chunk)
+			buf.Write(chunk[:n])
+			if buf.Len() < 1<<20 {
+				time.Sleep(time.Millisecond) // slow at first: the writer must wait
+			}
+			if err != nil {
+				got <- buf.Bytes()
+				return
+			}
+		}
+	}()
+	n, err := w.Write(payload)
+	require.NoError(t, err)
+	require.Equal(t, len(payload), n)
+	client.(*net.TCPConn).CloseWrite()
+	require.True(t, bytes.Equal(payload, <-got), "the bytes that arrived differ from those written")
+}
+
+// Errors read like net.Conn.Write's: a passed write deadline is a
+// timeout, a reset peer a *net.OpError with the syscall's error.
+func TestConnWriterErrorsLikeNetConn(t *testing.T) {
+	client, server := tcpPair(t)
+	w := newConnWriter(client)
+
+	// Nobody reads: fill the buffers until the deadline stops the write.
+	client.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err := w.Write(make([]byte, 64<<20))
+	require.Error(t, err)
+	require.True(t, errors.Is(err, os.ErrDeadlineExceeded), "got %v", err)
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout())
+	client.SetWriteDeadline(time.Time{})
+
+	// The peer resets (SO_LINGER 0): writes fail, as an OpError "write".
+	server.(*net.TCPConn).SetLinger(0)
+	server.Close()
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = w.Write([]byte("x"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	var oe *net.OpError
+	require.True(t, errors.As(werr, &oe), "got %T %v", werr, werr)
+	require.Equal(t, "write", oe.Op)
+
+	client.Close()
+	_, err = w.Write([]byte("x"))
+	require.True(t, errors.Is(err, net.ErrClosed), "got %v", err)
+}
+
+// rawRead sees EOF as 0 bytes and no error, like read(2).
+func TestRawReadAndWrite(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	n, err := rawWrite(int(w.Fd()), []byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	w.Close()
+	buf := make([]byte, 16)
+	n, err = rawRead(int(r.Fd()), buf)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(buf[:n]))
+	n, err = rawRead(int(r.Fd()), buf)
+	require.NoError(t, err)
+	require.Equal(t, 0, n)
+	_, err = rawRead(-1, buf)
+	require.Error(t, err)
+	var _ io.Writer = (*connWriter)(nil)
+}
