@@ -20,3 +20,5 @@ func (r *noWaitReader) readWait([]byte, func() bool) (int, bool, bool, bool, err
 }
 
 func newConnWriter(nc net.Conn) io.Writer { return nc }
+
+func newConnReader(nc net.Conn) io.Reader { return nc }

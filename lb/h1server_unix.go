@@ -165,3 +165,59 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// connReader reads from a connection like net.Conn.Read, through its
+// RawConn with rawRead (see rawio_linux.go).
+type connReader struct {
+	raw syscall.RawConn
+	fn  func(uintptr) bool
+	p   []byte
+	n   int
+	err error
+}
+
+// newConnReader returns nc's connReader, or nc itself when it has no
+// RawConn.
+func newConnReader(nc net.Conn) io.Reader {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nc
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	r := &connReader{raw: raw}
+	r.fn = func(fd uintptr) bool {
+		for {
+			r.n, r.err = rawRead(int(fd), r.p)
+			if r.err != syscall.EINTR {
+				break
+			}
+		}
+		return r.err != syscall.EAGAIN && r.err != syscall.EWOULDBLOCK
+	}
+	return r
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p = p
+	cerr := r.raw.Read(r.fn)
+	n, err := r.n, r.err
+	r.p, r.n, r.err = nil, 0, nil
+	switch {
+	case cerr != nil:
+		if oe, isOp := cerr.(*net.OpError); isOp {
+			cerr = oe.Err
+		}
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: cerr}
+	case err != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -82,6 +83,7 @@ type h2credit struct {
 
 type h2conn struct {
 	nc     net.Conn
+	out    io.Writer // nc, or its raw-syscall writer
 	br     *bufio.Reader
 	fr     *http2.Framer // ReadFrame on the reader goroutine; writes under mu
 	server bool
@@ -172,7 +174,8 @@ func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 		peerMax:   100, // until the peer's SETTINGS say otherwise
 		nextID:    1,
 	}
-	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.br = bufio.NewReaderSize(newConnReader(nc), 32<<10)
+	c.out = newConnWriter(nc)
 	c.fr = http2.NewFramer(&c.wb, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(h2MaxFrame)
@@ -243,7 +246,7 @@ func (c *h2conn) writeLoop() {
 				deadline = now.Add(h2WriteTimeout)
 				_ = c.nc.SetWriteDeadline(deadline)
 			}
-			if _, err := c.nc.Write(buf); err != nil {
+			if _, err := c.out.Write(buf); err != nil {
 				c.nc.Close()
 				c.shutdown(err)
 				return

@@ -120,3 +120,33 @@ func TestRawReadAndWrite(t *testing.T) {
 	require.Error(t, err)
 	var _ io.Writer = (*connWriter)(nil)
 }
+
+// connReader reads like net.Conn.Read: every byte in order, io.EOF at the
+// peer's close, a timeout at a passed deadline.
+func TestConnReaderLikeNetConn(t *testing.T) {
+	client, server := tcpPair(t)
+	r := newConnReader(server)
+	_, isRaw := r.(*connReader)
+	require.True(t, isRaw, "a TCP connection gets the raw reader")
+
+	server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := r.Read(make([]byte, 10))
+	require.True(t, errors.Is(err, os.ErrDeadlineExceeded), "got %v", err)
+	server.SetReadDeadline(time.Time{})
+
+	payload := make([]byte, 4<<20)
+	rand.Read(payload)
+	go func() {
+		for i := 0; i < len(payload); i += 100 << 10 {
+			client.Write(payload[i:min(i+100<<10, len(payload))])
+			time.Sleep(time.Millisecond) // the reader must wait between pieces
+		}
+		client.Close()
+	}()
+	got, err := io.ReadAll(r) // ReadAll stops at io.EOF, and fails on any other error
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(payload, got))
+	n, err := r.Read(make([]byte, 1))
+	require.Equal(t, 0, n)
+	require.Equal(t, io.EOF, err)
+}
