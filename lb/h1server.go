@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -192,6 +193,9 @@ type h1ServerConn struct {
 	r, w        int
 	bw          *bufio.Writer
 	deadlineSet bool
+	// idleDeadline is the idle deadline left armed (see beforeWait);
+	// zero when the armed one, if any, is read_header_timeout's.
+	idleDeadline time.Time
 	lingerClose bool // closing with request bytes unread
 
 	// readHead's state for beforeWait (made once: beforeWaitFn).
@@ -328,9 +332,8 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 		if c.w > c.r {
 			switch n := scanH1Head(c.buf[c.r:c.w]); {
 			case n > 0:
-				if c.deadlineSet {
-					c.nc.SetReadDeadline(time.Time{})
-					c.deadlineSet = false
+				if c.deadlineSet && c.idleDeadline.IsZero() {
+					c.clearDeadline()
 				}
 				return n, headReady
 			case n < 0 || c.w-c.r >= c.hs.maxHead:
@@ -360,6 +363,12 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			}
 		}
 		headStart = c.rdHeadStart
+		if !waited && err != nil && c.deadlineSet && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The idle deadline left armed through the last request (see
+			// beforeWait) passed meanwhile: it is not this read's.
+			c.clearDeadline()
+			continue
+		}
 		if stopped {
 			return 0, headClosed // draining
 		}
@@ -471,15 +480,40 @@ func (c *h1ServerConn) beforeWait() bool {
 	}
 	now := time.Now()
 	if idle && !c.rdFirst {
-		c.nc.SetReadDeadline(now.Add(c.hs.idleTimeout))
+		// Moving a deadline costs a timer update, and clearing it once the
+		// head is in costs another: two per keep-alive request. So the
+		// idle deadline stays armed through the request (reads of a body
+		// or by the client watch clear it first), and is moved only once
+		// it lags the wanted one by idleSlack: a connection may close that
+		// much before idle_timeout.
+		want := now.Add(c.hs.idleTimeout)
+		if c.deadlineSet && !c.idleDeadline.IsZero() && want.Sub(c.idleDeadline) < idleSlack(c.hs.idleTimeout) {
+			return true
+		}
+		c.nc.SetReadDeadline(want)
+		c.idleDeadline = want
 	} else {
 		if c.rdHeadStart.IsZero() {
 			c.rdHeadStart = now
 		}
 		c.nc.SetReadDeadline(c.rdHeadStart.Add(c.hs.readHeaderTimeout))
+		c.idleDeadline = time.Time{}
 	}
 	c.deadlineSet = true
 	return true
+}
+
+// idleSlack is how far an armed idle deadline may lag behind the wanted
+// one before it is moved: an eighth of idle_timeout, at most a second.
+func idleSlack(idle time.Duration) time.Duration {
+	return min(idle/8, time.Second)
+}
+
+// clearDeadline removes the read deadline.
+func (c *h1ServerConn) clearDeadline() {
+	c.nc.SetReadDeadline(time.Time{})
+	c.deadlineSet = false
+	c.idleDeadline = time.Time{}
 }
 
 // handOff passes the connection, with its unread bytes, to net/http.
@@ -487,7 +521,7 @@ func (c *h1ServerConn) handOff() {
 	c.hs.handedOff.Add(1)
 	c.bw.Flush()
 	if c.deadlineSet {
-		c.nc.SetReadDeadline(time.Time{})
+		c.clearDeadline()
 	}
 	prefix := append([]byte(nil), c.buf[c.r:c.w]...)
 	c.hs.handoff.push(&prefixConn{Conn: c.nc, prefix: prefix})
@@ -498,6 +532,9 @@ func (c *h1ServerConn) handOff() {
 func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 	var body *h1ReqBody
 	if req.ContentLength > 0 {
+		if c.deadlineSet {
+			c.clearDeadline() // the idle one: the body's reads wait freely
+		}
 		body = &h1ReqBody{c: c, remain: req.ContentLength}
 		req.Body = body
 	} else {
@@ -569,6 +606,10 @@ func (c *h1ServerConn) startWatch() {
 		c.wmu.Unlock()
 		return
 	}
+	// An idle deadline may still be armed (see beforeWait). Cleared here,
+	// under wmu before watching is set, so that stopWatch's own deadline
+	// (which ends this read) always comes after it.
+	c.nc.SetReadDeadline(time.Time{})
 	c.watching = true
 	done := make(chan struct{})
 	c.watchDone = done
@@ -604,8 +645,7 @@ func (c *h1ServerConn) stopWatch() {
 	done := c.watchDone
 	c.wmu.Unlock()
 	<-done
-	c.nc.SetReadDeadline(time.Time{})
-	c.deadlineSet = false
+	c.clearDeadline()
 	if c.watchN > 0 && c.buf != nil {
 		if c.w == len(c.buf) {
 			c.w = copy(c.buf, c.buf[c.r:c.w])

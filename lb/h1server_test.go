@@ -305,6 +305,44 @@ func TestH1ServerTimeouts(t *testing.T) {
 
 // Shutdown closes idle connections at once and lets a running request
 // finish, its answer carrying Connection: close.
+// The idle deadline stays armed through a request (see beforeWait), so
+// it may pass while one runs. The connection must then carry on: the
+// next request is read, and idle_timeout still ends the connection once
+// the client goes quiet.
+func TestH1ServerIdleDeadlinePassingMidRequest(t *testing.T) {
+	addr, _ := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			time.Sleep(d) // under watchDelay: no client watch clears the deadline
+		}
+		io.WriteString(w, "ok")
+	}), ListenerConfig{IdleTimeout: Duration(150 * time.Millisecond)})
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func(target string) {
+		t.Helper()
+		_, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err, "the connection broke after %s", target)
+		body, _ := io.ReadAll(res.Body)
+		require.Equal(t, "ok", string(body))
+	}
+	get("/")                           // the idle deadline is armed as the loop waits for the next
+	time.Sleep(110 * time.Millisecond) // ~40 ms of it left
+	get("/?sleep=70ms")                // it passes during this request
+	get("/")                           // the next read meets the passed deadline first
+	time.Sleep(100 * time.Millisecond) // under idle_timeout: still open
+	get("/")
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = br.ReadByte()
+	require.ErrorIs(t, err, io.EOF, "idle_timeout must still close the connection")
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+}
+
 func TestH1ServerShutdownDrains(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	s := &Server{log: testLogger()}
