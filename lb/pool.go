@@ -54,8 +54,11 @@ func (p *Pool) Provision(prev *Pool) error {
 		u := byAddr[addr]
 		if u == nil {
 			u = newUpstream(addr)
+			u.metrics = p.metrics.forUpstream(p.Name, addr)
 		}
-		u.metrics = p.metrics.forUpstream(p.Name, addr)
+		// A kept upstream keeps its metrics: the same pool name and
+		// address give the same series, and requests of the old config
+		// still read the field (reassigning it raced with them).
 		p.upstreams = append(p.upstreams, u)
 	}
 	picker, err := newPicker(p.cfg, p.upstreams)
