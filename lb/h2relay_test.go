@@ -445,8 +445,12 @@ func refusingUpstream(t *testing.T, goAway bool) (string, *atomic.Int64) {
 			}
 			refused.Add(1)
 			if goAway {
+				// Stay open and keep reading, as a server going away
+				// does: closing with the call's body unread would reset
+				// the connection, and the relay might never read the
+				// GOAWAY (a flake under -race).
 				_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
-				return false
+				return true
 			}
 			_ = fr.WriteRSTStream(h.StreamID, http2.ErrCodeRefusedStream)
 			return true
