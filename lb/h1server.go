@@ -196,7 +196,7 @@ type h1ServerConn struct {
 	// idleDeadline is the idle deadline left armed (see beforeWait);
 	// zero when the armed one, if any, is read_header_timeout's.
 	idleDeadline time.Time
-	lingerClose bool // closing with request bytes unread
+	lingerClose  bool // closing with request bytes unread
 
 	// readHead's state for beforeWait (made once: beforeWaitFn).
 	beforeWaitFn func() bool
