@@ -534,3 +534,47 @@ func TestH1ServerClientWatch(t *testing.T) {
 		t.Fatal("handler still running")
 	}
 }
+
+// The fast loop's writer takes an upstream answer's header map as its
+// own (adoptHeader) instead of copying it. On one keep-alive connection,
+// every answer must carry exactly its upstream's fields: X-Request-Id the
+// upstream's when it sets one, else the request's; nothing left over from
+// the answer before.
+func TestH1ServerAnswerHeadersPerRequest(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		for _, kv := range r.URL.Query()["set"] {
+			k, v, _ := strings.Cut(kv, ":")
+			w.Header().Set(k, v)
+		}
+		io.WriteString(w, "ok")
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func(target, reqID string) http.Header {
+		t.Helper()
+		_, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: %s\r\n\r\n", target, reqID)
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		require.Equal(t, "ok", string(body))
+		return res.Header
+	}
+	h := get("/?set=X-One:1&set=X-Request-Id:from-upstream", "req-1")
+	require.Equal(t, "1", h.Get("X-One"))
+	require.Equal(t, []string{"from-upstream"}, h.Values("X-Request-Id"))
+	require.Equal(t, "b", h.Get("X-Backend"))
+
+	h = get("/?set=X-Two:2", "req-2")
+	require.Equal(t, "2", h.Get("X-Two"))
+	require.Empty(t, h.Values("X-One"), "a field of the previous answer leaked into this one")
+	require.Equal(t, []string{"req-2"}, h.Values("X-Request-Id"))
+
+	h = get("/", "req-3")
+	require.Empty(t, h.Values("X-Two"))
+	require.Equal(t, []string{"req-3"}, h.Values("X-Request-Id"))
+}

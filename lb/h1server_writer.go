@@ -63,6 +63,26 @@ func (w *h1ResponseWriter) Header() http.Header {
 	return w.header
 }
 
+// adoptHeader makes h (an upstream response's header, which the caller
+// hands over) the answer's header, instead of copying it field by field,
+// when nothing but X-Request-Id is set yet; that one is kept unless h has
+// its own, as a copy would. It reports false, taking nothing, otherwise.
+func (w *h1ResponseWriter) adoptHeader(h http.Header) bool {
+	if w.wroteHeader || len(w.header) > 1 || h == nil {
+		return false
+	}
+	for k, vv := range w.header {
+		if k != "X-Request-Id" {
+			return false
+		}
+		if _, ok := h[k]; !ok {
+			h[k] = vv
+		}
+	}
+	w.header, w.calledHeader = h, true
+	return true
+}
+
 // WriteHeader implements http.ResponseWriter.
 func (w *h1ResponseWriter) WriteHeader(code int) {
 	if w.wroteHeader {

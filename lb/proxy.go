@@ -283,10 +283,15 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 		return
 	}
 	defer res.Body.Close()
-	h := w.Header()
 	removeHopHeaders(res.Header, "")
-	for k, vv := range res.Header {
-		h[k] = vv
+	var h http.Header
+	if hw, ok := w.(*h1ResponseWriter); ok && hw.adoptHeader(res.Header) {
+		h = res.Header // the fast loop's writer takes the map itself
+	} else {
+		h = w.Header()
+		for k, vv := range res.Header {
+			h[k] = vv
+		}
 	}
 	announced := len(res.Trailer)
 	if announced > 0 {
