@@ -40,7 +40,10 @@
 // h2relay_hpack.go and h2upstream.go (that engine: an HTTP/2 frame relay;
 // its client side, connections and flow control, one call, header-block
 // decoding and encoding shortcuts, upstream connections),
-// conncheck_*.go (idle connection probe), h1server_unix.go (non-blocking
-// and waiting reads without a closure per call), retry.go (retry budget), ratelimit.go, metrics.go, accesslog.go,
-// requestid.go, watch.go (SIGHUP and file polling).
+// conncheck_*.go (idle connection probe), rawconn_*.go (a connection's
+// non-blocking and waiting reads and its writes, through its RawConn with
+// one closure each), rawio_*.go (read and write system calls without the
+// scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
+// metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
+// polling).
 package lb
