@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -128,7 +127,7 @@ func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 	write(cfgFor(b1.addr()))
 	require.Eventually(t, func() bool { _, body := get(t, c, base+"/", nil); return body == "b1" }, 10*time.Second, 20*time.Millisecond)
 	okBefore := counterValue(srv.metrics.reloads.WithLabelValues("ok"))
-	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	raiseSIGHUP(t)
 	require.Eventually(t, func() bool {
 		return counterValue(srv.metrics.reloads.WithLabelValues("ok")) > okBefore
 	}, 10*time.Second, 10*time.Millisecond)
