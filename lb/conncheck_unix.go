@@ -11,17 +11,13 @@ import (
 // a non-blocking peek sees neither EOF (the upstream closed it) nor stray
 // bytes. One cheap syscall, done only for connections idle a while.
 func connAlive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
+	raw := rawConnOf(c)
+	if raw == nil {
+		return true // nothing to peek with (TLS): let the exchange find out
 	}
 	alive := true
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	err := raw.Read(func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:

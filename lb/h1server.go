@@ -149,11 +149,7 @@ func (hs *h1Server) newConn(nc net.Conn) *h1ServerConn {
 		c.nc = pc.Conn
 		c.w = copy(c.buf, pc.prefix)
 	}
-	if sc, ok := c.nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.nw.init(raw)
-		}
-	}
+	c.nw.init(c.nc)
 	hs.mu.Lock()
 	if hs.draining.Load() {
 		hs.mu.Unlock()

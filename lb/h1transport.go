@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -129,11 +128,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 		return nil, false, err
 	}
 	c := &h1Conn{t: t, addr: addr, nc: nc, bw: bufio.NewWriterSize(newConnWriter(nc), 8<<10)}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.nw.init(raw)
-		}
-	}
+	c.nw.init(nc)
 	c.br = bufio.NewReaderSize(c, 16<<10)
 	c.abortFn = c.abort
 	c.armFn = func() bool { c.arm(); return true }

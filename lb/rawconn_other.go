@@ -5,13 +5,12 @@ package lb
 import (
 	"io"
 	"net"
-	"syscall"
 )
 
 // noWaitReader is unavailable here: every read waits.
 type noWaitReader struct{}
 
-func (r *noWaitReader) init(syscall.RawConn) {}
+func (r *noWaitReader) init(net.Conn) {}
 
 func (r *noWaitReader) read([]byte) (int, bool, error) { return 0, false, nil }
 

@@ -26,7 +26,13 @@ type noWaitReader struct {
 	stopped bool
 }
 
-func (r *noWaitReader) init(raw syscall.RawConn) {
+// init binds r to nc; a connection without a RawConn leaves r unusable
+// (its calls report ok false).
+func (r *noWaitReader) init(nc net.Conn) {
+	raw := rawConnOf(nc)
+	if raw == nil {
+		return
+	}
 	r.raw = raw
 	r.fn = func(fd uintptr) bool {
 		for {
@@ -65,7 +71,7 @@ func (r *noWaitReader) read(p []byte) (n int, ok bool, err error) {
 	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK || rerr == syscall.EINTR:
 		return 0, false, nil
 	case rerr != nil:
-		return 0, true, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
+		return 0, true, connOpError("read", nil, rerr)
 	case n == 0:
 		return 0, true, io.EOF
 	}
@@ -91,14 +97,8 @@ func (r *noWaitReader) readWait(p []byte, wait func() bool) (n int, waited, stop
 	switch {
 	case stopped:
 		return 0, waited, true, true, nil
-	case cerr != nil:
-		// A deadline or a close while waiting: as net.Conn.Read reports it.
-		if oe, isOp := cerr.(*net.OpError); isOp {
-			cerr = oe.Err
-		}
-		return 0, waited, false, true, &net.OpError{Op: "read", Net: "tcp", Err: cerr}
-	case rerr != nil:
-		return 0, waited, false, true, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
+	case cerr != nil || rerr != nil:
+		return 0, waited, false, true, connOpError("read", cerr, rerr)
 	case n == 0:
 		return 0, waited, false, true, io.EOF
 	}
@@ -119,12 +119,8 @@ type connWriter struct {
 // newConnWriter returns nc's connWriter, or nc itself when it has no
 // RawConn (TLS, tests' pipes).
 func newConnWriter(nc net.Conn) io.Writer {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := rawConnOf(nc)
+	if raw == nil {
 		return nc
 	}
 	w := &connWriter{raw: raw}
@@ -153,17 +149,36 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	cerr := w.raw.Write(w.fn)
 	n, err := w.n, w.err
 	w.p, w.n, w.err = nil, 0, nil
-	switch {
-	case cerr != nil:
-		// A deadline or a close while waiting: as net.Conn.Write reports it.
+	if cerr != nil || err != nil {
+		return n, connOpError("write", cerr, err)
+	}
+	return n, nil
+}
+
+// rawConnOf returns nc's RawConn, or nil when it has none (TLS, pipes).
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// connOpError reports a failed raw read or write as net.Conn's Read and
+// Write do: cerr is the RawConn's own error (a deadline, a close while
+// waiting), else errno is the system call's.
+func connOpError(op string, cerr, errno error) error {
+	if cerr != nil {
 		if oe, isOp := cerr.(*net.OpError); isOp {
 			cerr = oe.Err
 		}
-		return n, &net.OpError{Op: "write", Net: "tcp", Err: cerr}
-	case err != nil:
-		return n, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", err)}
+		return &net.OpError{Op: op, Net: "tcp", Err: cerr}
 	}
-	return n, nil
+	return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, errno)}
 }
 
 // connReader reads from a connection like net.Conn.Read, through its
@@ -179,12 +194,8 @@ type connReader struct {
 // newConnReader returns nc's connReader, or nc itself when it has no
 // RawConn.
 func newConnReader(nc net.Conn) io.Reader {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := rawConnOf(nc)
+	if raw == nil {
 		return nc
 	}
 	r := &connReader{raw: raw}
@@ -209,13 +220,8 @@ func (r *connReader) Read(p []byte) (int, error) {
 	n, err := r.n, r.err
 	r.p, r.n, r.err = nil, 0, nil
 	switch {
-	case cerr != nil:
-		if oe, isOp := cerr.(*net.OpError); isOp {
-			cerr = oe.Err
-		}
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: cerr}
-	case err != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+	case cerr != nil || err != nil:
+		return 0, connOpError("read", cerr, err)
 	case n == 0:
 		return 0, io.EOF
 	}
