@@ -129,7 +129,27 @@ type PoolConfig struct {
 	DialTimeout             Duration           `yaml:"dial_timeout"`
 	HealthCheck             *HealthCheckConfig `yaml:"health_check"`
 	Outlier                 OutlierConfig      `yaml:"outlier"`
+	// Keepalive finds dead HTTP/2 upstream connections (h2c, h2).
+	Keepalive KeepaliveConfig `yaml:"keepalive"`
 }
+
+// KeepaliveConfig: an HTTP/2 upstream connection that has received
+// nothing for Time is sent a PING, and closed when no frame at all comes
+// back within Timeout; its calls then fail with UNAVAILABLE instead of
+// hanging on a peer that vanished without closing (a dead host, a
+// dropped NAT entry). The frame relay of native_grpc listeners pings
+// only while calls are open; net/http's transport (other listeners)
+// pings idle connections too. Defaults: 15s and 5s; Off turns it off.
+// The upstream must allow pings that often: grpc-go servers by default
+// punish pings closer than 5 minutes apart while they send nothing
+// (GOAWAY too_many_pings); vigil's own services allow 10 s.
+type KeepaliveConfig struct {
+	Time    Duration `yaml:"time"`
+	Timeout Duration `yaml:"timeout"`
+	Off     bool     `yaml:"off"`
+}
+
+func (k KeepaliveConfig) enabled() bool { return !k.Off && k.Time > 0 }
 
 // HealthCheckConfig is the active health check of a pool.
 type HealthCheckConfig struct {
@@ -260,6 +280,8 @@ const (
 	defaultMaxPending        = 10000
 	defaultMaxIdlePerHost    = 256
 	defaultDialTimeout       = 2 * time.Second
+	defaultKeepaliveTime     = 15 * time.Second
+	defaultKeepaliveTimeout  = 5 * time.Second
 	defaultHCInterval        = 5 * time.Second
 	defaultHCTimeout         = 2 * time.Second
 	defaultConsecutiveFails  = 5
@@ -320,6 +342,12 @@ func (c *Config) SetDefaults() {
 		}
 		if p.DialTimeout == 0 {
 			p.DialTimeout = Duration(defaultDialTimeout)
+		}
+		if p.Keepalive.Time == 0 {
+			p.Keepalive.Time = Duration(defaultKeepaliveTime)
+		}
+		if p.Keepalive.Timeout == 0 {
+			p.Keepalive.Timeout = Duration(defaultKeepaliveTimeout)
 		}
 		if hc := p.HealthCheck; hc != nil {
 			if hc.Type == "" {

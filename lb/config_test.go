@@ -3,6 +3,7 @@ package lb
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +118,10 @@ routes: [{pool: a}]`, `pools[0].upstreams[1]: "h:1" is listed twice`},
 listeners: [{address: ":1", native_grpc: true}]
 pools: [{name: a, upstreams: ["h:1"]}]
 routes: [{pool: a}]`, `listeners[0].native_grpc: needs h2c: true`},
+		{"negative keepalive", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"], protocol: h2c, keepalive: {time: -1s}}]
+routes: [{pool: a}]`, `negative duration "-1s"`},
 		{"yaml syntax", "listeners: [", "yaml:"},
 	}
 	for _, tc := range cases {
@@ -136,6 +141,11 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, Duration(defaultReadHeaderTimeout), cfg.Listeners[0].ReadHeaderTimeout)
 	require.Equal(t, defaultRetries, *cfg.Routes[0].Retries)
 	require.True(t, *cfg.AccessLog)
+	require.Equal(t, KeepaliveConfig{Time: Duration(defaultKeepaliveTime), Timeout: Duration(defaultKeepaliveTimeout)}, cfg.Pools[0].Keepalive)
+	off, err := ParseConfig([]byte(strings.Replace(validBase, "upstreams:", "keepalive: {off: true}, upstreams:", 1)))
+	require.NoError(t, err)
+	require.False(t, off.Pools[0].Keepalive.enabled())
+	require.True(t, cfg.Pools[0].Keepalive.enabled())
 	// SetDefaults is idempotent, so a parsed config validates again as is.
 	cfg.SetDefaults()
 	require.NoError(t, cfg.Validate())

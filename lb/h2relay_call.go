@@ -204,7 +204,7 @@ func (r *relayCall) attemptLocked() {
 	} else {
 		r.tryStart = time.Now()
 	}
-	a := pool.grpc.forAddr(u.Addr, time.Duration(pool.cfg.DialTimeout))
+	a := pool.grpc.forAddr(u.Addr, time.Duration(pool.cfg.DialTimeout), pool.cfg.Keepalive)
 	if a == nil {
 		r.upFailedLocked(false, errPoolClosed)
 		return

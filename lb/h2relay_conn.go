@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -132,6 +133,12 @@ type h2conn struct {
 	idleTimeout time.Duration
 	idleSince   time.Time
 	idleTimer   *time.Timer
+	// Upstream keepalive (see startKeepalive): frames read so far, as
+	// of the last tick, and whether that tick sent a PING.
+	framesRead atomic.Uint64
+	kaTimer    *time.Timer
+	kaSeen     uint64
+	kaPinged   bool
 }
 
 // leg is one stream of a relayed call on one connection: the client's
@@ -293,6 +300,9 @@ func (c *h2conn) shutdown(err error) {
 	c.shut, c.closed = true, true
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
+	}
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
 	}
 	legs := make([]*leg, 0, len(c.streams))
 	for _, l := range c.streams {
@@ -592,6 +602,7 @@ func (c *h2conn) readLoop() {
 			}
 			break
 		}
+		c.framesRead.Add(1)
 		if err = c.dispatch(f); err != nil {
 			break
 		}

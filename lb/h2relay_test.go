@@ -771,7 +771,7 @@ func TestH2RelayResponseWithoutTrailersEndsUpstreamStream(t *testing.T) {
 		t.Fatal("the upstream stream was left open")
 	}
 	require.Eventually(t, func() bool {
-		a := srv.state.Load().pools["p"].grpc.forAddr(addr, 0)
+		a := srv.state.Load().pools["p"].grpc.forAddr(addr, 0, KeepaliveConfig{})
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		n := 0

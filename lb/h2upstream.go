@@ -30,6 +30,7 @@ type upAddr struct {
 	g           *grpcConns
 	addr        string
 	dialTimeout time.Duration
+	keepalive   KeepaliveConfig
 
 	mu      sync.Mutex
 	conns   []*h2conn
@@ -38,7 +39,7 @@ type upAddr struct {
 }
 
 // forAddr returns the connection set of addr; nil once the pool closed.
-func (g *grpcConns) forAddr(addr string, dialTimeout time.Duration) *upAddr {
+func (g *grpcConns) forAddr(addr string, dialTimeout time.Duration, ka KeepaliveConfig) *upAddr {
 	if g.closed.Load() {
 		return nil
 	}
@@ -49,7 +50,7 @@ func (g *grpcConns) forAddr(addr string, dialTimeout time.Duration) *upAddr {
 		if dialTimeout <= 0 {
 			dialTimeout = defaultDialTimeout
 		}
-		a = &upAddr{g: g, addr: addr, dialTimeout: dialTimeout}
+		a = &upAddr{g: g, addr: addr, dialTimeout: dialTimeout, keepalive: ka}
 		if g.addrs == nil {
 			g.addrs = map[string]*upAddr{}
 		}
@@ -122,6 +123,9 @@ func (a *upAddr) dial(log *slog.Logger) error {
 		c = newH2Conn(nc, false, log)
 		c.onGone = a.remove
 		c.start(0)
+		if a.keepalive.enabled() {
+			c.startKeepalive(time.Duration(a.keepalive.Time), time.Duration(a.keepalive.Timeout))
+		}
 		go c.readLoop()
 	}
 	a.mu.Lock()
@@ -213,4 +217,46 @@ func (c *h2conn) onResponseHeaders(f *h2hdrs) error {
 	c.unlock()
 	l.r.onUpHeaders(l, f)
 	return nil
+}
+
+var errKeepaliveTimeout = errors.New("upstream connection did not answer a keepalive ping")
+
+// startKeepalive watches an upstream connection for silence: a tick
+// every `every` looks whether any frame arrived since the last; if none
+// did while calls are open, it sends a PING, and when nothing at all
+// (the ACK or any other frame) arrives within timeout, the connection is
+// declared dead and closed, failing its calls. Idle connections are not
+// pinged: upstreams that enforce a ping policy count such pings against
+// the client (grpc-go: PermitWithoutStream).
+func (c *h2conn) startKeepalive(every, timeout time.Duration) {
+	c.mu.Lock()
+	c.kaTimer = time.AfterFunc(every, func() { c.keepaliveTick(every, timeout) })
+	c.mu.Unlock()
+}
+
+func (c *h2conn) keepaliveTick(every, timeout time.Duration) {
+	n := c.framesRead.Load()
+	c.mu.Lock()
+	if c.shut {
+		c.mu.Unlock()
+		return
+	}
+	if c.kaPinged {
+		c.kaPinged = false
+		if n == c.kaSeen {
+			c.mu.Unlock()
+			c.log.Warn("lb: closing an upstream connection that did not answer a keepalive ping", "upstream", c.nc.RemoteAddr().String(), "timeout", timeout)
+			c.nc.Close() // the writer may be stuck on the dead peer
+			c.shutdown(errKeepaliveTimeout)
+			return
+		}
+	}
+	next := every
+	if n == c.kaSeen && len(c.streams) > 0 && !c.closed {
+		c.kaPinged, next = true, timeout
+		_ = c.fr.WritePing(false, [8]byte{'v', 'i', 'g', 'i', 'l', 'k', 'a'})
+	}
+	c.kaSeen = n
+	c.unlock()
+	c.kaTimer.Reset(next)
 }

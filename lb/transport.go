@@ -55,11 +55,11 @@ func newStdTransport(cfg PoolConfig) *http.Transport {
 		protocols.SetHTTP1(true)
 	}
 	t.Protocols = protocols
-	if cfg.Protocol != "http1" {
+	if ka := cfg.Keepalive; cfg.Protocol != "http1" && ka.enabled() {
 		// Allow long-lived gRPC streams and detect dead peers.
 		t.HTTP2 = &http.HTTP2Config{
-			SendPingTimeout: 15 * time.Second,
-			PingTimeout:     5 * time.Second,
+			SendPingTimeout: time.Duration(ka.Time),
+			PingTimeout:     time.Duration(ka.Timeout),
 		}
 	}
 	return t
@@ -80,6 +80,7 @@ type transportSettings struct {
 	TLSInsecureSkipVerify   bool
 	MaxIdleConnsPerUpstream int
 	DialTimeout             Duration
+	Keepalive               KeepaliveConfig
 }
 
 func transportKey(cfg PoolConfig) transportSettings {
@@ -88,5 +89,6 @@ func transportKey(cfg PoolConfig) transportSettings {
 		TLSInsecureSkipVerify:   cfg.TLSInsecureSkipVerify,
 		MaxIdleConnsPerUpstream: cfg.MaxIdleConnsPerUpstream,
 		DialTimeout:             cfg.DialTimeout,
+		Keepalive:               cfg.Keepalive,
 	}
 }
