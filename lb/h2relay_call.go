@@ -73,6 +73,11 @@ var (
 func (r *relayCall) begin(f *h2hdrs) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.finished {
+		// The connection ended between the stream's registration and
+		// here (its writer failed): there is no call to run.
+		return
+	}
 	s := r.s
 	r.start = time.Now()
 	r.st = s.state.Load()
@@ -584,6 +589,9 @@ func (r *relayCall) finishLocked(o outcome) {
 		return
 	}
 	r.finished = true
+	if r.st == nil {
+		return // gone before begin: nothing was routed, admitted or sent
+	}
 	r.unsent, r.sent = nil, nil
 	if r.timer != nil {
 		r.timer.Stop()

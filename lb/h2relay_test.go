@@ -830,3 +830,26 @@ func TestH2RelayCancellingClientIsNotRapidReset(t *testing.T) {
 		}
 	}
 }
+
+// TestH2RelayCallGoneBeforeItBegan: a connection can end (its writer
+// failed) between a stream's registration and the call's begin, which
+// runs on the reader. The call then ends without having begun, and the
+// begin that follows does nothing: no panic (the fuzzer found one), no
+// pending request left on the pool.
+func TestH2RelayCallGoneBeforeItBegan(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, err := New(grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true), testLogger(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	c := newH2Conn(&net.TCPConn{}, true, testLogger())
+	c.srv = srv
+	r := &relayCall{s: srv}
+	r.down = leg{c: c, id: 1, r: r, down: true}
+	require.NotPanics(t, r.onClientGone)
+	var fields []hpack.HeaderField
+	for i := 0; i+1 < len(fuzzGRPCRequest); i += 2 {
+		fields = append(fields, hpack.HeaderField{Name: fuzzGRPCRequest[i], Value: fuzzGRPCRequest[i+1]})
+	}
+	require.NotPanics(t, func() { r.begin(&h2hdrs{StreamID: 1, end: true, Fields: fields}) })
+	require.Nil(t, r.ro, "a call that ended before it began must not be routed")
+	require.Zero(t, srv.state.Load().pools["p"].pending.Load())
+}
