@@ -359,7 +359,7 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			}
 		}
 		headStart = c.rdHeadStart
-		if !waited && err != nil && c.deadlineSet && errors.Is(err, os.ErrDeadlineExceeded) {
+		if !waited && err != nil && !c.idleDeadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
 			// The idle deadline left armed through the last request (see
 			// beforeWait) passed meanwhile: it is not this read's.
 			c.clearDeadline()
