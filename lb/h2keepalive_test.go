@@ -26,7 +26,9 @@ func freezableProxy(t *testing.T, target string) (addr string, freeze func()) {
 	var mu sync.Mutex
 	var frozen []chan struct{}
 	var conns []net.Conn
+	done := make(chan struct{})
 	t.Cleanup(func() {
+		close(done)
 		ln.Close()
 		mu.Lock()
 		defer mu.Unlock()
@@ -40,7 +42,8 @@ func freezableProxy(t *testing.T, target string) (addr string, freeze func()) {
 			n, err := src.Read(buf)
 			select {
 			case <-stop:
-				<-make(chan struct{}) // silent from now on; cleanup closes the sockets
+				<-done // silent from now on, until the test ends
+				return
 			default:
 			}
 			if n > 0 {
