@@ -11,25 +11,17 @@
 #
 # Needs wrk and taskset; uses loopback ports 18080, 18090 and 18081-18082.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 A=$1 B=$2 d=${3:-8}
 dir=$(mktemp -d)
 for p in 18080 18090; do
-	cat > "$dir/lb$p.yaml" <<YAML
-access_log: false
-listeners:
-  - {name: http, address: "127.0.0.1:$p"}
-routes:
-  - {name: http, pool: http}
-pools:
-  - {name: http, protocol: http1, upstreams: ["127.0.0.1:18081"]}
-YAML
+	lb_yaml "127.0.0.1:$p" 127.0.0.1:18081 >"$dir/lb$p.yaml"
 done
 taskset -c 0 "$A" upstream -http 127.0.0.1:18081 -grpc 127.0.0.1:18082 >/dev/null 2>&1 & up=$!
 taskset -c 1 env GOMAXPROCS=1 "$A" lb -config "$dir/lb18080.yaml" >/dev/null 2>&1 & pa=$!
 taskset -c 1 env GOMAXPROCS=1 "$B" lb -config "$dir/lb18090.yaml" >/dev/null 2>&1 & pb=$!
 trap 'kill -INT $pa $pb 2>/dev/null; kill $up 2>/dev/null; rm -rf "$dir"' EXIT
 sleep 1
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system ticks (1/100 s)
 taskset -c 0 wrk -t1 -c64 -d1s http://127.0.0.1:18080/ >/dev/null & w1=$!
 taskset -c 0 wrk -t1 -c64 -d1s http://127.0.0.1:18090/ >/dev/null & w2=$!
 wait $w1 $w2

@@ -7,16 +7,9 @@
 #
 # Needs wrk, haproxy and taskset; uses loopback ports 18180-18183.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d)
-cat > "$dir/lb.yaml" <<YAML
-access_log: false
-listeners:
-  - {name: http, address: "127.0.0.1:18180"}
-routes:
-  - {name: http, pool: http}
-pools:
-  - {name: http, protocol: http1, upstreams: ["127.0.0.1:18182"]}
-YAML
+lb_yaml 127.0.0.1:18180 127.0.0.1:18182 >"$dir/lb.yaml"
 cat > "$dir/haproxy.cfg" <<CFG
 global
   nbthread 1
@@ -45,9 +38,9 @@ for round in 1 2; do
 		fi
 		sleep 0.5
 		taskset -c 0 wrk -t1 -c1 -d1s "$url" >/dev/null
-		c0=$(awk '{print $14+$15}' "/proc/$p/stat")
+		c0=$(cpu "$p")
 		out=$(taskset -c 0 wrk -t1 -c1 -d5s --latency "$url")
-		c1=$(awk '{print $14+$15}' "/proc/$p/stat")
+		c1=$(cpu "$p")
 		n=$(echo "$out" | awk '/requests in/{print $1}')
 		printf '%s: %s req/s, p50 %s, p99 %s, %.1f CPU us/req\n' "$b" \
 			"$(echo "$out" | awk '/Requests\/sec/{print $2}')" "$(echo "$out" | awk '$1=="50%"{print $2}')" \

@@ -11,18 +11,10 @@
 #
 # Needs wrk and taskset; uses loopback ports 18080-18082.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 d=${SECS:-6}
 dir=$(mktemp -d)
-cat > "$dir/lb.yaml" <<YAML
-access_log: false
-listeners:
-  - {name: http, address: "127.0.0.1:18080"}
-routes:
-  - {name: http, pool: http}
-pools:
-  - {name: http, protocol: http1, upstreams: ["127.0.0.1:18081"]}
-YAML
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system ticks (1/100 s)
+lb_yaml 127.0.0.1:18080 127.0.0.1:18081 >"$dir/lb.yaml"
 for B in "$@"; do
 	taskset -c 0 "$B" upstream -http 127.0.0.1:18081 -grpc 127.0.0.1:18082 >/dev/null 2>&1 & up=$!
 	taskset -c 1 env GOMAXPROCS=1 "$B" lb -config "$dir/lb.yaml" >/dev/null 2>&1 & pa=$!
