@@ -35,12 +35,7 @@ func (r *noWaitReader) init(nc net.Conn) {
 	}
 	r.raw = raw
 	r.fn = func(fd uintptr) bool {
-		for {
-			r.n, r.err = rawRead(int(fd), r.p)
-			if r.err != syscall.EINTR {
-				break
-			}
-		}
+		r.n, r.err = rawRead(int(fd), r.p)
 		if r.wait == nil || (r.err != syscall.EAGAIN && r.err != syscall.EWOULDBLOCK) {
 			return true
 		}
@@ -68,7 +63,7 @@ func (r *noWaitReader) read(p []byte) (n int, ok bool, err error) {
 	switch {
 	case cerr != nil:
 		return 0, true, cerr
-	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK || rerr == syscall.EINTR:
+	case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
 		return 0, false, nil
 	case rerr != nil:
 		return 0, true, connOpError("read", nil, rerr)
@@ -128,8 +123,6 @@ func newConnWriter(nc net.Conn) io.Writer {
 		for len(w.p) > 0 {
 			n, err := rawWrite(int(fd), w.p)
 			switch {
-			case err == syscall.EINTR:
-				continue
 			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
 				return false // wait for the poller
 			case err != nil:
@@ -200,12 +193,7 @@ func newConnReader(nc net.Conn) io.Reader {
 	}
 	r := &connReader{raw: raw}
 	r.fn = func(fd uintptr) bool {
-		for {
-			r.n, r.err = rawRead(int(fd), r.p)
-			if r.err != syscall.EINTR {
-				break
-			}
-		}
+		r.n, r.err = rawRead(int(fd), r.p)
 		return r.err != syscall.EAGAIN && r.err != syscall.EWOULDBLOCK
 	}
 	return r

@@ -6,7 +6,7 @@ import (
 )
 
 // rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
-// without the runtime's entersyscall/exitsyscall. Such a call never
+// without the runtime's entersyscall/exitsyscall, retried on EINTR. Such a call never
 // blocks, so the scheduler has nothing to hand off; and an entersyscall
 // after the P was idle wakes sysmon from its deep sleep and resets it to
 // 20 µs polling. Under GOMAXPROCS=1 on a busy proxy that polling, on the
@@ -23,9 +23,14 @@ func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
+	for {
+		n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+		switch e {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue // interrupted by a signal before anything moved: again
+		}
 		return 0, e
 	}
-	return int(n), nil
 }
