@@ -26,6 +26,7 @@ type benchFlags struct {
 	httpConns, grpcConc int
 	proxyCPU, loadCPU   string
 	md                  string
+	headers             string
 }
 
 // target is one way to reach the upstreams: directly or through a proxy.
@@ -58,6 +59,7 @@ func runBench(args []string) error {
 	fs.StringVar(&f.proxyCPU, "proxy-cpu", "1", "CPU list the proxies are pinned to (taskset -c)")
 	fs.StringVar(&f.loadCPU, "load-cpu", "0", "CPU list for upstreams and load generators")
 	fs.StringVar(&f.md, "md", "", "also write the markdown table to this file")
+	fs.StringVar(&f.headers, "headers", "same", `"same": HAProxy and nginx are configured to add what vigil lb adds on every request (X-Request-Id, also on the answer, and X-Forwarded-For/-Proto/-Host), so that all three do the same work and the upstream parses the same request; "defaults": their stock proxying, which adds none of it`)
 	fs.Parse(args)
 
 	self, err := os.Executable()
@@ -100,6 +102,13 @@ func runBench(args []string) error {
 
 	targets := []target{{name: "direct", httpAddr: upHTTP, grpcAddr: upGRPC}}
 	vals := map[string]string{"UpHTTP": upHTTP, "UpGRPC": upGRPC, "Dir": dir}
+	switch f.headers {
+	case "same":
+		vals["Same"] = "1"
+	case "defaults":
+	default:
+		return fmt.Errorf(`-headers: %q is neither "same" nor "defaults"`, f.headers)
+	}
 	for _, proxy := range []struct {
 		name, conf string
 		argv       func(conf string) []string
@@ -172,6 +181,11 @@ func report(f benchFlags, scenarios []scenario, targets []target, results map[st
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run at %s UTC; %d interleaved rounds of %s each, median shown. Proxies pinned to CPU %s, upstreams and load generators to CPU %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04"), f.rounds, f.dur, f.proxyCPU, f.loadCPU)
+	if f.headers == "same" {
+		fmt.Fprintf(&b, "Headers: same work (`-headers same`): HAProxy and nginx add X-Request-Id (request and answer) and X-Forwarded-For/-Proto/-Host, as vigil lb does.\n\n")
+	} else {
+		fmt.Fprintf(&b, "Headers: stock (`-headers defaults`): HAProxy and nginx add no X-Request-Id or X-Forwarded-*; vigil lb adds all four.\n\n")
+	}
 	fmt.Fprintf(&b, "Versions: %s; %s; %s; %s.\n", runtime.Version()+" (vigil lb, GOMAXPROCS=1)", firstLine("haproxy", "-v"), firstLine("nginx", "-v"), firstLine("wrk", "-v"))
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "\n### %s\n\n", sc.name)
@@ -395,12 +409,27 @@ defaults
   timeout client 60s
   timeout server 60s
   option http-keep-alive
+{{- if .Same}}
+  option forwardfor
+  unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
+  unique-id-header X-Request-Id
+{{- end}}
 frontend http
   bind {{.HTTP}}
   default_backend http
+{{- if .Same}}
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-response set-header X-Request-Id %[unique-id]
+{{- end}}
 frontend grpc
   bind {{.GRPC}} proto h2
   default_backend grpc
+{{- if .Same}}
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-response set-header X-Request-Id %[unique-id]
+{{- end}}
 backend http
   http-reuse always
   server s1 {{.UpHTTP}}
@@ -431,11 +460,28 @@ http {
       proxy_pass http://http_up;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+{{- if .Same}}
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+      add_header X-Request-Id $request_id;
+{{- end}}
     }
   }
   server {
     listen {{.GRPC}} http2;
-    location / { grpc_pass grpc://grpc_up; }
+    location / {
+      grpc_pass grpc://grpc_up;
+{{- if .Same}}
+      grpc_set_header X-Request-Id $request_id;
+      grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      grpc_set_header X-Forwarded-Proto $scheme;
+      grpc_set_header X-Forwarded-Host $http_host;
+      add_header X-Request-Id $request_id;
+{{- end}}
+    }
   }
 }
 `
