@@ -41,8 +41,16 @@ type h1Conn struct {
 	nc     net.Conn
 	nw     noWaitReader  // reads that do not wait
 	br     *bufio.Reader // reads through the h1Conn (see Read)
-	bw     *bufio.Writer
+	bw     *bufio.Writer // writes through the h1Conn (see Write)
+	cw     io.Writer     // the connection's writer
+	aw     *writeAwaiter // nil where unavailable
 	idleAt time.Time
+
+	// Set by roundTrip for the flush that sends a whole head at once:
+	// that write waits for the answer too (writeAwaiter). writes counts
+	// the others, which tell that a head went out in pieces.
+	awaitNext bool
+	writes    int
 
 	// The current exchange; touched only by the goroutine running it,
 	// except aborted, which the context's callback sets.
@@ -127,11 +135,13 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	c := &h1Conn{t: t, addr: addr, nc: nc, bw: bufio.NewWriterSize(newConnWriter(nc), 8<<10)}
+	c := &h1Conn{t: t, addr: addr, nc: nc, cw: newConnWriter(nc)}
 	c.nw.init(nc)
 	c.br = bufio.NewReaderSize(c, 16<<10)
+	c.bw = bufio.NewWriterSize(c, 8<<10)
 	c.abortFn = c.abort
 	c.armFn = func() bool { c.arm(); return true }
+	c.aw = newWriteAwaiter(nc, c.cw, c.arm)
 	return c, false, nil
 }
 
@@ -180,6 +190,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		}
 		return nil, false, err
 	}
+	c.writes = 0
 	if ok, err := writeRequestHead(c.bw, req); err != nil {
 		return fail(err)
 	} else if !ok {
@@ -192,16 +203,24 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		// that stopped reading: make the write cancellable.
 		c.arm()
 	}
-	if err := c.bw.Flush(); err != nil {
+	// A head that leaves in one write waits for the answer in that write,
+	// without the read that would fail with EAGAIN first (writeAwaiter).
+	awaited := c.writes == 0 && c.aw != nil
+	c.awaitNext = awaited
+	err = c.bw.Flush()
+	c.awaitNext = false
+	if err != nil {
 		res, _, err := fail(err)
 		return res, true, err
 	}
-	// The upstream cannot have answered yet, so reading now would cost a
-	// read that fails with EAGAIN and a park in the poller. Under load
-	// other goroutines are ready to run; letting them go first gives the
-	// upstream time to answer, and the read below then usually succeeds at
-	// once. Idle, Gosched returns immediately.
-	runtime.Gosched()
+	if !awaited {
+		// The upstream cannot have answered yet, so reading now would cost
+		// a read that fails with EAGAIN and a park in the poller. Under
+		// load other goroutines are ready to run; letting them go first
+		// gives the upstream time to answer, and the read below then
+		// usually succeeds at once. Idle, Gosched returns immediately.
+		runtime.Gosched()
+	}
 	x := new(h1Response)
 	for {
 		res, err = readResponseInto(c.br, req, x)
@@ -268,9 +287,12 @@ func (c *h1Conn) disarm() bool {
 }
 
 // release ends an exchange: the connection goes back to the pool when it
-// is clean, else it is closed.
+// is clean, else it is closed. Bytes already read past the answer (a
+// body an upstream sent with a HEAD or 204 answer, an unsolicited answer)
+// would be taken for the next request's answer: such a connection is
+// closed too, as net/http's Transport does.
 func (c *h1Conn) release(keep bool) {
-	if !c.disarm() || c.aborted.Load() || !keep {
+	if !c.disarm() || c.aborted.Load() || !keep || c.br.Buffered() > 0 {
 		c.nc.Close()
 		return
 	}
@@ -284,13 +306,21 @@ func (c *h1Conn) release(keep bool) {
 // the wait). Every wait is thus cancellable, while an answer that is
 // already there costs no registration.
 func (c *h1Conn) Read(p []byte) (int, error) {
-	if !c.armed {
-		if n, _, _, ok, err := c.nw.readWait(p, c.armFn); ok {
-			return n, err
-		}
-		c.arm()
+	if n, _, _, ok, err := c.nw.readWait(p, c.armFn); ok {
+		return n, err
 	}
+	c.arm()
 	return c.nc.Read(p)
+}
+
+// Write is what the connection's bufio.Writer writes to.
+func (c *h1Conn) Write(p []byte) (int, error) {
+	if c.awaitNext {
+		c.awaitNext = false
+		return c.aw.writeAwait(p)
+	}
+	c.writes++
+	return c.cw.Write(p)
 }
 
 // h1Body returns its connection to the pool once read to the end.

@@ -67,6 +67,30 @@ func TestH1TransportSurvivesUpstreamClosingIdleConnections(t *testing.T) {
 	require.Equal(t, 6, served())
 }
 
+// A connection the upstream closed moments ago is reused without a probe
+// (it has not been idle for probeIdleAfter). Its FIN came before the
+// request, so the request's write waits for an answer that never comes
+// (writeAwaiter); the reset that the write provokes must end that wait,
+// and the idempotent request must be retried on a fresh connection.
+func TestH1TransportRetriesOnConnectionClosedJustBefore(t *testing.T) {
+	addr, served := closingUpstream(t)
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{addr}}, RouteConfig{Retries: ptr(0)}))
+	c := newClient(t)
+	c.Timeout = 5 * time.Second
+	for i, method := range []string{"GET", "DELETE", "GET", "HEAD", "GET"} {
+		req, err := http.NewRequest(method, base+"/", nil)
+		require.NoError(t, err)
+		res, err := c.Do(req)
+		require.NoError(t, err, "request %d (%s)", i, method)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, "request %d (%s)", i, method)
+		// Time for the upstream's FIN to arrive, well short of the probe.
+		time.Sleep(probeIdleAfter / 10) // models idle time, not synchronisation
+	}
+	require.Equal(t, 5, served())
+}
+
 func TestH1TransportKeepsConnectionsAlive(t *testing.T) {
 	var conns int
 	connSeen := make(chan struct{}, 100)

@@ -21,3 +21,12 @@ func (r *noWaitReader) readWait([]byte, func() bool) (int, bool, bool, bool, err
 func newConnWriter(nc net.Conn) io.Writer { return nc }
 
 func newConnReader(nc net.Conn) io.Reader { return nc }
+
+// writeAwaiter is unavailable here: requests are written plainly.
+type writeAwaiter struct{}
+
+func newWriteAwaiter(net.Conn, io.Writer, func()) *writeAwaiter { return nil }
+
+func (a *writeAwaiter) writeAwait(p []byte) (int, error) {
+	panic("lb: no writeAwaiter on this platform")
+}

@@ -150,3 +150,50 @@ func TestConnReaderLikeNetConn(t *testing.T) {
 	require.Equal(t, 0, n)
 	require.Equal(t, io.EOF, err)
 }
+
+// writeAwait returns only once the answer is there (or the read deadline
+// passes, for the next read to report), calls before once per write, and
+// reports a closed connection as a write does.
+func TestWriteAwaiterWaitsForAnswer(t *testing.T) {
+	client, server := tcpPair(t)
+	befores := 0
+	a := newWriteAwaiter(client, newConnWriter(client), func() { befores++ })
+	require.NotNil(t, a)
+
+	const delay = 50 * time.Millisecond
+	go func() {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(server, buf); err != nil {
+			return
+		}
+		time.Sleep(delay)
+		server.Write([]byte("answer"))
+	}()
+	start := time.Now()
+	n, err := a.writeAwait([]byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	require.GreaterOrEqual(t, time.Since(start), delay, "returned before the answer came")
+	require.Equal(t, 1, befores)
+	var r noWaitReader
+	r.init(client)
+	buf := make([]byte, 16)
+	n, ok, err := r.read(buf)
+	require.True(t, ok, "readable after writeAwait, without waiting")
+	require.NoError(t, err)
+	require.Equal(t, "answer", string(buf[:n]))
+
+	// No answer: the deadline ends the wait, and the next read says so.
+	client.SetReadDeadline(time.Now().Add(delay))
+	n, err = a.writeAwait([]byte("again"))
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	require.Equal(t, 2, befores)
+	_, err = client.Read(buf)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+
+	client.Close()
+	_, err = a.writeAwait([]byte("late"))
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.Equal(t, 2, befores, "before runs only once a request is out")
+}

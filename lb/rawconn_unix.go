@@ -215,3 +215,62 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// writeAwaiter writes a request and then waits until its connection has
+// something to read (the answer), both within one RawConn.Read. Every
+// RawConn.Read first forgets the readiness the poller has recorded, so a
+// plain write followed by a read must read once before it may wait; with
+// the answer not there yet, that read fails with EAGAIN: a wasted system
+// call on most exchanges. Here the readiness is forgotten before the
+// request leaves, so whatever the poller records afterwards is the
+// answer's arrival, and the wait needs no read before it.
+type writeAwaiter struct {
+	raw    syscall.RawConn
+	w      io.Writer // the connection's writer (a connWriter)
+	before func()    // runs once the request is out, before the wait
+	fn     func(uintptr) bool
+	p      []byte
+	wrote  bool
+	n      int
+	err    error
+}
+
+// newWriteAwaiter returns nc's writeAwaiter writing through w, or nil
+// when nc has no RawConn.
+func newWriteAwaiter(nc net.Conn, w io.Writer, before func()) *writeAwaiter {
+	raw := rawConnOf(nc)
+	if raw == nil {
+		return nil
+	}
+	a := &writeAwaiter{raw: raw, w: w, before: before}
+	a.fn = func(uintptr) bool {
+		if a.wrote {
+			return true // readable (or woken for a close or deadline)
+		}
+		a.wrote = true
+		// The write lock is not the read lock held here: w may wait for
+		// the socket buffer as usual.
+		a.n, a.err = a.w.Write(a.p)
+		if a.err != nil {
+			return true
+		}
+		a.before()
+		return false
+	}
+	return a
+}
+
+// writeAwait writes p and returns once the connection has something to
+// read, or its read deadline passed, or it was closed: the next read
+// reports those. A read side that cannot be locked (closed) leaves the
+// write to w alone, which then reports the error as writes do.
+func (a *writeAwaiter) writeAwait(p []byte) (int, error) {
+	a.p, a.wrote, a.n, a.err = p, false, 0, nil
+	a.raw.Read(a.fn) // its error is the wait's, for the next read to report
+	wrote, n, err := a.wrote, a.n, a.err
+	a.p, a.n, a.err = nil, 0, nil
+	if !wrote {
+		return a.w.Write(p)
+	}
+	return n, err
+}
