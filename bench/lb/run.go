@@ -33,6 +33,7 @@ type benchFlags struct {
 type target struct {
 	name               string
 	httpAddr, grpcAddr string
+	originAddr         string    // where /origin/ is served: the proxy, or the origin itself
 	cmd                *exec.Cmd // nil for direct
 }
 
@@ -73,7 +74,7 @@ func runBench(args []string) error {
 	defer os.RemoveAll(dir)
 
 	p := func() string { return freePort() }
-	upHTTP, upGRPC := p(), p()
+	upHTTP, upGRPC, upOrigin := p(), p(), p()
 	var procs []*exec.Cmd
 	defer func() {
 		for _, c := range procs {
@@ -100,8 +101,23 @@ func runBench(args []string) error {
 		return err
 	}
 
-	targets := []target{{name: "direct", httpAddr: upHTTP, grpcAddr: upGRPC}}
-	vals := map[string]string{"UpHTTP": upHTTP, "UpGRPC": upGRPC, "Dir": dir}
+	// The origin: an nginx that answers every request itself, much cheaper
+	// per request than the Go upstream, so that wrk and the origin leave
+	// the proxy's core, not theirs, the bottleneck.
+	odir := filepath.Join(dir, "origin")
+	if err := os.MkdirAll(odir, 0o755); err != nil {
+		return err
+	}
+	oconf := filepath.Join(odir, "origin.conf")
+	if err := writeTemplate(oconf, originConf, map[string]string{"Dir": odir, "UpOrigin": upOrigin}); err != nil {
+		return err
+	}
+	if _, err := start("origin", f.loadCPU, "nginx", "-p", odir, "-e", filepath.Join(odir, "error.log"), "-c", oconf); err != nil {
+		return err
+	}
+
+	targets := []target{{name: "direct", httpAddr: upHTTP, grpcAddr: upGRPC, originAddr: upOrigin}}
+	vals := map[string]string{"UpHTTP": upHTTP, "UpGRPC": upGRPC, "UpOrigin": upOrigin, "Dir": dir}
 	switch f.headers {
 	case "same":
 		vals["Same"] = "1"
@@ -128,10 +144,10 @@ func runBench(args []string) error {
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{name: proxy.name, httpAddr: vals["HTTP"], grpcAddr: vals["GRPC"], cmd: cmd})
+		targets = append(targets, target{name: proxy.name, httpAddr: vals["HTTP"], grpcAddr: vals["GRPC"], originAddr: vals["HTTP"], cmd: cmd})
 	}
 	for _, t := range targets {
-		for _, a := range []string{t.httpAddr, t.grpcAddr} {
+		for _, a := range []string{t.httpAddr, t.grpcAddr, t.originAddr} {
 			if err := waitPort(a, 10*time.Second); err != nil {
 				logs, _ := os.ReadFile(filepath.Join(dir, t.name+".log"))
 				return fmt.Errorf("%s on %s: %w\n%s", t.name, a, err, logs)
@@ -141,10 +157,13 @@ func runBench(args []string) error {
 
 	scenarios := []scenario{
 		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d", f.httpConns), func(t target, mark func()) (loadResult, error) {
-			return runWrk(f, t.httpAddr, f.httpConns, mark)
+			return runWrk(f, t.httpAddr, "/", f.httpConns, mark)
+		}},
+		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound)", f.httpConns), func(t target, mark func()) (loadResult, error) {
+			return runWrk(f, t.originAddr, "/origin/", f.httpConns, mark)
 		}},
 		{"HTTP/1.1 keep-alive, wrk -c1 (latency)", func(t target, mark func()) (loadResult, error) {
-			return runWrk(f, t.httpAddr, 1, mark)
+			return runWrk(f, t.httpAddr, "/", 1, mark)
 		}},
 		{fmt.Sprintf("gRPC unary (h2c), %d concurrent calls on 4 conns", f.grpcConc), func(t target, mark func()) (loadResult, error) {
 			return runGRPC(f, self, t.grpcAddr, mark)
@@ -248,8 +267,8 @@ var (
 	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
-func runWrk(f benchFlags, addr string, conns int, mark func()) (loadResult, error) {
-	url := "http://" + addr + "/"
+func runWrk(f benchFlags, addr, path string, conns int, mark func()) (loadResult, error) {
+	url := "http://" + addr + path
 	warm := exec.Command("taskset", "-c", f.loadCPU, "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d1s", url)
 	if out, err := warm.CombinedOutput(); err != nil {
 		return loadResult{}, fmt.Errorf("wrk warm-up: %w: %s", err, out)
@@ -393,10 +412,35 @@ listeners:
   - {name: grpc, address: "{{.GRPC}}", h2c: true, native_grpc: true}
 routes:
   - {name: grpc, match: {grpc: true}, pool: grpc}
+  - {name: origin, match: {path_prefix: /origin/}, pool: origin}
   - {name: http, pool: http}
 pools:
   - {name: http, protocol: http1, upstreams: ["{{.UpHTTP}}"]}
+  - {name: origin, protocol: http1, upstreams: ["{{.UpOrigin}}"]}
   - {name: grpc, protocol: h2c, upstreams: ["{{.UpGRPC}}"]}
+`
+
+// originConf: the proxy-bound scenario's origin, answering by itself.
+const originConf = `
+worker_processes 1;
+daemon off;
+master_process off;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path {{.Dir}};
+  proxy_temp_path {{.Dir}};
+  fastcgi_temp_path {{.Dir}};
+  uwsgi_temp_path {{.Dir}};
+  scgi_temp_path {{.Dir}};
+  keepalive_requests 1000000000;
+  server {
+    listen {{.UpOrigin}};
+    location / { default_type text/plain; return 200 "hello from the origin\n"; }
+  }
+}
 `
 
 const haproxyConf = `
@@ -416,6 +460,7 @@ defaults
 {{- end}}
 frontend http
   bind {{.HTTP}}
+  use_backend origin if { path_beg /origin/ }
   default_backend http
 {{- if .Same}}
   http-request set-header X-Forwarded-Proto http
@@ -433,6 +478,9 @@ frontend grpc
 backend http
   http-reuse always
   server s1 {{.UpHTTP}}
+backend origin
+  http-reuse always
+  server s1 {{.UpOrigin}}
 backend grpc
   http-reuse always
   server s1 {{.UpGRPC}} proto h2
@@ -454,21 +502,22 @@ http {
   scgi_temp_path {{.Dir}}/scgi;
   upstream http_up { server {{.UpHTTP}}; keepalive 256; }
   upstream grpc_up { server {{.UpGRPC}}; keepalive 256; }
+  upstream origin_up { server {{.UpOrigin}}; keepalive 256; }
   server {
     listen {{.HTTP}};
-    location / {
-      proxy_pass http://http_up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+    # Inherited by both locations, which set none of their own.
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
 {{- if .Same}}
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Request-Id $request_id;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $http_host;
-      add_header X-Request-Id $request_id;
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Request-Id $request_id;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Host $http_host;
+    add_header X-Request-Id $request_id;
 {{- end}}
-    }
+    location /origin/ { proxy_pass http://origin_up; }
+    location / { proxy_pass http://http_up; }
   }
   server {
     listen {{.GRPC}} http2;
