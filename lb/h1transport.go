@@ -205,6 +205,13 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	}
 	// A head that leaves in one write waits for the answer in that write,
 	// without the read that would fail with EAGAIN first (writeAwaiter).
+	// What the upstream sent before the write (readiness that the write's
+	// RawConn.Read forgets) is then read only with what comes after it: a
+	// FIN from an upstream that closed the idle connection is followed by
+	// the reset the request provokes (TestH1TransportRetriesOn…), and
+	// bytes sent unasked while idle come from a broken upstream, whose
+	// exchange then ends with its answer, its close, try_timeout or the
+	// client leaving, as with an upstream that never answers.
 	awaited := c.writes == 0 && c.aw != nil
 	c.awaitNext = awaited
 	err = c.bw.Flush()
