@@ -293,6 +293,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 			h[k] = vv
 		}
 	}
+	if _, ok := h["Content-Type"]; !ok {
+		// The upstream sent none: neither does the proxy. A nil entry keeps
+		// the ResponseWriter (net/http's and the fast loop's) from sniffing
+		// one from the body; it writes nothing.
+		h["Content-Type"] = nil
+	}
 	announced := len(res.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)

@@ -233,6 +233,37 @@ func TestTokenBucketRefills(t *testing.T) {
 	}
 }
 
+// An answer the upstream sent without a Content-Type reaches the client
+// without one, on the fast loop and on net/http's path alike: a proxy
+// passes the answer on, it does not guess a type for it (both
+// ResponseWriters would sniff one from the body).
+func TestAnswerWithoutContentTypeGetsNone(t *testing.T) {
+	const page = "<html><body>no type given</body></html>"
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil // net/http: send none, sniff none
+		io.WriteString(w, page)
+	})
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	c := newClient(t)
+	for _, path := range []string{"fast loop", "net/http"} {
+		req, err := http.NewRequest(http.MethodGet, base+"/", nil)
+		require.NoError(t, err)
+		if path == "net/http" {
+			// A head over the fast loop's buffer is handed to net/http.
+			req.Header.Set("X-Pad", strings.Repeat("p", 9000))
+		}
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, path)
+		require.Equal(t, page, string(body), path)
+		require.NotContains(t, res.Header, "Content-Type", path)
+	}
+	require.NotZero(t, srv.listeners[0].fast.handedOff.Load(), "the padded request took net/http's path")
+}
+
 func TestRequestIDAndTraceparent(t *testing.T) {
 	type seen struct{ id, tp, xff string }
 	got := make(chan seen, 2)
