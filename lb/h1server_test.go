@@ -578,3 +578,51 @@ func TestH1ServerAnswerHeadersPerRequest(t *testing.T) {
 	require.Empty(t, h.Values("X-Two"))
 	require.Equal(t, []string{"req-3"}, h.Values("X-Request-Id"))
 }
+
+// The fast loop writes an answer's fields sorted by name, as net/http
+// does, so the same answer reads the same every time instead of in each
+// map range's own order.
+func TestH1ServerWritesFieldsSorted(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range []string{"Zeta", "Alpha", "Mu", "X-Two", "Beta", "Omega", "Kappa", "Delta", "Pi"} {
+			w.Header().Add(k, k+"-1")
+		}
+		w.Header().Add("Mu", "Mu-2")
+		io.WriteString(w, "ok")
+	})
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 5 {
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: fixed\r\n\r\n")
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		status, err := br.ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, "HTTP/1.1 200 OK\r\n", status)
+		var names, lines []string
+		for {
+			line, err := br.ReadString('\n')
+			require.NoError(t, err)
+			if line == "\r\n" {
+				break
+			}
+			name, _, _ := strings.Cut(line, ":")
+			// What the writer adds comes last, in net/http's order.
+			if name != "Date" && name != "Content-Length" && name != "Content-Type" {
+				names = append(names, name)
+				lines = append(lines, strings.TrimSpace(line))
+			}
+		}
+		body := make([]byte, 2)
+		_, err = io.ReadFull(br, body)
+		require.NoError(t, err)
+		require.True(t, slices.IsSorted(names), "answer %d: fields out of order: %v", i, names)
+		require.Equal(t, []string{"Alpha: Alpha-1", "Beta: Beta-1", "Delta: Delta-1", "Kappa: Kappa-1",
+			"Mu: Mu-1", "Mu: Mu-2", "Omega: Omega-1", "Pi: Pi-1", "X-Backend: b", "X-Request-Id: fixed",
+			"X-Two: X-Two-1", "Zeta: Zeta-1"}, lines, "answer %d", i)
+	}
+	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
+}

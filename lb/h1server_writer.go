@@ -2,6 +2,7 @@ package lb
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -365,6 +366,11 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 
 	bw := w.c.bw
 	writeStatusLine(bw, req.ProtoMinor, code)
+	// Sorted by name, as net/http writes them: the same answer then reads
+	// the same every time (a map's order changes from one range to the
+	// next), whichever of the two paths served it.
+	var fieldsBuf [16]headerField
+	fields := fieldsBuf[:0]
 	for k, vv := range h {
 		switch {
 		case exclCL && k == "Content-Length", exclTE && k == "Transfer-Encoding",
@@ -373,8 +379,12 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 		case strings.HasPrefix(k, http.TrailerPrefix), !httpguts.ValidHeaderFieldName(k):
 			continue
 		}
-		for _, v := range vv {
-			writeHeaderField(bw, k, v)
+		fields = append(fields, headerField{k, vv})
+	}
+	slices.SortFunc(fields, func(a, b headerField) int { return strings.Compare(a.name, b.name) })
+	for _, f := range fields {
+		for _, v := range f.values {
+			writeHeaderField(bw, f.name, v)
 		}
 	}
 	// In net/http's order for what the server adds.
@@ -394,6 +404,12 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 		writeHeaderField(bw, "Content-Length", setCL)
 	}
 	bw.WriteString("\r\n")
+}
+
+// headerField is a header name with its values, for writing in order.
+type headerField struct {
+	name   string
+	values []string
 }
 
 func writeStatusLine(bw interface {
