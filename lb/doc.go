@@ -13,7 +13,8 @@
 // rate limits and request size limits; logs each request with slog and
 // exports Prometheus metrics per route and upstream; passes X-Request-Id
 // (generated when missing) and W3C traceparent/tracestate on, and logs the
-// trace id.
+// trace id. Answers pass as the upstream sent them, but for hop-by-hop
+// fields and an added Date and X-Request-Id: no Content-Type is guessed.
 //
 // Typical wiring (what `vigil lb --config lb.yaml` does):
 //
@@ -41,8 +42,8 @@
 // its client side, connections and flow control, one call, header-block
 // decoding and encoding shortcuts, upstream connections),
 // conncheck_*.go (idle connection probe), rawconn_*.go (a connection's
-// non-blocking and waiting reads and its writes, through its RawConn with
-// one closure each), rawio_*.go (read and write system calls without the
+// non-blocking and waiting reads, its writes, and a write that then waits
+// for the answer, through its RawConn with one closure each), rawio_*.go (read and write system calls without the
 // scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
 // metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
 // polling).
