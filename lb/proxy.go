@@ -26,6 +26,9 @@ type exchange struct {
 	attempts int
 	bytes    int64
 	err      error
+	// sendNow: the answer is complete; send it once the bookkeeping is
+	// done (see sendNow).
+	sendNow bool
 
 	// triedBuf backs proxy's list of upstreams tried: the exchange is on
 	// the heap anyway, and the list escapes into the picker.
@@ -79,6 +82,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if st.accessLog {
 			s.logAccess(r, reqID, ex, d)
+		}
+		if ex.sendNow {
+			sendNow(w)
 		}
 	}()
 
@@ -328,7 +334,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 		return
 	}
 	if sized && announced == 0 && len(res.Trailer) == 0 && r.ProtoMajor == 1 {
-		sendNow(w)
+		ex.sendNow = true
 		return
 	}
 	if len(res.Trailer) == announced {
@@ -343,7 +349,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 }
 
 // sendNow writes a complete HTTP/1.1 answer of known length to the client
-// before the handler returns, then yields. The client cannot send its next
+// before the handler returns, then yields. ServeHTTP calls it last, once
+// the upstream's in-flight count, the route's metrics and the access log
+// have the request, so that a client that has its answer also sees it
+// counted. The client cannot send its next
 // request before it has this answer; yielding lets the other connections'
 // work run meanwhile, so that the server's next read on this connection
 // usually finds that request waiting instead of failing with EAGAIN and
