@@ -549,10 +549,7 @@ func TestH1ServerAnswerHeadersPerRequest(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	require.NoError(t, err)
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := rawConnToLB(t, base)
 	get := func(target, reqID string) http.Header {
 		t.Helper()
 		_, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: %s\r\n\r\n", target, reqID)
@@ -591,10 +588,7 @@ func TestH1ServerWritesFieldsSorted(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	require.NoError(t, err)
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := rawConnToLB(t, base)
 	for i := range 5 {
 		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: fixed\r\n\r\n")
 		require.NoError(t, err)
@@ -625,4 +619,14 @@ func TestH1ServerWritesFieldsSorted(t *testing.T) {
 			"X-Two: X-Two-1", "Zeta: Zeta-1"}, lines, "answer %d", i)
 	}
 	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
+}
+
+// rawConnToLB opens a raw keep-alive connection to the lb at base (closed at
+// the test's end), with a reader for its answers.
+func rawConnToLB(t *testing.T, base string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
 }
