@@ -48,9 +48,11 @@ type h1Conn struct {
 
 	// Set by roundTrip for the flush that sends a whole head at once:
 	// that write waits for the answer too (writeAwaiter). writes counts
-	// the others, which tell that a head went out in pieces.
+	// the others, which tell that a head went out in pieces, and written
+	// their bytes (see Write).
 	awaitNext bool
 	writes    int
+	written   int
 
 	// The current exchange; touched only by the goroutine running it,
 	// except aborted, which the context's callback sets.
@@ -190,18 +192,13 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		}
 		return nil, false, err
 	}
-	c.writes = 0
+	c.writes, c.written = 0, 0
 	if ok, err := writeRequestHead(c.bw, req); err != nil {
 		return fail(err)
 	} else if !ok {
 		if err := req.Write(c.bw); err != nil {
 			return fail(err)
 		}
-	}
-	if c.bw.Buffered() > smallHead {
-		// A large head may fill the socket buffer and block on an upstream
-		// that stopped reading: make the write cancellable.
-		c.arm()
 	}
 	// A head that leaves in one write waits for the answer in that write,
 	// without the read that would fail with EAGAIN first (writeAwaiter).
@@ -320,13 +317,19 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 	return c.nc.Read(p)
 }
 
-// Write is what the connection's bufio.Writer writes to.
+// Write is what the connection's bufio.Writer writes to. A head larger
+// than smallHead may fill the socket buffer and block on an upstream that
+// stopped reading: its writes past that much are made cancellable.
 func (c *h1Conn) Write(p []byte) (int, error) {
 	if c.awaitNext {
 		c.awaitNext = false
 		return c.aw.writeAwait(p)
 	}
 	c.writes++
+	c.written += len(p)
+	if c.written > smallHead {
+		c.arm()
+	}
 	return c.cw.Write(p)
 }
 

@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -89,6 +90,56 @@ func TestH1TransportRetriesOnConnectionClosedJustBefore(t *testing.T) {
 		time.Sleep(probeIdleAfter / 10) // models idle time, not synchronisation
 	}
 	require.Equal(t, 5, served())
+}
+
+// A request head larger than the socket buffers, to an upstream that
+// stopped reading, blocks its write; a client that gives up must still
+// end that write and free the exchange.
+func TestH1TransportClientGoneAbortsLargeHeadWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.(*net.TCPConn).SetReadBuffer(4 << 10)
+		accepted <- c // never read
+	}()
+	t.Cleanup(func() {
+		select {
+		case c := <-accepted:
+			c.Close()
+		default:
+		}
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: []string{ln.Addr().String()}}, RouteConfig{Retries: ptr(0)})
+	cfg.Listeners[0].MaxHeaderBytes = 16 << 20
+	srv, base := startLB(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
+	require.NoError(t, err)
+	big := strings.Repeat("h", 1<<20)
+	for i := range 8 {
+		req.Header.Set(fmt.Sprintf("X-Big-%d", i), big)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		res, err := newClient(t).Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	up := srv.state.Load().pools["p"].Upstreams()[0]
+	require.Eventually(t, func() bool { return up.Inflight() == 1 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the head's write is stuck by now; models the client's patience
+	cancel()
+	require.Error(t, <-errc)
+	require.Eventually(t, func() bool { return up.Inflight() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"the exchange still hangs in its write")
 }
 
 func TestH1TransportKeepsConnectionsAlive(t *testing.T) {
