@@ -352,12 +352,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 // before the handler returns, then yields. ServeHTTP calls it last, once
 // the upstream's in-flight count, the route's metrics and the access log
 // have the request, so that a client that has its answer also sees it
-// counted. The client cannot send its next
-// request before it has this answer; yielding lets the other connections'
-// work run meanwhile, so that the server's next read on this connection
-// usually finds that request waiting instead of failing with EAGAIN and
-// parking in the poller. The server's own flush at the end of the handler
-// then has nothing left to write.
+// counted. The client cannot send its next request before it has this
+// answer; yielding lets the other connections' work run meanwhile, so
+// that the server's next read on this connection usually finds that
+// request waiting instead of failing with EAGAIN and parking in the
+// poller. The server's own flush at the end of the handler then has
+// nothing left to write.
 func sendNow(w http.ResponseWriter) {
 	if _, ok := w.(*h1ResponseWriter); ok {
 		return // the fast loop sends at the end of the request and yields then
