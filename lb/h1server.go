@@ -200,6 +200,16 @@ type h1ServerConn struct {
 	rdIdle       bool
 	rdHeadStart  time.Time
 
+	// Storage reused from one request to the next: the request with its
+	// URL, and the proxy's exchange when the last request left it
+	// (takeExchange).
+	reqStore struct {
+		req http.Request
+		url url.URL
+	}
+	px        *proxyExchange
+	reqHeader http.Header // the last request's header map, to fill again
+
 	ctx    *h1ConnCtx
 	cancel context.CancelCauseFunc // use abort, which also runs the hook
 	tmpl   *http.Request           // carries ctx; each request is a copy
@@ -287,12 +297,16 @@ func (c *h1ServerConn) serve() {
 			c.handOff()
 			return
 		}
-		// The request and its URL in one allocation.
-		r := new(struct {
-			req http.Request
-			url url.URL
-		})
-		r.req = *c.tmpl
+		// The request and its URL live in the connection, reused from one
+		// request to the next: nothing holds them once a request is done
+		// (the proxy copies what it sends upstream).
+		r := &c.reqStore
+		r.req, r.url = *c.tmpl, url.URL{}
+		if h := c.reqHeader; h != nil {
+			c.reqHeader = nil
+			clear(h)
+			r.req.Header = h // parseH1Head fills it
+		}
 		req := &r.req
 		if !parseH1Head(c.buf[c.r:c.r+n], req, &r.url) {
 			handedOff = true
@@ -412,6 +426,11 @@ type h1ConnCtx struct {
 	mu    sync.Mutex
 	fn    func() // the registered abort, until it runs or is cleared
 	fired bool   // the last registered abort ran
+
+	// Storage for upstream answers (borrowAnswer): answer is the one the
+	// last request gave back (recycle), lent the one the current request
+	// borrowed. Only the goroutine serving the connection touches them.
+	answer, lent *h1Response
 }
 
 // setAbort registers fn to run when the context ends (at once, when it

@@ -39,6 +39,7 @@ func FuzzH1Head(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	reused := http.Header{} // as the fast loop reuses its maps
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		n := scanH1Head(raw)
 		if n <= 0 {
@@ -47,6 +48,11 @@ func FuzzH1Head(f *testing.F) {
 		var got http.Request
 		if !parseH1Head(raw[:n], &got, new(url.URL)) {
 			return
+		}
+		clear(reused)
+		again := http.Request{Header: reused}
+		if !parseH1Head(raw[:n], &again, new(url.URL)) || !sameHeader(again.Header, got.Header) {
+			t.Fatalf("head %q parsed into a reused map: %v, into a new one: %v", raw[:n], again.Header, got.Header)
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))
 		want, err := http.ReadRequest(br)
@@ -129,6 +135,7 @@ func FuzzH1ResponseHead(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	reused := http.Header{} // as the fast loop reuses its maps
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		n := scanH1Head(raw)
 		if n <= 0 {
@@ -137,6 +144,11 @@ func FuzzH1ResponseHead(f *testing.F) {
 		var got http.Response
 		if !parseResponseHead(raw[:n], &got) {
 			return
+		}
+		clear(reused)
+		again := http.Response{Header: reused}
+		if !parseResponseHead(raw[:n], &again) || !sameHeader(again.Header, got.Header) {
+			t.Fatalf("head %q parsed into a reused map: %v, into a new one: %v", raw[:n], again.Header, got.Header)
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))
 		want, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})

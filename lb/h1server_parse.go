@@ -45,8 +45,9 @@ func scanH1Head(b []byte) int {
 }
 
 // parseH1Head parses a complete head (as delimited by scanH1Head) into
-// req. It returns false, leaving req in an unspecified state, when the
-// head is outside the subset the fast loop serves.
+// req; a req.Header already set is an empty map to parse the fields into.
+// It returns false, leaving req in an unspecified state, when the head is
+// outside the subset the fast loop serves.
 func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	// One string for the whole head: every method, target and header
 	// value below is a substring of it, so parsing allocates no strings
@@ -92,7 +93,7 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 
 	// Room for what the proxy adds: X-Request-Id, X-Forwarded-For,
 	// -Proto, -Host and User-Agent (forwardHeader), so the map never grows.
-	h, vals := newHeader(s, 5)
+	h, vals := newHeader(s, 5, req.Header)
 	host, hosts := "", 0
 	cl := int64(0)
 	hasCL := false
@@ -153,9 +154,13 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 
 // newHeader makes the header map of a head, with room for extra more
 // keys, and one backing array for its values, so that a header costs no
-// allocation of its own.
-func newHeader(head string, extra int) (http.Header, []string) {
+// allocation of its own. spare, when not nil, is an empty map to use
+// instead (the fast loop reuses its maps; see h1ResponseWriter.recycle).
+func newHeader(head string, extra int, spare http.Header) (http.Header, []string) {
 	lines := max(strings.Count(head, "\n")-2, 0)
+	if spare != nil {
+		return spare, make([]string, 0, lines)
+	}
 	return make(http.Header, lines+extra), make([]string, 0, lines)
 }
 
@@ -327,6 +332,9 @@ type h1Response struct {
 	res   http.Response
 	sized sizedBody
 	conn  h1Body // the transport's wrapper (h1transport.go)
+	// hdr, when not nil, is an empty map for the header (reused, see
+	// borrowAnswer); the next parse takes it.
+	hdr http.Header
 }
 
 // readResponseInto is readResponse with x as the storage of a response
@@ -353,7 +361,8 @@ func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http
 	}
 	head, _ := br.Peek(n)
 	res := &x.res
-	*res = http.Response{Request: req}
+	*res = http.Response{Request: req, Header: x.hdr}
+	x.hdr = nil
 	if !parseResponseHead(head, res) {
 		return http.ReadResponse(br, req)
 	}
@@ -367,6 +376,8 @@ func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http
 	return res, nil
 }
 
+// parseResponseHead parses a complete response head into res; a
+// res.Header already set is an empty map to parse the fields into.
 func parseResponseHead(head []byte, res *http.Response) bool {
 	s := string(head)
 	lineEnd := strings.IndexByte(s, '\n') - 1
@@ -404,7 +415,7 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 	}
 	res.StatusCode, res.Status = code, status
 
-	h, vals := newHeader(s, 0)
+	h, vals := newHeader(s, 0, res.Header)
 	hasCL := false
 	for pos := lineEnd + 2; ; {
 		name, value, next, done, ok := nextField(s, pos)

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -629,4 +631,102 @@ func rawConnToLB(t *testing.T, base string) (net.Conn, *bufio.Reader) {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c, bufio.NewReader(c)
+}
+
+// The fast loop reuses a request's storage (its request, header maps, the
+// proxy's exchange, the upstream answer's) for the connection's next
+// request once nothing can hold it (h1ResponseWriter.recycle). Mixed
+// requests on several keep-alive connections at once (plain GETs, HEADs,
+// bodies through the fallback transport, empty answers, retried 503s)
+// must each reach the upstream and come back with their own fields only;
+// run under -race, this also shows that nothing still uses a recycled
+// part.
+func TestH1ServerRecycledStorageKeepsRequestsApart(t *testing.T) {
+	var failedOnce sync.Map
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		seq := r.Header.Get("X-Seq")
+		if r.URL.Query().Get("fail") != "" {
+			if _, done := failedOnce.LoadOrStore(seq, true); !done {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		}
+		var seen []string
+		for k := range r.Header {
+			if strings.HasPrefix(k, "X-Req-") {
+				seen = append(seen, k)
+			}
+		}
+		slices.Sort(seen)
+		w.Header().Set("X-Ans-"+seq, seq)
+		w.Header().Set("X-Seen", strings.Join(seen, ","))
+		if r.URL.Query().Get("empty") != "" {
+			w.Header().Set("Content-Length", "0")
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s:%s", seq, body)
+	}
+	// Two upstreams: a retry goes to the one not tried yet.
+	b1, b2 := newBackend(t, "b1", handler), newBackend(t, "b2", handler)
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b1, b2)}, RouteConfig{Retries: ptr(1)}))
+	var wg sync.WaitGroup
+	for conn := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, br := rawConnToLB(t, base)
+			for i := range 40 {
+				seq := strconv.Itoa(conn*1000 + i)
+				method, target, body, want := "GET", "/", "", seq+":"
+				switch i % 5 {
+				case 1:
+					method, body, want = "POST", "body-"+seq, seq+":body-"+seq
+				case 2:
+					method, want = "HEAD", ""
+				case 3:
+					target, want = "/?empty=1", ""
+				case 4:
+					target = "/?fail=1"
+				}
+				head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nX-Seq: %s\r\nX-Req-%s: 1\r\n", method, target, seq, seq)
+				if i%3 == 0 {
+					head += "X-Request-Id: id-" + seq + "\r\n"
+				}
+				if body != "" {
+					head += "Content-Length: " + strconv.Itoa(len(body)) + "\r\n"
+				}
+				if _, err := io.WriteString(c, head+"\r\n"+body); err != nil {
+					t.Error(err)
+					return
+				}
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				res, err := http.ReadResponse(br, &http.Request{Method: method})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, _ := io.ReadAll(res.Body)
+				if res.StatusCode != http.StatusOK || string(got) != want {
+					t.Errorf("request %s: %d %q, want 200 %q", seq, res.StatusCode, got, want)
+				}
+				for k := range res.Header {
+					if strings.HasPrefix(k, "X-Ans-") && k != "X-Ans-"+seq {
+						t.Errorf("request %s: answer has %s, another request's", seq, k)
+					}
+				}
+				if res.Header.Get("X-Ans-"+seq) != seq {
+					t.Errorf("request %s: answer lacks its own X-Ans-%s: %v", seq, seq, res.Header)
+				}
+				if s := res.Header.Get("X-Seen"); s != "X-Req-"+seq {
+					t.Errorf("request %s: upstream saw %q", seq, s)
+				}
+				ids := res.Header.Values("X-Request-Id")
+				if len(ids) != 1 || i%3 == 0 && ids[0] != "id-"+seq || i%3 != 0 && strings.HasPrefix(ids[0], "id-") {
+					t.Errorf("request %s: X-Request-Id %v", seq, ids)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -24,6 +24,7 @@ type h1ResponseWriter struct {
 	body *h1ReqBody
 
 	header       http.Header
+	released     http.Header // the map adoptHeader replaced, free for reuse
 	snap         http.Header // the header as of WriteHeader, when it may change later
 	calledHeader bool        // Header was called before WriteHeader
 	hasTrailers  bool        // the header announced trailers at WriteHeader
@@ -49,7 +50,7 @@ const h1PendingSize = 2048
 func (w *h1ResponseWriter) reset(req *http.Request, body *h1ReqBody) {
 	clear(w.header)
 	// Field by field: a struct literal would also clear pendingBuf.
-	w.req, w.body, w.snap = req, body, nil
+	w.req, w.body, w.snap, w.released = req, body, nil, nil
 	w.calledHeader, w.hasTrailers, w.wroteHeader, w.headerSent, w.handlerDone = false, false, false, false, false
 	w.status, w.clen, w.written = 0, -1, 0
 	w.chunking, w.closeAfter, w.werr = false, false, nil
@@ -80,6 +81,7 @@ func (w *h1ResponseWriter) adoptHeader(h http.Header) bool {
 			h[k] = vv
 		}
 	}
+	w.released = w.header
 	w.header, w.calledHeader = h, true
 	return true
 }

@@ -77,7 +77,7 @@ func newH1Transport(cfg PoolConfig, fallback *http.Transport) *h1Transport {
 
 // RoundTrip implements http.RoundTripper.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody || headerGet(req.Header, "Upgrade") != "" || req.URL.Scheme != "http" {
+	if !t.native(req) {
 		return t.fallback.RoundTrip(req)
 	}
 	for {
@@ -98,6 +98,13 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+}
+
+// native reports whether req takes the transport's own path rather than
+// the fallback's. That path keeps nothing of req once its answer is read
+// to the end (the proxy then reuses the request's storage).
+func (t *h1Transport) native(req *http.Request) bool {
+	return (req.Body == nil || req.Body == http.NoBody) && headerGet(req.Header, "Upgrade") == "" && req.URL.Scheme == "http"
 }
 
 func isStaleConnError(err error) bool {
@@ -225,7 +232,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		// usually succeeds at once. Idle, Gosched returns immediately.
 		runtime.Gosched()
 	}
-	x := new(h1Response)
+	x := borrowAnswer(ctx)
 	for {
 		res, err = readResponseInto(c.br, req, x)
 		if err != nil {
@@ -248,6 +255,27 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	x.conn = h1Body{rc: res.Body, c: c, keep: keep}
 	res.Body = &x.conn
 	return res, false, nil
+}
+
+// borrowAnswer returns storage for an upstream answer: for a request of
+// the fast loop (its context is the connection's), the storage its last
+// request gave back once nothing could hold it any more (recycle), else a
+// new one.
+func borrowAnswer(ctx context.Context) *h1Response {
+	x, ok := ctx.(*h1ConnCtx)
+	if !ok {
+		return new(h1Response)
+	}
+	a := x.answer
+	if a == nil {
+		a = new(h1Response)
+	} else {
+		x.answer = nil
+		hdr := a.hdr
+		*a = h1Response{hdr: hdr}
+	}
+	x.lent = a
+	return a
 }
 
 // smallHead is a request head that always fits a socket's send buffer.

@@ -20,7 +20,16 @@ func runLB(args []string) error {
 	fs := flag.NewFlagSet("lb", flag.ExitOnError)
 	path := fs.String("config", "lb.yaml", "config file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here (for tuning)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile here at exit (for tuning)")
 	fs.Parse(args)
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
