@@ -524,10 +524,19 @@ func TestH1ServerClientWatch(t *testing.T) {
 		require.Equal(t, want, string(b))
 	}
 
+	// A long request after a short one on the same connection: the watch
+	// timer armed for the short one, still pending, arms itself again for
+	// the long one.
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
+	io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	io.ReadAll(res.Body)
+	time.Sleep(watchDelay / 2)
 	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(2 * watchDelay)
+	time.Sleep(5 * watchDelay / 2)
 	c.Close()
 	select {
 	case err := <-gone:

@@ -49,6 +49,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	hw, _ := w.(*h1ResponseWriter)
 	px := hw.takeExchange()
+	px.start = start
 	ex := &px.ex
 
 	// Direct map access: the key is already canonical, so net/http's
@@ -109,6 +110,7 @@ type proxyExchange struct {
 	out    http.Request
 	outURL url.URL
 	reqID  [1]string
+	start  time.Time      // when ServeHTTP began
 	res    *http.Response // the answer relayed, when reusable
 	// reusable: nothing can hold the exchange once the request ends, so
 	// the fast loop's connection may reuse it for its next request
@@ -187,7 +189,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		return
 	}
 	defer pool.pending.Add(-1)
-	s.budget.request()
+	s.budget.requestAt(px.start)
 
 	ctx := r.Context()
 	if t := time.Duration(ro.cfg.Timeout); t > 0 {

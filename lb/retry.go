@@ -42,7 +42,10 @@ func (b *retryBudget) bucket(now int64) *budgetBucket {
 }
 
 // request records one incoming request.
-func (b *retryBudget) request() { b.bucket(time.Now().UnixNano()).requests.Add(1) }
+func (b *retryBudget) request() { b.requestAt(time.Now()) }
+
+// requestAt records one incoming request that arrived at now.
+func (b *retryBudget) requestAt(now time.Time) { b.bucket(now.UnixNano()).requests.Add(1) }
 
 // tryRetry reports whether a retry fits the budget and, if so, books it.
 func (b *retryBudget) tryRetry() bool {

@@ -135,7 +135,8 @@ type router struct {
 }
 
 func (rt *router) match(r *http.Request) *route {
-	return rt.matchParts(r.Host, r.URL.Path, r.Header.Get("Content-Type"))
+	// The key is canonical: Header.Get would only canonicalise it again.
+	return rt.matchParts(r.Host, r.URL.Path, headerGet(r.Header, "Content-Type"))
 }
 
 func (rt *router) matchParts(host, path, contentType string) *route {
