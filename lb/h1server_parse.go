@@ -93,7 +93,9 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 
 	// Room for what the proxy adds: X-Request-Id, X-Forwarded-For,
 	// -Proto, -Host and User-Agent (forwardHeader), so the map never grows.
-	h, vals := newHeader(s, 5, req.Header)
+	var hb headerBuilder
+	newHeader(&hb, s, 5, req.Header)
+	h := hb.h
 	host, hosts := "", 0
 	cl := int64(0)
 	hasCL := false
@@ -120,7 +122,7 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 		case "Transfer-Encoding", "Upgrade", "Expect", "Http2-Settings":
 			return false
 		}
-		vals = addValue(h, key, value, vals)
+		hb.add(key, value)
 	}
 	if hosts > 1 || (hosts == 0 && minor == 1) || (hosts == 1 && !httpguts.ValidHostHeader(host)) {
 		return false
@@ -152,34 +154,56 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	return true
 }
 
-// newHeader makes the header map of a head, with room for extra more
-// keys, and one backing array for its values, so that a header costs no
-// allocation of its own. spare, when not nil, is an empty map to use
-// instead (the fast loop reuses its maps; see h1ResponseWriter.recycle).
-func newHeader(head string, extra int, spare http.Header) (http.Header, []string) {
-	lines := max(strings.Count(head, "\n")-2, 0)
-	if spare != nil {
-		return spare, make([]string, 0, lines)
-	}
-	return make(http.Header, lines+extra), make([]string, 0, lines)
+// headerBuilder fills a head's header map: it was empty when the
+// builder got it (newHeader), and all values share one backing array.
+type headerBuilder struct {
+	h    http.Header
+	vals []string
+	// The keys added so far, while they fit: a repeated key is found here
+	// rather than by a map lookup before every insert, which halves the
+	// map work of a head whose keys are all different (nearly all).
+	keys  [16]string
+	nkeys int
 }
 
-// addValue adds a value under key, taking its slice from vals (each
-// key's slice is capped, so appending a second value copies instead of
-// overwriting a neighbour).
-func addValue(h http.Header, key, value string, vals []string) []string {
-	if vv, ok := h[key]; ok {
+// newHeader makes the builder of a head's header map, with room for
+// extra more keys, and one backing array for its values, so that a header
+// costs no allocation of its own. spare, when not nil, is an empty map to
+// use instead (the fast loop reuses its maps; see h1ResponseWriter.recycle).
+func newHeader(b *headerBuilder, head string, extra int, spare http.Header) {
+	lines := max(strings.Count(head, "\n")-2, 0)
+	b.h, b.nkeys = spare, 0
+	if spare == nil {
+		b.h = make(http.Header, lines+extra)
+	}
+	b.vals = make([]string, 0, lines)
+}
+
+// add adds a value under key, taking its slice from the backing array
+// (each key's slice is capped, so appending a second value copies instead
+// of overwriting a neighbour).
+func (b *headerBuilder) add(key, value string) {
+	h := b.h
+	if b.nkeys < len(b.keys) {
+		for _, k := range b.keys[:b.nkeys] {
+			if k == key {
+				h[key] = append(h[key], value)
+				return
+			}
+		}
+		b.keys[b.nkeys] = key
+		b.nkeys++
+	} else if vv, ok := h[key]; ok {
 		h[key] = append(vv, value)
-		return vals
+		return
 	}
-	if len(vals) == cap(vals) {
+	if len(b.vals) == cap(b.vals) {
 		h[key] = []string{value}
-		return vals
+		return
 	}
-	i := len(vals)
-	vals = append(vals, value)
-	h[key] = vals[i : i+1 : i+1]
-	return vals
+	i := len(b.vals)
+	b.vals = append(b.vals, value)
+	h[key] = b.vals[i : i+1 : i+1]
 }
 
 // parseOriginForm parses a request target as url.ParseRequestURI does,
@@ -415,7 +439,9 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 	}
 	res.StatusCode, res.Status = code, status
 
-	h, vals := newHeader(s, 0, res.Header)
+	var hb headerBuilder
+	newHeader(&hb, s, 0, res.Header)
+	h := hb.h
 	hasCL := false
 	for pos := lineEnd + 2; ; {
 		name, value, next, done, ok := nextField(s, pos)
@@ -436,7 +462,7 @@ func parseResponseHead(head []byte, res *http.Response) bool {
 		case "Transfer-Encoding", "Pragma", "Trailer":
 			return false
 		}
-		vals = addValue(h, key, value, vals)
+		hb.add(key, value)
 	}
 	if !hasCL {
 		return false
