@@ -738,3 +738,33 @@ func TestH1ServerRecycledStorageKeepsRequestsApart(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkH1WriteAnswer: the fast loop's writer framing a proxied
+// nginx answer (its header adopted, as respond does) to a discarding
+// connection writer.
+func BenchmarkH1WriteAnswer(b *testing.B) {
+	c := &h1ServerConn{hs: &h1Server{}, bw: bufio.NewWriter(io.Discard)}
+	c.rw.c, c.rw.header = c, http.Header{}
+	req := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}}
+	answer := http.Header{}
+	body := []byte("hello from the origin\n")
+	id := []string{"0123456789abcdef0123456789abcdef"}
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &c.rw
+		w.reset(req, nil)
+		w.Header()["X-Request-Id"] = id
+		clear(answer)
+		answer["Server"] = []string{"nginx/1.22.1"}
+		answer["Date"] = []string{"Sat, 05 Dec 2026 01:30:00 GMT"}
+		answer["Content-Type"] = []string{"text/plain"}
+		answer["Content-Length"] = []string{"22"}
+		if !w.adoptHeader(answer) {
+			b.Fatal("not adopted")
+		}
+		answer = w.released
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+		w.finish()
+	}
+}
