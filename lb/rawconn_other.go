@@ -7,8 +7,12 @@ import (
 	"net"
 )
 
-// noWaitReader is unavailable here: every read waits.
-type noWaitReader struct{}
+// noWaitReader is unavailable here: every read waits (its fields only
+// mirror the unix one's for the fast loop).
+type noWaitReader struct {
+	p      []byte
+	refill func() []byte
+}
 
 func (r *noWaitReader) init(net.Conn) {}
 

@@ -16,9 +16,12 @@ import (
 // which read again first, so readiness that arrives in between is never
 // lost.
 type noWaitReader struct {
-	raw     syscall.RawConn
-	fn      func(uintptr) bool
-	p       []byte
+	raw syscall.RawConn
+	fn  func(uintptr) bool
+	p   []byte
+	// refill, when set, gives the read after a wait its buffer when wait
+	// took p away (set it to nil): an idle connection need not hold one.
+	refill  func() []byte
 	n       int
 	err     error
 	wait    func() bool // readWait's: before the first wait
@@ -35,6 +38,9 @@ func (r *noWaitReader) init(nc net.Conn) {
 	}
 	r.raw = raw
 	r.fn = func(fd uintptr) bool {
+		if r.p == nil && r.refill != nil {
+			r.p = r.refill()
+		}
 		r.n, r.err = rawRead(int(fd), r.p)
 		if r.wait == nil || (r.err != syscall.EAGAIN && r.err != syscall.EWOULDBLOCK) {
 			return true

@@ -10,7 +10,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lbbench run|upstream|lb|grpcload [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lbbench run|upstream|lb|grpcload|idle [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -23,6 +23,8 @@ func main() {
 		err = runLB(os.Args[2:])
 	case "grpcload":
 		err = runGRPCLoad(os.Args[2:])
+	case "idle":
+		err = runIdle(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
