@@ -744,7 +744,7 @@ func TestH1ServerRecycledStorageKeepsRequestsApart(t *testing.T) {
 // connection writer.
 func BenchmarkH1WriteAnswer(b *testing.B) {
 	c := &h1ServerConn{hs: &h1Server{}, bw: bufio.NewWriter(io.Discard)}
-	c.rw.c, c.rw.header = c, http.Header{}
+	c.rw.c, c.rw.header, c.rw.pendingBuf = c, http.Header{}, new([h1PendingSize]byte)
 	req := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}}
 	answer := http.Header{}
 	body := []byte("hello from the origin\n")
@@ -770,7 +770,7 @@ func BenchmarkH1WriteAnswer(b *testing.B) {
 }
 
 // A keep-alive connection waiting for its next request holds no read
-// buffer and no answer writer (releaseIdle): they go back to their pools
+// buffer, no answer writer and no body buffer (releaseIdle): they go back to their pools
 // and come again with the next request, which is served as usual.
 func TestH1ServerIdleConnectionHoldsNoBuffers(t *testing.T) {
 	if raceEnabled {
@@ -820,6 +820,7 @@ func TestH1ServerIdleConnectionHoldsNoBuffers(t *testing.T) {
 		sc := idleConn()
 		require.Nil(t, sc.bufp, "round %d: an idle connection keeps its read buffer", round)
 		require.Nil(t, sc.bw, "round %d: an idle connection keeps its answer writer", round)
+		require.Nil(t, sc.rw.pendingBuf, "round %d: an idle connection keeps its body buffer", round)
 	}
 	require.Zero(t, hs.handedOff.Load(), "served by the fast loop")
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +40,10 @@ type h1ResponseWriter struct {
 	werr         error
 	pending      []byte // body written before the head was sent
 	trailers     []string
-	pendingBuf   [h1PendingSize]byte
+	pendingBuf   *[h1PendingSize]byte // from h1PendingPool while the connection is not idle
 }
+
+var h1PendingPool = sync.Pool{New: func() any { return new([h1PendingSize]byte) }}
 
 // h1PendingSize is how much body is held back before the head is sent,
 // so that a short answer gets a Content-Length (net/http's
@@ -49,7 +52,7 @@ const h1PendingSize = 2048
 
 func (w *h1ResponseWriter) reset(req *http.Request, body *h1ReqBody) {
 	clear(w.header)
-	// Field by field: a struct literal would also clear pendingBuf.
+	// Field by field: a struct literal would also drop pendingBuf.
 	w.req, w.body, w.snap, w.released = req, body, nil, nil
 	w.calledHeader, w.hasTrailers, w.wroteHeader, w.headerSent, w.handlerDone = false, false, false, false, false
 	w.status, w.clen, w.written = 0, -1, 0
