@@ -3,8 +3,8 @@
 # an nginx origin that answers by itself on CPU 0, under wrk -c64 on
 # CPU 0, so that the proxy's core is the bottleneck (the proxy-bound
 # scenario of run.sh, one proxy at a time). Targets are lbbench builds or
-# the words haproxy and nginx, configured to do the same work as vigil lb
-# (run.go's -headers same). Prints req/s, the proxy's CPU µs per request
+# the words haproxy and nginx, with run.go's configs (lbbench conf: the
+# same work as vigil lb, -headers same). Prints req/s, the proxy's CPU µs per request
 # and wrk's latency percentiles up to p99.99.
 #
 #   bench/lb/bound.sh /tmp/lb-old /tmp/lb-new haproxy nginx /tmp/lb-old /tmp/lb-new
@@ -12,7 +12,7 @@
 # Alternate the targets and repeat: rounds on a VM move by ±5-10 %.
 # EXTRAENV adds environment variables to the lb builds (GOGC=800…); SECS
 # sets the measured seconds (6). Needs wrk, nginx, haproxy and taskset;
-# uses loopback ports 18090-18091.
+# uses loopback ports 18090-18093.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 d=${SECS:-6}
@@ -26,54 +26,15 @@ done = function(summary, latency, requests)
   io.write("latency µs: " .. s .. "\n")
 end
 LUA
-cat >"$dir/origin.conf" <<CFG
-worker_processes 1; daemon off; master_process off; pid $dir/o.pid; error_log $dir/oerr.log warn;
-events { worker_connections 20000; }
-http { access_log off; client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  keepalive_requests 1000000000;
-  server { listen 127.0.0.1:18091; location / { default_type text/plain; return 200 "hello from the origin\n"; } } }
-CFG
-lb_yaml 127.0.0.1:18090 127.0.0.1:18091 >"$dir/lb.yaml"
-cat >"$dir/haproxy.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-  option forwardfor
-  unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
-  unique-id-header X-Request-Id
-frontend http
-  bind 127.0.0.1:18090
-  default_backend origin
-  http-request set-header X-Forwarded-Proto http
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  http-response set-header X-Request-Id %[unique-id]
-backend origin
-  http-reuse always
-  server s1 127.0.0.1:18091
-CFG
-mkdir -p "$dir/n"
-cat >"$dir/nginx.conf" <<CFG
-worker_processes 1; daemon off; master_process on; pid $dir/n.pid; error_log $dir/nerr.log warn;
-events { worker_connections 20000; }
-http { access_log off; client_body_temp_path $dir/n; proxy_temp_path $dir/n; fastcgi_temp_path $dir/n; uwsgi_temp_path $dir/n; scgi_temp_path $dir/n;
-  upstream origin_up { server 127.0.0.1:18091; keepalive 256; }
-  server { listen 127.0.0.1:18090;
-    proxy_http_version 1.1; proxy_set_header Connection "";
-    proxy_set_header Host \$http_host;
-    proxy_set_header X-Request-Id \$request_id;
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto \$scheme;
-    proxy_set_header X-Forwarded-Host \$http_host;
-    add_header X-Request-Id \$request_id;
-    location / { proxy_pass http://origin_up; } } }
-CFG
-taskset -c 0 nginx -p "$dir" -e "$dir/oerr.log" -c "$dir/origin.conf" & origin=$!
+(cd "$(dirname "$0")/../.." && go build -o "$dir/lbbench" ./bench/lb)
+# run.go's configs; both of a proxy's HTTP pools go to the origin.
+conf() { "$dir/lbbench" conf -http 127.0.0.1:18090 -grpc 127.0.0.1:18092 -up-http 127.0.0.1:18091 -up-grpc 127.0.0.1:18093 "$@"; }
+mkdir -p "$dir/o" "$dir/n"
+origin_conf=$("$dir/lbbench" conf -proxy origin -http 127.0.0.1:18091 -dir "$dir/o")
+lb_conf=$(conf -proxy vigil-lb -dir "$dir")
+haproxy_conf=$(conf -proxy haproxy -dir "$dir")
+nginx_conf=$(conf -proxy nginx -dir "$dir/n")
+taskset -c 0 nginx -p "$dir/o" -e "$dir/o/error.log" -c "$origin_conf" & origin=$!
 trap 'kill $origin 2>/dev/null; wait $origin 2>/dev/null; rm -rf "$dir"' EXIT
 # treecpu PID: CPU ticks of the process and its children (nginx's worker).
 treecpu() {
@@ -83,9 +44,9 @@ treecpu() {
 }
 for target in "$@"; do
 	case $target in
-	haproxy) taskset -c 1 haproxy -db -f "$dir/haproxy.cfg" >/dev/null 2>&1 & p=$! ;;
-	nginx) taskset -c 1 nginx -p "$dir" -e "$dir/nerr.log" -c "$dir/nginx.conf" >/dev/null 2>&1 & p=$! ;;
-	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$dir/lb.yaml" >/dev/null 2>&1 & p=$! ;;
+	haproxy) taskset -c 1 haproxy -db -f "$haproxy_conf" >/dev/null 2>&1 & p=$! ;;
+	nginx) taskset -c 1 nginx -p "$dir/n" -e "$dir/n/error.log" -c "$nginx_conf" >/dev/null 2>&1 & p=$! ;;
+	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$lb_conf" >/dev/null 2>&1 & p=$! ;;
 	esac
 	sleep 1
 	taskset -c 0 wrk -t1 -c64 -d1s http://127.0.0.1:18090/ >/dev/null

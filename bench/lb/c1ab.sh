@@ -1,38 +1,25 @@
 #!/usr/bin/env bash
 # Unloaded latency (wrk -c1) through two or more lbbench builds and HAProxy,
 # one at a time, alternating twice, with the proxy's CPU per request. The
-# builds' `lb` subcommand is used, as bench/lb/ab.sh does.
+# builds' `lb` subcommand is used, as bench/lb/ab.sh does; the first
+# build's `conf` writes HAProxy's config (so it must have that command).
 #
 #   bench/lb/c1ab.sh /tmp/lb-old /tmp/lb-new
 #
-# Needs wrk, haproxy and taskset; uses loopback ports 18180-18183.
+# Needs wrk, haproxy and taskset; uses loopback ports 18180-18184.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d)
 lb_yaml 127.0.0.1:18180 127.0.0.1:18182 >"$dir/lb.yaml"
-cat > "$dir/haproxy.cfg" <<CFG
-global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-  http-reuse always
-frontend http
-  bind 127.0.0.1:18181
-  default_backend http
-backend http
-  server u1 127.0.0.1:18182
-CFG
+# HAProxy with run.go's config (lbbench conf, -headers same).
+haproxy_conf=$("$1" conf -proxy haproxy -http 127.0.0.1:18181 -grpc 127.0.0.1:18184 -up-http 127.0.0.1:18182 -up-grpc 127.0.0.1:18183 -dir "$dir")
 taskset -c 0 "$1" upstream -http 127.0.0.1:18182 -grpc 127.0.0.1:18183 >/dev/null 2>&1 & up=$!
 trap 'kill $up 2>/dev/null; rm -rf "$dir"' EXIT
 sleep 0.5
 for round in 1 2; do
 	for b in "$@" haproxy; do
 		if [ "$b" = haproxy ]; then
-			taskset -c 1 haproxy -f "$dir/haproxy.cfg" & p=$! url=http://127.0.0.1:18181/
+			taskset -c 1 haproxy -f "$haproxy_conf" & p=$! url=http://127.0.0.1:18181/
 		else
 			taskset -c 1 env GOMAXPROCS=1 "$b" lb -config "$dir/lb.yaml" 2>/dev/null & p=$! url=http://127.0.0.1:18180/
 		fi

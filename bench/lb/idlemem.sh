@@ -6,50 +6,31 @@
 #
 #   bench/lb/idlemem.sh [N]        # N defaults to 5000
 #
-# Needs haproxy and nginx; uses loopback ports 18280-18281. The open file
+# Needs haproxy and nginx; uses loopback ports 18280-18283. The open file
 # limit must allow N connections (ulimit -n).
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
-cd "$(dirname "$0")/../.."
 n=${1:-5000}
 dir=$(mktemp -d)
-go build -o "$dir/lbbench" ./bench/lb
-lb_yaml 127.0.0.1:18280 127.0.0.1:18281 >"$dir/lb.yaml"
-cat >"$dir/haproxy.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 300s
-  timeout server 60s
-  timeout http-keep-alive 300s
-  option http-keep-alive
-  http-reuse always
-frontend http
-  bind 127.0.0.1:18280
-  default_backend http
-backend http
-  server u1 127.0.0.1:18281
-CFG
+(cd "$(dirname "$0")/../.." && go build -o "$dir/lbbench" ./bench/lb)
+# run.go's configs (lbbench conf), every HTTP pool to the Go upstream.
+conf() { "$dir/lbbench" conf -http 127.0.0.1:18280 -grpc 127.0.0.1:18282 -up-http 127.0.0.1:18281 -up-grpc 127.0.0.1:18283 "$@"; }
 mkdir -p "$dir/n"
-cat >"$dir/nginx.conf" <<CFG
-worker_processes 1; daemon off; master_process off; pid $dir/n.pid; error_log $dir/nerr.log warn;
-events { worker_connections 19000; }
-http { access_log off; keepalive_timeout 300s; keepalive_requests 1000000;
-  client_body_temp_path $dir/n; proxy_temp_path $dir/n; fastcgi_temp_path $dir/n; uwsgi_temp_path $dir/n; scgi_temp_path $dir/n;
-  upstream up { server 127.0.0.1:18281; keepalive 16; }
-  server { listen 127.0.0.1:18280; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://up; } } }
-CFG
-"$dir/lbbench" upstream -http 127.0.0.1:18281 -grpc 127.0.0.1:0 >/dev/null 2>&1 & up=$!
+lb_conf=$(conf -proxy vigil-lb -dir "$dir")
+haproxy_conf=$(conf -proxy haproxy -dir "$dir")
+nginx_conf=$(conf -proxy nginx -dir "$dir/n")
+"$dir/lbbench" upstream -http 127.0.0.1:18281 -grpc 127.0.0.1:18283 >/dev/null 2>&1 & up=$!
 trap 'kill $up 2>/dev/null; rm -rf "$dir"' EXIT
-rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+# rss PID: resident KiB of the process and its children (nginx's worker).
+rss() {
+	local t=0 p
+	for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done
+	echo $t
+}
 for proxy in vigil-lb haproxy nginx; do
 	case $proxy in
-	vigil-lb) env GOMAXPROCS=1 "$dir/lbbench" lb -config "$dir/lb.yaml" >/dev/null 2>&1 & p=$! ;;
-	haproxy) haproxy -db -f "$dir/haproxy.cfg" >/dev/null 2>&1 & p=$! ;;
-	nginx) nginx -p "$dir" -e "$dir/nerr.log" -c "$dir/nginx.conf" >/dev/null 2>&1 & p=$! ;;
+	vigil-lb) env GOMAXPROCS=1 "$dir/lbbench" lb -config "$lb_conf" >/dev/null 2>&1 & p=$! ;;
+	haproxy) haproxy -db -f "$haproxy_conf" >/dev/null 2>&1 & p=$! ;;
+	nginx) nginx -p "$dir/n" -e "$dir/n/error.log" -c "$nginx_conf" >/dev/null 2>&1 & p=$! ;;
 	esac
 	sleep 1
 	r0=$(rss $p)

@@ -10,7 +10,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lbbench run|upstream|lb|grpcload|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lbbench run|upstream|lb|grpcload|idle|conf [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -25,6 +25,8 @@ func main() {
 		err = runGRPCLoad(os.Args[2:])
 	case "idle":
 		err = runIdle(os.Args[2:])
+	case "conf":
+		err = runConf(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -460,13 +460,13 @@ defaults
 {{- end}}
 frontend http
   bind {{.HTTP}}
-  use_backend origin if { path_beg /origin/ }
-  default_backend http
 {{- if .Same}}
   http-request set-header X-Forwarded-Proto http
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   http-response set-header X-Request-Id %[unique-id]
 {{- end}}
+  use_backend origin if { path_beg /origin/ }
+  default_backend http
 frontend grpc
   bind {{.GRPC}} proto h2
   default_backend grpc
