@@ -237,17 +237,33 @@ type h1ServerConn struct {
 	watchDone  chan struct{}
 }
 
+// release gives the connection's buffers back to their pools when it
+// ends.
 func (c *h1ServerConn) release() {
+	c.putBuf()
+	c.putWriter()
+}
+
+// putBuf gives the read buffer back.
+func (c *h1ServerConn) putBuf() {
 	if c.bufp != nil {
 		h1BufPool.Put(c.bufp)
 		c.bufp, c.buf = nil, nil
 	}
+}
+
+// putWriter gives the answer writer and the ResponseWriter's body buffer
+// back.
+func (c *h1ServerConn) putWriter() {
 	if c.bw != nil {
 		c.bw.Reset(nil)
 		h1WriterPool.Put(c.bw)
 		c.bw = nil
 	}
-	c.releasePending()
+	if c.rw.pendingBuf != nil {
+		h1PendingPool.Put(c.rw.pendingBuf)
+		c.rw.pendingBuf, c.rw.pending = nil, nil
+	}
 }
 
 // ensureBuf takes a read buffer when the connection has none.
@@ -280,29 +296,16 @@ func (c *h1ServerConn) refillBuf() []byte {
 // releaseIdle gives the read buffer, the answer writer and the body
 // buffer back to their pools while the connection waits for a request
 // with nothing buffered either way: 14 KiB of the 25 KiB an idle
-// keep-alive connection held.
-// The read after the wait takes a buffer again (noWaitReader.refill).
+// keep-alive connection held. The read after the wait takes a buffer
+// again (noWaitReader.refill), the next request a writer (ensureWriter).
 func (c *h1ServerConn) releaseIdle() {
-	if c.bufp != nil && c.r == c.w {
-		h1BufPool.Put(c.bufp)
-		c.bufp, c.buf = nil, nil
+	if c.r == c.w {
+		c.putBuf()
 		c.r, c.w = 0, 0
 		c.nw.p = nil
 	}
-	if c.bw != nil && c.bw.Buffered() == 0 {
-		c.bw.Reset(nil)
-		h1WriterPool.Put(c.bw)
-		c.bw = nil
-	}
-	c.releasePending()
-}
-
-// releasePending gives the ResponseWriter's body buffer back, between
-// requests.
-func (c *h1ServerConn) releasePending() {
-	if c.rw.pendingBuf != nil {
-		h1PendingPool.Put(c.rw.pendingBuf)
-		c.rw.pendingBuf, c.rw.pending = nil, nil
+	if c.bw == nil || c.bw.Buffered() == 0 {
+		c.putWriter()
 	}
 }
 
