@@ -647,6 +647,12 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 			}
 			c.bw.Flush()
 			keep = false
+			if body != nil {
+				// As after a handler that returns: a transport still
+				// sending the body upstream on its own goroutine must not
+				// read the connection's buffer once it is back in the pool.
+				body.finish()
+			}
 		}
 	}()
 	c.hs.handler.ServeHTTP(w, req)

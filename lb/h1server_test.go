@@ -824,3 +824,36 @@ func TestH1ServerIdleConnectionHoldsNoBuffers(t *testing.T) {
 	}
 	require.Zero(t, hs.handedOff.Load(), "served by the fast loop")
 }
+
+// A handler that panics (http.ErrAbortHandler: the upstream broke off
+// mid-answer) while something else still reads its request body, as the
+// fallback transport's writer does: the body is closed with the request,
+// so that reader gets an error instead of reading the connection's buffer
+// after it went back to the pool (a panic, or another connection's bytes).
+func TestH1ServerPanicClosesRequestBody(t *testing.T) {
+	readLater := make(chan io.Reader, 1)
+	got := make(chan error, 1)
+	addr, _ := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		readLater <- r.Body
+		panic(http.ErrAbortHandler)
+	}), ListenerConfig{})
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	// Half the body comes with the head, so it sits in the read buffer.
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"+strings.Repeat("a", 50))
+	body := <-readLater
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(c) // the connection closes after the panic
+	require.NoError(t, err)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				got <- fmt.Errorf("reading the body panicked: %v", p)
+			}
+		}()
+		_, err := body.Read(make([]byte, 100))
+		got <- err
+	}()
+	require.ErrorIs(t, <-got, http.ErrBodyReadAfterClose)
+}
