@@ -770,7 +770,8 @@ func BenchmarkH1WriteAnswer(b *testing.B) {
 }
 
 // A keep-alive connection waiting for its next request holds no read
-// buffer, no answer writer and no body buffer (releaseIdle): they go back to their pools
+// buffer, no answer writer and no body buffer (releaseIdle), and what it
+// keeps for its next request refers to nothing else (recycle): they go back to their pools
 // and come again with the next request, which is served as usual.
 func TestH1ServerIdleConnectionHoldsNoBuffers(t *testing.T) {
 	if raceEnabled {
@@ -821,6 +822,14 @@ func TestH1ServerIdleConnectionHoldsNoBuffers(t *testing.T) {
 		require.Nil(t, sc.bufp, "round %d: an idle connection keeps its read buffer", round)
 		require.Nil(t, sc.bw, "round %d: an idle connection keeps its answer writer", round)
 		require.Nil(t, sc.rw.pendingBuf, "round %d: an idle connection keeps its body buffer", round)
+		// The storage kept for the next request pins nothing else: not the
+		// upstream connection the answer came on, nor the route.
+		require.NotNil(t, sc.ctx.answer, "round %d: the answer's storage was not kept", round)
+		require.Equal(t, h1Response{hdr: sc.ctx.answer.hdr}, *sc.ctx.answer, "round %d", round)
+		require.Empty(t, sc.ctx.answer.hdr, "round %d", round)
+		require.NotNil(t, sc.px, "round %d: the exchange was not kept", round)
+		require.Nil(t, sc.px.ex.route, "round %d", round)
+		require.Nil(t, sc.px.res, "round %d", round)
 	}
 	require.Zero(t, hs.handedOff.Load(), "served by the fast loop")
 }

@@ -266,13 +266,11 @@ func borrowAnswer(ctx context.Context) *h1Response {
 	if !ok {
 		return new(h1Response)
 	}
-	a := x.answer
+	a := x.answer // cleared by recycle but for its empty header map
 	if a == nil {
 		a = new(h1Response)
 	} else {
 		x.answer = nil
-		hdr := a.hdr
-		*a = h1Response{hdr: hdr}
 	}
 	x.lent = a
 	return a

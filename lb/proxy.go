@@ -146,18 +146,24 @@ func (w *h1ResponseWriter) recycle(px *proxyExchange, reqHeader http.Header) {
 		return
 	}
 	c := w.c
+	// What kept is cleared now, not when it is next used, so that an idle
+	// connection pins nothing else: the upstream connection the answer
+	// came on, a route of a config since reloaded. px.reqID stays: the
+	// answer, written after this, may still show it.
+	res := px.res
+	px.ex, px.out, px.outURL, px.res = exchange{}, http.Request{}, url.URL{}, nil
 	c.px, c.reqHeader = px, reqHeader
 	x := c.ctx
-	if x.lent == nil || px.res != &x.lent.res {
+	if x.lent == nil || res != &x.lent.res {
 		return // not borrowed (another context), or not this answer
 	}
 	free := w.released
 	if free == nil {
-		free = px.res.Header // copied into the writer's map, not adopted
+		free = res.Header // copied into the writer's map, not adopted
 	}
 	clear(free)
+	*x.lent = h1Response{hdr: free}
 	x.answer, x.lent = x.lent, nil
-	x.answer.hdr = free
 }
 
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *proxyExchange) {
