@@ -3,10 +3,12 @@ package lb
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -36,6 +38,7 @@ func FuzzH1Head(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 007\r\n\r\n",
 		"0 / HTTP/1.0\r00:\r\n\r\n", // a stray CR is no line end
 		"GET /a!b(c)*'d?x=%zz&y=\"z\" HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab: \ta b\t\r\n\r\n",
+		manyFields("GET / HTTP/1.1\r\nHost: x\r\n"),
 	} {
 		f.Add([]byte(s))
 	}
@@ -132,6 +135,7 @@ func FuzzH1ResponseHead(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"HTTP/1.1 404 \r\nContent-Length: 3\r\nConnection: close\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
 		"HTTP/1.1 999 X\r\ncontent-length: 01\r\n\r\n",
+		manyFields("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"),
 	} {
 		f.Add([]byte(s))
 	}
@@ -178,4 +182,17 @@ func BenchmarkParseResponseHead(b *testing.B) {
 			b.Fatal("the fast path refuses the head")
 		}
 	}
+}
+
+// manyFields completes a head with more fields than headerBuilder tracks
+// by name (16), repeating names from before and after that point, so that
+// both ways of finding a repeated name are in the seed corpus.
+func manyFields(start string) string {
+	var b strings.Builder
+	b.WriteString(start)
+	for i := range 20 {
+		fmt.Fprintf(&b, "X-F%d: %d\r\n", i, i)
+	}
+	b.WriteString("X-F2: again\r\nX-F19: again\r\nx-f18: lower\r\n\r\n")
+	return b.String()
 }
