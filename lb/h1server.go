@@ -709,9 +709,12 @@ func (c *h1ServerConn) startWatch() {
 		// A later request than the one the timer was armed for (it has
 		// run less than watchDelay), or its body is still being read:
 		// look again later.
+		// Reset under wmu: the connection's end (stopWatch, then Stop)
+		// then comes wholly before it, and sees handling false, or after,
+		// and stops the timer.
 		c.watchArmed, c.armedSeq = true, c.reqSeq
-		c.wmu.Unlock()
 		c.watch.Reset(watchDelay)
+		c.wmu.Unlock()
 		return
 	}
 	if c.r == 0 && c.w == len(c.buf) {
