@@ -136,6 +136,8 @@ func FuzzH1ResponseHead(f *testing.F) {
 		"HTTP/1.1 404 \r\nContent-Length: 3\r\nConnection: close\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
 		"HTTP/1.1 999 X\r\ncontent-length: 01\r\n\r\n",
 		manyFields("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"),
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\nX-A: 1\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -146,12 +148,20 @@ func FuzzH1ResponseHead(f *testing.F) {
 			return
 		}
 		var got http.Response
-		if !parseResponseHead(raw[:n], &got) {
+		ok, hop := parseResponseHead(raw[:n], &got)
+		if !ok {
 			return
+		}
+		// What stripHop removes, knowing hop, is what removeHopHeaders does.
+		short, full := got.Header.Clone(), got.Header.Clone()
+		stripHop(short, hop)
+		removeHopHeaders(full, "")
+		if hop == hopUnknown || !sameHeader(short, full) {
+			t.Fatalf("head %q: hop %d leaves %v; removeHopHeaders %v", raw[:n], hop, short, full)
 		}
 		clear(reused)
 		again := http.Response{Header: reused}
-		if !parseResponseHead(raw[:n], &again) || !sameHeader(again.Header, got.Header) {
+		if ok, _ := parseResponseHead(raw[:n], &again); !ok || !sameHeader(again.Header, got.Header) {
 			t.Fatalf("head %q parsed into a reused map: %v, into a new one: %v", raw[:n], again.Header, got.Header)
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))
@@ -178,7 +188,7 @@ func BenchmarkParseResponseHead(b *testing.B) {
 	for b.Loop() {
 		clear(spare)
 		res := http.Response{Header: spare}
-		if !parseResponseHead(head, &res) {
+		if ok, _ := parseResponseHead(head, &res); !ok {
 			b.Fatal("the fast path refuses the head")
 		}
 	}

@@ -866,3 +866,46 @@ func TestH1ServerPanicClosesRequestBody(t *testing.T) {
 	}()
 	require.ErrorIs(t, <-got, http.ErrBodyReadAfterClose)
 }
+
+// An upstream answer's hop-by-hop fields never reach the client, whether
+// the head has none, only "Connection: keep-alive", or others (stripHop
+// takes a shortcut for the first two); the other fields always do.
+func TestH1ServerAnswerHopFields(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { up.Close() })
+	answers := []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Plain: 1\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-Plain: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nX-Plain: 3\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive, X-Secret\r\nX-Secret: s\r\nX-Plain: 4\r\n\r\nok",
+	}
+	go func() {
+		c, err := up.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for _, a := range answers {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, a)
+		}
+	}()
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up.Addr().String()}}, RouteConfig{}))
+	c, br := rawConnToLB(t, base)
+	for i := range answers {
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		io.ReadAll(res.Body)
+		require.Equal(t, strconv.Itoa(i+1), res.Header.Get("X-Plain"), "answer %d", i)
+		for _, k := range []string{"Connection", "X-Secret", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
+			require.Empty(t, res.Header.Values(k), "answer %d: %s reached the client", i, k)
+		}
+	}
+}

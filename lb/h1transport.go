@@ -252,7 +252,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		c.release(keep)
 		return res, false, nil
 	}
-	x.conn = h1Body{rc: res.Body, c: c, keep: keep}
+	x.conn = h1Body{rc: res.Body, c: c, keep: keep, hop: x.hop}
 	res.Body = &x.conn
 	return res, false, nil
 }
@@ -365,6 +365,7 @@ type h1Body struct {
 	c    *h1Conn
 	keep bool
 	done bool
+	hop  hopFields // the answer's hop-by-hop fields, for respond (stripHop)
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {

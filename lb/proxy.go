@@ -351,7 +351,11 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 		return
 	}
 	defer res.Body.Close()
-	removeHopHeaders(res.Header, "")
+	hop := hopUnknown
+	if b, ok := res.Body.(*h1Body); ok {
+		hop = b.hop
+	}
+	stripHop(res.Header, hop)
 	var h http.Header
 	if hw, ok := w.(*h1ResponseWriter); ok && hw.adoptHeader(res.Header) {
 		h = res.Header // the fast loop's writer takes the map itself
@@ -613,6 +617,17 @@ func removeHopHeaders(h http.Header, keep string) {
 	if keep != "" {
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = []string{keep}
+	}
+}
+
+// stripHop removes an answer's hop-by-hop fields, knowing which it has.
+func stripHop(h http.Header, hop hopFields) {
+	switch hop {
+	case hopNone:
+	case hopConnectionOnly:
+		delete(h, "Connection")
+	default:
+		removeHopHeaders(h, "")
 	}
 }
 
