@@ -141,12 +141,12 @@ func (hs *h1Server) closeAll() {
 
 func (hs *h1Server) newConn(nc net.Conn) *h1ServerConn {
 	c := &h1ServerConn{hs: hs, nc: nc, accepted: time.Now()}
-	bp := h1BufPool.Get().(*[]byte)
-	c.bufp, c.buf = bp, *bp
 	if pc, ok := nc.(*prefixConn); ok {
 		// From the protocol sniffer: take its bytes (at most 4 KiB, less
-		// than the buffer) into our buffer.
+		// than the buffer) into our buffer. Otherwise the first read takes
+		// one (readHead).
 		c.nc = pc.Conn
+		c.ensureBuf()
 		c.w = copy(c.buf, pc.prefix)
 	}
 	c.nw.init(c.nc)
