@@ -467,12 +467,7 @@ func firstValue(vv []string) string {
 	return ""
 }
 
-func headerGet(h http.Header, k string) string {
-	if vv := h[k]; len(vv) > 0 {
-		return vv[0]
-	}
-	return ""
-}
+func headerGet(h http.Header, k string) string { return firstValue(h[k]) }
 
 func textTrim(s string) string { return strings.Trim(s, " \t") }
 

@@ -36,12 +36,6 @@ haproxy_conf=$(conf -proxy haproxy -dir "$dir")
 nginx_conf=$(conf -proxy nginx -dir "$dir/n")
 taskset -c 0 nginx -p "$dir/o" -e "$dir/o/error.log" -c "$origin_conf" & origin=$!
 trap 'kill $origin 2>/dev/null; wait $origin 2>/dev/null; rm -rf "$dir"' EXIT
-# treecpu PID: CPU ticks of the process and its children (nginx's worker).
-treecpu() {
-	local t=0 p
-	for p in $1 $(pgrep -P "$1"); do t=$((t + $(cpu "$p"))); done
-	echo $t
-}
 for target in "$@"; do
 	case $target in
 	haproxy) taskset -c 1 haproxy -db -f "$haproxy_conf" >/dev/null 2>&1 & p=$! ;;
@@ -50,9 +44,9 @@ for target in "$@"; do
 	esac
 	sleep 1
 	taskset -c 0 wrk -t1 -c64 -d1s http://127.0.0.1:18090/ >/dev/null
-	a0=$(treecpu $p)
+	a0=$(treesum cpu $p)
 	taskset -c 0 wrk -t1 -c64 -d"${d}s" -s "$dir/pct.lua" http://127.0.0.1:18090/ >"$dir/w"
-	a1=$(treecpu $p)
+	a1=$(treesum cpu $p)
 	kill -TERM $p 2>/dev/null || true
 	wait $p 2>/dev/null || true
 	r=$(awk '/requests in/{print $1}' "$dir/w")

@@ -9,6 +9,7 @@
 # Needs haproxy and nginx; uses loopback ports 18280-18283. The open file
 # limit must allow N connections (ulimit -n).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 n=${1:-5000}
 dir=$(mktemp -d)
 (cd "$(dirname "$0")/../.." && go build -o "$dir/lbbench" ./bench/lb)
@@ -20,12 +21,6 @@ haproxy_conf=$(conf -proxy haproxy -dir "$dir")
 nginx_conf=$(conf -proxy nginx -dir "$dir/n")
 "$dir/lbbench" upstream -http 127.0.0.1:18281 -grpc 127.0.0.1:18283 >/dev/null 2>&1 & up=$!
 trap 'kill $up 2>/dev/null; rm -rf "$dir"' EXIT
-# rss PID: resident KiB of the process and its children (nginx's worker).
-rss() {
-	local t=0 p
-	for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done
-	echo $t
-}
 for proxy in vigil-lb haproxy nginx; do
 	case $proxy in
 	vigil-lb) env GOMAXPROCS=1 "$dir/lbbench" lb -config "$lb_conf" >/dev/null 2>&1 & p=$! ;;
@@ -33,7 +28,7 @@ for proxy in vigil-lb haproxy nginx; do
 	nginx) nginx -p "$dir/n" -e "$dir/n/error.log" -c "$nginx_conf" >/dev/null 2>&1 & p=$! ;;
 	esac
 	sleep 1
-	r0=$(rss $p)
+	r0=$(treesum rss $p)
 	"$dir/lbbench" idle -addr 127.0.0.1:18280 -n "$n" >"$dir/idle.out" & cl=$!
 	for _ in $(seq 1 120); do
 		grep -q open "$dir/idle.out" 2>/dev/null && break
@@ -41,7 +36,7 @@ for proxy in vigil-lb haproxy nginx; do
 		sleep 0.5
 	done
 	sleep 2
-	r1=$(rss $p)
+	r1=$(treesum rss $p)
 	printf '%-9s %s idle connections: RSS %6d -> %7d KiB, %6d bytes per connection\n' \
 		$proxy "$(awk '{print $2}' "$dir/idle.out")" "$r0" "$r1" $(((r1 - r0) * 1024 / n))
 	kill $cl 2>/dev/null || true

@@ -16,3 +16,14 @@ YAML
 
 # cpu PID: the process's user+system CPU time in ticks (1/100 s).
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# rss PID: the process's resident memory in KiB.
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+# treesum FN PID: FN (cpu or rss) summed over the process and its
+# children (nginx's worker under its master).
+treesum() {
+	local t=0 p
+	for p in $2 $(pgrep -P "$2"); do t=$((t + $($1 "$p"))); done
+	echo $t
+}
