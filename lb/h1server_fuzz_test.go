@@ -148,7 +148,7 @@ func FuzzH1ResponseHead(f *testing.F) {
 			return
 		}
 		var got http.Response
-		ok, hop := parseResponseHead(raw[:n], &got)
+		ok, hop := parseResponseHead(raw[:n], &got, nil)
 		if !ok {
 			return
 		}
@@ -161,7 +161,7 @@ func FuzzH1ResponseHead(f *testing.F) {
 		}
 		clear(reused)
 		again := http.Response{Header: reused}
-		if ok, _ := parseResponseHead(raw[:n], &again); !ok || !sameHeader(again.Header, got.Header) {
+		if ok, _ := parseResponseHead(raw[:n], &again, nil); !ok || !sameHeader(again.Header, got.Header) {
 			t.Fatalf("head %q parsed into a reused map: %v, into a new one: %v", raw[:n], again.Header, got.Header)
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))
@@ -176,7 +176,83 @@ func FuzzH1ResponseHead(f *testing.F) {
 			got.ContentLength != want.ContentLength || got.Close != want.Close || len(want.TransferEncoding) > 0 || !sameHeader(got.Header, want.Header) {
 			t.Fatalf("head %q:\nfast     %+v\nnet/http %+v", raw[:n], got, *want)
 		}
+		if got.ContentLength <= 4096 {
+			// Relaying the head's lines must give the client the answer
+			// that writing the header map gives.
+			relayed, ok := proxyAnswer(t, raw[:n], true, nil)
+			mapped, _ := proxyAnswer(t, raw[:n], false, nil)
+			if ok && !sameAnswer(t, relayed, mapped) {
+				t.Fatalf("head %q:\nrelayed %q\nmapped  %q", raw[:n], relayed, mapped)
+			}
+		}
 	})
+}
+
+// proxyAnswer is the answer the fast loop's writer gives a keep-alive
+// HTTP/1.1 GET for an upstream answer with this head (and a body of its
+// Content-Length), made as respond makes it: hop-by-hop fields stripped,
+// the header adopted with the request's X-Request-Id, a nil Content-Type
+// where the upstream sent none. relay lets the writer relay the head's
+// lines (relayHead), reporting whether it did; edit, when not nil, then
+// changes the header through Header, as a handler may.
+func proxyAnswer(t *testing.T, head []byte, relay bool, edit func(http.Header)) (string, bool) {
+	t.Helper()
+	var res http.Response
+	var ah answerHead
+	ok, hop := parseResponseHead(head, &res, &ah)
+	if !ok {
+		t.Fatalf("head %q: not parsed", head)
+	}
+	var out bytes.Buffer
+	c := &h1ServerConn{hs: &h1Server{}, bw: bufio.NewWriter(&out)}
+	c.rw.c, c.rw.header, c.rw.pendingBuf = c, http.Header{}, new([h1PendingSize]byte)
+	req := &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}}
+	w := &c.rw
+	w.reset(req, nil)
+	w.Header()["X-Request-Id"] = []string{"req-1"}
+	stripHop(res.Header, hop)
+	if !w.adoptHeader(res.Header) {
+		t.Fatal("header not adopted")
+	}
+	if _, ok := res.Header["Content-Type"]; !ok {
+		res.Header["Content-Type"] = nil
+	}
+	if relay && ah.relayable {
+		w.relayHead(&ah)
+	}
+	if edit != nil {
+		edit(w.Header())
+	}
+	relayed := w.relaying
+	w.WriteHeader(res.StatusCode)
+	w.Write(bytes.Repeat([]byte("b"), int(res.ContentLength)))
+	w.finish()
+	c.bw.Flush()
+	return out.String(), relayed
+}
+
+// sameAnswer reports whether two answers read the same through
+// http.ReadResponse: status, fields (Date's value aside: each writer
+// takes the clock) and body.
+func sameAnswer(t *testing.T, a, b string) bool {
+	t.Helper()
+	read := func(s string) (*http.Response, string) {
+		res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(s)), &http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatalf("answer %q: %v", s, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("answer %q: %v", s, err)
+		}
+		if len(res.Header["Date"]) == 1 {
+			res.Header["Date"] = []string{"-"}
+		}
+		return res, string(body)
+	}
+	ra, ba := read(a)
+	rb, bb := read(b)
+	return ra.Status == rb.Status && ra.ContentLength == rb.ContentLength && ba == bb && sameHeader(ra.Header, rb.Header)
 }
 
 // BenchmarkParseResponseHead: an nginx answer's head parsed into a reused
@@ -188,7 +264,7 @@ func BenchmarkParseResponseHead(b *testing.B) {
 	for b.Loop() {
 		clear(spare)
 		res := http.Response{Header: spare}
-		if ok, _ := parseResponseHead(head, &res); !ok {
+		if ok, _ := parseResponseHead(head, &res, nil); !ok {
 			b.Fatal("the fast path refuses the head")
 		}
 	}

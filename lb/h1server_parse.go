@@ -361,6 +361,29 @@ type h1Response struct {
 	hdr http.Header
 	// hop: what hop-by-hop fields the head has, when parsed here.
 	hop hopFields
+	// head: the head as it came, for relaying its fields unchanged
+	// (h1ResponseWriter.relayHead), when parsed here.
+	head answerHead
+}
+
+// answerHead is what parseResponseHead keeps of an upstream answer's head
+// for the fast loop's writer to relay its field lines as they came
+// (writeRelayedHead) instead of writing the header map out again: that
+// takes a pass over the map, a sort and a write per field, about a
+// twentieth of the CPU a proxied request costs.
+type answerHead struct {
+	s         string // the head; its values are substrings of it
+	fieldsAt  int    // s[fieldsAt:fieldsEnd] are the field lines, each ending in CRLF
+	fieldsEnd int
+	conn      [2][2]int // the Connection lines, s[conn[i][0]:conn[i][1]], left out
+	nconn     int
+	keys      int   // distinct names in the parsed header
+	hasConn   bool  // the parsed header kept a Connection field
+	hasDate   bool  // the answer has these fields
+	hasType   bool  //
+	hasReqID  bool  //
+	clen      int64 // its Content-Length
+	relayable bool  // the lines may be relayed: none is left out but Connection's
 }
 
 // hopFields tells respond what removing an answer's hop-by-hop fields
@@ -403,7 +426,7 @@ func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http
 	res := &x.res
 	*res = http.Response{Request: req, Header: x.hdr}
 	x.hdr = nil
-	ok, hop := parseResponseHead(head, res)
+	ok, hop := parseResponseHead(head, res, &x.head)
 	if !ok {
 		return http.ReadResponse(br, req)
 	}
@@ -420,8 +443,12 @@ func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http
 
 // parseResponseHead parses a complete response head into res; a
 // res.Header already set is an empty map to parse the fields into. hop
-// says which hop-by-hop fields it has (isHopHeader).
-func parseResponseHead(head []byte, res *http.Response) (ok bool, hop hopFields) {
+// says which hop-by-hop fields it has (isHopHeader). ah, when not nil,
+// gets what relaying the head's lines as they came takes.
+func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool, hop hopFields) {
+	if ah != nil {
+		ah.relayable = false
+	}
 	s := string(head)
 	lineEnd := strings.IndexByte(s, '\n') - 1
 	if lineEnd < 12 {
@@ -462,15 +489,18 @@ func parseResponseHead(head []byte, res *http.Response) (ok bool, hop hopFields)
 	newHeader(&hb, s, 0, res.Header)
 	h := hb.h
 	hasCL, other := false, false
+	var rel answerHead
+	rel.s, rel.fieldsAt = s, lineEnd+2
+	relayable := true
 	for pos := lineEnd + 2; ; {
 		name, value, next, done, ok := nextField(s, pos)
 		if !ok {
 			return false, hopUnknown
 		}
 		if done {
+			rel.fieldsEnd = pos
 			break
 		}
-		pos = next
 		key := canonicalKey(name)
 		if key != "Connection" && isHopHeader(key) {
 			other = true
@@ -483,7 +513,21 @@ func parseResponseHead(head []byte, res *http.Response) (ok bool, hop hopFields)
 			hasCL = true
 		case "Transfer-Encoding", "Pragma", "Trailer":
 			return false, hopUnknown
+		case "Connection":
+			if rel.nconn == len(rel.conn) {
+				relayable = false
+			} else {
+				rel.conn[rel.nconn] = [2]int{pos, next}
+				rel.nconn++
+			}
+		case "Date":
+			rel.hasDate = true
+		case "Content-Type":
+			rel.hasType = true
+		case "X-Request-Id":
+			rel.hasReqID = true
 		}
+		pos = next
 		hb.add(key, value)
 	}
 	if !hasCL {
@@ -500,6 +544,11 @@ func parseResponseHead(head []byte, res *http.Response) (ok bool, hop hopFields)
 		}
 	}
 	res.Header = h
+	if ah != nil && relayable && !other {
+		rel.keys, rel.clen, rel.relayable = len(h), res.ContentLength, true
+		_, rel.hasConn = h["Connection"]
+		*ah = rel
+	}
 	switch {
 	case other:
 		hop = hopOther

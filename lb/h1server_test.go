@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -586,9 +587,10 @@ func TestH1ServerAnswerHeadersPerRequest(t *testing.T) {
 	require.Equal(t, []string{"req-3"}, h.Values("X-Request-Id"))
 }
 
-// The fast loop writes an answer's fields sorted by name, as net/http
-// does, so the same answer reads the same every time instead of in each
-// map range's own order.
+// An answer whose head the fast loop writes from the header map (here
+// because the request has a Connection field) has its fields sorted by
+// name, as net/http writes them, so the same answer reads the same every
+// time instead of in each map range's own order.
 func TestH1ServerWritesFieldsSorted(t *testing.T) {
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		for _, k := range []string{"Zeta", "Alpha", "Mu", "X-Two", "Beta", "Omega", "Kappa", "Delta", "Pi"} {
@@ -600,7 +602,7 @@ func TestH1ServerWritesFieldsSorted(t *testing.T) {
 	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
 	c, br := rawConnToLB(t, base)
 	for i := range 5 {
-		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: fixed\r\n\r\n")
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nX-Request-Id: fixed\r\n\r\n")
 		require.NoError(t, err)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		status, err := br.ReadString('\n')
@@ -629,6 +631,105 @@ func TestH1ServerWritesFieldsSorted(t *testing.T) {
 			"X-Two: X-Two-1", "Zeta: Zeta-1"}, lines, "answer %d", i)
 	}
 	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
+}
+
+// The fast loop relays an answer's field lines as the upstream wrote them:
+// its order and spelling, repeated fields as they came, less the
+// hop-by-hop Connection lines, plus the X-Request-Id and Date it lacked;
+// an answer with its own keeps them. The map's fields are the same either
+// way (proxyAnswer, and FuzzH1ResponseHead, compare the two writers).
+func TestH1ServerRelaysAnswerFieldsAsTheyCame(t *testing.T) {
+	answers := []string{
+		"HTTP/1.1 200 OK\r\nzeta: z\r\nServer: raw\r\nConnection: keep-alive\r\nAlpha: a\r\nset-cookie: a=1\r\n" +
+			"X-Mid: m\r\nSet-Cookie: b=2\r\ncontent-length: 2\r\n\r\nok",
+		"HTTP/1.1 201 Created\r\nDate: Sat, 05 Dec 2026 01:30:00 GMT\r\nX-Request-Id: upstream-id\r\nContent-Type: text/x\r\n" +
+			"Connection: keep-alive\r\nContent-Length: 3\r\nConnection: Keep-Alive\r\n\r\nyes",
+	}
+	up := rawUpstream(t, func(i int) string { return answers[i%len(answers)] })
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+	c, br := rawConnToLB(t, base)
+	for i := range 6 {
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: fixed\r\n\r\n")
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var head []string
+		for {
+			line, err := br.ReadString('\n')
+			require.NoError(t, err)
+			if line == "\r\n" {
+				break
+			}
+			if strings.HasPrefix(line, "Date: ") && i%2 == 0 {
+				line = "Date: (added)\r\n"
+			}
+			head = append(head, line)
+		}
+		body := make([]byte, 2+i%2)
+		_, err = io.ReadFull(br, body)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			require.Equal(t, []string{"HTTP/1.1 200 OK\r\n", "zeta: z\r\n", "Server: raw\r\n", "Alpha: a\r\n", "set-cookie: a=1\r\n",
+				"X-Mid: m\r\n", "Set-Cookie: b=2\r\n", "content-length: 2\r\n", "X-Request-Id: fixed\r\n", "Date: (added)\r\n"}, head, "answer %d", i)
+			require.Equal(t, "ok", string(body))
+		} else {
+			require.Equal(t, []string{"HTTP/1.1 201 Created\r\n", "Date: Sat, 05 Dec 2026 01:30:00 GMT\r\n", "X-Request-Id: upstream-id\r\n",
+				"Content-Type: text/x\r\n", "Content-Length: 3\r\n"}, head, "answer %d", i)
+			require.Equal(t, "yes", string(body))
+		}
+	}
+	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
+
+	for _, a := range answers {
+		head := a[:strings.Index(a, "\r\n\r\n")+4]
+		relayed, ok := proxyAnswer(t, []byte(head), true, nil)
+		require.True(t, ok, "relayed")
+		mapped, ok := proxyAnswer(t, []byte(head), false, nil)
+		require.False(t, ok)
+		require.True(t, sameAnswer(t, relayed, mapped), "relayed %q\nmapped  %q", relayed, mapped)
+		// A field set through Header after relayHead is in the answer: the
+		// writer writes the map then.
+		edited, ok := proxyAnswer(t, []byte(head), true, func(h http.Header) { h.Set("X-Late", "1") })
+		require.False(t, ok, "relaying after a Header call")
+		require.Contains(t, edited, "\r\nX-Late: 1\r\n")
+	}
+}
+
+// rawUpstream serves keep-alive connections that answer each request head
+// with answer(n), n counting the requests of all connections, byte for
+// byte. It returns its address.
+func rawUpstream(t *testing.T, answer func(n int) string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					if _, err := io.WriteString(c, answer(int(n.Add(1)-1))); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // rawConnToLB opens a raw keep-alive connection to the lb at base (closed at

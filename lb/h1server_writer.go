@@ -16,8 +16,10 @@ import (
 // answer exactly as net/http's server does (chunkWriter.writeHeader):
 // the same automatic Content-Length, Content-Type sniffing, Date,
 // chunking, HTTP/1.0 keep-alive and Connection: close decisions, the
-// same body-draining rule, trailers. It writes headers in map order
-// (header order carries no meaning) and reuses its header map from one
+// same body-draining rule, trailers. It writes a header map's fields
+// sorted by name, as net/http does, but relays a proxied answer's field
+// lines as the upstream wrote them when nothing changed them beyond what
+// the proxy itself does (relayHead), and reuses its header map from one
 // request to the next.
 type h1ResponseWriter struct {
 	c    *h1ServerConn
@@ -41,6 +43,10 @@ type h1ResponseWriter struct {
 	pending      []byte // body written before the head was sent
 	trailers     []string
 	pendingBuf   *[h1PendingSize]byte // from h1PendingPool while the connection is not idle
+	// relay: the upstream head whose field lines the head relays as they
+	// came (relayHead), while relaying.
+	relay    answerHead
+	relaying bool
 }
 
 var h1PendingPool = sync.Pool{New: func() any { return new([h1PendingSize]byte) }}
@@ -58,6 +64,7 @@ func (w *h1ResponseWriter) reset(req *http.Request, body *h1ReqBody) {
 	w.status, w.clen, w.written = 0, -1, 0
 	w.chunking, w.closeAfter, w.werr = false, false, nil
 	w.pending, w.trailers = w.pendingBuf[:0], w.trailers[:0]
+	w.relaying, w.relay.s = false, ""
 }
 
 // Header implements http.ResponseWriter.
@@ -65,7 +72,35 @@ func (w *h1ResponseWriter) Header() http.Header {
 	if !w.wroteHeader {
 		w.calledHeader = true
 	}
+	w.relaying = false // whoever asked may change it
 	return w.header
+}
+
+// relayHead makes the answer's head relay the upstream's field lines as
+// they came (ah) rather than write the header map out again, when the
+// map holds just those fields and what respond made of them: X-Request-Id
+// added (adoptHeader), Content-Type's nil entry added, Connection removed
+// (stripHop). Call it once the header is final, before WriteHeader; a
+// later Header call, which nothing in the proxy makes, or a head that
+// needs fields of its own (Connection: close, a draining server, an
+// HTTP/1.0 client) writes the map instead.
+func (w *h1ResponseWriter) relayHead(ah *answerHead) {
+	want := ah.keys
+	if ah.hasConn {
+		want--
+	}
+	if !ah.hasReqID {
+		want++
+	}
+	if !ah.hasType {
+		want++
+	}
+	h := w.header
+	if w.wroteHeader || len(h) != want || h["Connection"] != nil ||
+		(!ah.hasReqID && len(h["X-Request-Id"]) != 1) || (!ah.hasType && h["Content-Type"] != nil) {
+		return
+	}
+	w.relay, w.relaying = *ah, true
 }
 
 // adoptHeader makes h (an upstream response's header, which the caller
@@ -103,6 +138,11 @@ func (w *h1ResponseWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	if w.relaying {
+		// relayHead saw the fields: no trailers, and this length.
+		w.clen = w.relay.clen
+		return
+	}
 	if w.calledHeader {
 		// net/http takes the head from a copy of the header made now and
 		// looks for trailers only in that copy. Keys set later are the
@@ -282,6 +322,10 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 	}
 	req := w.req
 	keepAlives := !w.c.hs.draining.Load()
+	if w.relaying && keepAlives && w.body == nil && req.ProtoMinor == 1 && !req.Close && req.Header["Connection"] == nil {
+		w.writeRelayedHead()
+		return
+	}
 	isHEAD := req.Method == http.MethodHead
 	var exclCL, exclTE, exclConn, exclCT bool
 	var setCL, setConn, setTE, setCT string
@@ -427,6 +471,31 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 		writeHeaderField(bw, "Content-Length", setCL)
 	}
 	bw.WriteString("\r\n")
+}
+
+// writeRelayedHead writes the head of an answer that relays the
+// upstream's field lines (relayHead), for a keep-alive HTTP/1.1 request
+// without a body, whose head writeHead would write with just the map's
+// fields: the same fields, in the upstream's order and spelling, less its
+// Connection lines, plus the X-Request-Id and Date it lacked.
+func (w *h1ResponseWriter) writeRelayedHead() {
+	bw := w.c.bw
+	ah := &w.relay
+	writeStatusLine(bw, 1, w.status)
+	at := ah.fieldsAt
+	for _, c := range ah.conn[:ah.nconn] {
+		bw.WriteString(ah.s[at:c[0]])
+		at = c[1]
+	}
+	bw.WriteString(ah.s[at:ah.fieldsEnd])
+	if !ah.hasReqID {
+		writeHeaderField(bw, "X-Request-Id", w.header["X-Request-Id"][0])
+	}
+	if !ah.hasDate {
+		writeHeaderField(bw, "Date", httpDate())
+	}
+	bw.WriteString("\r\n")
+	ah.s = "" // written: nothing more to keep
 }
 
 // headerField is a header name with its values, for writing in order.

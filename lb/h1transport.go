@@ -253,6 +253,9 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		return res, false, nil
 	}
 	x.conn = h1Body{rc: res.Body, c: c, keep: keep, hop: x.hop}
+	if x.hop != hopUnknown && x.head.relayable {
+		x.conn.head = &x.head
+	}
 	res.Body = &x.conn
 	return res, false, nil
 }
@@ -365,7 +368,8 @@ type h1Body struct {
 	c    *h1Conn
 	keep bool
 	done bool
-	hop  hopFields // the answer's hop-by-hop fields, for respond (stripHop)
+	hop  hopFields   // the answer's hop-by-hop fields, for respond (stripHop)
+	head *answerHead // the head as it came, when it may be relayed so (relayHead)
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {

@@ -352,13 +352,15 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	}
 	defer res.Body.Close()
 	hop := hopUnknown
+	var head *answerHead
 	if b, ok := res.Body.(*h1Body); ok {
-		hop = b.hop
+		hop, head = b.hop, b.head
 	}
 	stripHop(res.Header, hop)
 	var h http.Header
+	var fast *h1ResponseWriter
 	if hw, ok := w.(*h1ResponseWriter); ok && hw.adoptHeader(res.Header) {
-		h = res.Header // the fast loop's writer takes the map itself
+		h, fast = res.Header, hw // the fast loop's writer takes the map itself
 	} else {
 		h = w.Header()
 		for k, vv := range res.Header {
@@ -378,6 +380,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 			keys = append(keys, k)
 		}
 		h.Add("Trailer", strings.Join(keys, ", "))
+	} else if fast != nil && head != nil {
+		fast.relayHead(head)
 	}
 	w.WriteHeader(res.StatusCode)
 	var n int64
