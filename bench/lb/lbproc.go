@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -21,7 +22,24 @@ func runLB(args []string) error {
 	path := fs.String("config", "lb.yaml", "config file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here (for tuning)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile here at exit (for tuning)")
+	tracePath := fs.String("trace", "", "write a runtime execution trace here (for tuning)")
+	traceAfter := fs.Duration("trace-after", 3*time.Second, "start the -trace this long after the start")
+	traceFor := fs.Duration("trace-for", 300*time.Millisecond, "how long the -trace records")
 	fs.Parse(args)
+	if *tracePath != "" {
+		f, err := os.Create(*tracePath)
+		if err != nil {
+			return err
+		}
+		go func() {
+			time.Sleep(*traceAfter)
+			if trace.Start(f) == nil {
+				time.Sleep(*traceFor)
+				trace.Stop()
+			}
+			f.Close()
+		}()
+	}
 	if *memProfile != "" {
 		defer func() {
 			if f, err := os.Create(*memProfile); err == nil {
