@@ -14,7 +14,10 @@ import (
 // meaning; the values of one field keep their order). ok is false when
 // the request has anything unusual (a non-ASCII or invalid host, control
 // bytes in the target, a length without a body, Close): the caller then
-// uses http.Request.Write, which handles or rejects those cases.
+// uses http.Request.Write, which handles or rejects those cases. A
+// request of the fast loop whose header is the client's plus the proxy's
+// own fields has the client's field lines relayed as they came
+// (requestHead) instead of the map written out again.
 func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) {
 	host := req.Host
 	if host == "" {
@@ -37,6 +40,17 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
+	// Many servers expect a length on these methods even when empty (as
+	// net/http sends it).
+	sendsLength := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+	if x, ok := req.Context().(*h1ConnCtx); ok && x.reqHead != nil && x.reqHead.relays(req.Header) {
+		if sendsLength {
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		x.reqHead.writeFields(bw, req.Header)
+		_, err = bw.WriteString("\r\n")
+		return true, err
+	}
 	userAgent := "Go-http-client/1.1"
 	if vv, has := req.Header["User-Agent"]; has {
 		userAgent = ""
@@ -47,9 +61,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	if userAgent != "" {
 		writeHeaderField(bw, "User-Agent", userAgent)
 	}
-	// Many servers expect a length on these methods even when empty (as
-	// net/http sends it).
-	if method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+	if sendsLength {
 		bw.WriteString("Content-Length: 0\r\n")
 	}
 	for k, vv := range req.Header {
@@ -66,6 +78,51 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	}
 	_, err = bw.WriteString("\r\n")
 	return true, err
+}
+
+// relays reports whether h, a request's outbound header, holds just the
+// fields of the client's head (rh, relayable) and what the proxy makes of
+// them: X-Request-Id added where the client sent none (ServeHTTP),
+// forwardHeader's X-Forwarded-For, -Proto, -Host where the client sent
+// none, and the empty User-Agent that keeps one from being added;
+// Connection removed (outboundHeader). A request the proxy changes
+// otherwise is not relayable (parseH1Head).
+func (rh *requestHead) relays(h http.Header) bool {
+	want := rh.keys + 2 // X-Forwarded-For, X-Forwarded-Proto
+	if rh.hasConn {
+		want--
+	}
+	if !rh.hasXFH {
+		want++
+	}
+	if !rh.hasUA {
+		want++
+	}
+	if !rh.hasReqID {
+		want++
+	}
+	return len(h) == want && h["Connection"] == nil && len(h["X-Forwarded-For"]) == 1 && len(h["X-Forwarded-Proto"]) == 1 &&
+		(rh.hasXFH || len(h["X-Forwarded-Host"]) == 1) && (rh.hasReqID || len(h["X-Request-Id"]) == 1)
+}
+
+// writeFields writes the client's field lines as they came, less those
+// left out (Host and Content-Length, which writeRequestHead writes
+// itself, and Connection), then the proxy's (relays).
+func (rh *requestHead) writeFields(bw *bufio.Writer, h http.Header) {
+	at := rh.fieldsAt
+	for _, sk := range rh.skip[:rh.nskip] {
+		bw.WriteString(rh.s[at:sk[0]])
+		at = sk[1]
+	}
+	bw.WriteString(rh.s[at:rh.fieldsEnd])
+	writeHeaderField(bw, "X-Forwarded-For", h["X-Forwarded-For"][0])
+	writeHeaderField(bw, "X-Forwarded-Proto", h["X-Forwarded-Proto"][0])
+	if !rh.hasXFH {
+		writeHeaderField(bw, "X-Forwarded-Host", h["X-Forwarded-Host"][0])
+	}
+	if !rh.hasReqID {
+		writeHeaderField(bw, "X-Request-Id", h["X-Request-Id"][0])
+	}
 }
 
 // writeHeaderField writes "k: v\r\n" with v sanitised as net/http does:

@@ -214,6 +214,7 @@ type h1ServerConn struct {
 	}
 	px        *proxyExchange
 	reqHeader http.Header // the last request's header map, to fill again
+	reqHead   requestHead // the request's head, for relaying its lines upstream
 
 	ctx    *h1ConnCtx
 	cancel context.CancelCauseFunc // use abort, which also runs the hook
@@ -378,10 +379,13 @@ func (c *h1ServerConn) serve() {
 			r.req.Header = h // parseH1Head fills it
 		}
 		req := &r.req
-		if !parseH1Head(c.buf[c.r:c.r+n], req, &r.url) {
+		if !parseH1Head(c.buf[c.r:c.r+n], req, &r.url, &c.reqHead) {
 			handedOff = true
 			c.handOff()
 			return
+		}
+		if c.reqHead.relayable {
+			c.ctx.reqHead = &c.reqHead
 		}
 		c.r += n
 		if !c.serveRequest(req) {
@@ -502,6 +506,10 @@ type h1ConnCtx struct {
 	// last request gave back (recycle), lent the one the current request
 	// borrowed. Only the goroutine serving the connection touches them.
 	answer, lent *h1Response
+	// reqHead: the running request's head, when its field lines may be
+	// relayed upstream as they came (writeRequestHead). Only the goroutine
+	// serving the connection touches it.
+	reqHead *requestHead
 }
 
 // setAbort registers fn to run when the context ends (at once, when it
@@ -636,6 +644,7 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 	c.armWatch(body == nil)
 	aborted := true
 	defer func() {
+		c.ctx.reqHead, c.reqHead = nil, requestHead{} // pins no head once done
 		c.stopWatch()
 		if aborted {
 			// A panic: http.ErrAbortHandler (an upstream broke off

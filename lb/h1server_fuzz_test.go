@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,11 @@ func FuzzH1Head(f *testing.F) {
 		"0 / HTTP/1.0\r00:\r\n\r\n", // a stray CR is no line end
 		"GET /a!b(c)*'d?x=%zz&y=\"z\" HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab: \ta b\t\r\n\r\n",
 		manyFields("GET / HTTP/1.1\r\nHost: x\r\n"),
+		"GET /p?q=1 HTTP/1.1\r\nuser-agent: wrk\r\nHost: x\r\nAccept: */*\r\nx-a: 1\r\nX-A: 2\r\nX-Request-Id: r\r\n\r\n",
+		"POST /p HTTP/1.1\r\nHost: x:80\r\nContent-Length: 0\r\nX-Forwarded-Host: h\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.9\r\nUser-Agent: a\r\nUser-Agent: b\r\n\r\n",
+		"GET / HTTP/1.0\r\nHost: x\r\nConnection: Keep-Alive\r\nconnection: close\r\nAccept: */*\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -49,12 +55,12 @@ func FuzzH1Head(f *testing.F) {
 			return
 		}
 		var got http.Request
-		if !parseH1Head(raw[:n], &got, new(url.URL)) {
+		if !parseH1Head(raw[:n], &got, new(url.URL), nil) {
 			return
 		}
 		clear(reused)
 		again := http.Request{Header: reused}
-		if !parseH1Head(raw[:n], &again, new(url.URL)) || !sameHeader(again.Header, got.Header) {
+		if !parseH1Head(raw[:n], &again, new(url.URL), nil) || !sameHeader(again.Header, got.Header) {
 			t.Fatalf("head %q parsed into a reused map: %v, into a new one: %v", raw[:n], again.Header, got.Header)
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))
@@ -104,7 +110,64 @@ func FuzzH1Head(f *testing.F) {
 			a.ContentLength != b.ContentLength || a.Close != b.Close || !sameHeader(a.Header, b.Header) || got.URL.String() != want.URL.String() {
 			t.Fatalf("head %q:\nfast    %+v\nnet/http %+v", raw[:n], a, b)
 		}
+		// Relaying the head's lines upstream must send the request that
+		// writing the header map sends.
+		if relayed, ok := outboundHead(t, raw[:n], true); ok {
+			mapped, _ := outboundHead(t, raw[:n], false)
+			if !sameRequest(t, relayed, mapped) {
+				t.Fatalf("head %q:\nrelayed %q\nmapped  %q", raw[:n], relayed, mapped)
+			}
+		}
 	})
+}
+
+// outboundHead is the head the upstream transport writes for a client
+// request with this head, made as the proxy makes it: X-Request-Id where
+// the client's is missing or unfit (ServeHTTP), X-Forwarded-*
+// (forwardHeader). relay lets it relay the client's lines, reporting
+// whether it did; "" for a request the transport leaves to net/http.
+func outboundHead(t *testing.T, head []byte, relay bool) (string, bool) {
+	t.Helper()
+	var rh requestHead
+	x := &h1ConnCtx{Context: context.Background()}
+	r := (&http.Request{RemoteAddr: "192.0.2.1:1234", Header: http.Header{}}).WithContext(x)
+	if !parseH1Head(head, r, new(url.URL), &rh) {
+		t.Fatalf("head %q: not parsed", head)
+	}
+	if relay && rh.relayable {
+		x.reqHead = &rh
+	}
+	if vv := r.Header["X-Request-Id"]; len(vv) == 0 || vv[0] == "" || len(vv[0]) > 200 {
+		r.Header["X-Request-Id"] = []string{"req-1"}
+	}
+	out := *r
+	out.Header = forwardHeader(r, upgradeType(r.Header))
+	out.URL = &url.URL{Scheme: "http", Host: "up", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	out.RequestURI, out.Close, out.Body = "", false, nil
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	ok, err := writeRequestHead(bw, &out)
+	if err != nil || !ok {
+		return "", false
+	}
+	bw.Flush()
+	return b.String(), x.reqHead != nil && x.reqHead.relays(out.Header)
+}
+
+// sameRequest reports whether two request heads read the same through
+// http.ReadRequest: method, target, Host and fields.
+func sameRequest(t *testing.T, a, b string) bool {
+	t.Helper()
+	read := func(s string) *http.Request {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(s)))
+		if err != nil {
+			t.Fatalf("request %q: %v", s, err)
+		}
+		return r
+	}
+	ra, rb := read(a), read(b)
+	return ra.Method == rb.Method && ra.RequestURI == rb.RequestURI && ra.Host == rb.Host &&
+		ra.ContentLength == rb.ContentLength && sameHeader(ra.Header, rb.Header)
 }
 
 func sameHeader(a, b http.Header) bool {

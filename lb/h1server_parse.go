@@ -44,11 +44,32 @@ func scanH1Head(b []byte) int {
 	}
 }
 
+// requestHead is what parseH1Head keeps of a client's request head for
+// the upstream transport to relay its field lines as they came
+// (writeRequestHead) instead of writing the header map out again.
+type requestHead struct {
+	s         string // the head; its values are substrings of it
+	fieldsAt  int    // s[fieldsAt:fieldsEnd] are the field lines, each ending in CRLF
+	fieldsEnd int
+	skip      [4][2]int // the Host, Content-Length and Connection lines, left out
+	nskip     int
+	keys      int  // names in the parsed header
+	hasConn   bool // the request has these fields
+	hasUA     bool //
+	hasXFH    bool //
+	hasReqID  bool // one X-Request-Id the proxy keeps (proxy.go: 1 to 200 bytes)
+	relayable bool // the lines may be relayed (see parseH1Head)
+}
+
 // parseH1Head parses a complete head (as delimited by scanH1Head) into
 // req; a req.Header already set is an empty map to parse the fields into.
 // It returns false, leaving req in an unspecified state, when the head is
-// outside the subset the fast loop serves.
-func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
+// outside the subset the fast loop serves. rh, when not nil, gets what
+// relaying the head's field lines upstream takes.
+func parseH1Head(head []byte, req *http.Request, u *url.URL, rh *requestHead) bool {
+	if rh != nil {
+		rh.relayable = false
+	}
 	// One string for the whole head: every method, target and header
 	// value below is a substring of it, so parsing allocates no strings
 	// for them.
@@ -99,16 +120,56 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	host, hosts := "", 0
 	cl := int64(0)
 	hasCL := false
+	// What relaying the field lines needs (requestHead): the lines the
+	// transport writes itself (Host, Content-Length) and those the proxy
+	// removes (Connection naming no field but keep-alive or close, which
+	// browsers send) are left out, and a request with another field the
+	// proxy replaces, merges or removes is not relayed: X-Forwarded-For
+	// and -Proto, other hop-by-hop fields, Trailer (writeRequestHead drops
+	// it), a second or empty User-Agent (it sends the first, and no empty
+	// one), an X-Request-Id the proxy replaces.
+	var rel requestHead
+	rel.s, rel.fieldsAt = s, lineEnd+2
+	relayable, reqIDs := true, 0
 	for pos := lineEnd + 2; ; {
 		name, value, next, done, ok := nextField(s, pos)
 		if !ok {
 			return false
 		}
 		if done {
+			rel.fieldsEnd = pos
 			break
 		}
-		pos = next
 		key := canonicalKey(name)
+		switch key {
+		case "Connection":
+			relayable = relayable && namesNoField(value)
+			rel.hasConn = true
+			fallthrough
+		case "Host", "Content-Length":
+			if rel.nskip == len(rel.skip) {
+				relayable = false
+			} else {
+				rel.skip[rel.nskip] = [2]int{pos, next}
+				rel.nskip++
+			}
+		case "User-Agent":
+			// The transport sends no empty one (it keeps Go's out).
+			relayable = relayable && !rel.hasUA && value != ""
+			rel.hasUA = true
+		case "X-Forwarded-Host":
+			rel.hasXFH = true
+		case "X-Request-Id":
+			reqIDs++
+			rel.hasReqID = reqIDs == 1 && value != "" && len(value) <= 200
+		case "X-Forwarded-For", "X-Forwarded-Proto", "Trailer":
+			relayable = false
+		default:
+			if isHopHeader(key) {
+				relayable = false
+			}
+		}
+		pos = next
 		switch key {
 		case "Host":
 			hosts++
@@ -124,6 +185,9 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 		}
 		hb.add(key, value)
 	}
+	if reqIDs > 0 && !rel.hasReqID {
+		relayable = false
+	}
 	if hosts > 1 || (hosts == 0 && minor == 1) || (hosts == 1 && !httpguts.ValidHostHeader(host)) {
 		return false
 	}
@@ -134,7 +198,12 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL) bool {
 	if hp, ok := h["Pragma"]; ok && len(hp) > 0 && hp[0] == "no-cache" {
 		if _, ok := h["Cache-Control"]; !ok {
 			h["Cache-Control"] = []string{"no-cache"}
+			relayable = false // a field the lines lack
 		}
+	}
+	if rh != nil && relayable {
+		rel.keys, rel.relayable = len(h), true
+		*rh = rel
 	}
 
 	req.Method = method
@@ -554,17 +623,34 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 		hop = hopOther
 	case conn == nil:
 		hop = hopNone
-	default:
+	case namesNoFields(conn):
 		hop = hopConnectionOnly
-		for _, v := range conn {
-			for t := range strings.SplitSeq(v, ",") {
-				if t = trimOWS(t); t != "" && !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") {
-					hop = hopOther // it names fields to remove too
-				}
-			}
-		}
+	default:
+		hop = hopOther // it names fields to remove too
 	}
 	return true, hop
+}
+
+// namesNoFields is namesNoField for all of a Connection field's values.
+func namesNoFields(vv []string) bool {
+	for _, v := range vv {
+		if !namesNoField(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// namesNoField reports whether a Connection value has no token but
+// keep-alive and close, which name no field for removeHopHeaders to
+// remove.
+func namesNoField(v string) bool {
+	for t := range strings.SplitSeq(v, ",") {
+		if t = trimOWS(t); t != "" && !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") {
+			return false
+		}
+	}
+	return true
 }
 
 // sizedBody is a response body of known length, read from the upstream

@@ -588,7 +588,7 @@ func TestH1ServerAnswerHeadersPerRequest(t *testing.T) {
 }
 
 // An answer whose head the fast loop writes from the header map (here
-// because the request has a Connection field) has its fields sorted by
+// because the request has a body) has its fields sorted by
 // name, as net/http writes them, so the same answer reads the same every
 // time instead of in each map range's own order.
 func TestH1ServerWritesFieldsSorted(t *testing.T) {
@@ -602,7 +602,7 @@ func TestH1ServerWritesFieldsSorted(t *testing.T) {
 	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
 	c, br := rawConnToLB(t, base)
 	for i := range 5 {
-		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nX-Request-Id: fixed\r\n\r\n")
+		_, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nX-Request-Id: fixed\r\nContent-Length: 2\r\n\r\nhi")
 		require.NoError(t, err)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		status, err := br.ReadString('\n')
@@ -645,7 +645,7 @@ func TestH1ServerRelaysAnswerFieldsAsTheyCame(t *testing.T) {
 		"HTTP/1.1 201 Created\r\nDate: Sat, 05 Dec 2026 01:30:00 GMT\r\nX-Request-Id: upstream-id\r\nContent-Type: text/x\r\n" +
 			"Connection: keep-alive\r\nContent-Length: 3\r\nConnection: Keep-Alive\r\n\r\nyes",
 	}
-	up := rawUpstream(t, func(i int) string { return answers[i%len(answers)] })
+	up := rawUpstream(t, func(i int, _ string) string { return answers[i%len(answers)] })
 	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
 	c, br := rawConnToLB(t, base)
 	for i := range 6 {
@@ -694,10 +694,95 @@ func TestH1ServerRelaysAnswerFieldsAsTheyCame(t *testing.T) {
 	}
 }
 
+// The upstream transport relays a plain request's field lines as the
+// client wrote them (its order and spelling, repeated fields as they
+// came), less Host and Content-Length, which it writes itself, plus the
+// proxy's X-Forwarded-* and the X-Request-Id the client lacked. A request
+// with a field the proxy removes or replaces goes from the header map.
+func TestH1ServerRelaysRequestFieldsAsTheyCame(t *testing.T) {
+	heads := make(chan string, 8)
+	up := rawUpstream(t, func(_ int, head string) string {
+		heads <- head
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	})
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+	c, br := rawConnToLB(t, base)
+	send := func(req string) string {
+		t.Helper()
+		_, err := io.WriteString(c, req)
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, "ok", string(body))
+		select {
+		case h := <-heads:
+			return h
+		case <-time.After(5 * time.Second):
+			t.Fatal("no request upstream")
+			return ""
+		}
+	}
+	lb := c.LocalAddr().(*net.TCPAddr).IP.String()
+	for range 3 {
+		got := send("GET /p?q=1 HTTP/1.1\r\nzeta: z\r\nHost: front\r\naccept: */*\r\nX-Two: 1\r\nContent-Length: 0\r\nx-two: 2\r\nX-Request-Id: fixed\r\n\r\n")
+		require.Equal(t, "GET /p?q=1 HTTP/1.1\r\nHost: front\r\nzeta: z\r\naccept: */*\r\nX-Two: 1\r\nx-two: 2\r\nX-Request-Id: fixed\r\n"+
+			"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\n", got)
+	}
+	// No X-Request-Id: the proxy's goes last.
+	got := send("DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Forwarded-Host: orig\r\n\r\n")
+	id, ok := strings.CutPrefix(got[strings.LastIndex(got[:len(got)-4], "\r\n")+2:], "X-Request-Id: ")
+	require.True(t, ok, "X-Request-Id last in %q", got)
+	require.Len(t, strings.TrimSpace(id), 32)
+	require.Equal(t, "DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Forwarded-Host: orig\r\n"+
+		"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Request-Id: "+id, got)
+	// A browser's Connection: keep-alive is left out.
+	got = send("GET /b HTTP/1.1\r\nHost: front\r\nConnection: keep-alive\r\nAccept: text/html\r\nX-Request-Id: b\r\n\r\n")
+	require.Equal(t, "GET /b HTTP/1.1\r\nHost: front\r\nAccept: text/html\r\nX-Request-Id: b\r\n"+
+		"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\n", got)
+	// An HTTP/1.0 client's keep-alive still keeps the connection: its
+	// Connection field is the answer's business too.
+	_, err := io.WriteString(c, "GET /old HTTP/1.0\r\nHost: front\r\nConnection: keep-alive\r\n\r\n")
+	require.NoError(t, err)
+	res, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, "keep-alive", res.Header.Get("Connection"))
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, "ok", string(body))
+	got = <-heads
+	require.NotContains(t, got, "Connection")
+	// Connection naming a field, and a client's X-Forwarded-For: from the
+	// map, without the field and with the address merged.
+	got = send("GET / HTTP/1.1\r\nHost: front\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nX-Forwarded-For: 192.0.2.9\r\nX-Request-Id: m\r\n\r\n")
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got)))
+	require.NoError(t, err)
+	require.Empty(t, r.Header.Values("Connection"))
+	require.Empty(t, r.Header.Values("X-Secret"))
+
+	require.Equal(t, []string{"192.0.2.9, " + lb}, r.Header.Values("X-Forwarded-For"))
+	require.Equal(t, []string{"m"}, r.Header.Values("X-Request-Id"))
+	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
+
+	for _, h := range []string{
+		"GET /p?q=1 HTTP/1.1\r\nzeta: z\r\nHost: front\r\naccept: */*\r\nX-Two: 1\r\nContent-Length: 0\r\nx-two: 2\r\nX-Request-Id: fixed\r\n\r\n",
+		"DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Forwarded-Host: orig\r\n\r\n",
+		"GET /b HTTP/1.1\r\nHost: front\r\nConnection: keep-alive\r\nAccept: text/html\r\nX-Request-Id: b\r\n\r\n",
+	} {
+		relayed, ok := outboundHead(t, []byte(h), true)
+		require.True(t, ok, "relayed")
+		mapped, ok := outboundHead(t, []byte(h), false)
+		require.False(t, ok)
+		require.True(t, sameRequest(t, relayed, mapped), "relayed %q\nmapped  %q", relayed, mapped)
+	}
+}
+
 // rawUpstream serves keep-alive connections that answer each request head
-// with answer(n), n counting the requests of all connections, byte for
-// byte. It returns its address.
-func rawUpstream(t *testing.T, answer func(n int) string) string {
+// with answer(n, head), n counting the requests of all connections, byte
+// for byte. It returns its address.
+func rawUpstream(t *testing.T, answer func(n int, head string) string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -713,16 +798,18 @@ func rawUpstream(t *testing.T, answer func(n int) string) string {
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
+					var head strings.Builder
 					for {
 						line, err := br.ReadString('\n')
 						if err != nil {
 							return
 						}
+						head.WriteString(line)
 						if line == "\r\n" {
 							break
 						}
 					}
-					if _, err := io.WriteString(c, answer(int(n.Add(1)-1))); err != nil {
+					if _, err := io.WriteString(c, answer(int(n.Add(1)-1), head.String())); err != nil {
 						return
 					}
 				}

@@ -322,7 +322,9 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 	}
 	req := w.req
 	keepAlives := !w.c.hs.draining.Load()
-	if w.relaying && keepAlives && w.body == nil && req.ProtoMinor == 1 && !req.Close && req.Header["Connection"] == nil {
+	// An HTTP/1.1 request's Connection matters below only when it says
+	// close, which req.Close has.
+	if w.relaying && keepAlives && w.body == nil && req.ProtoMinor == 1 && !req.Close {
 		w.writeRelayedHead()
 		return
 	}

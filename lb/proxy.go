@@ -681,20 +681,31 @@ func outboundHeader(r *http.Request, upgrade string) http.Header {
 }
 
 // forwardHeader is outboundHeader without the copy when there is
-// nothing to remove or merge (no hop-by-hop field, no X-Forwarded-For
-// yet: nearly every request): the X-Forwarded-* fields (and the empty
-// User-Agent) are added to the client's header itself, which then goes
-// upstream as it is. The handler owns r.Header, and nothing after this
-// reads the added fields (the X-Request-Id added above is in both anyway).
+// nothing to remove or merge but an HTTP/1.1 request's Connection naming
+// no field (keep-alive, which browsers send, or close), and no
+// X-Forwarded-For yet: nearly every request. The X-Forwarded-* fields
+// (and the empty User-Agent) are added to the client's header itself,
+// which then goes upstream as it is. The handler owns r.Header, and
+// nothing after this reads the added fields (the X-Request-Id added above
+// is in both anyway) or the removed Connection (an HTTP/1.1 request's
+// close is in r.Close; its keep-alive means nothing).
 func forwardHeader(r *http.Request, upgrade string) http.Header {
 	h := r.Header
 	if upgrade != "" || h == nil || len(h) > 16 {
 		return outboundHeader(r, upgrade)
 	}
-	for k := range h {
+	dropConn := false
+	for k, vv := range h {
+		if k == "Connection" && r.ProtoMajor == 1 && r.ProtoMinor == 1 && namesNoFields(vv) {
+			dropConn = true
+			continue
+		}
 		if isHopHeader(k) || k == "X-Forwarded-For" {
 			return outboundHeader(r, upgrade)
 		}
+	}
+	if dropConn {
+		delete(h, "Connection")
 	}
 	vals := make([]string, 2) // X-Forwarded-For's and -Host's, capped apart
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
