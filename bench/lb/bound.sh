@@ -11,7 +11,9 @@
 #
 # Alternate the targets and repeat: rounds on a VM move by ±5-10 %.
 # EXTRAENV adds environment variables to the lb builds (GOGC=800…); SECS
-# sets the measured seconds (6). Needs wrk, nginx, haproxy and taskset;
+# sets the measured seconds (6); WRKHEADERS=browser sends a browser's
+# request fields (run.go's browserFields) besides wrk's bare Host. Needs
+# wrk, nginx, haproxy and taskset;
 # uses loopback ports 18090-18093.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,6 +29,11 @@ done = function(summary, latency, requests)
 end
 LUA
 (cd "$(dirname "$0")/../.." && go build -o "$dir/lbbench" ./bench/lb)
+# A browser's fields (run.go's browserFields), when WRKHEADERS=browser.
+hdrs=()
+if [ "${WRKHEADERS:-}" = browser ]; then
+	mapfile -t hdrs < <("$dir/lbbench" wrkheaders)
+fi
 # run.go's configs; both of a proxy's HTTP pools go to the origin.
 conf() { "$dir/lbbench" conf -http 127.0.0.1:18090 -grpc 127.0.0.1:18092 -up-http 127.0.0.1:18091 -up-grpc 127.0.0.1:18093 "$@"; }
 mkdir -p "$dir/o" "$dir/n"
@@ -43,9 +50,9 @@ for target in "$@"; do
 	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$lb_conf" >/dev/null 2>&1 & p=$! ;;
 	esac
 	sleep 1
-	taskset -c 0 wrk -t1 -c64 -d1s http://127.0.0.1:18090/ >/dev/null
+	taskset -c 0 wrk -t1 -c64 -d1s "${hdrs[@]}" http://127.0.0.1:18090/ >/dev/null
 	a0=$(treesum cpu $p)
-	taskset -c 0 wrk -t1 -c64 -d"${d}s" -s "$dir/pct.lua" http://127.0.0.1:18090/ >"$dir/w"
+	taskset -c 0 wrk -t1 -c64 -d"${d}s" "${hdrs[@]}" -s "$dir/pct.lua" http://127.0.0.1:18090/ >"$dir/w"
 	a1=$(treesum cpu $p)
 	kill -TERM $p 2>/dev/null || true
 	wait $p 2>/dev/null || true

@@ -10,7 +10,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lbbench run|upstream|lb|grpcload|idle|conf [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lbbench run|upstream|lb|grpcload|idle|conf|wrkheaders [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -27,6 +27,8 @@ func main() {
 		err = runIdle(os.Args[2:])
 	case "conf":
 		err = runConf(os.Args[2:])
+	case "wrkheaders":
+		err = runWrkHeaders(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -162,6 +162,9 @@ func runBench(args []string) error {
 		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound)", f.httpConns), func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.originAddr, "/origin/", f.httpConns, mark)
 		}},
+		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound), a browser's request fields", f.httpConns), func(t target, mark func()) (loadResult, error) {
+			return runWrk(f, t.originAddr, "/origin/", f.httpConns, mark, wrkBrowserArgs()...)
+		}},
 		{"HTTP/1.1 keep-alive, wrk -c1 (latency)", func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.httpAddr, "/", 1, mark)
 		}},
@@ -267,15 +270,49 @@ var (
 	wrkSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
-func runWrk(f benchFlags, addr, path string, conns int, mark func()) (loadResult, error) {
+// browserFields are the fields Chrome sends with a page request: what a
+// proxy in front of a web app parses and forwards, where wrk alone sends
+// only Host.
+var browserFields = []string{
+	"Connection: keep-alive",
+	"Cache-Control: max-age=0",
+	"Upgrade-Insecure-Requests: 1",
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+	"Accept-Encoding: gzip, deflate, br",
+	"Accept-Language: en-US,en;q=0.9",
+	"Cookie: session=2f7a9c1e4b8d6a3f; theme=dark",
+}
+
+// wrkBrowserArgs are wrk's arguments for sending browserFields.
+func wrkBrowserArgs() []string {
+	var args []string
+	for _, h := range browserFields {
+		args = append(args, "-H", h)
+	}
+	return args
+}
+
+// runWrkHeaders prints wrkBrowserArgs one per line, for the shell
+// scripts (bound.sh WRKHEADERS=browser).
+func runWrkHeaders([]string) error {
+	for _, a := range wrkBrowserArgs() {
+		fmt.Println(a)
+	}
+	return nil
+}
+
+func runWrk(f benchFlags, addr, path string, conns int, mark func(), extra ...string) (loadResult, error) {
 	url := "http://" + addr + path
-	warm := exec.Command("taskset", "-c", f.loadCPU, "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d1s", url)
-	if out, err := warm.CombinedOutput(); err != nil {
+	wrk := func(args ...string) *exec.Cmd {
+		argv := append([]string{"-c", f.loadCPU, "wrk", "-t1", "-c" + strconv.Itoa(conns)}, extra...)
+		return exec.Command("taskset", append(append(argv, args...), url)...)
+	}
+	if out, err := wrk("-d1s").CombinedOutput(); err != nil {
 		return loadResult{}, fmt.Errorf("wrk warm-up: %w: %s", err, out)
 	}
 	mark()
-	cmd := exec.Command("taskset", "-c", f.loadCPU, "wrk", "-t1", "-c"+strconv.Itoa(conns),
-		"-d"+strconv.Itoa(int(f.dur.Seconds()))+"s", "--latency", url)
+	cmd := wrk("-d"+strconv.Itoa(int(f.dur.Seconds()))+"s", "--latency")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return loadResult{}, fmt.Errorf("wrk: %w: %s", err, out)
