@@ -201,6 +201,8 @@ func FuzzH1ResponseHead(f *testing.F) {
 		manyFields("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"),
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: X-Request-Id\r\nX-Request-Id: up\r\nContent-Length: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nconnection: Content-Type\r\nContent-Type: text/hop\r\nContent-Length: 1\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}

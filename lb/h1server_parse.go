@@ -613,7 +613,9 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 		}
 	}
 	res.Header = h
-	if ah != nil && relayable && !other {
+	// A Connection naming fields has them removed from the map
+	// (removeHopHeaders), which the lines would still carry.
+	if ah != nil && relayable && !other && namesNoFields(conn) {
 		rel.keys, rel.clen, rel.relayable = len(h), res.ContentLength, true
 		_, rel.hasConn = h["Connection"]
 		*ah = rel

@@ -779,6 +779,32 @@ func TestH1ServerRelaysRequestFieldsAsTheyCame(t *testing.T) {
 	}
 }
 
+// An answer whose Connection names fields the proxy adds back (the
+// client's X-Request-Id, Content-Type's nil entry) has them removed, as
+// hop-by-hop fields: the relay, which would still write the upstream's
+// lines for them, must not take it (found by review).
+func TestH1ServerAnswerConnectionNamingFieldsIsNotRelayed(t *testing.T) {
+	up := rawUpstream(t, func(int, string) string {
+		return "HTTP/1.1 200 OK\r\nConnection: X-Request-Id, Content-Type\r\nX-Request-Id: upstream-secret\r\n" +
+			"Content-Type: text/hop\r\nContent-Length: 2\r\n\r\nok"
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+	c, br := rawConnToLB(t, base)
+	for range 2 {
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: client-id\r\n\r\n")
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, "ok", string(body))
+		require.Equal(t, []string{"client-id"}, res.Header.Values("X-Request-Id"))
+		require.Empty(t, res.Header.Values("Content-Type"))
+		require.Empty(t, res.Header.Values("Connection"))
+	}
+}
+
 // rawUpstream serves keep-alive connections that answer each request head
 // with answer(n, head), n counting the requests of all connections, byte
 // for byte. It returns its address.
