@@ -43,7 +43,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	// Many servers expect a length on these methods even when empty (as
 	// net/http sends it).
 	sendsLength := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
-	if x, ok := req.Context().(*h1ConnCtx); ok && x.reqHead != nil && x.reqHead.relays(req.Header) {
+	if x := connCtxOf(req.Context()); x != nil && x.reqHead != nil && x.reqHead.relays(req.Header) {
 		if sendsLength {
 			bw.WriteString("Content-Length: 0\r\n")
 		}

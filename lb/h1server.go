@@ -546,6 +546,27 @@ func (x *h1ConnCtx) clearAbort() bool {
 	return !x.fired
 }
 
+// connCtxKey finds a fast-loop request's h1ConnCtx through the contexts
+// derived from it (a route's timeout, an attempt's try_timeout), for what
+// belongs to the request rather than to the context: its head (reqHead).
+type connCtxKey struct{}
+
+func (x *h1ConnCtx) Value(key any) any {
+	if key == (connCtxKey{}) {
+		return x
+	}
+	return x.Context.Value(key)
+}
+
+// connCtxOf returns the h1ConnCtx ctx is or derives from, or nil.
+func connCtxOf(ctx context.Context) *h1ConnCtx {
+	if x, ok := ctx.(*h1ConnCtx); ok {
+		return x
+	}
+	x, _ := ctx.Value(connCtxKey{}).(*h1ConnCtx)
+	return x
+}
+
 func (x *h1ConnCtx) fire() {
 	x.mu.Lock()
 	fn := x.fn

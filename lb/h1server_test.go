@@ -700,12 +700,20 @@ func TestH1ServerRelaysAnswerFieldsAsTheyCame(t *testing.T) {
 // proxy's X-Forwarded-* and the X-Request-Id the client lacked. A request
 // with a field the proxy removes or replaces goes from the header map.
 func TestH1ServerRelaysRequestFieldsAsTheyCame(t *testing.T) {
+	t.Run("plain route", func(t *testing.T) { testRelaysRequestFields(t, RouteConfig{}) })
+	// Their contexts derive from the connection's (connCtxOf).
+	t.Run("route and try time-outs", func(t *testing.T) {
+		testRelaysRequestFields(t, RouteConfig{Timeout: Duration(time.Minute), TryTimeout: Duration(30 * time.Second)})
+	})
+}
+
+func testRelaysRequestFields(t *testing.T, route RouteConfig) {
 	heads := make(chan string, 8)
 	up := rawUpstream(t, func(_ int, head string) string {
 		heads <- head
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	})
-	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, route))
 	c, br := rawConnToLB(t, base)
 	send := func(req string) string {
 		t.Helper()
