@@ -408,32 +408,20 @@ func TestH1ServerShutdownDrains(t *testing.T) {
 // and the response's head string and value array; the rest is reused
 // from one request to the next (h1ResponseWriter.recycle).
 func BenchmarkH1ServerProxy(b *testing.B) {
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer up.Close()
-	go func() {
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
+	up := serveConns(b, func(c net.Conn) {
+		buf := make([]byte, 4096)
 		for {
-			c, err := up.Accept()
+			n, err := c.Read(buf)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 4096)
-				answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
-						c.Write(answer)
-					}
-				}
-			}()
+			if bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+				c.Write(answer)
+			}
 		}
-	}()
-	cfg := oneRoute(PoolConfig{Upstreams: []string{up.Addr().String()}}, RouteConfig{})
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{})
 	cfg.AccessLog = ptr(false)
 	srv, err := New(cfg, testLogger(), nil)
 	require.NoError(b, err)
@@ -717,14 +705,8 @@ func testRelaysRequestFields(t *testing.T, route RouteConfig) {
 	c, br := rawConnToLB(t, base)
 	send := func(req string) string {
 		t.Helper()
-		_, err := io.WriteString(c, req)
-		require.NoError(t, err)
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		res, err := http.ReadResponse(br, nil)
-		require.NoError(t, err)
-		body, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		require.Equal(t, "ok", string(body))
+		_, body := exchangeRaw(t, c, br, req)
+		require.Equal(t, "ok", body)
 		select {
 		case h := <-heads:
 			return h
@@ -752,14 +734,9 @@ func testRelaysRequestFields(t *testing.T, route RouteConfig) {
 		"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\n", got)
 	// An HTTP/1.0 client's keep-alive still keeps the connection: its
 	// Connection field is the answer's business too.
-	_, err := io.WriteString(c, "GET /old HTTP/1.0\r\nHost: front\r\nConnection: keep-alive\r\n\r\n")
-	require.NoError(t, err)
-	res, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
+	res, body := exchangeRaw(t, c, br, "GET /old HTTP/1.0\r\nHost: front\r\nConnection: keep-alive\r\n\r\n")
 	require.Equal(t, "keep-alive", res.Header.Get("Connection"))
-	body, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	require.Equal(t, "ok", string(body))
+	require.Equal(t, "ok", body)
 	got = <-heads
 	require.NotContains(t, got, "Connection")
 	// Connection naming a field, and a client's X-Forwarded-For: from the
@@ -799,14 +776,8 @@ func TestH1ServerAnswerConnectionNamingFieldsIsNotRelayed(t *testing.T) {
 	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
 	c, br := rawConnToLB(t, base)
 	for range 2 {
-		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: client-id\r\n\r\n")
-		require.NoError(t, err)
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		res, err := http.ReadResponse(br, nil)
-		require.NoError(t, err)
-		body, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		require.Equal(t, "ok", string(body))
+		res, body := exchangeRaw(t, c, br, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: client-id\r\n\r\n")
+		require.Equal(t, "ok", body)
 		require.Equal(t, []string{"client-id"}, res.Header.Values("X-Request-Id"))
 		require.Empty(t, res.Header.Values("Content-Type"))
 		require.Empty(t, res.Header.Values("Connection"))
@@ -818,39 +789,40 @@ func TestH1ServerAnswerConnectionNamingFieldsIsNotRelayed(t *testing.T) {
 // for byte. It returns its address.
 func rawUpstream(t *testing.T, answer func(n int, head string) string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	var n atomic.Int64
-	go func() {
+	return serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var head strings.Builder
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				head.WriteString(line)
+				if line == "\r\n" {
+					break
+				}
+			}
+			if _, err := io.WriteString(c, answer(int(n.Add(1)-1), head.String())); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var head strings.Builder
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if line == "\r\n" {
-							break
-						}
-					}
-					if _, err := io.WriteString(c, answer(int(n.Add(1)-1), head.String())); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
+}
+
+// exchangeRaw writes req on the raw connection c and reads the answer
+// from br, with its body.
+func exchangeRaw(t *testing.T, c net.Conn, br *bufio.Reader, req string) (*http.Response, string) {
+	t.Helper()
+	_, err := io.WriteString(c, req)
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, string(body)
 }
 
 // rawConnToLB opens a raw keep-alive connection to the lb at base (closed at

@@ -20,31 +20,19 @@ import (
 // restarts or times out idle connections does.
 func closingUpstream(t *testing.T) (addr string, served func() int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
 	count := make(chan int, 1)
 	count <- 0
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				n := <-count
-				count <- n + 1
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
+	addr = serveConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String(), func() int { n := <-count; count <- n; return n }
+		io.Copy(io.Discard, req.Body)
+		n := <-count
+		count <- n + 1
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	return addr, func() int { n := <-count; count <- n; return n }
 }
 
 func TestH1TransportSurvivesUpstreamClosingIdleConnections(t *testing.T) {

@@ -394,42 +394,29 @@ func (s *streamingService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequ
 // closes the connection.
 func rawH2Upstream(t *testing.T, settings []http2.Setting, newConn func() func(fr *http2.Framer, f http2.Frame) bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveConns(t, func(nc net.Conn) {
+		preface := make([]byte, len(h2Preface))
+		if _, err := io.ReadFull(nc, preface); err != nil {
+			return
+		}
+		fr := http2.NewFramer(nc, nc)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		_ = fr.WriteSettings(settings...)
+		onFrame := newConn()
 		for {
-			nc, err := ln.Accept()
+			f, err := fr.ReadFrame()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				preface := make([]byte, len(h2Preface))
-				if _, err := io.ReadFull(nc, preface); err != nil {
-					return
+			if sf, ok := f.(*http2.SettingsFrame); ok {
+				if !sf.IsAck() {
+					_ = fr.WriteSettingsAck()
 				}
-				fr := http2.NewFramer(nc, nc)
-				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				_ = fr.WriteSettings(settings...)
-				onFrame := newConn()
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					if sf, ok := f.(*http2.SettingsFrame); ok {
-						if !sf.IsAck() {
-							_ = fr.WriteSettingsAck()
-						}
-					} else if !onFrame(fr, f) {
-						return
-					}
-				}
-			}()
+			} else if !onFrame(fr, f) {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // refusingUpstream is a raw HTTP/2 server that turns every stream away,
