@@ -101,7 +101,10 @@ func runUntilSignal(ctx context.Context, cfg *config.Config, names []string, m m
 	return run(ctx, cfg, names, m, extra...)
 }
 
-// run starts the app, waits until ctx ends, and stops the app.
+// run starts the app, waits until ctx ends, and stops the app. ctx ending
+// while the app starts (a signal during start-up) stops what had started
+// and is no error: fx's Start then reports the cancellation, even when
+// its last hook had already run.
 func run(ctx context.Context, cfg *config.Config, names []string, m mode, extra ...fx.Option) error {
 	app, err := newApp(cfg, names, m, extra...)
 	if err != nil {
@@ -109,7 +112,7 @@ func run(ctx context.Context, cfg *config.Config, names []string, m mode, extra 
 	}
 	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
 	defer cancel()
-	if err := app.Start(startCtx); err != nil {
+	if err := app.Start(startCtx); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	<-ctx.Done()

@@ -221,6 +221,24 @@ func TestCommandLine(t *testing.T) {
 	require.Len(t, names, len(components)-1)
 }
 
+// A signal while the process starts (here: as its last start hook runs)
+// stops what had started, and is no error. fx's Start reports the
+// cancellation about half the time even then, so several rounds.
+func TestCancelDuringStartStopsCleanly(t *testing.T) {
+	cfg := testConfig(t)
+	for range 8 {
+		ctx, cancel := context.WithCancel(context.Background())
+		var addr string
+		err := run(ctx, cfg, []string{"verifymatcher"}, modeServe, fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server) {
+			lc.Append(fx.StartHook(func() { addr = s.Addr(); cancel() }))
+		}))
+		require.NoError(t, err)
+		require.NotEmpty(t, addr)
+		_, err = net.DialTimeout("tcp", addr, time.Second)
+		require.Error(t, err, "the gRPC server stopped")
+	}
+}
+
 // TestServeRunsOnlyTheNamedComponents runs `vigil serve verifymatcher`: its service is
 // SERVING, another component's is unknown to this process.
 func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
