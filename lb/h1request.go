@@ -109,12 +109,7 @@ func (rh *requestHead) relays(h http.Header) bool {
 // left out (Host and Content-Length, which writeRequestHead writes
 // itself, and Connection), then the proxy's (relays).
 func (rh *requestHead) writeFields(bw *bufio.Writer, h http.Header) {
-	at := rh.fieldsAt
-	for _, sk := range rh.skip[:rh.nskip] {
-		bw.WriteString(rh.s[at:sk[0]])
-		at = sk[1]
-	}
-	bw.WriteString(rh.s[at:rh.fieldsEnd])
+	rh.lines.writeTo(bw)
 	writeHeaderField(bw, "X-Forwarded-For", h["X-Forwarded-For"][0])
 	writeHeaderField(bw, "X-Forwarded-Proto", h["X-Forwarded-Proto"][0])
 	if !rh.hasXFH {

@@ -48,17 +48,43 @@ func scanH1Head(b []byte) int {
 // the upstream transport to relay its field lines as they came
 // (writeRequestHead) instead of writing the header map out again.
 type requestHead struct {
-	s         string // the head; its values are substrings of it
-	fieldsAt  int    // s[fieldsAt:fieldsEnd] are the field lines, each ending in CRLF
-	fieldsEnd int
-	skip      [4][2]int // the Host, Content-Length and Connection lines, left out
+	lines     fieldLines // less Host, Content-Length and Connection
+	keys      int        // names in the parsed header
+	hasConn   bool       // the request has these fields
+	hasUA     bool       //
+	hasXFH    bool       //
+	hasReqID  bool       // one X-Request-Id the proxy keeps (proxy.go: 1 to 200 bytes)
+	relayable bool       // the lines may be relayed (see parseH1Head)
+}
+
+// fieldLines are a head's field lines, to relay as they came less some of
+// them (the head is a string: its values are substrings of it).
+type fieldLines struct {
+	s         string
+	at, end   int // s[at:end] are the field lines, each ending in CRLF
+	skip      [4][2]int
 	nskip     int
-	keys      int  // names in the parsed header
-	hasConn   bool // the request has these fields
-	hasUA     bool //
-	hasXFH    bool //
-	hasReqID  bool // one X-Request-Id the proxy keeps (proxy.go: 1 to 200 bytes)
-	relayable bool // the lines may be relayed (see parseH1Head)
+	overflown bool // more lines to leave out than skip holds
+}
+
+// leaveOut marks the line s[pos:next] to be left out.
+func (l *fieldLines) leaveOut(pos, next int) {
+	if l.nskip == len(l.skip) {
+		l.overflown = true
+		return
+	}
+	l.skip[l.nskip] = [2]int{pos, next}
+	l.nskip++
+}
+
+// writeTo writes the lines but those left out.
+func (l *fieldLines) writeTo(bw *bufio.Writer) {
+	at := l.at
+	for _, sk := range l.skip[:l.nskip] {
+		bw.WriteString(l.s[at:sk[0]])
+		at = sk[1]
+	}
+	bw.WriteString(l.s[at:l.end])
 }
 
 // parseH1Head parses a complete head (as delimited by scanH1Head) into
@@ -129,7 +155,7 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL, rh *requestHead) bo
 	// it), a second or empty User-Agent (it sends the first, and no empty
 	// one), an X-Request-Id the proxy replaces.
 	var rel requestHead
-	rel.s, rel.fieldsAt = s, lineEnd+2
+	rel.lines = fieldLines{s: s, at: lineEnd + 2}
 	relayable, reqIDs := true, 0
 	for pos := lineEnd + 2; ; {
 		name, value, next, done, ok := nextField(s, pos)
@@ -137,7 +163,7 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL, rh *requestHead) bo
 			return false
 		}
 		if done {
-			rel.fieldsEnd = pos
+			rel.lines.end = pos
 			break
 		}
 		key := canonicalKey(name)
@@ -147,12 +173,7 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL, rh *requestHead) bo
 			rel.hasConn = true
 			fallthrough
 		case "Host", "Content-Length":
-			if rel.nskip == len(rel.skip) {
-				relayable = false
-			} else {
-				rel.skip[rel.nskip] = [2]int{pos, next}
-				rel.nskip++
-			}
+			rel.lines.leaveOut(pos, next)
 		case "User-Agent":
 			// The transport sends no empty one (it keeps Go's out).
 			relayable = relayable && !rel.hasUA && value != ""
@@ -185,7 +206,7 @@ func parseH1Head(head []byte, req *http.Request, u *url.URL, rh *requestHead) bo
 		}
 		hb.add(key, value)
 	}
-	if reqIDs > 0 && !rel.hasReqID {
+	if (reqIDs > 0 && !rel.hasReqID) || rel.lines.overflown {
 		relayable = false
 	}
 	if hosts > 1 || (hosts == 0 && minor == 1) || (hosts == 1 && !httpguts.ValidHostHeader(host)) {
@@ -441,18 +462,14 @@ type h1Response struct {
 // takes a pass over the map, a sort and a write per field, about a
 // twentieth of the CPU a proxied request costs.
 type answerHead struct {
-	s         string // the head; its values are substrings of it
-	fieldsAt  int    // s[fieldsAt:fieldsEnd] are the field lines, each ending in CRLF
-	fieldsEnd int
-	conn      [2][2]int // the Connection lines, s[conn[i][0]:conn[i][1]], left out
-	nconn     int
-	keys      int   // distinct names in the parsed header
-	hasConn   bool  // the parsed header kept a Connection field
-	hasDate   bool  // the answer has these fields
-	hasType   bool  //
-	hasReqID  bool  //
-	clen      int64 // its Content-Length
-	relayable bool  // the lines may be relayed: none is left out but Connection's
+	lines     fieldLines // less the Connection lines
+	keys      int        // distinct names in the parsed header
+	hasConn   bool       // the parsed header kept a Connection field
+	hasDate   bool       // the answer has these fields
+	hasType   bool       //
+	hasReqID  bool       //
+	clen      int64      // its Content-Length
+	relayable bool       // the lines may be relayed: none is left out but Connection's
 }
 
 // hopFields tells respond what removing an answer's hop-by-hop fields
@@ -559,15 +576,14 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 	h := hb.h
 	hasCL, other := false, false
 	var rel answerHead
-	rel.s, rel.fieldsAt = s, lineEnd+2
-	relayable := true
+	rel.lines = fieldLines{s: s, at: lineEnd + 2}
 	for pos := lineEnd + 2; ; {
 		name, value, next, done, ok := nextField(s, pos)
 		if !ok {
 			return false, hopUnknown
 		}
 		if done {
-			rel.fieldsEnd = pos
+			rel.lines.end = pos
 			break
 		}
 		key := canonicalKey(name)
@@ -583,12 +599,7 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 		case "Transfer-Encoding", "Pragma", "Trailer":
 			return false, hopUnknown
 		case "Connection":
-			if rel.nconn == len(rel.conn) {
-				relayable = false
-			} else {
-				rel.conn[rel.nconn] = [2]int{pos, next}
-				rel.nconn++
-			}
+			rel.lines.leaveOut(pos, next)
 		case "Date":
 			rel.hasDate = true
 		case "Content-Type":
@@ -613,13 +624,6 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 		}
 	}
 	res.Header = h
-	// A Connection naming fields has them removed from the map
-	// (removeHopHeaders), which the lines would still carry.
-	if ah != nil && relayable && !other && namesNoFields(conn) {
-		rel.keys, rel.clen, rel.relayable = len(h), res.ContentLength, true
-		_, rel.hasConn = h["Connection"]
-		*ah = rel
-	}
 	switch {
 	case other:
 		hop = hopOther
@@ -629,6 +633,13 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 		hop = hopConnectionOnly
 	default:
 		hop = hopOther // it names fields to remove too
+	}
+	// Other hop-by-hop fields, and those a Connection names, leave the
+	// map (removeHopHeaders) but would stay in the lines.
+	if ah != nil && hop != hopOther && !rel.lines.overflown {
+		rel.keys, rel.clen, rel.relayable = len(h), res.ContentLength, true
+		_, rel.hasConn = h["Connection"]
+		*ah = rel
 	}
 	return true, hop
 }

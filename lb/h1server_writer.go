@@ -64,7 +64,7 @@ func (w *h1ResponseWriter) reset(req *http.Request, body *h1ReqBody) {
 	w.status, w.clen, w.written = 0, -1, 0
 	w.chunking, w.closeAfter, w.werr = false, false, nil
 	w.pending, w.trailers = w.pendingBuf[:0], w.trailers[:0]
-	w.relaying, w.relay.s = false, ""
+	w.relaying, w.relay.lines.s = false, ""
 }
 
 // Header implements http.ResponseWriter.
@@ -484,12 +484,7 @@ func (w *h1ResponseWriter) writeRelayedHead() {
 	bw := w.c.bw
 	ah := &w.relay
 	writeStatusLine(bw, 1, w.status)
-	at := ah.fieldsAt
-	for _, c := range ah.conn[:ah.nconn] {
-		bw.WriteString(ah.s[at:c[0]])
-		at = c[1]
-	}
-	bw.WriteString(ah.s[at:ah.fieldsEnd])
+	ah.lines.writeTo(bw)
 	if !ah.hasReqID {
 		writeHeaderField(bw, "X-Request-Id", w.header["X-Request-Id"][0])
 	}
@@ -497,7 +492,7 @@ func (w *h1ResponseWriter) writeRelayedHead() {
 		writeHeaderField(bw, "Date", httpDate())
 	}
 	bw.WriteString("\r\n")
-	ah.s = "" // written: nothing more to keep
+	ah.lines.s = "" // written: nothing more to keep
 }
 
 // headerField is a header name with its values, for writing in order.
