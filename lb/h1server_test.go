@@ -632,14 +632,27 @@ func TestH1ServerRelaysAnswerFieldsAsTheyCame(t *testing.T) {
 			"X-Mid: m\r\nSet-Cookie: b=2\r\ncontent-length: 2\r\n\r\nok",
 		"HTTP/1.1 201 Created\r\nDate: Sat, 05 Dec 2026 01:30:00 GMT\r\nX-Request-Id: upstream-id\r\nContent-Type: text/x\r\n" +
 			"Connection: keep-alive\r\nContent-Length: 3\r\nConnection: Keep-Alive\r\n\r\nyes",
+		"HTTP/1.1 200 OK\r\nX-Empty: yes\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
 	}
 	up := rawUpstream(t, func(i int, _ string) string { return answers[i%len(answers)] })
 	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
 	c, br := rawConnToLB(t, base)
-	for i := range 6 {
+	want := []struct {
+		head []string
+		body string
+	}{
+		{[]string{"HTTP/1.1 200 OK\r\n", "zeta: z\r\n", "Server: raw\r\n", "Alpha: a\r\n", "set-cookie: a=1\r\n",
+			"X-Mid: m\r\n", "Set-Cookie: b=2\r\n", "content-length: 2\r\n", "X-Request-Id: fixed\r\n", "Date: (added)\r\n"}, "ok"},
+		{[]string{"HTTP/1.1 201 Created\r\n", "Date: Sat, 05 Dec 2026 01:30:00 GMT\r\n", "X-Request-Id: upstream-id\r\n",
+			"Content-Type: text/x\r\n", "Content-Length: 3\r\n"}, "yes"},
+		// An empty answer is relayed too.
+		{[]string{"HTTP/1.1 200 OK\r\n", "X-Empty: yes\r\n", "Content-Length: 0\r\n", "X-Request-Id: fixed\r\n", "Date: (added)\r\n"}, ""},
+	}
+	for i := range 2 * len(answers) {
 		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: fixed\r\n\r\n")
 		require.NoError(t, err)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		w := want[i%len(answers)]
 		var head []string
 		for {
 			line, err := br.ReadString('\n')
@@ -647,23 +660,16 @@ func TestH1ServerRelaysAnswerFieldsAsTheyCame(t *testing.T) {
 			if line == "\r\n" {
 				break
 			}
-			if strings.HasPrefix(line, "Date: ") && i%2 == 0 {
+			if strings.HasPrefix(line, "Date: ") && w.head[len(w.head)-1] == "Date: (added)\r\n" {
 				line = "Date: (added)\r\n"
 			}
 			head = append(head, line)
 		}
-		body := make([]byte, 2+i%2)
+		body := make([]byte, len(w.body))
 		_, err = io.ReadFull(br, body)
 		require.NoError(t, err)
-		if i%2 == 0 {
-			require.Equal(t, []string{"HTTP/1.1 200 OK\r\n", "zeta: z\r\n", "Server: raw\r\n", "Alpha: a\r\n", "set-cookie: a=1\r\n",
-				"X-Mid: m\r\n", "Set-Cookie: b=2\r\n", "content-length: 2\r\n", "X-Request-Id: fixed\r\n", "Date: (added)\r\n"}, head, "answer %d", i)
-			require.Equal(t, "ok", string(body))
-		} else {
-			require.Equal(t, []string{"HTTP/1.1 201 Created\r\n", "Date: Sat, 05 Dec 2026 01:30:00 GMT\r\n", "X-Request-Id: upstream-id\r\n",
-				"Content-Type: text/x\r\n", "Content-Length: 3\r\n"}, head, "answer %d", i)
-			require.Equal(t, "yes", string(body))
-		}
+		require.Equal(t, w.head, head, "answer %d", i)
+		require.Equal(t, w.body, string(body))
 	}
 	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
 

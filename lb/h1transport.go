@@ -250,6 +250,12 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	keep := !res.Close && !req.Close
 	if res.Body == http.NoBody || res.Body == nil {
 		c.release(keep)
+		if res.Body == http.NoBody && x.hop != hopUnknown && x.head.relayable {
+			// An empty answer parsed here: its body is over already, but
+			// respond takes its hop-by-hop verdict and its head from one.
+			x.conn = h1Body{rc: http.NoBody, done: true, hop: x.hop, head: &x.head}
+			res.Body = &x.conn
+		}
 		return res, false, nil
 	}
 	x.conn = h1Body{rc: res.Body, c: c, keep: keep, hop: x.hop}
