@@ -248,20 +248,21 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		return fail(errors.New("upstream switched protocols without an upgrade request"))
 	}
 	keep := !res.Close && !req.Close
+	var head *answerHead // for respond (relayHead), when parsed here and relayable
+	if x.hop != hopUnknown && x.head.relayable {
+		head = &x.head
+	}
 	if res.Body == http.NoBody || res.Body == nil {
 		c.release(keep)
-		if res.Body == http.NoBody && x.hop != hopUnknown && x.head.relayable {
+		if res.Body == http.NoBody && head != nil {
 			// An empty answer parsed here: its body is over already, but
 			// respond takes its hop-by-hop verdict and its head from one.
-			x.conn = h1Body{rc: http.NoBody, done: true, hop: x.hop, head: &x.head}
+			x.conn = h1Body{rc: http.NoBody, done: true, hop: x.hop, head: head}
 			res.Body = &x.conn
 		}
 		return res, false, nil
 	}
-	x.conn = h1Body{rc: res.Body, c: c, keep: keep, hop: x.hop}
-	if x.hop != hopUnknown && x.head.relayable {
-		x.conn.head = &x.head
-	}
+	x.conn = h1Body{rc: res.Body, c: c, keep: keep, hop: x.hop, head: head}
 	res.Body = &x.conn
 	return res, false, nil
 }
