@@ -27,6 +27,8 @@ type benchFlags struct {
 	proxyCPU, loadCPU   string
 	md                  string
 	headers             string
+	only                string
+	lbEnv               string
 }
 
 // target is one way to reach the upstreams: directly or through a proxy.
@@ -61,7 +63,13 @@ func runBench(args []string) error {
 	fs.StringVar(&f.loadCPU, "load-cpu", "0", "CPU list for upstreams and load generators")
 	fs.StringVar(&f.md, "md", "", "also write the markdown table to this file")
 	fs.StringVar(&f.headers, "headers", "same", `"same": HAProxy and nginx are configured to add what vigil lb adds on every request (X-Request-Id, also on the answer, and X-Forwarded-For/-Proto/-Host), so that all three do the same work and the upstream parses the same request; "defaults": their stock proxying, which adds none of it`)
+	fs.StringVar(&f.only, "only", "", "run only the scenarios whose names match this regular expression")
+	fs.StringVar(&f.lbEnv, "lb-env", "", "space-separated NAME=VALUE pairs for vigil lb's environment (A/B of run-time switches)")
 	fs.Parse(args)
+	only, err := regexp.Compile(f.only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
 
 	self, err := os.Executable()
 	if err != nil {
@@ -129,7 +137,9 @@ func runBench(args []string) error {
 		name, conf string
 		argv       func(conf string) []string
 	}{
-		{"vigil-lb", vigilConf, func(c string) []string { return []string{"env", "GOMAXPROCS=1", self, "lb", "-config", c} }},
+		{"vigil-lb", vigilConf, func(c string) []string {
+			return slices.Concat([]string{"env", "GOMAXPROCS=1"}, strings.Fields(f.lbEnv), []string{self, "lb", "-config", c})
+		}},
 		{"haproxy", haproxyConf, func(c string) []string { return []string{"haproxy", "-db", "-f", c} }},
 		{"nginx", nginxConf, func(c string) []string {
 			return []string{"nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", c}
@@ -172,6 +182,7 @@ func runBench(args []string) error {
 			return runGRPC(f, self, t.grpcAddr, mark)
 		}},
 	}
+	scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !only.MatchString(sc.name) })
 	results := map[string]map[string][]sample{}
 	for round := 1; round <= f.rounds; round++ {
 		for _, sc := range scenarios {
