@@ -44,8 +44,11 @@
 // decoding and encoding shortcuts, upstream connections),
 // conncheck_*.go (idle connection probe), rawconn_*.go (a connection's
 // non-blocking and waiting reads, its writes, and a write that then waits
-// for the answer, through its RawConn with one closure each), rawio_*.go (read and write system calls without the
-// scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
+// for the answer, through its RawConn with one closure each),
+// answerpoll_*.go (the answer poller: upstream answers awaited in an
+// epoll set of the proxy's own, harvested in arrival order; on Linux,
+// unless VIGIL_LB_ANSWER_POLLER=off), rawio_*.go (read and write system
+// calls without the scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
 // metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
 // polling).
 package lb

@@ -44,6 +44,7 @@ type h1Conn struct {
 	bw     *bufio.Writer // writes through the h1Conn (see Write)
 	cw     io.Writer     // the connection's writer
 	aw     *writeAwaiter // nil where unavailable
+	answer *answerWait   // its place in the answer poller; nil where none
 	idleAt time.Time
 
 	// Set by roundTrip for the flush that sends a whole head at once:
@@ -89,7 +90,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return res, nil
 		}
-		c.nc.Close()
+		c.close()
 		// A pooled connection may have been closed by the upstream while
 		// idle; the request then never reached it. Try a fresh connection,
 		// as net/http does, when that is safe.
@@ -126,12 +127,12 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 		stack = stack[:len(stack)-1]
 		idleFor := time.Since(c.idleAt)
 		if idleFor > t.idleTimeout {
-			go c.nc.Close()
+			go c.close()
 			continue
 		}
 		if idleFor > probeIdleAfter && !connAlive(c.nc) {
 			// Closed by the upstream while idle (restart, idle time-out).
-			go c.nc.Close()
+			go c.close()
 			continue
 		}
 		t.idle[addr] = stack
@@ -151,6 +152,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	c.abortFn = c.abort
 	c.armFn = func() bool { c.arm(); return true }
 	c.aw = newWriteAwaiter(nc, c.cw, c.arm)
+	c.answer = answerPollerOf().watch(nc)
 	return c, false, nil
 }
 
@@ -159,7 +161,7 @@ func (t *h1Transport) put(c *h1Conn) {
 	t.mu.Lock()
 	if t.closed || len(t.idle[c.addr]) >= t.maxIdle {
 		t.mu.Unlock()
-		c.nc.Close()
+		c.close()
 		return
 	}
 	t.idle[c.addr] = append(t.idle[c.addr], c)
@@ -175,7 +177,7 @@ func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Unlock()
 	for _, stack := range idle {
 		for _, c := range stack {
-			c.nc.Close()
+			c.close()
 		}
 	}
 	t.fallback.CloseIdleConnections()
@@ -310,6 +312,9 @@ func (c *h1Conn) arm() {
 func (c *h1Conn) abort() {
 	c.aborted.Store(true)
 	c.nc.SetDeadline(time.Unix(1, 0))
+	if c.answer != nil {
+		c.answer.wake() // its read then reports the deadline
+	}
 }
 
 // disarm reports whether the exchange ended without being aborted.
@@ -333,7 +338,7 @@ func (c *h1Conn) disarm() bool {
 // closed too, as net/http's Transport does.
 func (c *h1Conn) release(keep bool) {
 	if !c.disarm() || c.aborted.Load() || !keep || c.br.Buffered() > 0 {
-		c.nc.Close()
+		c.close()
 		return
 	}
 	c.ctx = nil
@@ -359,6 +364,9 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 func (c *h1Conn) Write(p []byte) (int, error) {
 	if c.awaitNext {
 		c.awaitNext = false
+		if c.answer != nil {
+			return c.writeAwaitAnswer(p)
+		}
 		return c.aw.writeAwait(p)
 	}
 	c.writes++
@@ -367,6 +375,26 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 		c.arm()
 	}
 	return c.cw.Write(p)
+}
+
+// writeAwaitAnswer writes a whole request and waits in the answer poller
+// until the answer came (or an abort): the read that follows then finds
+// it. Readiness seen before the request left is an earlier exchange's.
+func (c *h1Conn) writeAwaitAnswer(p []byte) (int, error) {
+	c.answer.forget()
+	n, err := c.cw.Write(p)
+	if err != nil {
+		return n, err
+	}
+	c.arm()
+	c.answer.wait()
+	return n, nil
+}
+
+// close closes the connection and takes it out of the answer poller.
+func (c *h1Conn) close() {
+	c.answer.forgetConn()
+	c.nc.Close()
 }
 
 // h1Body returns its connection to the pool once read to the end.
@@ -390,7 +418,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	} else if err != nil {
 		b.done = true
 		b.c.disarm()
-		b.c.nc.Close()
+		b.c.close()
 	}
 	return n, err
 }
@@ -401,7 +429,7 @@ func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
 		b.c.disarm()
-		b.c.nc.Close()
+		b.c.close()
 	}
 	return nil
 }
