@@ -162,6 +162,9 @@ const busyBatch = 4
 // before to the queue's end: waking the oldest last has them run oldest
 // first.
 func (p *answerPoller) wakeReady() int {
+	if len(p.ready) == 0 { // park ended by an error of the set's descriptor; never seen
+		return 0
+	}
 	for _, w := range p.ready[1:] {
 		w.wake()
 	}
