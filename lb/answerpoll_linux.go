@@ -139,6 +139,9 @@ func (p *answerPoller) watch(nc net.Conn) *answerWait {
 func (p *answerPoller) run() {
 	yielded := false
 	for {
+		if f := beforeKickedPark.Load(); yielded && f != nil {
+			(*f)()
+		}
 		p.park(yielded)
 		yielded = false
 		n := p.wakeReady()
@@ -152,6 +155,10 @@ func (p *answerPoller) run() {
 		}
 	}
 }
+
+// beforeKickedPark, when a test sets it, runs before each park that
+// follows a yield.
+var beforeKickedPark atomic.Pointer[func()]
 
 // busyBatch: answers in one harvest that mark the proxy as loaded (a
 // saturated one finds 25-50 per harvest; one with idle moments, 1-3).

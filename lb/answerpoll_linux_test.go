@@ -147,6 +147,87 @@ func TestAnswerWaitWakeAndEarlyAnswer(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// An answer that arrives while the harvester is busy, and whose readiness
+// Go's poller takes before the harvester parks again, still wakes its
+// waiter: the kick makes the set readable after the park began. Without
+// it the park would wait for a further answer, and here none comes.
+func TestAnswerPollerWakesForAnswersReportedBeforeItsPark(t *testing.T) {
+	p := answerPollerOf()
+	if p == nil {
+		t.Skip("no answer poller")
+	}
+	addr := serveConns(t, func(c net.Conn) { io.Copy(c, c) })
+	dial := func() (net.Conn, *answerWait) {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { nc.Close() })
+		w := p.watch(nc)
+		require.NotNil(t, w)
+		t.Cleanup(w.forgetConn)
+		return nc, w
+	}
+	victim, vw := dial()
+	var loads []net.Conn
+	var lws []*answerWait
+	for range 12 {
+		nc, w := dial()
+		loads, lws = append(loads, nc), append(lws, w)
+	}
+
+	// The victim waits; its request leaves from the hook, just before a
+	// kicked park, and the hook then idles long enough for Go's poller to
+	// take the set's readiness.
+	vw.forget()
+	woken := make(chan struct{})
+	go func() { vw.wait(); close(woken) }()
+	fired := make(chan struct{})
+	var once sync.Once
+	hook := func() {
+		once.Do(func() {
+			victim.Write([]byte("v"))
+			time.Sleep(20 * time.Millisecond)
+			close(fired)
+		})
+	}
+	beforeKickedPark.Store(&hook)
+	defer beforeKickedPark.Store(nil)
+
+	// Bursts of answers make the harvester yield (a batch of busyBatch
+	// or more) and so reach a kicked park.
+	for attempt := 0; ; attempt++ {
+		select {
+		case <-fired:
+		default:
+			require.Less(t, attempt, 200, "the harvester never yielded")
+			var wg sync.WaitGroup
+			for i, nc := range loads {
+				lws[i].forget()
+				nc.Write([]byte("x"))
+			}
+			for i, nc := range loads {
+				wg.Go(func() {
+					lws[i].wait()
+					io.ReadFull(nc, make([]byte, 1))
+				})
+			}
+			burst := make(chan struct{})
+			go func() { wg.Wait(); close(burst) }()
+			select {
+			case <-burst:
+			case <-time.After(2 * time.Second):
+				t.Fatal("answers came but their waiters were never woken")
+			}
+			continue
+		}
+		break
+	}
+	select {
+	case <-woken:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the victim's answer came but its waiter was never woken")
+	}
+}
+
 // Closed upstream connections leave the poller: its table does not grow
 // with the connections a transport opens and closes over time.
 func TestH1TransportForgetsClosedConnectionsInAnswerPoller(t *testing.T) {
