@@ -25,11 +25,11 @@ import (
 // and one that arrived just after a poll waits a whole round: the
 // proxy-bound p99 was 1.3-1.65x HAProxy's, whose event loop polls twice
 // per such round and handles events in arrival order (bench/lb/RESULTS.md,
-// "Run 29"). Here the upstream connections are also in an epoll set of
+// "Runs 29–30"). Here the upstream connections are also in an epoll set of
 // our own. One goroutine harvests it in arrival order each time Go's
 // poller runs (parked on the set's descriptor, which Go's poller watches),
-// wakes the waiters oldest first, and harvests once more after they and
-// the rest of the queue ran (pollsPerRound).
+// wakes the waiters oldest first, and, when the proxy is loaded, harvests
+// once more after they and the rest of the queue ran (see run).
 //
 // A waiter's connection stays in Go's poller too: every read still goes
 // through net.Conn, and a read that finds nothing (a wake-up for an
@@ -53,7 +53,8 @@ type answerPoller struct {
 // pollsPerRound: harvests between two runs of Go's poller. The second,
 // after the woken goroutines and the rest of the queue ran, picks up the
 // answers that arrived meanwhile, as an event loop polling after each
-// pass would; more found no further gain (bench/lb/RESULTS.md, "Run 29").
+// pass would. A third measured no better in single-proxy runs
+// (bench/lb/bound.sh, not recorded in RESULTS.md).
 const pollsPerRound = 2
 
 // The answer poller is the process's; nil where it could not be made or
@@ -76,35 +77,44 @@ var answerPollerOf = sync.OnceValue(func() *answerPoller {
 })
 
 func newAnswerPoller() (*answerPoller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	epfd, kick, err := newAnswerSet()
 	if err != nil {
-		return nil, err
-	}
-	kick, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, err
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET} // id 0: the kick
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, kick, &ev); err != nil {
-		unix.Close(kick)
-		unix.Close(epfd)
-		return nil, err
-	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(kick)
-		unix.Close(epfd)
 		return nil, err
 	}
 	// A non-blocking descriptor given to os.NewFile is watched by Go's
 	// poller: the set's descriptor is readable while it holds events.
-	raw, err := os.NewFile(uintptr(epfd), "lb-answer-poller").SyscallConn()
+	f := os.NewFile(uintptr(epfd), "lb-answer-poller")
+	raw, err := f.SyscallConn()
 	if err != nil {
+		f.Close()
+		unix.Close(kick)
 		return nil, err
 	}
 	p := &answerPoller{epfd: epfd, kick: kick, raw: raw, waits: map[uint64]*answerWait{}, nextID: 1}
 	p.parkFn = p.parkStep
 	return p, nil
+}
+
+// newAnswerSet makes the poller's epoll set, non-blocking, with the kick
+// (an eventfd, id 0) in it.
+func newAnswerSet() (epfd, kick int, err error) {
+	if epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return -1, -1, err
+	}
+	if kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		unix.Close(epfd)
+		return -1, -1, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET}
+	if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, kick, &ev); err == nil {
+		err = unix.SetNonblock(epfd, true)
+	}
+	if err != nil {
+		unix.Close(kick)
+		unix.Close(epfd)
+		return -1, -1, err
+	}
+	return epfd, kick, nil
 }
 
 // watch adds nc to the set; nil when nc has no descriptor or cannot be

@@ -24,10 +24,7 @@ import (
 // answer poller must end with its answer there to read. A lost wake-up
 // (the poller parked while answers waited in its set) hangs the test.
 func TestAnswerPollerLosesNoAnswer(t *testing.T) {
-	p := answerPollerOf()
-	if p == nil {
-		t.Skip("no answer poller")
-	}
+	p := answerPollerOrSkip(t)
 	addr := serveConns(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for i := 0; ; i++ {
@@ -114,20 +111,34 @@ func readable(nc net.Conn) bool {
 	return err == nil && n > 0
 }
 
-// A waiter is woken by wake (an abort) though no answer comes, and one
-// whose answer came before it waited does not wait.
-func TestAnswerWaitWakeAndEarlyAnswer(t *testing.T) {
+// answerPollerOrSkip returns the process's answer poller, or skips the
+// test where there is none (VIGIL_LB_ANSWER_POLLER=off).
+func answerPollerOrSkip(t *testing.T) *answerPoller {
 	p := answerPollerOf()
 	if p == nil {
 		t.Skip("no answer poller")
 	}
-	addr := serveConns(t, func(c net.Conn) { io.Copy(c, c) })
+	return p
+}
+
+// dialWatched dials addr and adds the connection to p, both undone at the
+// test's end.
+func dialWatched(t *testing.T, p *answerPoller, addr string) (net.Conn, *answerWait) {
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	defer nc.Close()
+	t.Cleanup(func() { nc.Close() })
 	w := p.watch(nc)
 	require.NotNil(t, w)
-	defer w.forgetConn()
+	t.Cleanup(w.forgetConn)
+	return nc, w
+}
+
+// A waiter is woken by wake (an abort) though no answer comes, and one
+// whose answer came before it waited does not wait.
+func TestAnswerWaitWakeAndEarlyAnswer(t *testing.T) {
+	p := answerPollerOrSkip(t)
+	addr := serveConns(t, func(c net.Conn) { io.Copy(c, c) })
+	nc, w := dialWatched(t, p, addr)
 
 	w.forget()
 	time.AfterFunc(20*time.Millisecond, w.wake)
@@ -136,7 +147,7 @@ func TestAnswerWaitWakeAndEarlyAnswer(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 15*time.Millisecond, "waited without an answer or a wake")
 
 	w.forget()
-	_, err = nc.Write([]byte("x"))
+	_, err := nc.Write([]byte("x"))
 	require.NoError(t, err)
 	time.Sleep(20 * time.Millisecond) // the echo arrives and is harvested
 	start = time.Now()
@@ -152,25 +163,13 @@ func TestAnswerWaitWakeAndEarlyAnswer(t *testing.T) {
 // waiter: the kick makes the set readable after the park began. Without
 // it the park would wait for a further answer, and here none comes.
 func TestAnswerPollerWakesForAnswersReportedBeforeItsPark(t *testing.T) {
-	p := answerPollerOf()
-	if p == nil {
-		t.Skip("no answer poller")
-	}
+	p := answerPollerOrSkip(t)
 	addr := serveConns(t, func(c net.Conn) { io.Copy(c, c) })
-	dial := func() (net.Conn, *answerWait) {
-		nc, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		t.Cleanup(func() { nc.Close() })
-		w := p.watch(nc)
-		require.NotNil(t, w)
-		t.Cleanup(w.forgetConn)
-		return nc, w
-	}
-	victim, vw := dial()
+	victim, vw := dialWatched(t, p, addr)
 	var loads []net.Conn
 	var lws []*answerWait
 	for range 12 {
-		nc, w := dial()
+		nc, w := dialWatched(t, p, addr)
 		loads, lws = append(loads, nc), append(lws, w)
 	}
 
@@ -194,32 +193,32 @@ func TestAnswerPollerWakesForAnswersReportedBeforeItsPark(t *testing.T) {
 
 	// Bursts of answers make the harvester yield (a batch of busyBatch
 	// or more) and so reach a kicked park.
+bursts:
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-fired:
+			break bursts
 		default:
-			require.Less(t, attempt, 200, "the harvester never yielded")
-			var wg sync.WaitGroup
-			for i, nc := range loads {
-				lws[i].forget()
-				nc.Write([]byte("x"))
-			}
-			for i, nc := range loads {
-				wg.Go(func() {
-					lws[i].wait()
-					io.ReadFull(nc, make([]byte, 1))
-				})
-			}
-			burst := make(chan struct{})
-			go func() { wg.Wait(); close(burst) }()
-			select {
-			case <-burst:
-			case <-time.After(2 * time.Second):
-				t.Fatal("answers came but their waiters were never woken")
-			}
-			continue
 		}
-		break
+		require.Less(t, attempt, 200, "the harvester never yielded")
+		var wg sync.WaitGroup
+		for i, nc := range loads {
+			lws[i].forget()
+			nc.Write([]byte("x"))
+		}
+		for i, nc := range loads {
+			wg.Go(func() {
+				lws[i].wait()
+				io.ReadFull(nc, make([]byte, 1))
+			})
+		}
+		burst := make(chan struct{})
+		go func() { wg.Wait(); close(burst) }()
+		select {
+		case <-burst:
+		case <-time.After(2 * time.Second):
+			t.Fatal("answers came but their waiters were never woken")
+		}
 	}
 	select {
 	case <-woken:
@@ -231,10 +230,7 @@ func TestAnswerPollerWakesForAnswersReportedBeforeItsPark(t *testing.T) {
 // Closed upstream connections leave the poller: its table does not grow
 // with the connections a transport opens and closes over time.
 func TestH1TransportForgetsClosedConnectionsInAnswerPoller(t *testing.T) {
-	p := answerPollerOf()
-	if p == nil {
-		t.Skip("no answer poller")
-	}
+	p := answerPollerOrSkip(t)
 	addr := serveConns(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, err := http.ReadRequest(br); err == nil {
