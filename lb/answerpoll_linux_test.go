@@ -85,13 +85,7 @@ func TestAnswerPollerLosesNoAnswer(t *testing.T) {
 			}
 		})
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("exchanges hang: a wait was never woken")
-	}
+	waitWithin(t, &wg, 60*time.Second, "exchanges hang: a wait was never woken")
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -111,6 +105,18 @@ func readable(nc net.Conn) bool {
 	return err == nil && n > 0
 }
 
+// waitWithin waits for wg, failing the test with msg after d.
+func waitWithin(t *testing.T, wg *sync.WaitGroup, d time.Duration, msg string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatal(msg)
+	}
+}
+
 // answerPollerOrSkip returns the process's answer poller, or skips the
 // test where there is none (VIGIL_LB_ANSWER_POLLER=off).
 func answerPollerOrSkip(t *testing.T) *answerPoller {
@@ -124,6 +130,7 @@ func answerPollerOrSkip(t *testing.T) *answerPoller {
 // dialWatched dials addr and adds the connection to p, both undone at the
 // test's end.
 func dialWatched(t *testing.T, p *answerPoller, addr string) (net.Conn, *answerWait) {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
@@ -212,13 +219,7 @@ bursts:
 				io.ReadFull(nc, make([]byte, 1))
 			})
 		}
-		burst := make(chan struct{})
-		go func() { wg.Wait(); close(burst) }()
-		select {
-		case <-burst:
-		case <-time.After(2 * time.Second):
-			t.Fatal("answers came but their waiters were never woken")
-		}
+		waitWithin(t, &wg, 2*time.Second, "answers came but their waiters were never woken")
 	}
 	select {
 	case <-woken:
