@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +36,15 @@ import (
 // A waiter's connection stays in Go's poller too: every read still goes
 // through net.Conn, and a read that finds nothing (a wake-up for an
 // earlier answer's late bytes, an abort) waits there as before.
+//
+// The poller is used only while the proxy is saturated (loaded). Where
+// the proxy has idle moments it costs more than it gives: each answer
+// goes through the harvester's goroutine and its epoll_wait calls, 16 %
+// more CPU per request with a Go upstream in bench/lb and 38 % at one
+// connection, for no gain in latency (bench/lb/RESULTS.md, "Run 31").
+// Saturation shows in Go's scheduling latency: waiters sample it
+// (sampleLoad), and while it is low they wait in Go's poller and the
+// harvester sleeps.
 type answerPoller struct {
 	epfd int
 	kick int // an eventfd in the set; see park
@@ -42,6 +53,21 @@ type answerPoller struct {
 	mu     sync.Mutex
 	waits  map[uint64]*answerWait
 	nextID uint64
+
+	// loaded says that waiters use the poller (see enter); armed counts
+	// those that do. The harvester sleeps on wakeup while neither.
+	loaded atomic.Bool
+	armed  atomic.Int32
+	wakeup chan struct{}
+	// pinned keeps loaded as it was set (VIGIL_LB_ANSWER_POLLER=on, tests).
+	pinned bool
+	// sampleLoad's, under sampleMu.
+	sampleMu   sync.Mutex
+	sampleNext atomic.Int64 // monotonic ns of the next sample
+	sample     []rtmetrics.Sample
+	lastCounts []uint64
+	harvests   atomic.Int64 // for tests: harvests made
+	switches   atomic.Int64 // changes of loaded, for the metrics
 
 	// The harvesting goroutine's own.
 	evs     [128]unix.EpollEvent
@@ -58,19 +84,20 @@ type answerPoller struct {
 const pollsPerRound = 2
 
 // The answer poller is the process's; nil where it could not be made or
-// VIGIL_LB_ANSWER_POLLER=off turns it off. It pays under load (the
-// proxy-bound p99 in bench/lb) and costs when the proxy has idle moments:
-// each answer then goes through the harvester's goroutine and two
-// epoll_wait calls, 10-15 % more CPU per request in run.sh's Go-upstream
-// scenario. Turn it off where the proxy's core is never the bottleneck
-// and CPU counts.
+// VIGIL_LB_ANSWER_POLLER=off turns it off. VIGIL_LB_ANSWER_POLLER=on
+// uses it whatever the load; by default it is used while the proxy is
+// saturated (see answerPoller).
 var answerPollerOf = sync.OnceValue(func() *answerPoller {
-	if os.Getenv("VIGIL_LB_ANSWER_POLLER") == "off" {
+	mode := os.Getenv("VIGIL_LB_ANSWER_POLLER")
+	if mode == "off" {
 		return nil
 	}
 	p, err := newAnswerPoller()
 	if err != nil {
 		return nil
+	}
+	if mode == "on" {
+		p.pin(true)
 	}
 	go p.run()
 	return p
@@ -90,7 +117,8 @@ func newAnswerPoller() (*answerPoller, error) {
 		unix.Close(kick)
 		return nil, err
 	}
-	p := &answerPoller{epfd: epfd, kick: kick, raw: raw, waits: map[uint64]*answerWait{}, nextID: 1}
+	p := &answerPoller{epfd: epfd, kick: kick, raw: raw, waits: map[uint64]*answerWait{}, nextID: 1,
+		wakeup: make(chan struct{}, 1), sample: []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}}
 	p.parkFn = p.parkStep
 	return p, nil
 }
@@ -149,6 +177,12 @@ func (p *answerPoller) watch(nc net.Conn) *answerWait {
 func (p *answerPoller) run() {
 	yielded := false
 	for {
+		if !p.loaded.Load() && p.armed.Load() == 0 {
+			// No waiter can arm now without setting loaded first, which
+			// wakes us (see enter).
+			<-p.wakeup
+			continue
+		}
 		if f := beforeKickedPark.Load(); yielded && f != nil {
 			(*f)()
 		}
@@ -179,7 +213,7 @@ const busyBatch = 4
 // before to the queue's end: waking the oldest last has them run oldest
 // first.
 func (p *answerPoller) wakeReady() int {
-	if len(p.ready) == 0 { // park ended by an error of the set's descriptor; never seen
+	if len(p.ready) == 0 { // a park ended to sleep, or by an error of the set's descriptor
 		return 0
 	}
 	for _, w := range p.ready[1:] {
@@ -208,7 +242,15 @@ func (p *answerPoller) parkStep(uintptr) bool {
 		unix.Write(p.kick, kickBytes[:])
 		return false // wait for Go's poller
 	}
-	return p.harvest() > 0
+	if p.harvest() > 0 {
+		return true
+	}
+	// Unloaded, with no waiter left: end the park, and sleep (run).
+	// Parked on, the harvester would be woken for every answer that
+	// arrives: epoll_wait drops an edge-triggered event whose connection
+	// was read meanwhile, so its harvest finds nothing, and the park
+	// would go on.
+	return !p.loaded.Load() && p.armed.Load() == 0
 }
 
 var kickBytes = [8]byte{1}
@@ -216,6 +258,7 @@ var kickBytes = [8]byte{1}
 // harvest takes the set's events without waiting and gathers their
 // waiters in p.ready, in the order the events came.
 func (p *answerPoller) harvest() int {
+	p.harvests.Add(1)
 	p.ready = p.ready[:0]
 	n, err := unix.EpollWait(p.epfd, p.evs[:], 0)
 	if err != nil || n <= 0 {
@@ -231,6 +274,112 @@ func (p *answerPoller) harvest() int {
 	p.mu.Unlock()
 	return len(p.ready)
 }
+
+// setLoaded says whether waiters use the poller from now on; turned on,
+// it wakes the harvester.
+func (p *answerPoller) setLoaded(on bool) {
+	if p.loaded.Swap(on) == on {
+		return
+	}
+	p.switches.Add(1)
+	if !on {
+		return
+	}
+	select {
+	case p.wakeup <- struct{}{}:
+	default:
+	}
+}
+
+// answerPollerState reports, for the metrics, whether the process has an
+// answer poller, whether waits use it now, and how often that changed.
+func answerPollerState() (present, loaded bool, switches int64) {
+	p := answerPollerOf()
+	if p == nil {
+		return false, false, 0
+	}
+	return true, p.loaded.Load(), p.switches.Load()
+}
+
+// pin sets loaded for good: sampleLoad leaves it.
+func (p *answerPoller) pin(on bool) {
+	p.sampleMu.Lock()
+	p.pinned = true
+	p.sampleMu.Unlock()
+	p.setLoaded(on)
+}
+
+// Saturation, in Go's scheduling latency (the time goroutines wait
+// runnable before they run): its median over sampleEvery. In bench/lb's
+// proxy-bound scenario it was 330-390 µs, with a Go upstream (the proxy
+// 80-86 % busy) 10-100 µs, at one connection 0. Between the two bounds
+// the state stays as it is.
+const (
+	sampleEvery     = 100 * time.Millisecond
+	loadedLatency   = 200 * time.Microsecond
+	unloadedLatency = 100 * time.Microsecond
+)
+
+// sampleLoad sets loaded from the scheduling latency since its last
+// sample, at most once per sampleEvery. Waiters call it (every
+// sampleExchanges exchanges of an upstream connection), so an idle proxy samples
+// nothing and wakes for nothing.
+func (p *answerPoller) sampleLoad() {
+	now := nanotime()
+	if now < p.sampleNext.Load() || !p.sampleMu.TryLock() {
+		return
+	}
+	defer p.sampleMu.Unlock()
+	if p.pinned || now < p.sampleNext.Load() {
+		return
+	}
+	p.sampleNext.Store(now + int64(sampleEvery))
+	rtmetrics.Read(p.sample)
+	if p.sample[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
+		return
+	}
+	h := p.sample[0].Value.Float64Histogram()
+	if len(p.lastCounts) == len(h.Counts) {
+		if med, ok := medianSince(h, p.lastCounts); ok {
+			switch {
+			case med >= loadedLatency.Seconds():
+				p.setLoaded(true)
+			case med < unloadedLatency.Seconds():
+				p.setLoaded(false)
+			}
+		}
+	}
+	p.lastCounts = append(p.lastCounts[:0], h.Counts...)
+}
+
+// medianSince returns the upper bound of the bucket holding the median of
+// what h counted since last (h's earlier counts); ok is false when it
+// counted nothing.
+func medianSince(h *rtmetrics.Float64Histogram, last []uint64) (float64, bool) {
+	var total uint64
+	for i, c := range h.Counts {
+		total += c - last[i]
+	}
+	if total == 0 {
+		return 0, false
+	}
+	var cum uint64
+	for i, c := range h.Counts {
+		if cum += c - last[i]; 2*cum >= total {
+			return h.Buckets[i+1], true
+		}
+	}
+	return h.Buckets[len(h.Buckets)-1], true
+}
+
+// sampleExchanges: an upstream connection's exchanges between two calls
+// of answerWait.sampleLoad.
+const sampleExchanges = 64
+
+// nanotime is a monotonic clock in ns.
+func nanotime() int64 { return int64(time.Since(processStart)) }
+
+var processStart = time.Now()
 
 // answerWait is one upstream connection's place in the answer poller.
 type answerWait struct {
@@ -249,6 +398,31 @@ const (
 // forget drops what the poller saw before: called before a request
 // leaves, so that whatever comes after is for its answer.
 func (w *answerWait) forget() { w.state.Store(answerIdle) }
+
+// enter reports whether the next exchange waits in the poller; if so,
+// the caller calls leave after its wait. Counting itself in before it
+// looks at loaded, a waiter cannot slip past a harvester going to sleep:
+// that one looks at loaded first and then at armed (see run).
+func (w *answerWait) enter() bool {
+	p := w.p
+	if !p.loaded.Load() {
+		// Most calls, unloaded: they leave armed alone, so that the
+		// harvester is not kept from its sleep by waits that back out.
+		return false
+	}
+	p.armed.Add(1)
+	if p.loaded.Load() {
+		return true
+	}
+	p.armed.Add(-1)
+	return false
+}
+
+// sampleLoad samples the proxy's load (answerPoller.sampleLoad).
+func (w *answerWait) sampleLoad() { w.p.sampleLoad() }
+
+// leave ends what enter began.
+func (w *answerWait) leave() { w.p.armed.Add(-1) }
 
 // wait returns once the connection was readable, or woken, since forget.
 func (w *answerWait) wait() {

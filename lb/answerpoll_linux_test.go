@@ -10,6 +10,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	rtmetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,13 +120,19 @@ func waitWithin(t *testing.T, wg *sync.WaitGroup, d time.Duration, msg string) {
 	}
 }
 
-// answerPollerOrSkip returns the process's answer poller, or skips the
-// test where there is none (VIGIL_LB_ANSWER_POLLER=off).
+// answerPollerOrSkip returns a running answer poller of the test's own,
+// used whatever the load (pinned), or skips the test where the process
+// has none (VIGIL_LB_ANSWER_POLLER=off). Its harvester and descriptors
+// outlive the test: a poller never stops.
 func answerPollerOrSkip(t *testing.T) *answerPoller {
-	p := answerPollerOf()
-	if p == nil {
+	t.Helper()
+	if answerPollerOf() == nil {
 		t.Skip("no answer poller")
 	}
+	p, err := newAnswerPoller()
+	require.NoError(t, err)
+	p.pin(true)
+	go p.run()
 	return p
 }
 
@@ -231,7 +240,10 @@ bursts:
 // Closed upstream connections leave the poller: its table does not grow
 // with the connections a transport opens and closes over time.
 func TestH1TransportForgetsClosedConnectionsInAnswerPoller(t *testing.T) {
-	p := answerPollerOrSkip(t)
+	p := answerPollerOf() // the transport's
+	if p == nil {
+		t.Skip("no answer poller")
+	}
 	addr := serveConns(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, err := http.ReadRequest(br); err == nil {
@@ -257,4 +269,279 @@ func TestH1TransportForgetsClosedConnectionsInAnswerPoller(t *testing.T) {
 	tr.CloseIdleConnections()
 	// Other tests' transports may add and remove their own meanwhile.
 	require.Less(t, count()-before, 5, "closed connections stay in the answer poller")
+}
+
+// newIdlePoller returns a running answer poller of the test's own that
+// follows the load as the process's does (not pinned; idle at first).
+func newIdlePoller(t *testing.T) *answerPoller {
+	t.Helper()
+	if answerPollerOf() == nil {
+		t.Skip("no answer poller")
+	}
+	p, err := newAnswerPoller()
+	require.NoError(t, err)
+	go p.run()
+	return p
+}
+
+// While the proxy is not loaded, waits do not enter the poller and its
+// harvester sleeps: answers arriving on watched connections cost it no
+// harvest. Loaded, the poller wakes its waiters; unloaded again, it
+// sleeps again once its waiters are gone.
+func TestAnswerPollerSleepsWhileNotLoaded(t *testing.T) {
+	p := newIdlePoller(t)
+	addr := serveConns(t, func(c net.Conn) { io.Copy(c, c) })
+	nc, w := dialWatched(t, p, addr)
+	exchange := func() {
+		t.Helper()
+		_, err := nc.Write([]byte("x"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(nc, make([]byte, 1))
+		require.NoError(t, err)
+	}
+	// A harvester parked when the load went sleeps after its next
+	// harvest: it may make one more.
+	quiet := func(what string) {
+		t.Helper()
+		before := p.harvests.Load()
+		for range 20 {
+			require.False(t, w.enter(), "a wait entered an unloaded poller")
+			exchange()
+		}
+		time.Sleep(20 * time.Millisecond)
+		require.LessOrEqual(t, p.harvests.Load()-before, int64(1), "the harvester harvested %s", what)
+	}
+	quiet("before the proxy was ever loaded")
+
+	p.setLoaded(true)
+	for range 20 {
+		require.True(t, w.enter(), "a wait stayed out of a loaded poller")
+		w.forget()
+		_, err := nc.Write([]byte("x"))
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { w.wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatal("a loaded poller never woke its waiter")
+		}
+		w.leave()
+		_, err = io.ReadFull(nc, make([]byte, 1))
+		require.NoError(t, err)
+	}
+	require.Positive(t, p.harvests.Load())
+
+	p.setLoaded(false)
+	quiet("after the load went")
+}
+
+// Waits that enter and leave while the load switches on and off all end
+// with their answers, at once: a harvester going to sleep never leaves a
+// waiter that entered in its set (enter counts itself in before it looks
+// at loaded a second time; the harvester looks at loaded before it
+// counts). The load stays off for long stretches, so that a stranded
+// waiter shows as a slow exchange rather than being rescued by the next
+// switch on.
+func TestAnswerPollerLoadSwitchLosesNoWaiter(t *testing.T) {
+	p := newIdlePoller(t)
+	addr := serveConns(t, func(c net.Conn) { io.Copy(c, c) })
+	stop := make(chan struct{})
+	var flips sync.WaitGroup
+	flips.Go(func() {
+		for {
+			p.setLoaded(true)
+			time.Sleep(time.Millisecond)
+			p.setLoaded(false)
+			select {
+			case <-stop:
+				return
+			case <-time.After(60 * time.Millisecond):
+			}
+		}
+	})
+	const conns = 16
+	var entered, exchanges atomic.Int64
+	var slowest atomic.Int64
+	end := time.Now().Add(600 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range conns {
+		nc, w := dialWatched(t, p, addr)
+		wg.Go(func() {
+			b := make([]byte, 1)
+			for time.Now().Before(end) {
+				start := time.Now()
+				in := w.enter()
+				w.forget()
+				if _, err := nc.Write([]byte("x")); err != nil {
+					t.Error(err)
+					return
+				}
+				if in {
+					entered.Add(1)
+					w.wait()
+					w.leave()
+				}
+				if _, err := io.ReadFull(nc, b); err != nil {
+					t.Error(err)
+					return
+				}
+				exchanges.Add(1)
+				if d := int64(time.Since(start)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+			}
+		})
+	}
+	waitWithin(t, &wg, 20*time.Second, "a waiter that entered the poller was never woken")
+	close(stop)
+	flips.Wait()
+	require.Positive(t, entered.Load())
+	require.Less(t, entered.Load(), exchanges.Load(), "the load never switched off")
+	require.Less(t, time.Duration(slowest.Load()), 40*time.Millisecond, "an exchange waited for the load to switch on again")
+}
+
+// medianSince finds the bucket of the median of what a histogram counted
+// since earlier counts.
+func TestMedianSince(t *testing.T) {
+	h := &rtmetrics.Float64Histogram{
+		Buckets: []float64{0, 1e-5, 1e-4, 1e-3, 1e-2},
+		Counts:  []uint64{10, 5, 7, 100},
+	}
+	_, ok := medianSince(h, []uint64{10, 5, 7, 100})
+	require.False(t, ok, "nothing counted since")
+	med, ok := medianSince(h, []uint64{0, 5, 7, 100}) // 10 new in [0, 1e-5)
+	require.True(t, ok)
+	require.Equal(t, 1e-5, med)
+	med, _ = medianSince(h, []uint64{9, 5, 6, 98}) // 1 + 1 + 2 new
+	require.Equal(t, 1e-3, med)
+	med, _ = medianSince(h, []uint64{8, 2, 7, 100}) // 2 + 3 new
+	require.Equal(t, 1e-4, med)
+}
+
+// sampleLoad turns the poller on when Go's scheduler is saturated
+// (goroutines wait long to run) and off when it is not.
+func TestSampleLoadFollowsSchedulingLatency(t *testing.T) {
+	p := newIdlePoller(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	sample := func() {
+		p.sampleNext.Store(0) // do not wait for sampleEvery
+		p.sampleLoad()
+	}
+	sample() // the baseline
+
+	// 32 goroutines that each run 200 µs between yields: each waits
+	// about 6 ms to run again.
+	stop := make(chan struct{})
+	var spin sync.WaitGroup
+	for range 32 {
+		spin.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for end := time.Now().Add(200 * time.Microsecond); time.Now().Before(end); {
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.loaded.Load() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		sample()
+	}
+	close(stop)
+	spin.Wait()
+	require.True(t, p.loaded.Load(), "saturated, the poller stayed off")
+
+	// Idle: goroutines that sleep and wake run at once.
+	sample() // the saturated window's end
+	deadline = time.Now().Add(5 * time.Second)
+	for p.loaded.Load() && time.Now().Before(deadline) {
+		for range 20 {
+			time.Sleep(time.Millisecond)
+		}
+		sample()
+	}
+	require.False(t, p.loaded.Load(), "idle, the poller stayed on")
+}
+
+// usePollerLoaded has the process's answer poller used whatever the load
+// for the test's duration.
+func usePollerLoaded(t *testing.T) *answerPoller {
+	t.Helper()
+	p := answerPollerOf()
+	if p == nil {
+		t.Skip("no answer poller")
+	}
+	p.pin(true)
+	t.Cleanup(func() {
+		p.sampleMu.Lock()
+		p.pinned = false
+		p.sampleMu.Unlock()
+		p.setLoaded(false)
+	})
+	return p
+}
+
+// The transport's exchanges wait for their answers in a loaded poller
+// (writeAwaitAnswer) and get them whole, from an upstream that answers at
+// once or after a pause, over connections kept alive.
+func TestH1TransportAwaitsAnswersInLoadedPoller(t *testing.T) {
+	p := usePollerLoaded(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" {
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	defer up.Close()
+	tr := newH1Transport(PoolConfig{DialTimeout: Duration(time.Second), MaxIdleConnsPerUpstream: 32}, http.DefaultTransport.(*http.Transport).Clone())
+	defer tr.CloseIdleConnections()
+	// Waits in the poller show in armed while they last.
+	var sawArmed atomic.Bool
+	watching := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-watching:
+				return
+			default:
+			}
+			if p.armed.Load() > 0 {
+				sawArmed.Store(true)
+			}
+			runtime.Gosched()
+		}
+	}()
+	var wg sync.WaitGroup
+	for k := range 24 {
+		wg.Go(func() {
+			for i := range 60 {
+				path := fmt.Sprintf("/%d/%d", k, i)
+				url := up.URL + path
+				if i%3 == 0 {
+					url += "?slow=1"
+				}
+				req, _ := http.NewRequestWithContext(context.Background(), "GET", url, nil)
+				res, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != path {
+					t.Errorf("%s: got %q, %v", path, b, err)
+					return
+				}
+			}
+		})
+	}
+	waitWithin(t, &wg, 30*time.Second, "exchanges through a loaded poller hung")
+	close(watching)
+	require.True(t, sawArmed.Load(), "the answers were not awaited in the poller")
 }

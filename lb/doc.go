@@ -46,8 +46,9 @@
 // non-blocking and waiting reads, its writes, and a write that then waits
 // for the answer, through its RawConn with one closure each),
 // answerpoll_*.go (the answer poller: upstream answers awaited in an
-// epoll set of the proxy's own, harvested in arrival order; on Linux,
-// unless VIGIL_LB_ANSWER_POLLER=off), rawio_*.go (read and write system
+// epoll set of the proxy's own, harvested in arrival order, while Go's
+// scheduling latency shows the process saturated; on Linux;
+// VIGIL_LB_ANSWER_POLLER=off never uses it, =on always), rawio_*.go (read and write system
 // calls without the scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
 // metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
 // polling).

@@ -36,16 +36,17 @@ type h1Transport struct {
 const probeIdleAfter = 50 * time.Millisecond
 
 type h1Conn struct {
-	t      *h1Transport
-	addr   string
-	nc     net.Conn
-	nw     noWaitReader  // reads that do not wait
-	br     *bufio.Reader // reads through the h1Conn (see Read)
-	bw     *bufio.Writer // writes through the h1Conn (see Write)
-	cw     io.Writer     // the connection's writer
-	aw     *writeAwaiter // nil where unavailable
-	answer *answerWait   // its place in the answer poller; nil where none
-	idleAt time.Time
+	t         *h1Transport
+	addr      string
+	nc        net.Conn
+	nw        noWaitReader  // reads that do not wait
+	br        *bufio.Reader // reads through the h1Conn (see Read)
+	bw        *bufio.Writer // writes through the h1Conn (see Write)
+	cw        io.Writer     // the connection's writer
+	aw        *writeAwaiter // nil where unavailable
+	answer    *answerWait   // its place in the answer poller; nil where none
+	exchanges int           // requests written, for answerWait.sampleLoad
+	idleAt    time.Time
 
 	// Set by roundTrip for the flush that sends a whole head at once:
 	// that write waits for the answer too (writeAwaiter). writes counts
@@ -365,7 +366,12 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	if c.awaitNext {
 		c.awaitNext = false
 		if c.answer != nil {
-			return c.writeAwaitAnswer(p)
+			if c.exchanges++; c.exchanges%sampleExchanges == 0 {
+				c.answer.sampleLoad()
+			}
+			if c.answer.enter() {
+				return c.writeAwaitAnswer(p)
+			}
 		}
 		return c.aw.writeAwait(p)
 	}
@@ -380,7 +386,9 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 // writeAwaitAnswer writes a whole request and waits in the answer poller
 // until the answer came (or an abort): the read that follows then finds
 // it. Readiness seen before the request left is an earlier exchange's.
+// The caller entered the poller (answerWait.enter); this leaves it.
 func (c *h1Conn) writeAwaitAnswer(p []byte) (int, error) {
+	defer c.answer.leave()
 	c.answer.forget()
 	n, err := c.cw.Write(p)
 	if err != nil {

@@ -118,7 +118,14 @@ var (
 	handoffDesc  = prometheus.NewDesc("lb_http1_handoffs_total", "HTTP/1.x connections the lb's own loop handed to net/http (a request it does not parse itself).", []string{"listener"}, nil)
 )
 
+var (
+	pollerLoadedDesc   = prometheus.NewDesc("lb_answer_poller_loaded", "1 while upstream answers are awaited in the lb's own poller (the process is saturated), 0 while in Go's; absent where there is none.", nil, nil)
+	pollerSwitchesDesc = prometheus.NewDesc("lb_answer_poller_switches_total", "Times the answer poller was turned on or off by the load.", nil, nil)
+)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pollerLoadedDesc
+	ch <- pollerSwitchesDesc
 	ch <- inflightDesc
 	ch <- healthyDesc
 	ch <- ejectedDesc
@@ -136,6 +143,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.s.mu.Unlock()
+	if present, loaded, switches := answerPollerState(); present {
+		ch <- prometheus.MustNewConstMetric(pollerLoadedDesc, prometheus.GaugeValue, boolFloat(loaded))
+		ch <- prometheus.MustNewConstMetric(pollerSwitchesDesc, prometheus.CounterValue, float64(switches))
+	}
 	st := c.s.state.Load()
 	if st == nil {
 		return

@@ -10,7 +10,9 @@
 #   bench/lb/bound.sh /tmp/lb-old /tmp/lb-new haproxy nginx /tmp/lb-old /tmp/lb-new
 #
 # Alternate the targets and repeat: rounds on a VM move by ±5-10 %.
-# EXTRAENV adds environment variables to the lb builds (GOGC=800…); SECS
+# EXTRAENV adds environment variables to the lb builds (GOGC=800…),
+# LBFLAGS flags (-metrics 127.0.0.1:18199), LBLOG names a file for their
+# standard error (discarded otherwise); SECS
 # sets the measured seconds (6); WRKHEADERS=browser sends a browser's
 # request fields (run.go's browserFields) besides wrk's bare Host. Needs
 # wrk, nginx, haproxy and taskset;
@@ -47,7 +49,7 @@ for target in "$@"; do
 	case $target in
 	haproxy) taskset -c 1 haproxy -db -f "$haproxy_conf" >/dev/null 2>&1 & p=$! ;;
 	nginx) taskset -c 1 nginx -p "$dir/n" -e "$dir/n/error.log" -c "$nginx_conf" >/dev/null 2>&1 & p=$! ;;
-	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$lb_conf" >/dev/null 2>&1 & p=$! ;;
+	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$lb_conf" ${LBFLAGS:-} >/dev/null 2>>${LBLOG:-/dev/null} & p=$! ;;
 	esac
 	sleep 1
 	taskset -c 0 wrk -t1 -c64 -d1s "${hdrs[@]}" http://127.0.0.1:18090/ >/dev/null

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vigilhq/vigil/lb"
 )
 
@@ -25,6 +27,7 @@ func runLB(args []string) error {
 	tracePath := fs.String("trace", "", "write a runtime execution trace here (for tuning)")
 	traceAfter := fs.Duration("trace-after", 3*time.Second, "start the -trace this long after the start")
 	traceFor := fs.Duration("trace-for", 300*time.Millisecond, "how long the -trace records")
+	metricsAddr := fs.String("metrics", "", "serve the lb's Prometheus metrics at http://ADDR/metrics (for tuning)")
 	fs.Parse(args)
 	if *tracePath != "" {
 		f, err := os.Create(*tracePath)
@@ -68,9 +71,15 @@ func runLB(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := lb.New(cfg, log, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	srv, err := lb.New(cfg, log, reg)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		go http.ListenAndServe(*metricsAddr, mux)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
