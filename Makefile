@@ -47,6 +47,7 @@ run: build services ## build, migrate and run `vigil all` on http://localhost:80
 test: deps ort services ## the whole test suite (starts what it needs)
 	$(GO) build ./...
 	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test $(TEST_FLAGS) -tags lbstamps -run Stamp ./lb # the lb's latency-breakdown build (stamps_on.go)
 
 bench: deps ort services ## the comparisons against peers (slow; writes bench/*/RESULTS.md)
 	@for b in bench/*/run.sh; do [ -x "$$b" ] && { echo "== $$b"; "$$b"; }; done

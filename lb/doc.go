@@ -51,5 +51,6 @@
 // VIGIL_LB_ANSWER_POLLER=off never uses it, =on always), rawio_*.go (read and write system
 // calls without the scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
 // metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
-// polling).
+// polling), stamps_*.go (a latency breakdown of the HTTP/1.1 fast path
+// from the kernel's receive stamps, built with -tags lbstamps only).
 package lb

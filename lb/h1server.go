@@ -182,6 +182,7 @@ type h1ServerConn struct {
 	hs       *h1Server
 	nc       net.Conn
 	nw       noWaitReader
+	stamps   connStamps // -tags lbstamps only (stamps_on.go)
 	accepted time.Time
 	remote   string
 
@@ -357,6 +358,7 @@ func (c *h1ServerConn) serve() {
 	c.rw.header = make(http.Header, 8)
 	c.beforeWaitFn = c.beforeWait
 
+	c.stamps.init(c.nc)
 	first := true
 	for {
 		n, res := c.readHead(first)
@@ -388,9 +390,11 @@ func (c *h1ServerConn) serve() {
 			c.ctx.reqHead = &c.reqHead
 		}
 		c.r += n
+		c.stamps.headRead(c.ctx, first)
 		if !c.serveRequest(req) {
 			return
 		}
+		c.stamps.answered(c.ctx, first)
 		first = false
 	}
 }
@@ -448,6 +452,9 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			}
 		}
 		headStart = c.rdHeadStart
+		if waited {
+			c.stamps.waited()
+		}
 		if !waited && err != nil && !c.idleDeadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
 			// The idle deadline left armed through the last request (see
 			// beforeWait) passed meanwhile: it is not this read's.
@@ -498,9 +505,10 @@ func (c *h1ServerConn) abort(cause error) {
 // it; the rest register with context.AfterFunc as before.
 type h1ConnCtx struct {
 	context.Context
-	mu    sync.Mutex
-	fn    func() // the registered abort, until it runs or is cleared
-	fired bool   // the last registered abort ran
+	stamps ctxStamps // -tags lbstamps only (stamps_on.go)
+	mu     sync.Mutex
+	fn     func() // the registered abort, until it runs or is cleared
+	fired  bool   // the last registered abort ran
 
 	// Storage for upstream answers (borrowAnswer): answer is the one the
 	// last request gave back (recycle), lent the one the current request

@@ -46,6 +46,7 @@ type h1Conn struct {
 	aw        *writeAwaiter // nil where unavailable
 	answer    *answerWait   // its place in the answer poller; nil where none
 	exchanges int           // requests written, for answerWait.sampleLoad
+	stamps    upStamps      // -tags lbstamps only (stamps_on.go)
 	idleAt    time.Time
 
 	// Set by roundTrip for the flush that sends a whole head at once:
@@ -240,6 +241,9 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		res, err = readResponseInto(c.br, req, x)
 		if err != nil {
 			return fail(err)
+		}
+		if stampsOn {
+			c.stamps.answerRead(c.nc, connCtxOf(ctx))
 		}
 		// Skip interim answers (103 Early Hints); 101 is only valid for an
 		// upgrade, which never takes this path.

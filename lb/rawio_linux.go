@@ -15,7 +15,12 @@ import (
 // They skip the race detector's annotations of syscall.Read and Write
 // too, which order every read after every earlier write in the process:
 // -race then sees races those annotations used to hide.
-func rawRead(fd int, p []byte) (int, error)  { return rawIO(syscall.SYS_READ, fd, p) }
+func rawRead(fd int, p []byte) (int, error) {
+	if stampsOn { // -tags lbstamps (stamps_on.go)
+		return stampedRead(fd, p)
+	}
+	return rawIO(syscall.SYS_READ, fd, p)
+}
 func rawWrite(fd int, p []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, p) }
 
 func rawIO(trap uintptr, fd int, p []byte) (int, error) {
