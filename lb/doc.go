@@ -42,7 +42,9 @@
 // h2relay_hpack.go and h2upstream.go (that engine: an HTTP/2 frame relay;
 // its client side, connections and flow control, one call, header-block
 // decoding and encoding shortcuts, upstream connections),
-// conncheck_*.go (idle connection probe), rawconn_*.go (a connection's
+// conncheck_*.go (idle connection probe), idlepark_*.go (keep-alive
+// connections idle idleParkAfter wait without a goroutine, in an epoll
+// set, until their next request or idle_timeout; Linux), rawconn_*.go (a connection's
 // non-blocking and waiting reads, its writes, and a write that then waits
 // for the answer, through its RawConn with one closure each),
 // answerpoll_*.go (the answer poller: upstream answers awaited in an

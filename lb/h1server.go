@@ -42,6 +42,10 @@ type h1Server struct {
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	maxHead           int
+	// parkAfter: a keep-alive connection idle this long gives up its
+	// goroutine (idleParker); 0 or not below idleTimeout: never.
+	parkAfter time.Duration
+	parked    atomic.Int64 // connections parked now
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -49,6 +53,13 @@ type h1Server struct {
 	wg       sync.WaitGroup
 	acceptWG sync.WaitGroup
 }
+
+// idleParkAfter: how long a keep-alive connection waits for its next
+// request with a goroutine of its own before it is parked (idleParker).
+// Long enough that connections in steady use (a request every few
+// hundred ms) never park: parking and taking up again costs a timer, two
+// epoll_ctl calls and a goroutine start.
+var idleParkAfter = 2 * time.Second
 
 // h1BufSize is a connection's read buffer: heads that do not fit (rare:
 // huge cookies) go to net/http.
@@ -74,6 +85,7 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 		readHeaderTimeout: time.Duration(l.cfg.ReadHeaderTimeout),
 		idleTimeout:       time.Duration(l.cfg.IdleTimeout),
 		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
+		parkAfter:         idleParkAfter,
 		conns:             map[*h1ServerConn]struct{}{},
 	}
 }
@@ -132,10 +144,16 @@ func (hs *h1Server) shutdown(ctx context.Context) error {
 // closeAll closes every connection, busy or not.
 func (hs *h1Server) closeAll() {
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
+	conns := make([]*h1ServerConn, 0, len(hs.conns))
 	for c := range hs.conns {
-		c.abort(context.Canceled)
-		c.nc.Close()
+		conns = append(conns, c)
+	}
+	hs.mu.Unlock()
+	for _, c := range conns {
+		if !c.closeIfParked() {
+			c.abort(context.Canceled)
+			c.nc.Close()
+		}
 	}
 }
 
@@ -174,7 +192,8 @@ func (hs *h1Server) forget(c *h1ServerConn) {
 const (
 	connActive int32 = iota // reading a request or running one
 	connIdle                // waiting for a request's first byte
-	connClosed              // closed by the drain
+	connClosed              // closed by the drain (or, parked, by its timer)
+	connParked              // idle without a goroutine (idleParker)
 )
 
 // h1ServerConn is one client connection of the fast loop.
@@ -205,6 +224,15 @@ type h1ServerConn struct {
 	rdFirst      bool
 	rdIdle       bool
 	rdHeadStart  time.Time
+	idleSince    time.Time // when the current idle wait began
+
+	// Parking (see park). parkID and parkAdded are the parker's; parkGen
+	// and parkTimer change under mu.
+	parkable  bool // a descriptor, and a parker (parking)
+	parkID    uint64
+	parkAdded bool
+	parkGen   uint64
+	parkTimer *time.Timer
 
 	// Storage reused from one request to the next: the request with its
 	// URL, and the proxy's exchange when the last request left it
@@ -314,14 +342,39 @@ func (c *h1ServerConn) releaseIdle() {
 func (c *h1ServerConn) closeIfIdle() {
 	if c.state.CompareAndSwap(connIdle, connClosed) {
 		c.nc.Close()
+		return
 	}
+	c.closeIfParked()
 }
 
 func (c *h1ServerConn) serve() {
-	handedOff := false
+	c.remote = c.nc.RemoteAddr().String()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c.mu.Lock()
+	c.ctx, c.cancel = &h1ConnCtx{Context: ctx}, cancel
+	c.mu.Unlock()
+	c.tmpl = (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)
+	c.cw = newConnWriter(c.nc) // bw, taken with the first request, writes to it
+	c.watch = time.AfterFunc(time.Hour, c.startWatch)
+	c.watch.Stop()
+	c.rw.c = c
+	c.rw.header = make(http.Header, 8)
+	c.beforeWaitFn = c.beforeWait
+	c.parkable = idleParkerOf().accepts(c.nc)
+	c.stamps.init(c.nc)
+	c.run(true)
+}
+
+// run serves requests until the connection closes, goes to net/http or
+// parks; a parked connection's next request starts it again (unpark).
+func (c *h1ServerConn) run(first bool) {
+	handedOff, parked := false, false
 	defer func() {
 		if p := recover(); p != nil {
 			c.hs.s.log.Error("lb connection panicked", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
+		}
+		if parked {
+			return // the parker, its timer or the drain carries on
 		}
 		c.stopWatch()
 		if c.watch != nil {
@@ -345,21 +398,6 @@ func (c *h1ServerConn) serve() {
 		c.release()
 		c.hs.forget(c)
 	}()
-	c.remote = c.nc.RemoteAddr().String()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	c.mu.Lock()
-	c.ctx, c.cancel = &h1ConnCtx{Context: ctx}, cancel
-	c.mu.Unlock()
-	c.tmpl = (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)
-	c.cw = newConnWriter(c.nc) // bw, taken with the first request, writes to it
-	c.watch = time.AfterFunc(time.Hour, c.startWatch)
-	c.watch.Stop()
-	c.rw.c = c
-	c.rw.header = make(http.Header, 8)
-	c.beforeWaitFn = c.beforeWait
-
-	c.stamps.init(c.nc)
-	first := true
 	for {
 		n, res := c.readHead(first)
 		switch res {
@@ -368,6 +406,9 @@ func (c *h1ServerConn) serve() {
 		case headHandOff:
 			handedOff = true
 			c.handOff()
+			return
+		case headParked:
+			parked = true
 			return
 		}
 		// The request and its URL live in the connection, reused from one
@@ -405,6 +446,7 @@ const (
 	headReady headResult = iota
 	headHandOff
 	headClosed
+	headParked // the connection waits in the idle parker, without this goroutine
 )
 
 // readHead reads until buf[r:] holds a complete head, returning its
@@ -466,6 +508,13 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 		}
 		if waited {
 			idle := c.rdIdle
+			if idle && !first && n == 0 && c.parking() && errors.Is(err, os.ErrDeadlineExceeded) {
+				// parkAfter passed: idle_timeout has not, unless the
+				// deadline lagged (see beforeWait).
+				if rest := c.hs.idleTimeout - time.Since(c.idleSince); rest > 0 {
+					return 0, c.park(rest)
+				}
+			}
 			if idle && !c.state.CompareAndSwap(connIdle, connActive) {
 				return 0, headClosed // closed by the drain
 			}
@@ -482,6 +531,97 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			return 0, headClosed
 		}
 	}
+}
+
+// parking reports whether the connection parks once idle parkAfter.
+func (c *h1ServerConn) parking() bool {
+	return c.parkable && c.hs.parkAfter > 0 && c.hs.parkAfter < c.hs.idleTimeout
+}
+
+// park hands the idle connection to the idle parker, with a timer that
+// closes it when rest (the rest of idle_timeout) passes, and reports
+// headParked: the calling goroutine then ends and must not touch c. It
+// reports headClosed when the drain closed c first, or the parker cannot
+// take it (c then closes, as at idle_timeout). Whoever moves c out of
+// connParked owns it: unpark, parkExpired or closeIfParked, each under
+// mu, which park holds until c is in the parker.
+func (c *h1ServerConn) park(rest time.Duration) headResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.state.CompareAndSwap(connIdle, connParked) {
+		return headClosed // closed by the drain
+	}
+	c.clearDeadline() // passed: the read after unpark must not see it
+	c.releaseIdle()
+	// The storage kept for the next request (recycle) is worth keeping
+	// for a connection in steady use, not one idle this long.
+	c.px, c.reqHeader, c.ctx.answer = nil, nil, nil
+	c.parkGen++
+	gen := c.parkGen
+	c.parkTimer = time.AfterFunc(rest, func() { c.parkExpired(gen) })
+	c.hs.parked.Add(1)
+	if !idleParkerOf().add(c) {
+		c.state.Store(connActive)
+		c.parkTimer.Stop()
+		c.hs.parked.Add(-1)
+		return headClosed
+	}
+	return headParked
+}
+
+// unpark takes c up again when its next request (or its close) arrived:
+// the parker calls it.
+func (c *h1ServerConn) unpark() {
+	c.mu.Lock()
+	ok := c.state.CompareAndSwap(connParked, connActive)
+	if ok {
+		c.parkTimer.Stop()
+	}
+	c.mu.Unlock()
+	if ok {
+		c.hs.parked.Add(-1)
+		go c.run(false)
+	}
+}
+
+// parkExpired closes c when idle_timeout passed while parked (gen: the
+// park the timer was set for).
+func (c *h1ServerConn) parkExpired(gen uint64) {
+	c.mu.Lock()
+	ok := c.parkGen == gen && c.state.CompareAndSwap(connParked, connClosed)
+	c.mu.Unlock()
+	if ok {
+		c.finishParked()
+	}
+}
+
+// closeIfParked closes c if it is parked (the drain, closeAll) and
+// reports whether it was.
+func (c *h1ServerConn) closeIfParked() bool {
+	c.mu.Lock()
+	ok := c.state.CompareAndSwap(connParked, connClosed)
+	if ok {
+		c.parkTimer.Stop()
+	}
+	c.mu.Unlock()
+	if ok {
+		c.finishParked()
+	}
+	return ok
+}
+
+// finishParked ends a parked connection that was closed, as run's end
+// would have.
+func (c *h1ServerConn) finishParked() {
+	idleParkerOf().remove(c)
+	c.hs.parked.Add(-1)
+	if c.watch != nil {
+		c.watch.Stop()
+	}
+	c.abort(context.Canceled)
+	c.nc.Close()
+	c.release()
+	c.hs.forget(c)
 }
 
 // abort cancels the connection's context (and so the request running on
@@ -610,8 +750,13 @@ func (c *h1ServerConn) beforeWait() bool {
 		// or by the client watch clear it first), and is moved only once
 		// it lags the wanted one by idleSlack: a connection may close that
 		// much before idle_timeout.
-		want := now.Add(c.hs.idleTimeout)
-		if c.deadlineSet && !c.idleDeadline.IsZero() && want.Sub(c.idleDeadline) < idleSlack(c.hs.idleTimeout) {
+		c.idleSince = now
+		wait := c.hs.idleTimeout
+		if c.parking() {
+			wait = c.hs.parkAfter
+		}
+		want := now.Add(wait)
+		if c.deadlineSet && !c.idleDeadline.IsZero() && want.Sub(c.idleDeadline) < idleSlack(wait) {
 			return true
 		}
 		c.nc.SetReadDeadline(want)

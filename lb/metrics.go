@@ -114,6 +114,7 @@ var (
 	healthyDesc  = prometheus.NewDesc("lb_upstream_healthy", "1 when the active health check passes (or none is configured).", []string{"pool", "upstream"}, nil)
 	ejectedDesc  = prometheus.NewDesc("lb_upstream_ejected", "1 while passively ejected.", []string{"pool", "upstream"}, nil)
 	pendingDesc  = prometheus.NewDesc("lb_pool_pending", "Requests in flight through a pool (the circuit breaker's count).", []string{"pool"}, nil)
+	parkedDesc   = prometheus.NewDesc("lb_http1_parked_connections", "Idle HTTP/1.x keep-alive connections waiting without a goroutine (parked), by listener.", []string{"listener"}, nil)
 	fastDesc     = prometheus.NewDesc("lb_http1_fast_requests_total", "HTTP/1.x requests served by the lb's own connection loop.", []string{"listener"}, nil)
 	handoffDesc  = prometheus.NewDesc("lb_http1_handoffs_total", "HTTP/1.x connections the lb's own loop handed to net/http (a request it does not parse itself).", []string{"listener"}, nil)
 )
@@ -132,6 +133,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
 	ch <- fastDesc
 	ch <- handoffDesc
+	ch <- parkedDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -140,6 +142,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if f := l.fast; f != nil {
 			ch <- prometheus.MustNewConstMetric(fastDesc, prometheus.CounterValue, float64(f.served.Load()), l.cfg.Name)
 			ch <- prometheus.MustNewConstMetric(handoffDesc, prometheus.CounterValue, float64(f.handedOff.Load()), l.cfg.Name)
+			ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(f.parked.Load()), l.cfg.Name)
 		}
 	}
 	c.s.mu.Unlock()

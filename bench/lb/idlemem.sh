@@ -6,6 +6,13 @@
 #
 #   bench/lb/idlemem.sh [N]        # N defaults to 5000
 #
+# Memory is read SETTLE seconds (10) after the last connection opened:
+# vigil lb parks a connection idle 2 s (idleParkAfter), and its
+# goroutine's stack then goes back to the runtime, which frees it at its
+# next collection (at most 2 min later on an idle proxy) and returns it
+# to the system. For vigil lb a second reading follows a collection it is
+# asked for (SIGUSR1 to lbbench lb: debug.FreeOSMemory).
+#
 # Needs haproxy and nginx; uses loopback ports 18280-18283. The open file
 # limit must allow N connections (ulimit -n).
 set -euo pipefail
@@ -35,10 +42,17 @@ for proxy in vigil-lb haproxy nginx; do
 		kill -0 $cl 2>/dev/null || { echo "$proxy: the client failed" >&2; break; }
 		sleep 0.5
 	done
-	sleep 2
+	sleep "${SETTLE:-10}"
 	r1=$(treesum rss $p)
 	printf '%-9s %s idle connections: RSS %6d -> %7d KiB, %6d bytes per connection\n' \
 		$proxy "$(awk '{print $2}' "$dir/idle.out")" "$r0" "$r1" $(((r1 - r0) * 1024 / n))
+	if [ $proxy = vigil-lb ]; then
+		kill -USR1 $p # collect and return freed memory now (lbproc.go)
+		sleep 1
+		r2=$(treesum rss $p)
+		printf '%-9s after a collection:            RSS %6d -> %7d KiB, %6d bytes per connection\n' \
+			$proxy "$r0" "$r2" $(((r2 - r0) * 1024 / n))
+	fi
 	kill $cl 2>/dev/null || true
 	kill $p 2>/dev/null || true
 	wait $cl $p 2>/dev/null || true

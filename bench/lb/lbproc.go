@@ -87,6 +87,16 @@ func runLB(args []string) error {
 		return err
 	}
 	go lb.WatchConfig(ctx, *path, srv)
+	// SIGUSR1 collects and returns freed memory to the system now, as the
+	// runtime's periodic collection (every 2 min when idle) and its
+	// scavenger would (bench/lb/idlemem.sh).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			debug.FreeOSMemory()
+		}
+	}()
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -1,0 +1,193 @@
+//go:build linux
+
+package lb
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// parkAfter sets idleParkAfter for servers the test starts.
+func parkAfter(t *testing.T, d time.Duration) {
+	old := idleParkAfter
+	idleParkAfter = d
+	t.Cleanup(func() { idleParkAfter = old })
+}
+
+// okHandler answers its path.
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
+
+// keepAlive is a client connection that sends GETs and reads answers.
+type keepAlive struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialKeepAlive(t *testing.T, addr string) *keepAlive {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	return &keepAlive{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// get sends GET path and returns the answer's body, or an error.
+func (k *keepAlive) get(path string) (string, error) {
+	if _, err := io.WriteString(k.nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return "", err
+	}
+	k.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	res, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(res.Body)
+	return string(b), err
+}
+
+func (k *keepAlive) mustGet(path string) {
+	k.t.Helper()
+	got, err := k.get(path)
+	require.NoError(k.t, err)
+	require.Equal(k.t, path, got)
+}
+
+// waitFor polls cond for up to 2 s.
+func waitFor(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	for end := time.Now().Add(2 * time.Second); !cond(); {
+		require.True(t, time.Now().Before(end), msg)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func connCount(hs *h1Server) int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return len(hs.conns)
+}
+
+// A keep-alive connection idle parkAfter gives up its goroutine and is
+// taken up again by its next request, as often as it goes idle.
+func TestH1ServerParksIdleConnections(t *testing.T) {
+	parkAfter(t, 30*time.Millisecond)
+	addr, hs := startH1(t, okHandler, ListenerConfig{IdleTimeout: Duration(5 * time.Second)})
+	k := dialKeepAlive(t, addr)
+	for i := range 4 {
+		k.mustGet(fmt.Sprintf("/%d", i))
+		waitFor(t, func() bool { return hs.parked.Load() == 1 }, "the idle connection did not park")
+		// A parked connection has no goroutine reading it: its next
+		// request is taken up by the parker.
+	}
+	k.mustGet("/last")
+	require.Zero(t, hs.parked.Load(), "taken up, the connection is no longer parked")
+	require.Equal(t, 1, connCount(hs))
+}
+
+// idle_timeout still closes a parked connection, at idle_timeout (not at
+// parkAfter), and the connection is then forgotten.
+func TestH1ServerClosesParkedConnectionsAtIdleTimeout(t *testing.T) {
+	parkAfter(t, 30*time.Millisecond)
+	addr, hs := startH1(t, okHandler, ListenerConfig{IdleTimeout: Duration(400 * time.Millisecond)})
+	k := dialKeepAlive(t, addr)
+	k.mustGet("/")
+	start := time.Now()
+	k.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := k.br.ReadByte()
+	require.ErrorIs(t, err, io.EOF, "a parked connection must close at idle_timeout")
+	took := time.Since(start)
+	require.GreaterOrEqual(t, took, 300*time.Millisecond, "closed before idle_timeout")
+	require.Less(t, took, 1500*time.Millisecond)
+	waitFor(t, func() bool { return connCount(hs) == 0 && hs.parked.Load() == 0 }, "the closed connection is still counted")
+}
+
+// The drain closes parked connections at once; shutdown does not wait for
+// their idle_timeout.
+func TestH1ServerShutdownClosesParkedConnections(t *testing.T) {
+	parkAfter(t, 30*time.Millisecond)
+	addr, hs := startH1(t, okHandler, ListenerConfig{IdleTimeout: Duration(time.Minute)})
+	var ks []*keepAlive
+	for range 3 {
+		k := dialKeepAlive(t, addr)
+		k.mustGet("/")
+		ks = append(ks, k)
+	}
+	waitFor(t, func() bool { return hs.parked.Load() == 3 }, "the idle connections did not park")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, hs.shutdown(ctx))
+	require.Less(t, time.Since(start), time.Second)
+	for _, k := range ks {
+		k.nc.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := k.br.ReadByte()
+		require.ErrorIs(t, err, io.EOF)
+	}
+	require.Zero(t, hs.parked.Load())
+}
+
+// A client that closes its parked connection wakes it; the connection
+// ends and is forgotten.
+func TestH1ServerForgetsParkedConnectionsTheClientClosed(t *testing.T) {
+	parkAfter(t, 30*time.Millisecond)
+	addr, hs := startH1(t, okHandler, ListenerConfig{IdleTimeout: Duration(time.Minute)})
+	k := dialKeepAlive(t, addr)
+	k.mustGet("/")
+	waitFor(t, func() bool { return hs.parked.Load() == 1 }, "the idle connection did not park")
+	k.nc.Close()
+	waitFor(t, func() bool { return connCount(hs) == 0 && hs.parked.Load() == 0 }, "the closed connection is still counted")
+	p := idleParkerOf()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		require.NotEqual(t, hs, c.hs, "the parker still holds the closed connection")
+	}
+}
+
+// Many connections going idle and busy again around parkAfter, and
+// around idle_timeout (where the timer and the next request race): every
+// request is answered whole, or the connection is closed cleanly before
+// it; none hangs, and all end forgotten.
+func TestH1ServerParkingUnderChurn(t *testing.T) {
+	parkAfter(t, 20*time.Millisecond)
+	addr, hs := startH1(t, okHandler, ListenerConfig{IdleTimeout: Duration(60 * time.Millisecond)})
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			k := dialKeepAlive(t, addr)
+			for j := range 12 {
+				path := fmt.Sprintf("/%d/%d", i, j)
+				got, err := k.get(path)
+				if err != nil {
+					// Closed at idle_timeout while the request was on its
+					// way: a fresh connection carries on.
+					k.nc.Close()
+					k = dialKeepAlive(t, addr)
+					if got, err = k.get(path); err != nil {
+						t.Errorf("%s on a fresh connection: %v", path, err)
+						return
+					}
+				}
+				if got != path {
+					t.Errorf("%s: got %q", path, got)
+					return
+				}
+				time.Sleep(time.Duration(rand.IntN(80)) * time.Millisecond)
+			}
+			k.nc.Close()
+		})
+	}
+	waitWithin(t, &wg, 30*time.Second, "a client hung")
+	waitFor(t, func() bool { return connCount(hs) == 0 && hs.parked.Load() == 0 }, "connections are still counted")
+}
