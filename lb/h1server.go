@@ -572,16 +572,22 @@ func (c *h1ServerConn) park(rest time.Duration) headResult {
 // unpark takes c up again when its next request (or its close) arrived:
 // the parker calls it.
 func (c *h1ServerConn) unpark() {
-	c.mu.Lock()
-	ok := c.state.CompareAndSwap(connParked, connActive)
-	if ok {
-		c.parkTimer.Stop()
-	}
-	c.mu.Unlock()
-	if ok {
+	if c.leavePark(connActive) {
 		c.hs.parked.Add(-1)
 		go c.run(false)
 	}
+}
+
+// leavePark moves c from parked to state, stopping its timer, and
+// reports whether it was parked: the caller then owns c.
+func (c *h1ServerConn) leavePark(state int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.state.CompareAndSwap(connParked, state) {
+		return false
+	}
+	c.parkTimer.Stop()
+	return true
 }
 
 // parkExpired closes c when idle_timeout passed while parked (gen: the
@@ -598,16 +604,11 @@ func (c *h1ServerConn) parkExpired(gen uint64) {
 // closeIfParked closes c if it is parked (the drain, closeAll) and
 // reports whether it was.
 func (c *h1ServerConn) closeIfParked() bool {
-	c.mu.Lock()
-	ok := c.state.CompareAndSwap(connParked, connClosed)
-	if ok {
-		c.parkTimer.Stop()
+	if !c.leavePark(connClosed) {
+		return false
 	}
-	c.mu.Unlock()
-	if ok {
-		c.finishParked()
-	}
-	return ok
+	c.finishParked()
+	return true
 }
 
 // finishParked ends a parked connection that was closed, as run's end
