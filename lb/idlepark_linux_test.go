@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -190,4 +191,44 @@ func TestH1ServerParkingUnderChurn(t *testing.T) {
 	}
 	waitWithin(t, &wg, 30*time.Second, "a client hung")
 	waitFor(t, func() bool { return connCount(hs) == 0 && hs.parked.Load() == 0 }, "connections are still counted")
+}
+
+// The metrics show the parked connections of a listener, and the answer
+// poller's state.
+func TestMetricsShowParkedConnectionsAndAnswerPoller(t *testing.T) {
+	parkAfter(t, 30*time.Millisecond)
+	b := newBackend(t, "b", nil)
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Name: "web"})
+	reg := prometheus.NewRegistry()
+	srv, err := New(cfg, testLogger(), reg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	defer srv.Shutdown(context.Background())
+	k := dialKeepAlive(t, srv.Addr())
+	_, err = k.get("/")
+	require.NoError(t, err)
+	gauge := func(name string) (float64, bool) {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				full := f.GetName()
+				for _, l := range m.GetLabel() {
+					full += "," + l.GetName() + "=" + l.GetValue()
+				}
+				if full == name {
+					return m.GetGauge().GetValue() + m.GetCounter().GetValue(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	parked := "lb_http1_parked_connections,listener=" + cfg.Listeners[0].Name
+	waitFor(t, func() bool { v, _ := gauge(parked); return v == 1 }, "the parked connection is not shown")
+	_, err = k.get("/")
+	require.NoError(t, err)
+	v, _ := gauge(parked)
+	require.Zero(t, v, "taken up again, it is no longer shown parked")
+	_, ok := gauge("lb_answer_poller_loaded")
+	require.Equal(t, answerPollerOf() != nil, ok, "the answer poller's state is shown where there is one")
 }
