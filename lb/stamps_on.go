@@ -57,12 +57,19 @@ func stampedRead(fd int, p []byte) (int, error) {
 		if e != 0 {
 			return 0, e
 		}
-		if cms, err := syscall.ParseSocketControlMessage(oob[:msg.Controllen]); err == nil && fd < len(stampAt) {
-			for _, cm := range cms {
-				if cm.Header.Level == unix.SOL_SOCKET && cm.Header.Type == unix.SO_TIMESTAMPNS && len(cm.Data) >= 16 {
-					stampAt[fd].Store((*unix.Timespec)(unsafe.Pointer(&cm.Data[0])).Nano())
+		if fd < len(stampAt) {
+			// 0 when the read came without a stamp: the kernel turns
+			// receive stamps on some time after the first socket asks
+			// for them (a deferred static key).
+			var at int64
+			if cms, err := syscall.ParseSocketControlMessage(oob[:msg.Controllen]); err == nil {
+				for _, cm := range cms {
+					if cm.Header.Level == unix.SOL_SOCKET && cm.Header.Type == unix.SO_TIMESTAMPNS && len(cm.Data) >= 16 {
+						at = (*unix.Timespec)(unsafe.Pointer(&cm.Data[0])).Nano()
+					}
 				}
 			}
+			stampAt[fd].Store(at)
 		}
 		return int(n), nil
 	}
@@ -107,7 +114,9 @@ func (s *connStamps) headRead(x *h1ConnCtx, first bool) {
 	now := time.Now().UnixNano()
 	s.arrive = stampOf(s.fd)
 	x.stamps.head = now
-	stampA.add(now - s.arrive)
+	if s.arrive != 0 {
+		stampA.add(now - s.arrive)
+	}
 	if !first {
 		if s.missed {
 			stampGapMiss.add(now - s.done)
@@ -122,7 +131,9 @@ func (s *connStamps) answered(x *h1ConnCtx, first bool) {
 	s.done = time.Now().UnixNano()
 	if x.stamps.answer != 0 {
 		stampD.add(s.done - x.stamps.answer)
-		stampT.add(s.done - s.arrive)
+		if s.arrive != 0 {
+			stampT.add(s.done - s.arrive)
+		}
 	}
 	x.stamps.answer = 0
 }
@@ -137,8 +148,10 @@ func (u *upStamps) answerRead(nc net.Conn, x *h1ConnCtx) {
 	now := time.Now().UnixNano()
 	arrive := stampOf(u.fd)
 	x.stamps.answer = now
-	stampC.add(now - arrive)
-	stampE.add(arrive - x.stamps.head)
+	if arrive != 0 {
+		stampC.add(now - arrive)
+		stampE.add(arrive - x.stamps.head)
+	}
 }
 
 // stampHist counts durations in 25 µs buckets up to 10 ms.
