@@ -351,14 +351,14 @@ func TestAnswerPollerLoadSwitchLosesNoWaiter(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(60 * time.Millisecond):
+			case <-time.After(250 * time.Millisecond):
 			}
 		}
 	})
 	const conns = 16
 	var entered, exchanges atomic.Int64
 	var slowest atomic.Int64
-	end := time.Now().Add(600 * time.Millisecond)
+	end := time.Now().Add(1200 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range conns {
 		nc, w := dialWatched(t, p, addr)
@@ -393,7 +393,7 @@ func TestAnswerPollerLoadSwitchLosesNoWaiter(t *testing.T) {
 	flips.Wait()
 	require.Positive(t, entered.Load())
 	require.Less(t, entered.Load(), exchanges.Load(), "the load never switched off")
-	require.Less(t, time.Duration(slowest.Load()), 40*time.Millisecond, "an exchange waited for the load to switch on again")
+	require.Less(t, time.Duration(slowest.Load()), 150*time.Millisecond, "an exchange waited for the load to switch on again")
 }
 
 // medianSince finds the bucket of the median of what a histogram counted
