@@ -228,7 +228,7 @@ type h1ServerConn struct {
 
 	// Parking (see park). parkID and parkAdded are the parker's; parkGen
 	// and parkTimer change under mu.
-	parkable  bool // a descriptor, and a parker (parking)
+	parkable  bool // parks once idle parkAfter: a descriptor, a parker, parkAfter < idleTimeout
 	parkID    uint64
 	parkAdded bool
 	parkGen   uint64
@@ -360,7 +360,8 @@ func (c *h1ServerConn) serve() {
 	c.rw.c = c
 	c.rw.header = make(http.Header, 8)
 	c.beforeWaitFn = c.beforeWait
-	c.parkable = idleParkerOf().accepts(c.nc)
+	hs := c.hs
+	c.parkable = hs.parkAfter > 0 && hs.parkAfter < hs.idleTimeout && idleParkerOf().accepts(c.nc)
 	c.stamps.init(c.nc)
 	c.run(true)
 }
@@ -373,30 +374,9 @@ func (c *h1ServerConn) run(first bool) {
 		if p := recover(); p != nil {
 			c.hs.s.log.Error("lb connection panicked", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
 		}
-		if parked {
-			return // the parker, its timer or the drain carries on
+		if !parked { // else the parker, its timer or the drain carries on
+			c.end(handedOff)
 		}
-		c.stopWatch()
-		if c.watch != nil {
-			c.watch.Stop()
-		}
-		if c.cancel != nil {
-			c.abort(context.Canceled)
-		}
-		if !handedOff {
-			if c.lingerClose {
-				// Unread request bytes would turn a plain close into a
-				// reset that may destroy the answer in flight: half-close
-				// and give the client time to read it, as net/http does.
-				if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-					cw.CloseWrite()
-					time.Sleep(500 * time.Millisecond)
-				}
-			}
-			c.nc.Close()
-		}
-		c.release()
-		c.hs.forget(c)
 	}()
 	for {
 		n, res := c.readHead(first)
@@ -508,7 +488,7 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 		}
 		if waited {
 			idle := c.rdIdle
-			if idle && !first && n == 0 && c.parking() && errors.Is(err, os.ErrDeadlineExceeded) {
+			if idle && !first && n == 0 && c.parkable && errors.Is(err, os.ErrDeadlineExceeded) {
 				// parkAfter passed: idle_timeout has not, unless the
 				// deadline lagged (see beforeWait).
 				if rest := c.hs.idleTimeout - time.Since(c.idleSince); rest > 0 {
@@ -531,11 +511,6 @@ func (c *h1ServerConn) readHead(first bool) (int, headResult) {
 			return 0, headClosed
 		}
 	}
-}
-
-// parking reports whether the connection parks once idle parkAfter.
-func (c *h1ServerConn) parking() bool {
-	return c.parkable && c.hs.parkAfter > 0 && c.hs.parkAfter < c.hs.idleTimeout
 }
 
 // park hands the idle connection to the idle parker, with a timer that
@@ -616,11 +591,31 @@ func (c *h1ServerConn) closeIfParked() bool {
 func (c *h1ServerConn) finishParked() {
 	idleParkerOf().remove(c)
 	c.hs.parked.Add(-1)
+	c.end(false)
+}
+
+// end closes the connection (unless net/http has it now) and gives back
+// what it holds: the end of run, and of a parked connection.
+func (c *h1ServerConn) end(handedOff bool) {
+	c.stopWatch()
 	if c.watch != nil {
 		c.watch.Stop()
 	}
-	c.abort(context.Canceled)
-	c.nc.Close()
+	if c.cancel != nil {
+		c.abort(context.Canceled)
+	}
+	if !handedOff {
+		if c.lingerClose {
+			// Unread request bytes would turn a plain close into a
+			// reset that may destroy the answer in flight: half-close
+			// and give the client time to read it, as net/http does.
+			if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+				time.Sleep(500 * time.Millisecond)
+			}
+		}
+		c.nc.Close()
+	}
 	c.release()
 	c.hs.forget(c)
 }
@@ -753,7 +748,7 @@ func (c *h1ServerConn) beforeWait() bool {
 		// much before idle_timeout.
 		c.idleSince = now
 		wait := c.hs.idleTimeout
-		if c.parking() {
+		if c.parkable {
 			wait = c.hs.parkAfter
 		}
 		want := now.Add(wait)

@@ -207,28 +207,13 @@ func TestMetricsShowParkedConnectionsAndAnswerPoller(t *testing.T) {
 	k := dialKeepAlive(t, srv.Addr())
 	_, err = k.get("/")
 	require.NoError(t, err)
-	gauge := func(name string) (float64, bool) {
-		families, err := reg.Gather()
-		require.NoError(t, err)
-		for _, f := range families {
-			for _, m := range f.GetMetric() {
-				full := f.GetName()
-				for _, l := range m.GetLabel() {
-					full += "," + l.GetName() + "=" + l.GetValue()
-				}
-				if full == name {
-					return m.GetGauge().GetValue() + m.GetCounter().GetValue(), true
-				}
-			}
-		}
-		return 0, false
-	}
-	parked := "lb_http1_parked_connections,listener=" + cfg.Listeners[0].Name
-	waitFor(t, func() bool { v, _ := gauge(parked); return v == 1 }, "the parked connection is not shown")
+	parked := "lb_http1_parked_connections{listener=" + cfg.Listeners[0].Name + ",}"
+	waitFor(t, func() bool { return metricValues(t, reg)[parked] == 1 }, "the parked connection is not shown")
 	_, err = k.get("/")
 	require.NoError(t, err)
-	v, _ := gauge(parked)
-	require.Zero(t, v, "taken up again, it is no longer shown parked")
-	_, ok := gauge("lb_answer_poller_loaded")
+	values := metricValues(t, reg)
+	require.Contains(t, values, parked)
+	require.Zero(t, values[parked], "taken up again, it is no longer shown parked")
+	_, ok := values["lb_answer_poller_loaded{}"]
 	require.Equal(t, answerPollerOf() != nil, ok, "the answer poller's state is shown where there is one")
 }

@@ -40,6 +40,21 @@ func TestMetricsPerRouteAndUpstreamOnInjectedRegistry(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 
+	byName := metricValues(t, reg)
+	require.Equal(t, 6.0, byName["lb_requests_total{code=200,route=web,}"])
+	require.Equal(t, 6.0, byName["lb_request_duration_seconds{route=web,}"])
+	require.Equal(t, 6.0, byName["lb_upstream_attempts_total{outcome=success,pool=p,upstream="+b.addr()+",}"])
+	require.Equal(t, 1.0, byName["lb_upstream_healthy{pool=p,upstream="+b.addr()+",}"])
+	require.Equal(t, 0.0, byName["lb_upstream_inflight{pool=p,upstream="+b.addr()+",}"])
+	// The plain GETs stayed on the lb's own HTTP/1 loop; the chunked POST was handed off.
+	require.Equal(t, 5.0, byName["lb_http1_fast_requests_total{listener="+cfg.Listeners[0].Name+",}"])
+	require.Equal(t, 1.0, byName["lb_http1_handoffs_total{listener="+cfg.Listeners[0].Name+",}"])
+}
+
+// metricValues gathers reg into "name{label=value,...,}" -> value (a
+// histogram's: its sample count).
+func metricValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	byName := map[string]float64{}
@@ -53,12 +68,5 @@ func TestMetricsPerRouteAndUpstreamOnInjectedRegistry(t *testing.T) {
 			byName[f.GetName()+"{"+labels+"}"] = v
 		}
 	}
-	require.Equal(t, 6.0, byName["lb_requests_total{code=200,route=web,}"])
-	require.Equal(t, 6.0, byName["lb_request_duration_seconds{route=web,}"])
-	require.Equal(t, 6.0, byName["lb_upstream_attempts_total{outcome=success,pool=p,upstream="+b.addr()+",}"])
-	require.Equal(t, 1.0, byName["lb_upstream_healthy{pool=p,upstream="+b.addr()+",}"])
-	require.Equal(t, 0.0, byName["lb_upstream_inflight{pool=p,upstream="+b.addr()+",}"])
-	// The plain GETs stayed on the lb's own HTTP/1 loop; the chunked POST was handed off.
-	require.Equal(t, 5.0, byName["lb_http1_fast_requests_total{listener="+cfg.Listeners[0].Name+",}"])
-	require.Equal(t, 1.0, byName["lb_http1_handoffs_total{listener="+cfg.Listeners[0].Name+",}"])
+	return byName
 }
