@@ -72,7 +72,13 @@ func oneRoute(pool PoolConfig, ro RouteConfig) *Config {
 // down at cleanup. It returns the server and its base URL.
 func startLB(t *testing.T, cfg *Config) (*Server, string) {
 	t.Helper()
-	srv, err := New(cfg, testLogger(), prometheus.NewRegistry())
+	return startLBOn(t, cfg, prometheus.NewRegistry())
+}
+
+// startLBOn is startLB with the registry given.
+func startLBOn(t *testing.T, cfg *Config, reg prometheus.Registerer) (*Server, string) {
+	t.Helper()
+	srv, err := New(cfg, testLogger(), reg)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(context.Background()))
 	t.Cleanup(func() {

@@ -15,10 +15,7 @@ func TestMetricsPerRouteAndUpstreamOnInjectedRegistry(t *testing.T) {
 	b := newBackend(t, "b", nil)
 	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Name: "web"})
 	reg := prometheus.NewRegistry()
-	srv, err := New(cfg, testLogger(), reg)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(context.Background()))
-	defer srv.Shutdown(context.Background())
+	srv, _ := startLBOn(t, cfg, reg)
 	// A second server in the same process, on its own registry, coexists.
 	other, err := New(oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Name: "web"}), testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
