@@ -104,45 +104,26 @@ var answerPollerOf = sync.OnceValue(func() *answerPoller {
 })
 
 func newAnswerPoller() (*answerPoller, error) {
-	epfd, kick, err := newAnswerSet()
+	set, err := newEpollSet("lb-answer-poller")
 	if err != nil {
 		return nil, err
 	}
-	// A non-blocking descriptor given to os.NewFile is watched by Go's
-	// poller: the set's descriptor is readable while it holds events.
-	f := os.NewFile(uintptr(epfd), "lb-answer-poller")
-	raw, err := f.SyscallConn()
+	// The kick (an eventfd, id 0; see park).
+	kick, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err == nil {
+		ev := epollEvent(unix.EPOLLIN|unix.EPOLLET, 0)
+		if err = unix.EpollCtl(set.fd, unix.EPOLL_CTL_ADD, kick, &ev); err != nil {
+			unix.Close(kick)
+		}
+	}
 	if err != nil {
-		f.Close()
-		unix.Close(kick)
+		set.f.Close()
 		return nil, err
 	}
-	p := &answerPoller{epfd: epfd, kick: kick, raw: raw, waits: map[uint64]*answerWait{}, nextID: 1,
+	p := &answerPoller{epfd: set.fd, kick: kick, raw: set.raw, waits: map[uint64]*answerWait{}, nextID: 1,
 		wakeup: make(chan struct{}, 1), sample: []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}}
 	p.parkFn = p.parkStep
 	return p, nil
-}
-
-// newAnswerSet makes the poller's epoll set, non-blocking, with the kick
-// (an eventfd, id 0) in it.
-func newAnswerSet() (epfd, kick int, err error) {
-	if epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return -1, -1, err
-	}
-	if kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		unix.Close(epfd)
-		return -1, -1, err
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET}
-	if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, kick, &ev); err == nil {
-		err = unix.SetNonblock(epfd, true)
-	}
-	if err != nil {
-		unix.Close(kick)
-		unix.Close(epfd)
-		return -1, -1, err
-	}
-	return epfd, kick, nil
 }
 
 // watch adds nc to the set; nil when nc has no descriptor or cannot be
@@ -157,7 +138,7 @@ func (p *answerPoller) watch(nc net.Conn) *answerWait {
 	p.nextID++
 	p.waits[w.id] = w
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(w.id), Pad: int32(w.id >> 32)}
+	ev := epollEvent(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET, w.id)
 	var err error
 	if cerr := raw.Control(func(fd uintptr) { err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); cerr != nil || err != nil {
 		w.forgetConn()
@@ -266,8 +247,7 @@ func (p *answerPoller) harvest() int {
 	}
 	p.mu.Lock()
 	for _, ev := range p.evs[:n] {
-		id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-		if w := p.waits[id]; w != nil {
+		if w := p.waits[epollID(ev)]; w != nil {
 			p.ready = append(p.ready, w)
 		}
 	}

@@ -361,7 +361,7 @@ func (c *h1ServerConn) serve() {
 	c.rw.header = make(http.Header, 8)
 	c.beforeWaitFn = c.beforeWait
 	hs := c.hs
-	c.parkable = hs.parkAfter > 0 && hs.parkAfter < hs.idleTimeout && idleParkerOf().accepts(c.nc)
+	c.parkable = hs.parkAfter > 0 && hs.parkAfter < hs.idleTimeout && idleParkerOf().accepts(c)
 	c.stamps.init(c.nc)
 	c.run(true)
 }

@@ -3,9 +3,8 @@
 package lb
 
 import (
-	"net"
-	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,9 +18,7 @@ import (
 // connection held (bench/lb/RESULTS.md, "Memory per idle connection").
 type idleParker struct {
 	epfd int
-	raw  interface {
-		Read(func(uintptr) bool) error
-	}
+	raw  syscall.RawConn
 
 	mu     sync.Mutex
 	conns  map[uint64]*h1ServerConn
@@ -43,35 +40,23 @@ var theIdleParker struct {
 }
 
 func newIdleParker() *idleParker {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := newEpollSet("lb-idle-parker")
 	if err != nil {
 		return nil
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil
-	}
-	// Watched by Go's poller (see newAnswerPoller): readable while the
-	// set holds events.
-	f := os.NewFile(uintptr(epfd), "lb-idle-parker")
-	raw, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil
-	}
-	p := &idleParker{epfd: epfd, raw: raw, conns: map[uint64]*h1ServerConn{}, nextID: 1}
+	p := &idleParker{epfd: set.fd, raw: set.raw, conns: map[uint64]*h1ServerConn{}, nextID: 1}
 	go p.run()
 	return p
 }
 
-// accepts reports whether nc can wait here (it has a descriptor: not a
-// TLS connection).
-func (p *idleParker) accepts(nc net.Conn) bool { return p != nil && rawConnOf(nc) != nil }
+// accepts reports whether c can wait here: it reads through its RawConn
+// (not a TLS connection).
+func (p *idleParker) accepts(c *h1ServerConn) bool { return p != nil && c.nw.raw != nil }
 
 // add waits for c's next request in the set: c's descriptor is in it
 // for one event (EPOLLONESHOT). It reports false when c cannot wait here.
 func (p *idleParker) add(c *h1ServerConn) bool {
-	raw := rawConnOf(c.nc)
+	raw := c.nw.raw
 	if p == nil || raw == nil {
 		return false
 	}
@@ -86,7 +71,7 @@ func (p *idleParker) add(c *h1ServerConn) bool {
 	if !c.parkAdded {
 		op = unix.EPOLL_CTL_ADD
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(c.parkID), Pad: int32(c.parkID >> 32)}
+	ev := epollEvent(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT, c.parkID)
 	var err error
 	if cerr := raw.Control(func(fd uintptr) { err = unix.EpollCtl(p.epfd, op, int(fd), &ev) }); cerr != nil || err != nil {
 		p.remove(c)
@@ -117,7 +102,7 @@ func (p *idleParker) run() {
 				return false // wait for Go's poller
 			}
 			for _, ev := range p.evs[:n] {
-				id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+				id := epollID(ev)
 				p.mu.Lock()
 				c := p.conns[id]
 				delete(p.conns, id)
