@@ -603,6 +603,7 @@ func (c *h1ServerConn) end(handedOff bool) {
 	}
 	if c.cancel != nil {
 		c.abort(context.Canceled)
+		c.ctx.stopClock()
 	}
 	if !handedOff {
 		if c.lingerClose {
@@ -637,14 +638,16 @@ func (c *h1ServerConn) abort(cause error) {
 // makes a blocking wait cancellable through it (setAbort/clearAbort)
 // instead of context.AfterFunc, whose registration costs about a
 // microsecond and several allocations, nearly every request. Only a
-// request whose context is this one (no route or try time-out) can use
-// it; the rest register with context.AfterFunc as before.
+// request whose context is this one can use it: one the h1Transport's own
+// path carries, whose time-outs run on the context's clock (reqClock);
+// the rest register with context.AfterFunc as before.
 type h1ConnCtx struct {
 	context.Context
 	stamps ctxStamps // -tags lbstamps only (stamps_on.go)
 	mu     sync.Mutex
 	fn     func() // the registered abort, until it runs or is cleared
 	fired  bool   // the last registered abort ran
+	clock  reqClock
 
 	// Storage for upstream answers (borrowAnswer): answer is the one the
 	// last request gave back (recycle), lent the one the current request
@@ -666,8 +669,9 @@ func (x *h1ConnCtx) setAbort(fn func()) bool {
 		return false
 	}
 	x.fired = false
-	if x.Err() != nil {
-		// abort cancels before it looks for fn: ended already.
+	if x.Err() != nil || x.clock.expired != nil {
+		// abort cancels before it looks for fn, and the clock records
+		// why before it does: ended already.
 		x.fired = true
 		x.mu.Unlock()
 		fn()

@@ -107,7 +107,13 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the fallback's. That path keeps nothing of req once its answer is read
 // to the end (the proxy then reuses the request's storage).
 func (t *h1Transport) native(req *http.Request) bool {
-	return (req.Body == nil || req.Body == http.NoBody) && headerGet(req.Header, "Upgrade") == "" && req.URL.Scheme == "http"
+	return t.nativeParts(req.Body == nil || req.Body == http.NoBody, req.Header, req.URL.Scheme)
+}
+
+// nativeParts is native for a request yet to be made: without a body or
+// with one, with header h, to a URL with scheme.
+func (t *h1Transport) nativeParts(noBody bool, h http.Header, scheme string) bool {
+	return noBody && headerGet(h, "Upgrade") == "" && scheme == "http"
 }
 
 func isStaleConnError(err error) bool {
@@ -143,6 +149,11 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	}
 	t.idle[addr] = stack
 	t.mu.Unlock()
+	if x, ok := ctx.(*h1ConnCtx); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = x.dialContext() // the request's time-outs bound the dial
+		defer cancel()
+	}
 	nc, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err

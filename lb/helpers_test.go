@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -155,4 +156,42 @@ func serveConns(tb testing.TB, handle func(c net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// keepAlive is a client connection that sends GETs and reads answers,
+// all on the one connection.
+type keepAlive struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialKeepAlive(t *testing.T, addr string) *keepAlive {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	return &keepAlive{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+// get sends GET path and returns the answer's body, or an error.
+func (k *keepAlive) get(path string) (string, error) {
+	_, body, err := k.do(path)
+	return body, err
+}
+
+// do sends GET path and returns the answer's status and body, or an
+// error when the connection broke.
+func (k *keepAlive) do(path string) (int, string, error) {
+	if _, err := io.WriteString(k.nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return 0, "", err
+	}
+	k.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	res, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), err
 }

@@ -3,12 +3,10 @@
 package lb
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -27,35 +25,6 @@ func parkAfter(t *testing.T, d time.Duration) {
 
 // okHandler answers its path.
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
-
-// keepAlive is a client connection that sends GETs and reads answers.
-type keepAlive struct {
-	t  *testing.T
-	nc net.Conn
-	br *bufio.Reader
-}
-
-func dialKeepAlive(t *testing.T, addr string) *keepAlive {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	return &keepAlive{t: t, nc: nc, br: bufio.NewReader(nc)}
-}
-
-// get sends GET path and returns the answer's body, or an error.
-func (k *keepAlive) get(path string) (string, error) {
-	if _, err := io.WriteString(k.nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		return "", err
-	}
-	k.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-	res, err := http.ReadResponse(k.br, nil)
-	if err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(res.Body)
-	return string(b), err
-}
 
 func (k *keepAlive) mustGet(path string) {
 	k.t.Helper()

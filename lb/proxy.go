@@ -197,15 +197,29 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	defer pool.pending.Add(-1)
 	s.budget.requestAt(px.start)
 
-	ctx := r.Context()
-	if t := time.Duration(ro.cfg.Timeout); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
-
 	upgrade := upgradeType(r.Header)
 	hdr := forwardHeader(r, upgrade)
+
+	// Time-outs: on the fast loop's connection clock where the
+	// h1Transport's own path carries the request (reqClock), else in
+	// derived contexts.
+	ctx := r.Context()
+	timeout, tryTimeout := time.Duration(ro.cfg.Timeout), time.Duration(ro.cfg.TryTimeout)
+	var clock *h1ConnCtx
+	if x, ok := ctx.(*h1ConnCtx); ok && (timeout > 0 || tryTimeout > 0) {
+		if t, ok := pool.transport.(*h1Transport); ok && t.nativeParts(body == nil, hdr, pool.scheme) {
+			clock = x
+			x.beginRequest(px.start, timeout)
+			defer x.endRequest()
+		}
+	}
+	if timeout > 0 && clock == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	// timedOut reports whether the request's time-out passed.
+	timedOut := func() bool { return ctx.Err() != nil || (clock != nil && clock.routeExpired()) }
 	retryable := !hasBody && idempotent(r)
 	maxAttempts := 1 + *ro.cfg.Retries
 
@@ -241,11 +255,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			out.Body = nil
 		}
 
-		res, tryCancel, err := s.attempt(out, pool, u, time.Duration(ro.cfg.TryTimeout))
-		mayRetry := attempt < maxAttempts && ctx.Err() == nil
+		res, tryCancel, err := s.attempt(out, pool, u, tryTimeout, clock)
+		mayRetry := attempt < maxAttempts && !timedOut()
 		if err != nil {
 			lastErr, lastStatus = err, 0
-			if ctx.Err() == nil && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errClientBody) {
+			if !timedOut() && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errClientBody) {
 				pool.recordOutcome(u, outcomeGatewayFailure)
 			}
 			u.inflight.Add(-1)
@@ -288,7 +302,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "malformed request body")
 	case r.Context().Err() != nil:
 		ex.status = 499 // client went away; nobody reads an answer
-	case ctx.Err() != nil || errors.Is(lastErr, errTryTimeout):
+	case timedOut() || errors.Is(lastErr, errTryTimeout):
 		ex.status = writeError(w, r, http.StatusGatewayTimeout, codes.DeadlineExceeded, "upstream timed out")
 	case lastErr == nil && lastStatus == 0:
 		ro.metrics.reject("no_upstream")
@@ -302,12 +316,17 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 
 // attempt sends out to u. The returned cancel ends the attempt's context
 // and must be called once the response body is done. A try_timeout covers
-// only the wait for response headers, so streams may outlive it.
-func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout time.Duration) (*http.Response, context.CancelFunc, error) {
+// only the wait for response headers, so streams may outlive it. With a
+// clock (see reqClock), the try_timeout runs on it.
+func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout time.Duration, clock *h1ConnCtx) (*http.Response, context.CancelFunc, error) {
 	u.inflight.Add(1)
 	ctx, cancelFn := out.Context(), noCancel
 	var timer *time.Timer
-	if tryTimeout > 0 {
+	start := time.Now()
+	switch {
+	case tryTimeout > 0 && clock != nil:
+		clock.beginTry(start, tryTimeout)
+	case tryTimeout > 0:
 		// Only a try time-out needs a context of its own; without one the
 		// request's context already ends the attempt.
 		var cancel context.CancelCauseFunc
@@ -316,20 +335,25 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 		timer = time.AfterFunc(tryTimeout, func() { cancel(errTryTimeout) })
 		out = out.WithContext(ctx)
 	}
-	start := time.Now()
 	res, err := pool.transport.RoundTrip(out)
-	if timer != nil && !timer.Stop() && err == nil {
-		// The timer fired as the headers arrived; the context is already
-		// cancelled, so the body could not be read.
-		res.Body.Close()
+	tryExpired := false
+	if tryTimeout > 0 && clock != nil {
+		tryExpired = clock.endTry()
+	} else if timer != nil {
+		tryExpired = !timer.Stop() && (err == nil || errors.Is(context.Cause(ctx), errTryTimeout))
+	}
+	if tryExpired {
+		// When the answer's head came as the time-out passed, the wait
+		// for its body was aborted already: it could not be read.
+		if err == nil {
+			res.Body.Close()
+		}
 		err = errTryTimeout
 	}
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errTryTimeout) {
-			err = errTryTimeout
-		} else if b, ok := out.Body.(*trackedBody); ok && b.tooLarge.Load() {
+		if b, ok := out.Body.(*trackedBody); ok && b.tooLarge.Load() && !tryExpired {
 			err = errBodyTooLarge
-		} else if ok && b.clientErr.Load() {
+		} else if ok && b.clientErr.Load() && !tryExpired {
 			err = fmt.Errorf("%w: %w", errClientBody, err)
 		}
 		return nil, cancelFn, err

@@ -1,0 +1,186 @@
+package lb
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The route's timeout on the fast loop's clock: a request past it gets a
+// 504 at about the timeout, and the connection serves the next request,
+// whose clock starts afresh.
+func TestClockedRouteTimeoutKeepsConnection(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-r.Context().Done()
+			return
+		}
+		io.WriteString(w, "fast")
+	})
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Timeout: Duration(150 * time.Millisecond)}))
+	k := dialKeepAlive(t, srv.Addr())
+	for range 2 {
+		start := time.Now()
+		code, _, err := k.do("/slow")
+		took := time.Since(start)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusGatewayTimeout, code)
+		require.GreaterOrEqual(t, took, 140*time.Millisecond)
+		require.Less(t, took, 2*time.Second)
+		for range 20 {
+			code, body, err := k.do("/fast")
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, code)
+			require.Equal(t, "fast", body)
+		}
+	}
+}
+
+// A deadline of an earlier request must not end a later one: the timer,
+// armed for the first request's deadline, fires while the second runs
+// (slower than the gap, well within its own timeout) and re-arms for it.
+func TestClockedTimeoutFollowsTheRunningRequest(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slowish" {
+			time.Sleep(250 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	})
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)},
+		RouteConfig{Timeout: Duration(400 * time.Millisecond), TryTimeout: Duration(350 * time.Millisecond)}))
+	k := dialKeepAlive(t, srv.Addr())
+	code, _, err := k.do("/")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	// The first request's deadlines pass at 350 and 400 ms, while this one
+	// (begun at 200 ms, answered at about 450) waits.
+	time.Sleep(200 * time.Millisecond)
+	code, body, err := k.do("/slowish")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "ok", body)
+}
+
+// try_timeout on the clock: the slow upstream's attempt is aborted at
+// try_timeout (its server sees the connection go) and retried on the
+// other, on one client connection throughout; with no retry left, the
+// client gets a 504 and the connection still serves.
+func TestClockedTryTimeoutRetries(t *testing.T) {
+	var aborted atomic.Int64
+	slow := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		aborted.Add(1)
+	})
+	fast := newBackend(t, "fast", nil)
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(slow, fast), Policy: "round_robin"},
+		RouteConfig{Timeout: Duration(5 * time.Second), TryTimeout: Duration(80 * time.Millisecond), Retries: ptr(1)}))
+	k := dialKeepAlive(t, srv.Addr())
+	for range 6 {
+		start := time.Now()
+		code, body, err := k.do("/")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "fast", body)
+		require.Less(t, time.Since(start), 2*time.Second)
+	}
+	require.Eventually(t, func() bool { return aborted.Load() >= 3 }, 2*time.Second, 10*time.Millisecond,
+		"the slow upstream's tries are aborted")
+
+	// One upstream, no retry: a 504 at try_timeout, and the next request
+	// on the connection has its own full try_timeout again (nothing of the
+	// expired one is left on the clock).
+	both := newBackend(t, "both", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-r.Context().Done()
+			return
+		}
+		io.WriteString(w, "fast")
+	})
+	srv2, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(both)},
+		RouteConfig{TryTimeout: Duration(80 * time.Millisecond), Retries: ptr(0)}))
+	k2 := dialKeepAlive(t, srv2.Addr())
+	for range 2 {
+		start := time.Now()
+		code, _, err := k2.do("/slow")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusGatewayTimeout, code)
+		require.GreaterOrEqual(t, time.Since(start), 70*time.Millisecond)
+		code, body, err := k2.do("/fast")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "fast", body)
+	}
+}
+
+// The route's timeout covers the answer's body too: an upstream that
+// stalls mid-body has its answer cut off at the timeout (the client's
+// connection is aborted rather than a truncated body passed off as whole).
+func TestClockedTimeoutEndsStalledBody(t *testing.T) {
+	up := serveConns(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+		time.Sleep(3 * time.Second)
+	})
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{Timeout: Duration(200 * time.Millisecond)}))
+	k := dialKeepAlive(t, srv.Addr())
+	start := time.Now()
+	_, _, err := k.do("/")
+	require.Error(t, err, "a cut-off body is not passed off as whole")
+	require.Less(t, time.Since(start), 2*time.Second)
+}
+
+// With time-outs, the fast loop's request allocates no more than without
+// them: they run on the connection's clock, and the request's storage is
+// reused as before (BenchmarkH1ServerProxy counts the allocations).
+func TestClockedTimeoutsAllocateNothingMore(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
+	up := serveConns(t, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if n > 0 {
+				c.Write(answer)
+			}
+		}
+	})
+	allocs := func(ro RouteConfig) float64 {
+		cfg := oneRoute(PoolConfig{Upstreams: []string{up}}, ro)
+		cfg.AccessLog = ptr(false)
+		srv, _ := startLB(t, cfg)
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		req := []byte("GET /a HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n")
+		rd := bufio.NewReader(c)
+		one := func() {
+			c.Write(req)
+			if err := readRawAnswer(rd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 100 {
+			one()
+		}
+		return testing.AllocsPerRun(500, one)
+	}
+	without := allocs(RouteConfig{})
+	with := allocs(RouteConfig{Timeout: Duration(time.Minute), TryTimeout: Duration(30 * time.Second), Retries: ptr(1)})
+	t.Logf("allocations per request: %.1f without time-outs, %.1f with", without, with)
+	require.LessOrEqual(t, with, without+0.5)
+}
