@@ -8,7 +8,7 @@ access_log: false
 listeners:
   - {name: http, address: "$1"}
 routes:
-  - {name: http, pool: http}
+  - {name: http, pool: http, try_timeout: 60s}
 pools:
   - {name: http, protocol: http1, upstreams: ["$2"]}
 YAML

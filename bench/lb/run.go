@@ -452,7 +452,10 @@ func writeTemplate(path, tmpl string, vals map[string]string) error {
 
 // The three proxies get equivalent setups: one worker/thread, access logs
 // off, keep-alive connection pools to the upstream, round robin over the
-// one upstream, no health checks.
+// one upstream, no health checks, and a 60 s time-out on the upstream's
+// answer (HAProxy's timeout server, nginx's default proxy_read_timeout;
+// for vigil lb's HTTP routes try_timeout, which `vigil all` sets too; its
+// native gRPC calls have no per-try time-out, see RouteConfig).
 const vigilConf = `
 access_log: false
 listeners:
@@ -460,8 +463,8 @@ listeners:
   - {name: grpc, address: "{{.GRPC}}", h2c: true, native_grpc: true}
 routes:
   - {name: grpc, match: {grpc: true}, pool: grpc}
-  - {name: origin, match: {path_prefix: /origin/}, pool: origin}
-  - {name: http, pool: http}
+  - {name: origin, match: {path_prefix: /origin/}, pool: origin, try_timeout: 60s}
+  - {name: http, pool: http, try_timeout: 60s}
 pools:
   - {name: http, protocol: http1, upstreams: ["{{.UpHTTP}}"]}
   - {name: origin, protocol: http1, upstreams: ["{{.UpOrigin}}"]}
