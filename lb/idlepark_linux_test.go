@@ -183,3 +183,37 @@ func TestMetricsShowParkedConnectionsAndAnswerPoller(t *testing.T) {
 	_, ok := values["lb_answer_poller_loaded{}"]
 	require.Equal(t, answerPollerOf() != nil, ok, "the answer poller's state is shown where there is one")
 }
+
+// A timer of an earlier park that fires after the connection parked
+// again (its Stop lost the race with the firing) must not close it: the
+// park's generation tells the two apart.
+func TestH1ServerStaleParkTimerLeavesConnection(t *testing.T) {
+	parkAfter(t, 30*time.Millisecond)
+	addr, hs := startH1(t, okHandler, ListenerConfig{IdleTimeout: Duration(5 * time.Second)})
+	k := dialKeepAlive(t, addr)
+	k.mustGet("/a")
+	waitFor(t, func() bool { return hs.parked.Load() == 1 }, "the idle connection did not park")
+	var c *h1ServerConn
+	hs.mu.Lock()
+	for c = range hs.conns {
+	}
+	hs.mu.Unlock()
+	c.mu.Lock()
+	first := c.parkGen
+	c.mu.Unlock()
+
+	k.mustGet("/b")
+	waitFor(t, func() bool { return hs.parked.Load() == 1 }, "the connection did not park again")
+	c.parkExpired(first) // the first park's timer, late
+	require.Equal(t, connParked, c.state.Load(), "a stale timer closed the connection")
+	k.mustGet("/c")
+
+	waitFor(t, func() bool { return hs.parked.Load() == 1 }, "the connection did not park a third time")
+	c.mu.Lock()
+	current := c.parkGen
+	c.mu.Unlock()
+	c.parkExpired(current) // this park's timer: closes it
+	waitFor(t, func() bool { return connCount(hs) == 0 }, "the current park's timer did not close the connection")
+	_, err := k.get("/d")
+	require.Error(t, err)
+}
