@@ -43,13 +43,15 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	// Many servers expect a length on these methods even when empty (as
 	// net/http sends it).
 	sendsLength := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
-	if x := connCtxOf(req.Context()); x != nil && x.reqHead != nil && x.reqHead.relays(req.Header) {
-		if sendsLength {
-			bw.WriteString("Content-Length: 0\r\n")
+	if x := connCtxOf(req.Context()); x != nil && x.reqHead != nil {
+		if added, ok := x.reqHead.relays(req.Header); ok {
+			if sendsLength {
+				bw.WriteString("Content-Length: 0\r\n")
+			}
+			x.reqHead.writeFields(bw, &added)
+			_, err = bw.WriteString("\r\n")
+			return true, err
 		}
-		x.reqHead.writeFields(bw, req.Header)
-		_, err = bw.WriteString("\r\n")
-		return true, err
 	}
 	userAgent := "Go-http-client/1.1"
 	if vv, has := req.Header["User-Agent"]; has {
@@ -86,8 +88,9 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 // forwardHeader's X-Forwarded-For, -Proto, -Host where the client sent
 // none, and the empty User-Agent that keeps one from being added;
 // Connection removed (outboundHeader). A request the proxy changes
-// otherwise is not relayable (parseH1Head).
-func (rh *requestHead) relays(h http.Header) bool {
+// otherwise is not relayable (parseH1Head). It returns the values of the
+// fields the proxy added, which it had to look up anyway, for writeFields.
+func (rh *requestHead) relays(h http.Header) (added proxyFields, ok bool) {
 	want := rh.keys + 2 // X-Forwarded-For, X-Forwarded-Proto
 	if rh.hasConn {
 		want--
@@ -101,22 +104,48 @@ func (rh *requestHead) relays(h http.Header) bool {
 	if !rh.hasReqID {
 		want++
 	}
-	return len(h) == want && h["Connection"] == nil && len(h["X-Forwarded-For"]) == 1 && len(h["X-Forwarded-Proto"]) == 1 &&
-		(rh.hasXFH || len(h["X-Forwarded-Host"]) == 1) && (rh.hasReqID || len(h["X-Request-Id"]) == 1)
+	if len(h) != want || h["Connection"] != nil {
+		return added, false
+	}
+	xff, xfp := h["X-Forwarded-For"], h["X-Forwarded-Proto"]
+	if len(xff) != 1 || len(xfp) != 1 {
+		return added, false
+	}
+	added.xff, added.xfp = xff[0], xfp[0]
+	if !rh.hasXFH {
+		xfh := h["X-Forwarded-Host"]
+		if len(xfh) != 1 {
+			return added, false
+		}
+		added.xfh = xfh[0]
+	}
+	if !rh.hasReqID {
+		id := h["X-Request-Id"]
+		if len(id) != 1 {
+			return added, false
+		}
+		added.reqID = id[0]
+	}
+	return added, true
 }
+
+// proxyFields are the values of the fields the proxy adds to a relayed
+// request head (relays): X-Forwarded-Host and X-Request-Id only where the
+// client sent none.
+type proxyFields struct{ xff, xfp, xfh, reqID string }
 
 // writeFields writes the client's field lines as they came, less those
 // left out (Host and Content-Length, which writeRequestHead writes
 // itself, and Connection), then the proxy's (relays).
-func (rh *requestHead) writeFields(bw *bufio.Writer, h http.Header) {
+func (rh *requestHead) writeFields(bw *bufio.Writer, added *proxyFields) {
 	rh.lines.writeTo(bw)
-	writeHeaderField(bw, "X-Forwarded-For", h["X-Forwarded-For"][0])
-	writeHeaderField(bw, "X-Forwarded-Proto", h["X-Forwarded-Proto"][0])
+	writeHeaderField(bw, "X-Forwarded-For", added.xff)
+	writeHeaderField(bw, "X-Forwarded-Proto", added.xfp)
 	if !rh.hasXFH {
-		writeHeaderField(bw, "X-Forwarded-Host", h["X-Forwarded-Host"][0])
+		writeHeaderField(bw, "X-Forwarded-Host", added.xfh)
 	}
 	if !rh.hasReqID {
-		writeHeaderField(bw, "X-Request-Id", h["X-Request-Id"][0])
+		writeHeaderField(bw, "X-Request-Id", added.reqID)
 	}
 }
 

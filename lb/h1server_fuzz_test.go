@@ -151,7 +151,11 @@ func outboundHead(t *testing.T, head []byte, relay bool) (string, bool) {
 		return "", false
 	}
 	bw.Flush()
-	return b.String(), x.reqHead != nil && x.reqHead.relays(out.Header)
+	if x.reqHead == nil {
+		return b.String(), false
+	}
+	_, relayed := x.reqHead.relays(out.Header)
+	return b.String(), relayed
 }
 
 // sameRequest reports whether two request heads read the same through

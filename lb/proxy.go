@@ -203,15 +203,17 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	// Time-outs: on the fast loop's connection clock where the
 	// h1Transport's own path carries the request (reqClock), else in
 	// derived contexts.
+	// native: the h1Transport's own path carries the request, which
+	// keeps nothing of it once its answer is read.
+	t, native := pool.transport.(*h1Transport)
+	native = native && t.nativeParts(body == nil, hdr, pool.scheme)
 	ctx := r.Context()
 	timeout, tryTimeout := time.Duration(ro.cfg.Timeout), time.Duration(ro.cfg.TryTimeout)
 	var clock *h1ConnCtx
-	if x, ok := ctx.(*h1ConnCtx); ok && (timeout > 0 || tryTimeout > 0) {
-		if t, ok := pool.transport.(*h1Transport); ok && t.nativeParts(body == nil, hdr, pool.scheme) {
-			clock = x
-			x.beginRequest(px.start, timeout)
-			defer x.endRequest()
-		}
+	if x, ok := ctx.(*h1ConnCtx); ok && native && (timeout > 0 || tryTimeout > 0) {
+		clock = x
+		x.beginRequest(px.start, timeout)
+		defer x.endRequest()
 	}
 	if timeout > 0 && clock == nil {
 		var cancel context.CancelFunc
@@ -286,7 +288,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		s.respond(w, r, res, ex, upgrade)
 		u.inflight.Add(-1)
 		tryCancel()
-		if t, ok := pool.transport.(*h1Transport); ok && ex.sendNow && out == &px.out && t.native(out) {
+		if native && ex.sendNow && out == &px.out {
 			px.reusable, px.res = true, res
 		}
 		return
