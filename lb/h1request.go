@@ -3,17 +3,20 @@ package lb
 import (
 	"bufio"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
 
-// writeRequestHead writes a bodyless request's head the way
-// http.Request.Write does, without its per-request transfer writer,
-// header sorting and formatting allocations (header order carries no
-// meaning; the values of one field keep their order). ok is false when
+// writeRequestHead writes a request's head the way http.Request.Write
+// does, without its per-request transfer writer, header sorting and
+// formatting allocations (header order carries no meaning; the values of
+// one field keep their order). A body must have a known length, sent as
+// Content-Length; the caller writes the body itself. ok is false when
 // the request has anything unusual (a non-ASCII or invalid host, control
-// bytes in the target, a length without a body, Close): the caller then
+// bytes in the target, a length without a body or a body without one,
+// Close): the caller then
 // uses http.Request.Write, which handles or rejects those cases. A
 // request of the fast loop whose header is the client's plus the proxy's
 // own fields has the client's field lines relayed as they came
@@ -23,7 +26,8 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	if host == "" {
 		host = req.URL.Host
 	}
-	if req.ContentLength != 0 || req.Close || req.URL.Opaque != "" || !plainASCII(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if req.ContentLength < 0 || (req.ContentLength > 0) != hasBody || req.Close || req.URL.Opaque != "" || !plainASCII(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
 		return false, nil
 	}
 	ruri := req.URL.RequestURI()
@@ -45,9 +49,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	sendsLength := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 	if x := connCtxOf(req.Context()); x != nil && x.reqHead != nil {
 		if added, ok := x.reqHead.relays(req.Header); ok {
-			if sendsLength {
-				bw.WriteString("Content-Length: 0\r\n")
-			}
+			writeContentLength(bw, req.ContentLength, sendsLength)
 			x.reqHead.writeFields(bw, &added)
 			_, err = bw.WriteString("\r\n")
 			return true, err
@@ -63,9 +65,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	if userAgent != "" {
 		writeHeaderField(bw, "User-Agent", userAgent)
 	}
-	if sendsLength {
-		bw.WriteString("Content-Length: 0\r\n")
-	}
+	writeContentLength(bw, req.ContentLength, sendsLength)
 	for k, vv := range req.Header {
 		switch k {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
@@ -80,6 +80,17 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	}
 	_, err = bw.WriteString("\r\n")
 	return true, err
+}
+
+// writeContentLength writes the Content-Length field of a body of n
+// bytes; without a body (n 0) only where the method expects one.
+func writeContentLength(bw *bufio.Writer, n int64, sendsLength bool) {
+	if n == 0 && !sendsLength {
+		return
+	}
+	bw.WriteString("Content-Length: ")
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
+	bw.WriteString("\r\n")
 }
 
 // relays reports whether h, a request's outbound header, holds just the

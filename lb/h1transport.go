@@ -84,7 +84,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fallback.RoundTrip(req)
 	}
 	for {
-		c, reused, err := t.get(req.Context(), req.URL.Host)
+		c, reused, err := t.get(req.Context(), req.URL.Host, req.Body != nil && req.Body != http.NoBody)
 		if err != nil {
 			return nil, err
 		}
@@ -95,8 +95,10 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.close()
 		// A pooled connection may have been closed by the upstream while
 		// idle; the request then never reached it. Try a fresh connection,
-		// as net/http does, when that is safe.
-		if reused && req.Context().Err() == nil && (sentNothing || idempotent(req)) && isStaleConnError(err) {
+		// as net/http does, when that is safe: a body, once read, cannot
+		// be sent again.
+		noBody := req.Body == nil || req.Body == http.NoBody
+		if reused && req.Context().Err() == nil && (sentNothing || (idempotent(req) && noBody)) && isStaleConnError(err) {
 			continue
 		}
 		return nil, err
@@ -107,14 +109,31 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the fallback's. That path keeps nothing of req once its answer is read
 // to the end (the proxy then reuses the request's storage).
 func (t *h1Transport) native(req *http.Request) bool {
-	return t.nativeParts(req.Body == nil || req.Body == http.NoBody, req.Header, req.URL.Scheme)
+	return t.nativeParts(nativeBody(req.ContentLength, req.Body), req.Header, req.URL.Scheme)
 }
 
-// nativeParts is native for a request yet to be made: without a body or
-// with one, with header h, to a URL with scheme.
-func (t *h1Transport) nativeParts(noBody bool, h http.Header, scheme string) bool {
-	return noBody && headerGet(h, "Upgrade") == "" && scheme == "http"
+// nativeParts is native for a request yet to be made, whose body
+// nativeBody takes (bodyOK), with header h, to a URL with scheme.
+func (t *h1Transport) nativeParts(bodyOK bool, h http.Header, scheme string) bool {
+	return bodyOK && headerGet(h, "Upgrade") == "" && scheme == "http"
 }
+
+// nativeBody reports whether the transport's own path takes a request
+// body of length n (-1: unknown): none, or one of a known length up to
+// nativeBodyMax, which it writes right after the head. Such a body
+// always fits the sockets' buffers, so the write cannot block on an
+// upstream that answers early without reading it (net/http's transport
+// reads the answer while it writes, which larger bodies need).
+func nativeBody(n int64, body io.Reader) bool {
+	if body == nil || body == http.NoBody {
+		return true
+	}
+	return n > 0 && n <= nativeBodyMax
+}
+
+// nativeBodyMax is the largest request body the transport's own path
+// takes: an API call's JSON, not an image upload.
+const nativeBodyMax = smallHead
 
 func isStaleConnError(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isConnReset(err)
@@ -125,8 +144,12 @@ func isConnReset(err error) bool {
 	return errors.As(err, &op) && op.Op != "dial"
 }
 
-// get returns an idle connection to addr or dials one.
-func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
+// get returns an idle connection to addr or dials one. For a request
+// with a body (probe), every idle connection is probed first, however
+// briefly idle: such a request cannot be sent again once it went out on
+// a connection the upstream had closed (RoundTrip), as a bodiless
+// idempotent one is.
+func (t *h1Transport) get(ctx context.Context, addr string, probe bool) (*h1Conn, bool, error) {
 	t.mu.Lock()
 	stack := t.idle[addr]
 	for len(stack) > 0 {
@@ -138,7 +161,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 			go c.close()
 			continue
 		}
-		if idleFor > probeIdleAfter && !connAlive(c.nc) {
+		if (probe || idleFor > probeIdleAfter) && !connAlive(c.nc) {
 			// Closed by the upstream while idle (restart, idle time-out).
 			go c.close()
 			continue
@@ -221,7 +244,14 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		if err := req.Write(c.bw); err != nil {
 			return fail(err)
 		}
+	} else if req.ContentLength > 0 {
+		// Read, the body cannot be sent again: not "nothing sent" from
+		// here on, whatever the flush does.
+		if err := c.writeBody(req.Body, req.ContentLength); err != nil {
+			return fail(err)
+		}
 	}
+	bodySent := req.Body != nil && req.Body != http.NoBody
 	// A head that leaves in one write waits for the answer in that write,
 	// without the read that would fail with EAGAIN first (writeAwaiter).
 	// What the upstream sent before the write (readiness that the write's
@@ -237,7 +267,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	c.awaitNext = false
 	if err != nil {
 		res, _, err := fail(err)
-		return res, true, err
+		return res, !bodySent, err
 	}
 	if !awaited {
 		// The upstream cannot have answered yet, so reading now would cost
@@ -283,6 +313,34 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	x.conn = h1Body{rc: res.Body, c: c, keep: keep, hop: x.hop, head: head}
 	res.Body = &x.conn
 	return res, false, nil
+}
+
+// writeBody writes a request body of n bytes into the connection's
+// writer, reading it straight into the writer's buffer. A body that ends
+// before n bytes is the client's fault (io.ErrUnexpectedEOF); bytes past
+// n are not read.
+func (c *h1Conn) writeBody(body io.Reader, n int64) error {
+	for n > 0 {
+		if c.bw.Available() == 0 {
+			if err := c.bw.Flush(); err != nil {
+				return err
+			}
+		}
+		buf := c.bw.AvailableBuffer()
+		buf = buf[:min(int64(cap(buf)), n)]
+		m, err := body.Read(buf)
+		c.bw.Write(buf[:m]) // into the buffer it already is in
+		n -= int64(m)
+		switch {
+		case n == 0:
+			return nil
+		case err == io.EOF:
+			return io.ErrUnexpectedEOF
+		case err != nil:
+			return err
+		}
+	}
+	return nil
 }
 
 // borrowAnswer returns storage for an upstream answer: for a request of

@@ -186,6 +186,11 @@ func (k *keepAlive) do(path string) (int, string, error) {
 	if _, err := io.WriteString(k.nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		return 0, "", err
 	}
+	return k.readAnswer()
+}
+
+// readAnswer reads an answer to a GET or POST.
+func (k *keepAlive) readAnswer() (int, string, error) {
 	k.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
 	res, err := http.ReadResponse(k.br, nil)
 	if err != nil {

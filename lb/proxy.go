@@ -115,9 +115,9 @@ type proxyExchange struct {
 	// reusable: nothing can hold the exchange once the request ends, so
 	// the fast loop's connection may reuse it for its next request
 	// (takeExchange): the one attempt went through the h1Transport's own
-	// path (no body, no upgrade, plain HTTP), which keeps nothing of the
-	// request once its answer is read to the end, and that answer was
-	// relayed whole.
+	// path (no body or a small one, no upgrade, plain HTTP), which keeps
+	// nothing of the request once its answer is read to the end, and that
+	// answer was relayed whole.
 	reusable bool
 }
 
@@ -206,7 +206,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	// native: the h1Transport's own path carries the request, which
 	// keeps nothing of it once its answer is read.
 	t, native := pool.transport.(*h1Transport)
-	native = native && t.nativeParts(body == nil, hdr, pool.scheme)
+	native = native && t.nativeParts(body == nil || nativeBody(r.ContentLength, body), hdr, pool.scheme)
 	ctx := r.Context()
 	timeout, tryTimeout := time.Duration(ro.cfg.Timeout), time.Duration(ro.cfg.TryTimeout)
 	var clock *h1ConnCtx

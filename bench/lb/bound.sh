@@ -14,14 +14,23 @@
 # LBFLAGS flags (-metrics 127.0.0.1:18199), LBLOG names a file for their
 # standard error (discarded otherwise); SECS
 # sets the measured seconds (6); WRKHEADERS=browser sends a browser's
-# request fields (run.go's browserFields) besides wrk's bare Host. Needs
+# request fields (run.go's browserFields) besides wrk's bare Host;
+# WRKBODY=N makes the measured requests POSTs with an N-byte body. Needs
 # wrk, nginx, haproxy and taskset;
 # uses loopback ports 18090-18093.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 d=${SECS:-6}
 dir=$(mktemp -d)
-cat >"$dir/pct.lua" <<'LUA'
+if [ -n "${WRKBODY:-}" ]; then
+	# POSTs with a body of WRKBODY bytes, as an API client sends.
+	cat >"$dir/pct.lua" <<LUA
+wrk.method = "POST"
+wrk.body = string.rep("x", ${WRKBODY})
+wrk.headers["Content-Type"] = "application/json"
+LUA
+fi
+cat >>"$dir/pct.lua" <<'LUA'
 done = function(summary, latency, requests)
   local s = ""
   for _, p in ipairs({50, 75, 90, 95, 98, 99, 99.9, 99.99}) do
