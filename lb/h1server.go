@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -349,11 +350,20 @@ func (c *h1ServerConn) closeIfIdle() {
 
 func (c *h1ServerConn) serve() {
 	c.remote = c.nc.RemoteAddr().String()
+	var tlsState *tls.ConnectionState
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		st, handedOff := c.handshake(tc)
+		if st == nil {
+			c.end(handedOff)
+			return
+		}
+		tlsState = st
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.mu.Lock()
 	c.ctx, c.cancel = &h1ConnCtx{Context: ctx}, cancel
 	c.mu.Unlock()
-	c.tmpl = (&http.Request{RemoteAddr: c.remote}).WithContext(c.ctx)
+	c.tmpl = (&http.Request{RemoteAddr: c.remote, TLS: tlsState}).WithContext(c.ctx)
 	c.cw = newConnWriter(c.nc) // bw, taken with the first request, writes to it
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
@@ -364,6 +374,28 @@ func (c *h1ServerConn) serve() {
 	c.parkable = hs.parkAfter > 0 && hs.parkAfter < hs.idleTimeout && idleParkerOf().accepts(c)
 	c.stamps.init(c.nc)
 	c.run(true)
+}
+
+// handshake completes a TLS connection's handshake within
+// read_header_timeout, as net/http does. The fast loop serves HTTP/1.1
+// only: a client that negotiated HTTP/2 goes to net/http with the
+// connection as it is (handedOff), which serves h2 on it (TLSNextProto).
+func (c *h1ServerConn) handshake(tc *tls.Conn) (st *tls.ConnectionState, handedOff bool) {
+	if t := c.hs.readHeaderTimeout; t > 0 {
+		tc.SetDeadline(c.accepted.Add(t))
+	}
+	if err := tc.Handshake(); err != nil {
+		c.hs.s.log.Debug("lb TLS handshake failed", "remote", c.remote, "err", err)
+		return nil, false
+	}
+	tc.SetDeadline(time.Time{})
+	state := tc.ConnectionState()
+	if state.NegotiatedProtocol == "h2" {
+		c.hs.handedOff.Add(1)
+		c.hs.handoff.push(tc)
+		return nil, true
+	}
+	return &state, false
 }
 
 // run serves requests until the connection closes, goes to net/http or

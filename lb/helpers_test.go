@@ -200,3 +200,10 @@ func (k *keepAlive) readAnswer() (int, string, error) {
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, string(b), err
 }
+
+// connCount is how many connections the fast loop holds.
+func connCount(hs *h1Server) int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return len(hs.conns)
+}

@@ -42,12 +42,6 @@ func waitFor(t *testing.T, cond func() bool, msg string) {
 	}
 }
 
-func connCount(hs *h1Server) int {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	return len(hs.conns)
-}
-
 // A keep-alive connection idle parkAfter gives up its goroutine and is
 // taken up again by its next request, as often as it goes idle.
 func TestH1ServerParksIdleConnections(t *testing.T) {

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := s.state.Load()
 	hw, _ := w.(*h1ResponseWriter)
+	if hw == nil && r.TLS == nil {
+		if st, ok := r.Context().Value(handedTLSKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st // handed over by the fast loop (newHTTPServer)
+		}
+	}
 	px := hw.takeExchange()
 	px.start = start
 	ex := &px.ex

@@ -57,8 +57,9 @@ type listener struct {
 	grpcSrv  grpcEngine
 	grpcDone chan struct{}
 
-	// Without TLS, HTTP/1.x connections go to the fast loop, which hands
-	// srv what it does not serve itself (h1server.go).
+	// HTTP/1.x connections, over TLS too, go to the fast loop, which
+	// hands srv what it does not serve itself (h1server.go): HTTP/2 over
+	// TLS, and requests it leaves to net/http.
 	fast *h1Server
 }
 
@@ -137,9 +138,26 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 			// Read at handshake time, so a reload can rotate certificates.
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
 		}
+		// A connection the fast loop hands over mid-way (a request it
+		// leaves to net/http) comes as a prefixConn, in which net/http
+		// sees no *tls.Conn: its requests then learn their TLS state
+		// from the context (ServeHTTP), for X-Forwarded-Proto.
+		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*prefixConn); ok {
+				if tc, ok := pc.Conn.(*tls.Conn); ok {
+					st := tc.ConnectionState()
+					return context.WithValue(ctx, handedTLSKey{}, &st)
+				}
+			}
+			return ctx
+		}
 	}
 	return srv
 }
+
+// handedTLSKey carries the TLS state of a connection the fast loop
+// handed to net/http (see newHTTPServer).
+type handedTLSKey struct{}
 
 func (l *listener) loadCert() error {
 	if l.cfg.TLS == nil {
@@ -271,13 +289,11 @@ func (s *Server) Start(ctx context.Context) error {
 				}
 			}()
 		}
-		if l.cfg.TLS == nil {
-			handoff := newChanListener(l.ln.Addr())
-			l.fast = s.newH1Server(l, handoff)
-			l.fast.acceptWG.Add(1)
-			go l.fast.serve(httpLn)
-			httpLn = handoff
-		}
+		handoff := newChanListener(l.ln.Addr())
+		l.fast = s.newH1Server(l, handoff)
+		l.fast.acceptWG.Add(1)
+		go l.fast.serve(httpLn)
+		httpLn = handoff
 		go func() {
 			defer close(l.done)
 			if err := l.srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

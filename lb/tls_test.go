@@ -9,11 +9,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,4 +114,108 @@ func TestTLSListenerNegotiatesH2AndHTTP1AndRotatesCerts(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close()
 	require.Equal(t, int64(2), conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64())
+}
+
+// HTTP/1.1 over TLS is served by the fast loop (nothing handed to
+// net/http), keep-alive, GETs and POSTs alike, with X-Forwarded-Proto
+// https; a request it leaves to net/http (chunked) still says https; a
+// client that negotiated h2 is handed over whole.
+func TestTLSListenerServesHTTP1InTheFastLoop(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %d", r.Header.Get("X-Forwarded-Proto"), r.Method, len(body))
+	})
+	dir := t.TempDir()
+	certFile, keyFile, roots := writeCert(t, dir, 1)
+	srv, _ := startLB(t, &Config{
+		Listeners: []ListenerConfig{{Name: "tls", Address: "127.0.0.1:0", ReadHeaderTimeout: Duration(300 * time.Millisecond),
+			TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}}},
+		Routes: []RouteConfig{{Name: "web", Pool: "web", TryTimeout: Duration(10 * time.Second)}},
+		Pools:  []PoolConfig{{Name: "web", Upstreams: addrs(b)}},
+	})
+	hs := srv.listeners[0].fast
+	base := "https://" + srv.Addr()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var conns atomic.Int64
+	trace := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			if !i.Reused {
+				conns.Add(1)
+			}
+		},
+	})
+	do := func(method string, body io.Reader, chunked bool) string {
+		req, err := http.NewRequestWithContext(trace, method, base+"/", body)
+		require.NoError(t, err)
+		if chunked {
+			req.ContentLength = -1
+		}
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		got, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, string(got))
+		return string(got)
+	}
+	for range 3 {
+		require.Equal(t, "https GET 0", do(http.MethodGet, nil, false))
+		require.Equal(t, "https POST 5", do(http.MethodPost, strings.NewReader("hello"), false))
+	}
+	require.Equal(t, int64(1), conns.Load(), "one keep-alive connection")
+	require.Zero(t, hs.handedOff.Load(), "served by the fast loop")
+	require.Equal(t, "https POST 7", do(http.MethodPost, strings.NewReader("chunked"), true))
+	require.Equal(t, uint64(1), hs.handedOff.Load(), "a chunked body goes to net/http")
+
+	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer h2.CloseIdleConnections()
+	res, err := (&http.Client{Transport: h2}).Get(base + "/")
+	require.NoError(t, err)
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, "HTTP/2.0", res.Proto)
+	require.Equal(t, "https GET 0", string(got))
+	require.Equal(t, uint64(2), hs.handedOff.Load(), "h2 goes to net/http")
+}
+
+// A TLS client that never completes its handshake is closed at
+// read_header_timeout and forgotten; one that speaks plain HTTP to the
+// TLS port is closed at once. Neither keeps others from being served.
+func TestTLSListenerEndsStalledAndBrokenHandshakes(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	dir := t.TempDir()
+	certFile, keyFile, roots := writeCert(t, dir, 1)
+	srv, _ := startLB(t, &Config{
+		Listeners: []ListenerConfig{{Name: "tls", Address: "127.0.0.1:0", ReadHeaderTimeout: Duration(200 * time.Millisecond),
+			TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}}},
+		Routes: []RouteConfig{{Name: "web", Pool: "web"}},
+		Pools:  []PoolConfig{{Name: "web", Upstreams: addrs(b)}},
+	})
+	hs := srv.listeners[0].fast
+	silent, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer silent.Close()
+	plain, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer plain.Close()
+	io.WriteString(plain, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	plain.SetReadDeadline(time.Now().Add(3 * time.Second))
+	io.Copy(io.Discard, plain) // ends when the proxy closes it
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + srv.Addr() + "/")
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = silent.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "closed by the proxy, not by our deadline")
+	require.Less(t, time.Since(start), 2*time.Second)
+	tr.CloseIdleConnections()
+	require.Eventually(t, func() bool { return connCount(hs) == 0 }, 2*time.Second, 10*time.Millisecond)
 }
