@@ -15,8 +15,9 @@
 # standard error (discarded otherwise); SECS
 # sets the measured seconds (6); WRKHEADERS=browser sends a browser's
 # request fields (run.go's browserFields) besides wrk's bare Host;
-# WRKBODY=N makes the measured requests POSTs with an N-byte body. Needs
-# wrk, nginx, haproxy and taskset;
+# WRKBODY=N makes the measured requests POSTs with an N-byte body; TLS=1
+# puts TLS on the proxies' listener (wrk speaks HTTPS). Needs
+# wrk, nginx, haproxy, taskset, and openssl for TLS;
 # uses loopback ports 18090-18093.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -52,6 +53,20 @@ origin_conf=$("$dir/lbbench" conf -proxy origin -http 127.0.0.1:18091 -dir "$dir
 lb_conf=$(conf -proxy vigil-lb -dir "$dir")
 haproxy_conf=$(conf -proxy haproxy -dir "$dir")
 nginx_conf=$(conf -proxy nginx -dir "$dir/n")
+url=http://127.0.0.1:18090/
+if [ -n "${TLS:-}" ]; then
+	# The proxies' HTTP listener with TLS (one self-signed P-256
+	# certificate; wrk negotiates TLS 1.3 and HTTP/1.1), as in front of
+	# real clients. The origin stays plain.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" \
+		-days 2 -subj /CN=127.0.0.1 2>/dev/null
+	cat "$dir/cert.pem" "$dir/key.pem" >"$dir/both.pem"
+	sed -i "s|address: \"127.0.0.1:18090\"}|address: \"127.0.0.1:18090\", tls: {cert_file: $dir/cert.pem, key_file: $dir/key.pem}}|" "$lb_conf"
+	sed -i "s|bind 127.0.0.1:18090\$|bind 127.0.0.1:18090 ssl crt $dir/both.pem alpn http/1.1|" "$haproxy_conf"
+	sed -i "s|listen 127.0.0.1:18090;|listen 127.0.0.1:18090 ssl; ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;|" "$nginx_conf"
+	grep -q "tls:" "$lb_conf" && grep -q "ssl crt" "$haproxy_conf" && grep -q "18090 ssl" "$nginx_conf"
+	url=https://127.0.0.1:18090/
+fi
 taskset -c 0 nginx -p "$dir/o" -e "$dir/o/error.log" -c "$origin_conf" & origin=$!
 trap 'kill $origin 2>/dev/null; wait $origin 2>/dev/null; rm -rf "$dir"' EXIT
 for target in "$@"; do
@@ -61,9 +76,9 @@ for target in "$@"; do
 	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$lb_conf" ${LBFLAGS:-} >/dev/null 2>>${LBLOG:-/dev/null} & p=$! ;;
 	esac
 	sleep 1
-	taskset -c 0 wrk -t1 -c64 -d1s "${hdrs[@]}" http://127.0.0.1:18090/ >/dev/null
+	taskset -c 0 wrk -t1 -c64 -d1s "${hdrs[@]}" "$url" >/dev/null
 	a0=$(treesum cpu $p)
-	taskset -c 0 wrk -t1 -c64 -d"${d}s" "${hdrs[@]}" -s "$dir/pct.lua" http://127.0.0.1:18090/ >"$dir/w"
+	taskset -c 0 wrk -t1 -c64 -d"${d}s" "${hdrs[@]}" -s "$dir/pct.lua" "$url" >"$dir/w"
 	a1=$(treesum cpu $p)
 	kill -TERM $p 2>/dev/null || true
 	wait $p 2>/dev/null || true
