@@ -27,9 +27,11 @@
 //
 // Files, one concern each: config.go (YAML, defaults, validation),
 // allinone.go (the `vigil all` config), server.go (listeners, generations,
-// reload, drain), h1server.go (the HTTP/1.x connection loop of listeners
-// without TLS, which reuses a finished request's storage for the next one
-// and hands whatever it does not parse itself to net/http),
+// reload, drain), h1server.go (the HTTP/1.x connection loop, over TLS
+// too, which reuses a finished request's storage for the next one and
+// hands whatever it does not parse itself, and HTTP/2 over TLS, to
+// net/http), reqclock.go (its requests' time-outs, on one timer per
+// connection),
 // h1server_parse.go (its strict request and upstream response head
 // parsers), h1server_writer.go (its ResponseWriter, framing answers as
 // net/http does), route.go (matching), proxy.go (one request: admission,
