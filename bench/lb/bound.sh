@@ -16,8 +16,10 @@
 # sets the measured seconds (6); WRKHEADERS=browser sends a browser's
 # request fields (run.go's browserFields) besides wrk's bare Host;
 # WRKBODY=N makes the measured requests POSTs with an N-byte body; TLS=1
-# puts TLS on the proxies' listener (wrk speaks HTTPS). Needs
-# wrk, nginx, haproxy, taskset, and openssl for TLS;
+# puts TLS on the proxies' listener (wrk speaks HTTPS); H2=1 too, and
+# loads it with HTTP/2 (h2load, 16 connections × 8 streams) instead.
+# Needs wrk, nginx, haproxy, taskset, openssl for TLS, h2load
+# (nghttp2-client) for H2;
 # uses loopback ports 18090-18093.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -54,6 +56,9 @@ lb_conf=$(conf -proxy vigil-lb -dir "$dir")
 haproxy_conf=$(conf -proxy haproxy -dir "$dir")
 nginx_conf=$(conf -proxy nginx -dir "$dir/n")
 url=http://127.0.0.1:18090/
+if [ -n "${H2:-}" ]; then
+	TLS=1
+fi
 if [ -n "${TLS:-}" ]; then
 	# The proxies' HTTP listener with TLS (one self-signed P-256
 	# certificate; wrk negotiates TLS 1.3 and HTTP/1.1), as in front of
@@ -66,6 +71,11 @@ if [ -n "${TLS:-}" ]; then
 	sed -i "s|listen 127.0.0.1:18090;|listen 127.0.0.1:18090 ssl; ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem;|" "$nginx_conf"
 	grep -q "tls:" "$lb_conf" && grep -q "ssl crt" "$haproxy_conf" && grep -q "18090 ssl" "$nginx_conf"
 	url=https://127.0.0.1:18090/
+	if [ -n "${H2:-}" ]; then
+		# HTTP/2 by ALPN, as browsers speak (vigil lb offers it already).
+		sed -i "s|alpn http/1.1|alpn h2,http/1.1|" "$haproxy_conf"
+		sed -i "s|listen 127.0.0.1:18090 ssl;|listen 127.0.0.1:18090 ssl http2;|" "$nginx_conf"
+	fi
 fi
 taskset -c 0 nginx -p "$dir/o" -e "$dir/o/error.log" -c "$origin_conf" & origin=$!
 trap 'kill $origin 2>/dev/null; wait $origin 2>/dev/null; rm -rf "$dir"' EXIT
@@ -76,6 +86,22 @@ for target in "$@"; do
 	*) taskset -c 1 env GOMAXPROCS=1 ${EXTRAENV:-} "$target" lb -config "$lb_conf" ${LBFLAGS:-} >/dev/null 2>>${LBLOG:-/dev/null} & p=$! ;;
 	esac
 	sleep 1
+	if [ -n "${H2:-}" ]; then
+		# 16 connections with 8 streams each: the 64 connections' load
+		# as a browser's multiplexed requests. h2load has no percentiles.
+		taskset -c 0 h2load -c16 -m8 -D1 "$url" >/dev/null 2>&1
+		a0=$(treesum cpu $p)
+		taskset -c 0 h2load -c16 -m8 -D"$d" "$url" >"$dir/w" 2>&1
+		a1=$(treesum cpu $p)
+		kill -TERM $p 2>/dev/null || true
+		wait $p 2>/dev/null || true
+		grep -q "Application protocol: h2" "$dir/w"
+		r=$(awk '/^requests:/{print $8}' "$dir/w")
+		printf '%-16s %9s req/s  %5.1f CPU µs/req  %s\n' "$(basename "$target")" "$(awk '/^finished in/{print $4}' "$dir/w")" \
+			"$(echo "($a1-$a0)*10000/$r" | bc -l)" "$(grep -m1 'time for request' "$dir/w" | tr -s ' ')"
+		sleep 0.5
+		continue
+	fi
 	taskset -c 0 wrk -t1 -c64 -d1s "${hdrs[@]}" "$url" >/dev/null
 	a0=$(treesum cpu $p)
 	taskset -c 0 wrk -t1 -c64 -d"${d}s" "${hdrs[@]}" -s "$dir/pct.lua" "$url" >"$dir/w"

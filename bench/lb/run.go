@@ -551,6 +551,9 @@ http {
   fastcgi_temp_path {{.Dir}}/fcgi;
   uwsgi_temp_path {{.Dir}}/uwsgi;
   scgi_temp_path {{.Dir}}/scgi;
+  # As HAProxy and vigil lb: no cap on a client connection's requests
+  # (nginx closes one after 1000 by default, HTTP/2 ones too).
+  keepalive_requests 1000000000;
   upstream http_up { server {{.UpHTTP}}; keepalive 256; }
   upstream grpc_up { server {{.UpGRPC}}; keepalive 256; }
   upstream origin_up { server {{.UpOrigin}}; keepalive 256; }
