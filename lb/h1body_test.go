@@ -88,11 +88,17 @@ func TestH1TransportRelaysSmallBodiesOnItsOwnConnections(t *testing.T) {
 	require.Equal(t, int64(2), conns.Load(), "a larger body goes through net/http's transport, on a connection of its own")
 }
 
-// A body that arrives in pieces is relayed whole; one the client breaks
-// off reaches no upstream as a complete request, and the upstream
+// A body that arrives in pieces is relayed as it comes (the upstream has
+// the request before the client sent all of it) and whole; one the client
+// breaks off reaches no upstream as a complete request, and the upstream
 // connection it was being written on is not used again.
 func TestH1TransportBodyFromASlowOrBrokenClient(t *testing.T) {
-	up, _ := bodyEcho(t)
+	started := make(chan struct{}, 1)
+	slowUp := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, bodyDigest(body))
+	})
 	var complete atomic.Int64
 	counting := newBackend(t, "count", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadAll(r.Body); err == nil {
@@ -100,10 +106,14 @@ func TestH1TransportBodyFromASlowOrBrokenClient(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(slowUp)}, RouteConfig{}))
 	k := dialKeepAlive(t, srv.Addr())
 	io.WriteString(k.nc, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-	time.Sleep(50 * time.Millisecond) // models a slow client, not synchronisation
+	select {
+	case <-started:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the upstream got nothing of a request whose body is not all there yet")
+	}
 	io.WriteString(k.nc, "world")
 	code, got, err := k.readAnswer()
 	require.NoError(t, err)

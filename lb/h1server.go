@@ -1008,6 +1008,17 @@ func (b *h1ReqBody) Read(p []byte) (int, error) {
 	return b.readLocked(p)
 }
 
+// buffered is how much of the body a Read returns without waiting for
+// the client: what the connection's buffer holds of it.
+func (b *h1ReqBody) buffered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.err != nil {
+		return 0
+	}
+	return int(min(b.remain, int64(b.c.w-b.c.r)))
+}
+
 func (b *h1ReqBody) readLocked(p []byte) (int, error) {
 	if b.closed {
 		return 0, http.ErrBodyReadAfterClose

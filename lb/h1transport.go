@@ -318,10 +318,17 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 // writeBody writes a request body of n bytes into the connection's
 // writer, reading it straight into the writer's buffer. A body that ends
 // before n bytes is the client's fault (io.ErrUnexpectedEOF); bytes past
-// n are not read.
+// n are not read. Before a read that may wait for the client (the body
+// has none of it buffered, or cannot tell), what is written so far goes
+// out: the upstream sees a slow client's request as it comes, as with
+// net/http's transport, not once it is whole.
 func (c *h1Conn) writeBody(body io.Reader, n int64) error {
 	for n > 0 {
-		if c.bw.Available() == 0 {
+		mayWait := true
+		if bb, ok := body.(bufferedBody); ok {
+			mayWait = bb.buffered() == 0
+		}
+		if c.bw.Available() == 0 || (mayWait && c.bw.Buffered() > 0) {
 			if err := c.bw.Flush(); err != nil {
 				return err
 			}

@@ -585,6 +585,18 @@ type trackedBody struct {
 	clientErr atomic.Bool
 }
 
+// buffered is how much of the body a Read returns without waiting for
+// the client, where the client's body can tell (the fast loop's); else 0.
+func (b *trackedBody) buffered() int {
+	if bb, ok := b.rc.(bufferedBody); ok {
+		return bb.buffered()
+	}
+	return 0
+}
+
+// bufferedBody is a request body that tells how much of it is there.
+type bufferedBody interface{ buffered() int }
+
 func (b *trackedBody) Read(p []byte) (int, error) {
 	if !b.readAny.Load() {
 		b.readAny.Store(true)
