@@ -61,11 +61,7 @@ func runLB(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if os.Getenv("GOGC") == "" {
-		// As `vigil lb` does (cmd/vigil/lb.go): the lb's small live heap
-		// makes the default GC percent collect too often.
-		debug.SetGCPercent(400)
-	}
+	lb.TuneStandaloneGC() // as `vigil lb` does (cmd/vigil/lb.go)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg, err := lb.LoadConfig(*path)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,15 +63,7 @@ func extraCommands(g *globalFlags) []*cobra.Command {
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			if os.Getenv("GOGC") == "" {
-				// The lb's live heap is small (buffers and connections) and
-				// its garbage is per-request: at the default 100 it collects
-				// so often that GC costs ~10% of its CPU per request. 400
-				// measured that much less user time per request for a few
-				// MiB more heap. Standalone only: `vigil all` shares its heap
-				// with the face pipeline. An operator's GOGC still wins.
-				debug.SetGCPercent(400)
-			}
+			lb.TuneStandaloneGC() // standalone only; an operator's GOGC wins
 			return runLB(ctx, g.configPath, vlog.New(os.Stderr, level), envOr(lbMetricsListenEnv, "127.0.0.1:9101"))
 		},
 	}}
