@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -407,7 +410,21 @@ func TestH1ServerShutdownDrains(t *testing.T) {
 // head string and value array, the request id, the X-Forwarded-* values,
 // and the response's head string and value array; the rest is reused
 // from one request to the next (h1ResponseWriter.recycle).
-func BenchmarkH1ServerProxy(b *testing.B) {
+func BenchmarkH1ServerProxy(b *testing.B) { benchH1ServerProxy(b, nil) }
+
+// BenchmarkH1ServerProxyAccessLog is BenchmarkH1ServerProxy with the
+// access log on, as JSON lines to a file (what `vigil lb` writes to its
+// standard error): what a request's line costs.
+func BenchmarkH1ServerProxyAccessLog(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+	require.NoError(b, err)
+	defer f.Close()
+	benchH1ServerProxy(b, slog.New(slog.NewJSONHandler(f, nil)))
+}
+
+// benchH1ServerProxy runs BenchmarkH1ServerProxy; a logger turns the
+// access log on.
+func benchH1ServerProxy(b *testing.B, accessLog *slog.Logger) {
 	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
 	up := serveConns(b, func(c net.Conn) {
 		buf := make([]byte, 4096)
@@ -422,8 +439,12 @@ func BenchmarkH1ServerProxy(b *testing.B) {
 		}
 	})
 	cfg := oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{})
-	cfg.AccessLog = ptr(false)
-	srv, err := New(cfg, testLogger(), nil)
+	cfg.AccessLog = ptr(accessLog != nil)
+	log := testLogger()
+	if accessLog != nil {
+		log = accessLog
+	}
+	srv, err := New(cfg, log, nil)
 	require.NoError(b, err)
 	require.NoError(b, srv.Start(context.Background()))
 	defer srv.Shutdown(context.Background())
