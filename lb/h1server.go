@@ -749,14 +749,21 @@ func connCtxOf(ctx context.Context) *h1ConnCtx {
 
 func (x *h1ConnCtx) fire() {
 	x.mu.Lock()
-	fn := x.fn
-	if fn != nil {
-		x.fn, x.fired = nil, true
-	}
+	fn := x.takeAbort()
 	x.mu.Unlock()
 	if fn != nil {
 		fn()
 	}
+}
+
+// takeAbort takes the registered abort, if any, for the caller to run
+// once it released x.mu; it counts as run (clearAbort). x.mu held.
+func (x *h1ConnCtx) takeAbort() func() {
+	fn := x.fn
+	if fn != nil {
+		x.fn, x.fired = nil, true
+	}
+	return fn
 }
 
 // beforeWait runs when readHead's read finds nothing yet, before it

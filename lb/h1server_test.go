@@ -425,19 +425,7 @@ func BenchmarkH1ServerProxyAccessLog(b *testing.B) {
 // benchH1ServerProxy runs BenchmarkH1ServerProxy; a logger turns the
 // access log on.
 func benchH1ServerProxy(b *testing.B, accessLog *slog.Logger) {
-	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
-	up := serveConns(b, func(c net.Conn) {
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
-				c.Write(answer)
-			}
-		}
-	})
+	up := fixedAnswerUpstream(b)
 	cfg := oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{})
 	cfg.AccessLog = ptr(accessLog != nil)
 	log := testLogger()

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -206,4 +207,23 @@ func connCount(hs *h1Server) int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return len(hs.conns)
+}
+
+// fixedAnswerUpstream answers every request head with the same 24-byte
+// answer, allocating nothing per request: what the lb allocates is then
+// all that a test or benchmark counts.
+func fixedAnswerUpstream(tb testing.TB) string {
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
+	return serveConns(tb, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+				c.Write(answer)
+			}
+		}
+	})
 }

@@ -142,10 +142,7 @@ func (x *h1ConnCtx) clockFired() {
 		return
 	}
 	k.expired = why
-	fn := x.fn
-	if fn != nil {
-		x.fn, x.fired = nil, true
-	}
+	fn := x.takeAbort()
 	x.mu.Unlock()
 	if fn != nil {
 		fn()

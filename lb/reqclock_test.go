@@ -146,19 +146,7 @@ func TestClockedTimeoutsAllocateNothingMore(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 24\r\nContent-Type: text/plain\r\nDate: Fri, 04 Dec 2026 00:00:00 GMT\r\n\r\n0123456789abcdef01234567")
-	up := serveConns(t, func(c net.Conn) {
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if n > 0 {
-				c.Write(answer)
-			}
-		}
-	})
+	up := fixedAnswerUpstream(t)
 	allocs := func(ro RouteConfig) float64 {
 		cfg := oneRoute(PoolConfig{Upstreams: []string{up}}, ro)
 		cfg.AccessLog = ptr(false)
