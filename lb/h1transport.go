@@ -173,9 +173,9 @@ func (t *h1Transport) get(ctx context.Context, addr string, probe bool) (*h1Conn
 	t.idle[addr] = stack
 	t.mu.Unlock()
 	if x, ok := ctx.(*h1ConnCtx); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = x.dialContext() // the request's time-outs bound the dial
-		defer cancel()
+		var stop func()
+		ctx, stop = x.dialContext() // the request's time-outs bound the dial
+		defer stop()
 	}
 	nc, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {

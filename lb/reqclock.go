@@ -83,16 +83,25 @@ func (x *h1ConnCtx) endTry() (expired bool) {
 }
 
 // dialContext is the context a dial for the running request takes: the
-// connection's, ended by the request's earliest deadline as well (the
-// dial's wait is not one setAbort can end).
-func (x *h1ConnCtx) dialContext() (context.Context, context.CancelFunc) {
+// connection's, which the clock ends too, through the abort slot (the
+// expiry is recorded before the dial sees its context end, so attempt
+// reports a try_timeout as such). The returned stop must be called once
+// the dial is done.
+func (x *h1ConnCtx) dialContext() (ctx context.Context, stop func()) {
 	x.mu.Lock()
 	at := earliest(x.clock.routeAt, x.clock.tryAt)
 	x.mu.Unlock()
 	if at == 0 {
 		return x, noCancel
 	}
-	return context.WithDeadline(x, time.Unix(0, at))
+	ctx, cancel := context.WithCancel(x)
+	if !x.setAbort(cancel) {
+		// Another wait's abort holds the slot (none should): let the
+		// deadline itself end the dial.
+		cancel()
+		return context.WithDeadline(x, time.Unix(0, at))
+	}
+	return ctx, func() { x.clearAbort(); cancel() }
 }
 
 // routeExpired reports whether the request's route timeout passed, as
