@@ -109,7 +109,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the fallback's. That path keeps nothing of req once its answer is read
 // to the end (the proxy then reuses the request's storage).
 func (t *h1Transport) native(req *http.Request) bool {
-	return t.nativeParts(nativeBody(req.ContentLength, req.Body), req.Header, req.URL.Scheme)
+	return t.nativeParts(nativeBody(req.ContentLength, req.Body != nil && req.Body != http.NoBody), req.Header, req.URL.Scheme)
 }
 
 // nativeParts is native for a request yet to be made, whose body
@@ -119,16 +119,14 @@ func (t *h1Transport) nativeParts(bodyOK bool, h http.Header, scheme string) boo
 }
 
 // nativeBody reports whether the transport's own path takes a request
-// body of length n (-1: unknown): none, or one of a known length up to
-// nativeBodyMax, which it writes right after the head. Such a body
-// always fits the sockets' buffers, so the write cannot block on an
-// upstream that answers early without reading it (net/http's transport
-// reads the answer while it writes, which larger bodies need).
-func nativeBody(n int64, body io.Reader) bool {
-	if body == nil || body == http.NoBody {
-		return true
-	}
-	return n > 0 && n <= nativeBodyMax
+// with a body of length n (-1: unknown) or none (!hasBody): it takes a
+// body of a known length up to nativeBodyMax, which it writes right
+// after the head. Such a body always fits the sockets' buffers, so the
+// write cannot block on an upstream that answers early without reading
+// it (net/http's transport reads the answer while it writes, which
+// larger bodies need).
+func nativeBody(n int64, hasBody bool) bool {
+	return !hasBody || (n > 0 && n <= nativeBodyMax)
 }
 
 // nativeBodyMax is the largest request body the transport's own path

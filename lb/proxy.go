@@ -206,13 +206,14 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	upgrade := upgradeType(r.Header)
 	hdr := forwardHeader(r, upgrade)
 
-	// Time-outs: on the fast loop's connection clock where the
-	// h1Transport's own path carries the request (reqClock), else in
-	// derived contexts.
 	// native: the h1Transport's own path carries the request, which
 	// keeps nothing of it once its answer is read.
 	t, native := pool.transport.(*h1Transport)
-	native = native && t.nativeParts(body == nil || nativeBody(r.ContentLength, body), hdr, pool.scheme)
+	native = native && t.nativeParts(nativeBody(r.ContentLength, body != nil), hdr, pool.scheme)
+
+	// Time-outs: on the fast loop's connection clock where the
+	// h1Transport's own path carries the request (reqClock), else in
+	// derived contexts.
 	ctx := r.Context()
 	timeout, tryTimeout := time.Duration(ro.cfg.Timeout), time.Duration(ro.cfg.TryTimeout)
 	var clock *h1ConnCtx
