@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -218,4 +219,50 @@ func TestTLSListenerEndsStalledAndBrokenHandshakes(t *testing.T) {
 	require.Less(t, time.Since(start), 2*time.Second)
 	tr.CloseIdleConnections()
 	require.Eventually(t, func() bool { return connCount(hs) == 0 }, 2*time.Second, 10*time.Millisecond)
+}
+
+// A WebSocket over TLS (wss): the fast loop hands the upgrade to net/http
+// mid-connection, which hijacks the TLS connection it was handed; frames
+// pass both ways, and the upstream is told the client came over https.
+func TestTLSListenerPassesWebSocket(t *testing.T) {
+	b := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		proto := r.Header.Get("X-Forwarded-Proto")
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		for {
+			typ, msg, err := conn.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := conn.Write(r.Context(), typ, append([]byte(proto+":"), msg...)); err != nil {
+				return
+			}
+		}
+	})
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
+	srv, _ := startLB(t, &Config{
+		Listeners: []ListenerConfig{{Name: "tls", Address: "127.0.0.1:0", TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}}},
+		Routes:    []RouteConfig{{Name: "web", Pool: "web", TryTimeout: Duration(10 * time.Second)}},
+		Pools:     []PoolConfig{{Name: "web", Upstreams: addrs(b)}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	defer tr.CloseIdleConnections()
+	conn, res, err := websocket.Dial(ctx, "wss://"+srv.Addr()+"/ws", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	defer conn.CloseNow()
+	for i := range 50 {
+		msg := fmt.Sprintf("message %d", i)
+		require.NoError(t, conn.Write(ctx, websocket.MessageText, []byte(msg)))
+		_, got, err := conn.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "https:"+msg, string(got))
+	}
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, "bye"))
+	require.Equal(t, uint64(1), srv.listeners[0].fast.handedOff.Load(), "the upgrade went to net/http")
 }
