@@ -172,3 +172,29 @@ func TestH1ConnWriteBody(t *testing.T) {
 	err := c.writeBody(strings.NewReader("short"), 10)
 	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 }
+
+// The fast loop reuses a request head's storage only after a request that
+// left nothing holding it. One to an h2c pool does: the HPACK encoder's
+// table keeps the field values it sent. Were that storage reused, the
+// next request's head would rewrite those values in the table, and the
+// encoder would then send an index the upstream decodes as the old value.
+func TestFastLoopKeepsHeadsHeldUpstream(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Token"))
+	}))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetHTTP1(true)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Start()
+	t.Cleanup(up.Close)
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up.Listener.Addr().String()}, Protocol: "h2c"}, RouteConfig{}))
+	k := dialKeepAlive(t, srv.Addr())
+	for i := range 30 {
+		token := fmt.Sprintf("tok-%04d", i)
+		io.WriteString(k.nc, "GET / HTTP/1.1\r\nHost: x\r\nX-Token: "+token+"\r\n\r\n")
+		code, got, err := k.readAnswer()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, token, got, "request %d", i)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // h1Server is the fast HTTP/1.x loop of one plain-TCP listener: one
@@ -244,6 +245,7 @@ type h1ServerConn struct {
 	}
 	px        *proxyExchange
 	reqHeader http.Header // the last request's header map, to fill again
+	headStore []byte      // the request head's storage (headString)
 	reqHead   requestHead // the request's head, for relaying its lines upstream
 
 	ctx    *h1ConnCtx
@@ -434,7 +436,7 @@ func (c *h1ServerConn) run(first bool) {
 			r.req.Header = h // parseH1Head fills it
 		}
 		req := &r.req
-		if !parseH1Head(c.buf[c.r:c.r+n], req, &r.url, &c.reqHead) {
+		if !parseH1Head(c.headString(n), req, &r.url, &c.reqHead) {
 			handedOff = true
 			c.handOff()
 			return
@@ -450,6 +452,23 @@ func (c *h1ServerConn) run(first bool) {
 		c.stamps.answered(c.ctx, first)
 		first = false
 	}
+}
+
+// headString copies the head in buf[r:r+n] into the connection's head
+// storage and returns it as the string every string of the parsed request
+// is a substring of. The storage is reused when the last request left
+// its own for reuse (recycle: then nothing can hold any of it, its
+// strings included; the header map and the exchange that held them are
+// cleared); otherwise, or when too small, a new one is made, and the old
+// one is left to whatever may still hold it. A browser's request head is
+// about 500 bytes: without this, most of what each request allocated.
+func (c *h1ServerConn) headString(n int) string {
+	if c.px == nil || cap(c.headStore) < n {
+		c.headStore = make([]byte, max(n, 512))
+	}
+	b := c.headStore[:n]
+	copy(b, c.buf[c.r:c.r+n])
+	return unsafe.String(&b[0], n)
 }
 
 type headResult int
@@ -562,7 +581,7 @@ func (c *h1ServerConn) park(rest time.Duration) headResult {
 	c.releaseIdle()
 	// The storage kept for the next request (recycle) is worth keeping
 	// for a connection in steady use, not one idle this long.
-	c.px, c.reqHeader, c.ctx.answer = nil, nil, nil
+	c.px, c.reqHeader, c.ctx.answer, c.headStore = nil, nil, nil, nil
 	c.parkGen++
 	gen := c.parkGen
 	c.parkTimer = time.AfterFunc(rest, func() { c.parkExpired(gen) })

@@ -55,12 +55,12 @@ func FuzzH1Head(f *testing.F) {
 			return
 		}
 		var got http.Request
-		if !parseH1Head(raw[:n], &got, new(url.URL), nil) {
+		if !parseH1Head(string(raw[:n]), &got, new(url.URL), nil) {
 			return
 		}
 		clear(reused)
 		again := http.Request{Header: reused}
-		if !parseH1Head(raw[:n], &again, new(url.URL), nil) || !sameHeader(again.Header, got.Header) {
+		if !parseH1Head(string(raw[:n]), &again, new(url.URL), nil) || !sameHeader(again.Header, got.Header) {
 			t.Fatalf("head %q parsed into a reused map: %v, into a new one: %v", raw[:n], again.Header, got.Header)
 		}
 		br := bufio.NewReader(bytes.NewReader(raw[:n]))
@@ -131,7 +131,7 @@ func outboundHead(t *testing.T, head []byte, relay bool) (string, bool) {
 	var rh requestHead
 	x := &h1ConnCtx{Context: context.Background()}
 	r := (&http.Request{RemoteAddr: "192.0.2.1:1234", Header: http.Header{}}).WithContext(x)
-	if !parseH1Head(head, r, new(url.URL), &rh) {
+	if !parseH1Head(string(head), r, new(url.URL), &rh) {
 		t.Fatalf("head %q: not parsed", head)
 	}
 	if relay && rh.relayable {
@@ -353,7 +353,7 @@ func BenchmarkParseH1Head(b *testing.B) {
 		clear(spare)
 		req := http.Request{Header: spare}
 		var u url.URL
-		if !parseH1Head(head, &req, &u, &rh) || !rh.relayable {
+		if !parseH1Head(string(head), &req, &u, &rh) || !rh.relayable {
 			b.Fatal("the fast path refuses the head")
 		}
 	}

@@ -92,14 +92,13 @@ func (l *fieldLines) writeTo(bw *bufio.Writer) {
 // It returns false, leaving req in an unspecified state, when the head is
 // outside the subset the fast loop serves. rh, when not nil, gets what
 // relaying the head's field lines upstream takes.
-func parseH1Head(head []byte, req *http.Request, u *url.URL, rh *requestHead) bool {
+func parseH1Head(s string, req *http.Request, u *url.URL, rh *requestHead) bool {
 	if rh != nil {
 		rh.relayable = false
 	}
-	// One string for the whole head: every method, target and header
-	// value below is a substring of it, so parsing allocates no strings
-	// for them.
-	s := string(head)
+	// s is the whole head: every method, target and header value below
+	// is a substring of it, so parsing allocates no strings for them
+	// (the fast loop makes s in storage it reuses, headString).
 	// Lines end in CRLF (scanH1Head made sure every LF has its CR); a
 	// stray CR inside a line fails the byte checks below.
 	lineEnd := strings.IndexByte(s, '\n') - 1
