@@ -26,8 +26,7 @@ func writeRequestHead(bw *bufio.Writer, req *http.Request) (ok bool, err error) 
 	if host == "" {
 		host = req.URL.Host
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	if req.ContentLength < 0 || (req.ContentLength > 0) != hasBody || req.Close || req.URL.Opaque != "" || !plainASCII(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
+	if req.ContentLength < 0 || (req.ContentLength > 0) != requestHasBody(req) || req.Close || req.URL.Opaque != "" || !plainASCII(host) || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 {
 		return false, nil
 	}
 	ruri := req.URL.RequestURI()

@@ -83,8 +83,9 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.native(req) {
 		return t.fallback.RoundTrip(req)
 	}
+	hasBody := requestHasBody(req)
 	for {
-		c, reused, err := t.get(req.Context(), req.URL.Host, req.Body != nil && req.Body != http.NoBody)
+		c, reused, err := t.get(req.Context(), req.URL.Host, hasBody)
 		if err != nil {
 			return nil, err
 		}
@@ -97,8 +98,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// idle; the request then never reached it. Try a fresh connection,
 		// as net/http does, when that is safe: a body, once read, cannot
 		// be sent again.
-		noBody := req.Body == nil || req.Body == http.NoBody
-		if reused && req.Context().Err() == nil && (sentNothing || (idempotent(req) && noBody)) && isStaleConnError(err) {
+		if reused && req.Context().Err() == nil && (sentNothing || (idempotent(req) && !hasBody)) && isStaleConnError(err) {
 			continue
 		}
 		return nil, err
@@ -109,7 +109,12 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the fallback's. That path keeps nothing of req once its answer is read
 // to the end (the proxy then reuses the request's storage).
 func (t *h1Transport) native(req *http.Request) bool {
-	return t.nativeParts(nativeBody(req.ContentLength, req.Body != nil && req.Body != http.NoBody), req.Header, req.URL.Scheme)
+	return t.nativeParts(nativeBody(req.ContentLength, requestHasBody(req)), req.Header, req.URL.Scheme)
+}
+
+// requestHasBody reports whether an outbound request carries a body.
+func requestHasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody
 }
 
 // nativeParts is native for a request yet to be made, whose body
@@ -249,7 +254,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 			return fail(err)
 		}
 	}
-	bodySent := req.Body != nil && req.Body != http.NoBody
+	bodySent := requestHasBody(req)
 	// A head that leaves in one write waits for the answer in that write,
 	// without the read that would fail with EAGAIN first (writeAwaiter).
 	// What the upstream sent before the write (readiness that the write's

@@ -209,7 +209,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	// native: the h1Transport's own path carries the request, which
 	// keeps nothing of it once its answer is read.
 	t, native := pool.transport.(*h1Transport)
-	native = native && t.nativeParts(nativeBody(r.ContentLength, body != nil), hdr, pool.scheme)
+	native = native && t.nativeParts(nativeBody(r.ContentLength, hasBody), hdr, pool.scheme)
 
 	// Time-outs: on the fast loop's connection clock where the
 	// h1Transport's own path carries the request (reqClock), else in
