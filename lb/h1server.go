@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -123,13 +125,9 @@ func (hs *h1Server) serve(ln net.Listener) {
 // ctx ends first, the rest are closed and their requests cancelled.
 func (hs *h1Server) shutdown(ctx context.Context) error {
 	hs.mu.Lock()
-	hs.draining.Store(true)
-	conns := make([]*h1ServerConn, 0, len(hs.conns))
-	for c := range hs.conns {
-		conns = append(conns, c)
-	}
+	hs.draining.Store(true) // under mu: newConn adds no connection after this
 	hs.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range hs.connList() {
 		c.closeIfIdle()
 	}
 	done := make(chan struct{})
@@ -143,15 +141,16 @@ func (hs *h1Server) shutdown(ctx context.Context) error {
 	}
 }
 
+// connList is the connections the server holds now.
+func (hs *h1Server) connList() []*h1ServerConn {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return slices.Collect(maps.Keys(hs.conns))
+}
+
 // closeAll closes every connection, busy or not.
 func (hs *h1Server) closeAll() {
-	hs.mu.Lock()
-	conns := make([]*h1ServerConn, 0, len(hs.conns))
-	for c := range hs.conns {
-		conns = append(conns, c)
-	}
-	hs.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range hs.connList() {
 		if !c.closeIfParked() {
 			c.abort(context.Canceled)
 			c.nc.Close()
