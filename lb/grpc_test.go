@@ -2,6 +2,8 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -102,12 +105,62 @@ func forEachEngine(t *testing.T, test func(t *testing.T, native bool)) {
 	}
 }
 
-func TestGRPCUnaryWithHeadersAndTrailers(t *testing.T) { forEachEngine(t, testGRPCUnary) }
+// grpcEngineCase is one way gRPC reaches the lb: h2c through net/http's
+// HTTP/2 server, h2c through the frame relay (native_grpc), or HTTP/2
+// over TLS through the native engine's server (h2serve.go).
+type grpcEngineCase struct {
+	native bool
+	tls    *TLSConfig
+	roots  *x509.CertPool
+}
 
-func testGRPCUnary(t *testing.T, native bool) {
+// forEachGRPCEngine runs a gRPC test on each way in.
+func forEachGRPCEngine(t *testing.T, test func(t *testing.T, e grpcEngineCase)) {
+	forEachEngine(t, func(t *testing.T, native bool) { test(t, grpcEngineCase{native: native}) })
+	t.Run("tls-h2", func(t *testing.T) {
+		certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
+		test(t, grpcEngineCase{tls: &TLSConfig{CertFile: certFile, KeyFile: keyFile}, roots: roots})
+	})
+}
+
+// listen makes l a listener of this way in.
+func (e grpcEngineCase) listen(l *ListenerConfig) {
+	l.NativeGRPC = e.native
+	if e.tls != nil {
+		l.H2C, l.TLS = false, e.tls
+	}
+}
+
+// config is grpcRouteConfig on this way in.
+func (e grpcEngineCase) config(pool PoolConfig, ro RouteConfig) *Config {
+	cfg := grpcRouteConfig(pool, ro, e.native)
+	e.listen(&cfg.Listeners[0])
+	return cfg
+}
+
+// conn is a client connection to the lb at addr.
+func (e grpcEngineCase) conn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	creds := insecure.NewCredentials()
+	if e.tls != nil {
+		creds = credentials.NewTLS(&tls.Config{RootCAs: e.roots})
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func (e grpcEngineCase) dial(t *testing.T, addr string) testpb.TestServiceClient {
+	return testpb.NewTestServiceClient(e.conn(t, addr))
+}
+
+func TestGRPCUnaryWithHeadersAndTrailers(t *testing.T) { forEachGRPCEngine(t, testGRPCUnary) }
+
+func testGRPCUnary(t *testing.T, e grpcEngineCase) {
 	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g1.addr, g2.addr}}, RouteConfig{}, native))
-	client := dialLB(t, srv.Addr())
+	srv, _ := startLB(t, e.config(PoolConfig{Upstreams: []string{g1.addr, g2.addr}}, RouteConfig{}))
+	client := e.dial(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -131,12 +184,12 @@ func testGRPCUnary(t *testing.T, native bool) {
 	require.Equal(t, "asked to fail", status.Convert(err).Message())
 }
 
-func TestGRPCBidiStreamPassesThroughIntact(t *testing.T) { forEachEngine(t, testGRPCBidi) }
+func TestGRPCBidiStreamPassesThroughIntact(t *testing.T) { forEachGRPCEngine(t, testGRPCBidi) }
 
-func testGRPCBidi(t *testing.T, native bool) {
+func testGRPCBidi(t *testing.T, e grpcEngineCase) {
 	g := newGRPCBackend(t, "g")
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{TryTimeout: Duration(time.Second), Timeout: 0}, native))
-	client := dialLB(t, srv.Addr())
+	srv, _ := startLB(t, e.config(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{TryTimeout: Duration(time.Second), Timeout: 0}))
+	client := e.dial(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -189,12 +242,12 @@ func testGRPCBidi(t *testing.T, native bool) {
 	}
 }
 
-func TestGRPCRoutesByServiceAndErrorsAreGRPCCodes(t *testing.T) { forEachEngine(t, testGRPCRoutes) }
+func TestGRPCRoutesByServiceAndErrorsAreGRPCCodes(t *testing.T) { forEachGRPCEngine(t, testGRPCRoutes) }
 
-func testGRPCRoutes(t *testing.T, native bool) {
+func testGRPCRoutes(t *testing.T, e grpcEngineCase) {
 	g := newGRPCBackend(t, "g")
 	cfg := &Config{
-		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", H2C: true, NativeGRPC: native}},
+		Listeners: []ListenerConfig{{Address: "127.0.0.1:0", H2C: true}},
 		Routes: []RouteConfig{
 			{Name: "health-only", Match: MatchConfig{GRPCServices: []string{"grpc.health.v1.Health"}}, Pool: "real"},
 			{Name: "dead", Match: MatchConfig{GRPC: true}, Pool: "dead"},
@@ -204,10 +257,9 @@ func testGRPCRoutes(t *testing.T, native bool) {
 			{Name: "dead", Protocol: "h2c", Upstreams: []string{"127.0.0.1:1"}},
 		},
 	}
+	e.listen(&cfg.Listeners[0])
 	srv, _ := startLB(t, cfg)
-	cc, err := grpc.NewClient("passthrough:///"+srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer cc.Close()
+	cc := e.conn(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -220,31 +272,31 @@ func testGRPCRoutes(t *testing.T, native bool) {
 	require.Equal(t, codes.Unavailable, status.Code(err))
 }
 
-func TestGRPCNoRouteIsUnimplemented(t *testing.T) { forEachEngine(t, testGRPCNoRoute) }
+func TestGRPCNoRouteIsUnimplemented(t *testing.T) { forEachGRPCEngine(t, testGRPCNoRoute) }
 
-func testGRPCNoRoute(t *testing.T, native bool) {
+func testGRPCNoRoute(t *testing.T, e grpcEngineCase) {
 	g := newGRPCBackend(t, "g")
 	cfg := oneRoute(PoolConfig{Protocol: "h2c", Upstreams: []string{g.addr}}, RouteConfig{Match: MatchConfig{GRPCServices: []string{"other.v1.Service"}}})
-	cfg.Listeners[0].NativeGRPC = native
+	e.listen(&cfg.Listeners[0])
 	srv, _ := startLB(t, cfg)
-	_, err := dialLB(t, srv.Addr()).EmptyCall(context.Background(), &testpb.Empty{})
+	_, err := e.dial(t, srv.Addr()).EmptyCall(context.Background(), &testpb.Empty{})
 	require.Equal(t, codes.Unimplemented, status.Code(err))
 }
 
-func TestGRPCActiveHealthCheck(t *testing.T) { forEachEngine(t, testGRPCHealth) }
+func TestGRPCActiveHealthCheck(t *testing.T) { forEachGRPCEngine(t, testGRPCHealth) }
 
-func testGRPCHealth(t *testing.T, native bool) {
+func testGRPCHealth(t *testing.T, e grpcEngineCase) {
 	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
 	const svc = "grpc.testing.TestService"
 	g1.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	g2.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-	cfg := grpcRouteConfig(PoolConfig{
+	cfg := e.config(PoolConfig{
 		Upstreams: []string{g1.addr, g2.addr},
 		HealthCheck: &HealthCheckConfig{Type: "grpc", Service: svc, Interval: Duration(20 * time.Millisecond),
 			Timeout: Duration(20 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1},
-	}, RouteConfig{}, native)
+	}, RouteConfig{})
 	srv, _ := startLB(t, cfg)
-	client := dialLB(t, srv.Addr())
+	client := e.dial(t, srv.Addr())
 	u2 := srv.state.Load().pools["p"].upstreams[1]
 
 	g2.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -290,18 +342,18 @@ func TestNativeGRPCListenerServesHTTP1AndRetriesDeadUpstream(t *testing.T) {
 	}
 }
 
-func TestGRPCLimits(t *testing.T) { forEachEngine(t, testGRPCLimits) }
+func TestGRPCLimits(t *testing.T) { forEachGRPCEngine(t, testGRPCLimits) }
 
 // testGRPCLimits: a per-key rate limit and max_body_bytes reach gRPC
 // clients as ResourceExhausted on both engines.
-func testGRPCLimits(t *testing.T, native bool) {
+func testGRPCLimits(t *testing.T, e grpcEngineCase) {
 	g := newGRPCBackend(t, "g")
-	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{
+	cfg := e.config(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{
 		MaxBodyBytes: 1000,
 		RateLimit:    &RateLimitConfig{Key: "header:X-Api-Key", Rate: 0.001, Burst: 2},
-	}, native)
+	})
 	srv, _ := startLB(t, cfg)
-	client := dialLB(t, srv.Addr())
+	client := e.dial(t, srv.Addr())
 	call := func(key string, size int) error {
 		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-api-key", key)
 		_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, size)}})
@@ -354,17 +406,17 @@ func TestNativeGRPCUpstreamRestartIsUsedAgainSoon(t *testing.T) {
 // TestReloadKeepsGRPCStreamsOpen: a bidi stream keeps working while the
 // config is reloaded several times, including to one where its pool is
 // gone, on both engines.
-func TestReloadKeepsGRPCStreamsOpen(t *testing.T) { forEachEngine(t, testReloadKeepsStreams) }
+func TestReloadKeepsGRPCStreamsOpen(t *testing.T) { forEachGRPCEngine(t, testReloadKeepsStreams) }
 
-func testReloadKeepsStreams(t *testing.T, native bool) {
+func testReloadKeepsStreams(t *testing.T, e grpcEngineCase) {
 	g := newGRPCBackend(t, "g")
 	cfgWithPool := func(name string) *Config {
-		cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, native)
+		cfg := e.config(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{})
 		cfg.Pools[0].Name, cfg.Routes[0].Pool = name, name
 		return cfg
 	}
 	srv, _ := startLB(t, cfgWithPool("a"))
-	client := dialLB(t, srv.Addr())
+	client := e.dial(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	stream, err := client.FullDuplexCall(ctx)
@@ -398,14 +450,14 @@ func testReloadKeepsStreams(t *testing.T, native bool) {
 	}
 }
 
-func TestGRPCConsistentHashOnMetadata(t *testing.T) { forEachEngine(t, testGRPCHash) }
+func TestGRPCConsistentHashOnMetadata(t *testing.T) { forEachGRPCEngine(t, testGRPCHash) }
 
-func testGRPCHash(t *testing.T, native bool) {
+func testGRPCHash(t *testing.T, e grpcEngineCase) {
 	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{
+	srv, _ := startLB(t, e.config(PoolConfig{
 		Upstreams: []string{g1.addr, g2.addr}, Policy: "consistent_hash", HashHeader: "X-Shard-Key",
-	}, RouteConfig{}, native))
-	client := dialLB(t, srv.Addr())
+	}, RouteConfig{}))
+	client := e.dial(t, srv.Addr())
 	owners := map[string]bool{}
 	for k := 0; k < 20; k++ {
 		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-shard-key", fmt.Sprintf("person-%d", k))

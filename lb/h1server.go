@@ -39,6 +39,7 @@ type h1Server struct {
 	s       *Server
 	handler http.Handler  // s; tests run other handlers through the loop
 	handoff *chanListener // net/http's listener
+	h2      *h2Relay      // the listener's HTTP/2 engine (TLS), or nil
 
 	// Requests served here and connections handed to net/http.
 	served, handedOff atomic.Uint64
@@ -86,6 +87,7 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 		s:                 s,
 		handler:           s,
 		handoff:           handoff,
+		h2:                l.h2,
 		readHeaderTimeout: time.Duration(l.cfg.ReadHeaderTimeout),
 		idleTimeout:       time.Duration(l.cfg.IdleTimeout),
 		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
@@ -392,6 +394,13 @@ func (c *h1ServerConn) handshake(tc *tls.Conn) (st *tls.ConnectionState, handedO
 	tc.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
+		if e := c.hs.h2; e != nil {
+			// The native HTTP/2 engine serves it (h2serve.go).
+			if !e.adopt(tc, &state) {
+				tc.Close() // draining
+			}
+			return nil, true
+		}
 		c.hs.handedOff.Add(1)
 		c.hs.handoff.push(tc)
 		return nil, true

@@ -214,7 +214,11 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		}
 		c.recvEndLocked(l)
 		c.unlock()
-		l.r.onClientData(l, nil, true)
+		if l.hs != nil {
+			l.hs.onClientData(nil, true) // the trailers are not passed on
+		} else {
+			l.r.onClientData(l, nil, true)
+		}
 		return nil
 	}
 	if id%2 == 0 {
@@ -230,7 +234,7 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		return nil
 	}
 	c.lastID = id
-	if c.closed || c.goAway || len(c.streams) >= h2MaxStreams {
+	if c.closed || c.goAway || len(c.streams) >= c.maxStreams {
 		if !c.closed && !c.goAway && !c.resetAllowedLocked() {
 			c.mu.Unlock()
 			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
@@ -240,6 +244,9 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		}
 		c.unlock()
 		return nil
+	}
+	if c.serve {
+		return c.openServeStream(f)
 	}
 	r := &relayCall{s: c.srv}
 	d := &r.down

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -93,7 +95,14 @@ type h2conn struct {
 	// of every call (server side); remoteIP is it without port.
 	remoteAddr, remoteIP string
 	srv                  *Server // server side: whose routes the calls use
-	panics               func()  // counts recovered panics (tests check for none)
+	// serve: the client's streams are HTTP requests for ServeHTTP
+	// (h2serve.go), not gRPC calls to relay; reqTemplate is what their
+	// requests share, canon the field names seen (canonicalName).
+	serve       bool
+	reqTemplate *http.Request
+	canon       map[string]string
+	maxStreams  int    // the MAX_CONCURRENT_STREAMS we offer (server side)
+	panics      func() // counts recovered panics (tests check for none)
 	// onGone is called once when the connection is gone or refuses new
 	// streams (upstream side: drop it from its address's list).
 	onGone func(*h2conn)
@@ -119,11 +128,15 @@ type h2conn struct {
 	recvOwed   int64      // forwarded bytes not yet credited back
 	peerWin    int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame  int
-	peerMax    int    // the peer's MAX_CONCURRENT_STREAMS
-	goAway     bool   // GOAWAY sent or received: no new streams
-	settings   bool   // the peer's first SETTINGS arrived
-	lastID     uint32 // server: highest stream id the client opened
-	nextID     uint32 // client: id of the next stream
+	peerMax    int // the peer's MAX_CONCURRENT_STREAMS
+	// cond (on mu) is where handlers of served streams wait for credit
+	// or buffer room (h2Stream.Write); waiters counts them.
+	cond     *sync.Cond
+	waiters  int
+	goAway   bool   // GOAWAY sent or received: no new streams
+	settings bool   // the peer's first SETTINGS arrived
+	lastID   uint32 // server: highest stream id the client opened
+	nextID   uint32 // client: id of the next stream
 	// resetDebt is the level of the client's rapid-reset bucket at
 	// resetAt (server side; see h2ResetBurst).
 	resetDebt float64
@@ -148,6 +161,7 @@ type leg struct {
 	c    *h2conn
 	id   uint32
 	r    *relayCall
+	hs   *h2Stream // instead of r: a request of an HTTP client (h2serve.go)
 	down bool
 	// src is the leg whose received bytes this leg sends: credit for them
 	// goes back to it once they leave.
@@ -169,18 +183,20 @@ type leg struct {
 
 func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 	c := &h2conn{
-		nc:        nc,
-		server:    server,
-		log:       log,
-		kick:      make(chan struct{}, 1),
-		streams:   map[uint32]*leg{},
-		sendWin:   65535,
-		recvAvail: h2ConnWindow,
-		peerWin:   65535,
-		peerFrame: h2MaxFrame,
-		peerMax:   100, // until the peer's SETTINGS say otherwise
-		nextID:    1,
+		nc:         nc,
+		server:     server,
+		log:        log,
+		kick:       make(chan struct{}, 1),
+		streams:    map[uint32]*leg{},
+		sendWin:    65535,
+		recvAvail:  h2ConnWindow,
+		peerWin:    65535,
+		peerFrame:  h2MaxFrame,
+		peerMax:    100, // until the peer's SETTINGS say otherwise
+		nextID:     1,
+		maxStreams: h2MaxStreams,
 	}
+	c.cond = sync.NewCond(&c.mu)
 	c.br = bufio.NewReaderSize(newConnReader(nc), 32<<10)
 	c.out = newConnWriter(nc)
 	c.fr = http2.NewFramer(&c.wb, c.br)
@@ -199,7 +215,7 @@ func (c *h2conn) start(maxHeaderBytes uint32) {
 	}
 	s := []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow}}
 	if c.server {
-		s = append(s, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams})
+		s = append(s, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(c.maxStreams)})
 	} else {
 		s = append(s, http2.Setting{ID: http2.SettingEnablePush, Val: 0})
 	}
@@ -240,6 +256,14 @@ func (c *h2conn) writeLoop() {
 	defer c.recoverPanic()
 	var deadline time.Time
 	for range c.kick {
+		if c.serve {
+			// Woken by a handler's answer, the writer would run right
+			// after that handler (a goroutine readied by a channel send
+			// runs next) and write each answer alone. Yielding once lets
+			// the other handlers that have their upstream's answer add
+			// theirs first: one TLS record and one write for all.
+			runtime.Gosched()
+		}
 		c.mu.Lock()
 		buf := c.wb.b
 		c.wb.b = c.spare[:0]
@@ -267,7 +291,7 @@ func (c *h2conn) writeLoop() {
 		if cap(buf) <= h2KeepBuf {
 			c.spare = buf[:0]
 		}
-		if len(c.blocked) > 0 {
+		if len(c.blocked) > 0 || c.waiters > 0 {
 			c.releaseLocked() // DATA that waited for buffer room
 		}
 		c.unlock()
@@ -326,6 +350,7 @@ func (c *h2conn) dropLocked(l *leg) {
 		return
 	}
 	l.closed = true
+	c.wakeWritersLocked()
 	if fresh := len(l.pend) - l.pendNoCredit; fresh > 0 && l.src != nil {
 		c.credits = append(c.credits, h2credit{l.src, fresh})
 	}
@@ -514,6 +539,7 @@ func (c *h2conn) bufRoom() int64 { return int64(h2WriteBufLimit - len(c.wb.b)) }
 
 // releaseLocked sends queued DATA as far as new credit allows.
 func (c *h2conn) releaseLocked() {
+	c.wakeWritersLocked()
 	if len(c.blocked) == 0 || c.closed {
 		return
 	}
@@ -744,9 +770,12 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 	if pad := n - len(data); pad > 0 {
 		c.credit(l, pad)
 	}
-	if l.down {
+	switch {
+	case l.hs != nil:
+		l.hs.onClientData(data, end)
+	case l.down:
 		l.r.onClientData(l, data, end)
-	} else {
+	default:
 		l.r.onUpData(l, data, end)
 	}
 	return nil
@@ -868,7 +897,9 @@ func (c *h2conn) onGoAway(f *http2.GoAwayFrame) error {
 // reset tells l's call that the peer (or the relay, for a malformed
 // frame) reset the stream.
 func (l *leg) reset(code http2.ErrCode) {
-	if l.down {
+	if l.hs != nil {
+		l.hs.onClientGone()
+	} else if l.down {
 		l.r.onClientGone()
 	} else {
 		l.r.onUpReset(l, code)
@@ -878,7 +909,9 @@ func (l *leg) reset(code http2.ErrCode) {
 // gone tells l's call that its connection ended; refused means the
 // upstream never saw the stream.
 func (l *leg) gone(refused bool, err error) {
-	if l.down {
+	if l.hs != nil {
+		l.hs.onClientGone()
+	} else if l.down {
 		l.r.onClientGone()
 	} else {
 		l.r.onUpGone(l, refused, err)

@@ -61,6 +61,9 @@ type listener struct {
 	// hands srv what it does not serve itself (h1server.go): HTTP/2 over
 	// TLS, and requests it leaves to net/http.
 	fast *h1Server
+	// h2 serves the HTTP/2 connections of a TLS listener, which the fast
+	// loop hands it after the handshake (h2serve.go).
+	h2 *h2Relay
 }
 
 // New validates cfg and builds a Server; it starts health checks but does
@@ -97,6 +100,9 @@ func New(cfg *Config, log *slog.Logger, reg prometheus.Registerer) (*Server, err
 			return nil, fmt.Errorf("lb: %w", err)
 		}
 		l.srv = s.newHTTPServer(l)
+		if lc.TLS != nil {
+			l.h2 = &h2Relay{s: s, l: l}
+		}
 		if lc.NativeGRPC {
 			l.grpcSrv = s.newGRPCServer(l)
 			l.grpcDone = make(chan struct{})
@@ -424,16 +430,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if l.grpcSrv != nil {
 				l.ln.Close() // stop the sniffer's accepts; both engines drain below
 				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					stopped := make(chan struct{})
-					go func() { l.grpcSrv.GracefulStop(); close(stopped) }()
-					select {
-					case <-stopped:
-					case <-ctx.Done():
-						l.grpcSrv.Stop()
-					}
-				}()
+				go func() { defer wg.Done(); drainEngine(ctx, l.grpcSrv) }()
+			}
+			if l.h2 != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); drainEngine(ctx, l.h2) }()
 			}
 			wg.Add(1)
 			go func() {
@@ -490,6 +491,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("lb drained")
 	return nil
+}
+
+// drainEngine stops an HTTP/2 engine gracefully, or at once when ctx
+// ends first.
+func drainEngine(ctx context.Context, e grpcEngine) {
+	stopped := make(chan struct{})
+	go func() { e.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		e.Stop()
+	}
 }
 
 var _ http.Handler = (*Server)(nil)

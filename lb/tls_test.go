@@ -120,7 +120,7 @@ func TestTLSListenerNegotiatesH2AndHTTP1AndRotatesCerts(t *testing.T) {
 // HTTP/1.1 over TLS is served by the fast loop (nothing handed to
 // net/http), keep-alive, GETs and POSTs alike, with X-Forwarded-Proto
 // https; a request it leaves to net/http (chunked) still says https; a
-// client that negotiated h2 is handed over whole.
+// client that negotiated h2 goes to the native HTTP/2 engine whole.
 func TestTLSListenerServesHTTP1InTheFastLoop(t *testing.T) {
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -178,7 +178,8 @@ func TestTLSListenerServesHTTP1InTheFastLoop(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, "HTTP/2.0", res.Proto)
 	require.Equal(t, "https GET 0", string(got))
-	require.Equal(t, uint64(2), hs.handedOff.Load(), "h2 goes to net/http")
+	require.Equal(t, uint64(1), hs.handedOff.Load(), "h2 goes to the native HTTP/2 engine, not net/http")
+	require.Equal(t, 1, engineConns(srv))
 }
 
 // A TLS client that never completes its handshake is closed at

@@ -1,0 +1,765 @@
+package lb
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The native HTTP/2 engine's server for HTTP clients: the h2 connections
+// of a TLS listener (browsers, API clients, gRPC over TLS) run on the
+// frame engine of h2relay_conn.go instead of net/http's HTTP/2 server.
+// Each stream becomes an *http.Request that ServeHTTP proxies as it does
+// HTTP/1.1 requests, on a goroutine of its own, with the stream as its
+// ResponseWriter. What it buys is the engine's writer: the frames of all
+// streams of a connection that pile up while it writes go out in one
+// TLS record and one system call, where net/http's server writes and
+// flushes frame by frame from a goroutine per frame (bench/lb/RESULTS.md:
+// 22k requests/s against HAProxy's 90k on one core, before this).
+
+// h2ServeMaxStreams is the MAX_CONCURRENT_STREAMS offered to HTTP
+// clients: each stream holds a goroutine and, for an HTTP/1.1 pool, an
+// upstream connection. net/http's server offers the same.
+const h2ServeMaxStreams = 250
+
+var (
+	errStreamGone      = errors.New("http2: stream closed")
+	errBodyOverLength  = errors.New("http2: request body longer than its content-length")
+	errBodyUnderLength = errors.New("http2: request body shorter than its content-length")
+)
+
+// adopt serves a TLS connection whose client negotiated h2 (the fast
+// loop's handshake hands it over); false when the engine is draining,
+// and the caller closes it.
+func (e *h2Relay) adopt(tc *tls.Conn, st *tls.ConnectionState) bool {
+	c := e.track(tc)
+	if c == nil {
+		return false
+	}
+	c.serve, c.maxStreams = true, h2ServeMaxStreams
+	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr, TLS: st}
+	go e.serveConn(c)
+	return true
+}
+
+// h2Stream is one request of an HTTP/2 client: the stream on the client's
+// connection (down), the request ServeHTTP gets, and its ResponseWriter
+// (the stream itself). The answer's fields are the handler goroutine's;
+// what touches the connection runs under the connection's mu.
+type h2Stream struct {
+	down   leg
+	c      *h2conn
+	req    *http.Request
+	cancel context.CancelCauseFunc
+	body   h2ReqBody
+
+	hdr         http.Header
+	status      int
+	wroteHeader bool // the status is fixed
+	sentHeader  bool // the HEADERS frame is out
+	head        bool // a HEAD request: no body goes out
+	noBody      bool // 204 or 304: a body is an error
+	trailers    []string
+}
+
+// h2ReqBody is a request body fed by the connection's reader: DATA is
+// copied in as it arrives and credited back to the client as the
+// handler reads it, so the stream window bounds what it holds.
+type h2ReqBody struct {
+	s        *h2Stream
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	err      error // io.EOF once the stream ended and buf is read, or why it broke
+	closed   bool  // the handler is done with it: what comes is credited at once
+	ready    chan struct{}
+	declared int64 // content-length, or -1
+	received int64
+	expect   bool // the client waits for 100 Continue before its body
+}
+
+// openServeStream registers a new stream of an HTTP client (under c.mu,
+// which it releases) and starts its request, or refuses it.
+func (c *h2conn) openServeStream(f *h2hdrs) error {
+	hs := &h2Stream{c: c}
+	d := &hs.down
+	*d = leg{c: c, id: f.StreamID, hs: hs, down: true, sendWin: c.peerWin, recvAvail: h2StreamWindow}
+	c.streams[f.StreamID] = d
+	if f.StreamEnded() {
+		d.recvEnd = true
+	}
+	c.mu.Unlock()
+	status, code := hs.parse(f)
+	if code != 0 {
+		c.mu.Lock()
+		if c.resetAllowedLocked() {
+			c.resetLocked(d, code)
+			c.unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	if status != 0 {
+		hs.answerNow(status)
+		return nil
+	}
+	h2Workers.run(hs)
+	return nil
+}
+
+// h2WorkerPool runs the served streams' handlers on goroutines that it
+// keeps between requests. A new goroutine per request (as net/http's
+// server has) starts with a small stack and grows it, copying, as the
+// proxy's calls deepen: an eighth of the engine's CPU in profiles. A
+// worker keeps the stack it grew. Workers idle past two sweeps of the
+// janitor end, and at most h2MaxIdleWorkers wait.
+type h2WorkerPool struct {
+	mu      sync.Mutex
+	idle    []*h2Worker // the most recently idle last
+	janitor *time.Timer
+}
+
+type h2Worker struct {
+	next chan *h2Stream // nil ends the worker
+	seen bool           // idle at the janitor's last sweep
+}
+
+const (
+	h2MaxIdleWorkers = 256
+	h2WorkerIdle     = 30 * time.Second
+)
+
+var h2Workers h2WorkerPool
+
+func (p *h2WorkerPool) run(hs *h2Stream) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.next <- hs
+		return
+	}
+	p.mu.Unlock()
+	go p.work(hs)
+}
+
+func (p *h2WorkerPool) work(hs *h2Stream) {
+	w := &h2Worker{next: make(chan *h2Stream, 1)}
+	for hs != nil {
+		hs.serve()
+		p.mu.Lock()
+		if len(p.idle) >= h2MaxIdleWorkers {
+			p.mu.Unlock()
+			return
+		}
+		w.seen = false
+		p.idle = append(p.idle, w)
+		if p.janitor == nil {
+			p.janitor = time.AfterFunc(h2WorkerIdle, p.sweep)
+		}
+		p.mu.Unlock()
+		hs = <-w.next
+	}
+}
+
+// sweep ends the workers that were idle at the last sweep too.
+func (p *h2WorkerPool) sweep() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := p.idle[:0]
+	for _, w := range p.idle {
+		if w.seen {
+			w.next <- nil
+			continue
+		}
+		w.seen = true
+		keep = append(keep, w)
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	if len(p.idle) == 0 {
+		p.janitor = nil
+		return
+	}
+	p.janitor.Reset(h2WorkerIdle)
+}
+
+// parse builds the stream's request from its header block (RFC 9113
+// section 8.3); a malformed one is a stream error (code), one the engine
+// answers itself a status.
+func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
+	c := hs.c
+	var method, scheme, authority, path, protocol string
+	regular := 0
+	for _, hf := range f.Fields {
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case ":scheme":
+			scheme = hf.Value
+		case ":authority":
+			authority = hf.Value
+		case ":path":
+			path = hf.Value
+		case ":protocol":
+			protocol = hf.Value
+		default:
+			regular++
+		}
+	}
+	if protocol != "" {
+		// Extended CONNECT (RFC 8441), which the engine does not offer.
+		return 0, http2.ErrCodeProtocol
+	}
+	if method == http.MethodConnect {
+		return http.StatusMethodNotAllowed, 0 // a proxy tunnel: not this proxy's job
+	}
+	if method == "" || scheme == "" || path == "" || path[0] != '/' && !(method == http.MethodOptions && path == "*") {
+		return 0, http2.ErrCodeProtocol
+	}
+	if f.Truncated {
+		return http.StatusRequestHeaderFieldsTooLarge, 0
+	}
+	u, err := url.ParseRequestURI(path)
+	if err != nil {
+		return 0, http2.ErrCodeProtocol
+	}
+	h := make(http.Header, regular)
+	vals := make([]string, 0, regular)
+	var cookies []string
+	declared := int64(-1)
+	for _, hf := range f.Fields[len(f.Fields)-regular:] {
+		switch hf.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return 0, http2.ErrCodeProtocol // RFC 9113 section 8.2.2
+		case "te":
+			if hf.Value != "trailers" {
+				return 0, http2.ErrCodeProtocol
+			}
+		case "host":
+			if authority == "" {
+				authority = hf.Value
+			}
+			continue // the request's Host, as net/http does
+		case "cookie":
+			cookies = append(cookies, hf.Value) // joined below (section 8.2.3)
+			continue
+		case "content-length":
+			n, err := strconv.ParseInt(hf.Value, 10, 64)
+			if err != nil || n < 0 || declared >= 0 && n != declared {
+				return 0, http2.ErrCodeProtocol
+			}
+			declared = n
+		case "expect":
+			hs.body.expect = strings.EqualFold(hf.Value, "100-continue")
+		}
+		key := c.canonicalName(hf.Name)
+		vals = append(vals, hf.Value)
+		if vv, ok := h[key]; ok {
+			h[key] = append(vv, hf.Value)
+		} else {
+			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+	}
+	if len(cookies) > 0 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r := c.reqTemplate.WithContext(ctx)
+	r.Method, r.URL, r.RequestURI, r.Host, r.Header = method, u, path, authority, h
+	hs.req, hs.cancel = r, cancel
+	hs.head = method == http.MethodHead
+	switch {
+	case hs.down.recvEnd:
+		if declared > 0 {
+			return 0, http2.ErrCodeProtocol
+		}
+		r.Body, r.ContentLength = http.NoBody, 0
+	default:
+		hs.body.s, hs.body.declared, hs.body.ready = hs, declared, make(chan struct{}, 1)
+		r.Body, r.ContentLength = &hs.body, declared
+	}
+	return 0, 0
+}
+
+// serve runs the request through ServeHTTP and ends the stream.
+func (hs *h2Stream) serve() {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				hs.c.srv.log.Error("lb HTTP/2 handler panicked", "panic", p)
+			}
+			hs.abort()
+		}
+		hs.cancel(nil)
+	}()
+	hs.c.srv.ServeHTTP(hs, hs.req)
+	hs.finish()
+}
+
+// answerNow answers a request the engine refuses by itself.
+func (hs *h2Stream) answerNow(status int) {
+	c := hs.c
+	c.mu.Lock()
+	if !hs.down.closed && !c.closed {
+		c.field(":status", statusString(status), false)
+		c.field("content-length", "0", false)
+		c.writeHeaderBlockLocked(hs.down.id, true)
+		c.sentEndLocked(&hs.down)
+	}
+	c.unlock()
+}
+
+func (hs *h2Stream) Header() http.Header {
+	if hs.hdr == nil {
+		hs.hdr = make(http.Header, 8)
+	}
+	return hs.hdr
+}
+
+func (hs *h2Stream) WriteHeader(code int) {
+	if hs.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 {
+		if code != http.StatusContinue && code != http.StatusSwitchingProtocols {
+			hs.informational(code) // 103 Early Hints
+		}
+		return
+	}
+	hs.wroteHeader, hs.status = true, code
+	hs.noBody = code == http.StatusNoContent || code == http.StatusNotModified
+	// The names announced as trailers are sent after the body (finish),
+	// not in the head, whatever the handler sets before.
+	for _, v := range hs.hdr["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				hs.trailers = append(hs.trailers, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+}
+
+func (hs *h2Stream) informational(code int) {
+	c := hs.c
+	c.mu.Lock()
+	if !hs.down.closed && !c.closed {
+		c.field(":status", statusString(code), false)
+		hs.encodeFieldsLocked(false)
+		c.writeHeaderBlockLocked(hs.down.id, false)
+	}
+	c.unlock()
+}
+
+// sendHeaderLocked sends the answer's head; end: the stream ends with it.
+func (hs *h2Stream) sendHeaderLocked(end bool) {
+	hs.sentHeader = true
+	c := hs.c
+	if hs.down.closed || c.closed {
+		return
+	}
+	c.field(":status", statusString(hs.status), false)
+	if !hs.encodeFieldsLocked(true) {
+		c.field("date", httpDate(), false)
+	}
+	c.writeHeaderBlockLocked(hs.down.id, end)
+	if end {
+		c.sentEndLocked(&hs.down)
+	}
+}
+
+// encodeFieldsLocked encodes the answer's fields, less what HTTP/2 does
+// not carry (connection-specific fields, the trailers), and reports
+// whether there was a Date.
+func (hs *h2Stream) encodeFieldsLocked(skipTrailers bool) (hasDate bool) {
+	c := hs.c
+	for k, vv := range hs.hdr {
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
+			continue
+		case "Date":
+			hasDate = len(vv) > 0
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) || skipTrailers && hs.isTrailer(k) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		name := lowerName(k)
+		once := unindexedField(name)
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				c.field(name, v, once)
+			}
+		}
+	}
+	return hasDate
+}
+
+func (hs *h2Stream) isTrailer(k string) bool {
+	for _, t := range hs.trailers {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (hs *h2Stream) Write(p []byte) (int, error) {
+	if !hs.wroteHeader {
+		hs.WriteHeader(http.StatusOK)
+	}
+	if hs.noBody {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if hs.head {
+		return len(p), nil
+	}
+	c, l := hs.c, &hs.down
+	c.mu.Lock()
+	if !hs.sentHeader {
+		hs.sendHeaderLocked(false)
+	}
+	n := 0
+	for len(p) > 0 {
+		if l.closed || c.closed {
+			c.unlock()
+			return n, errStreamGone
+		}
+		k := int(max(0, min(int64(len(p)), l.sendWin, c.sendWin, c.bufRoom())))
+		if k == 0 {
+			// Out of credit or buffer room: let what is written go, and
+			// wait for a WINDOW_UPDATE, SETTINGS or the writer's batch
+			// (releaseLocked), or for the stream's end (dropLocked).
+			c.kickWriter()
+			c.waiters++
+			c.cond.Wait()
+			c.waiters--
+			continue
+		}
+		c.writeDataLocked(l.id, false, p[:k])
+		l.sendWin -= int64(k)
+		c.sendWin -= int64(k)
+		p, n = p[k:], n+k
+	}
+	c.unlock()
+	return n, nil
+}
+
+// Flush sends the head if it has not gone yet; the writer sends what is
+// written as soon as it runs (unlock wakes it).
+func (hs *h2Stream) Flush() {
+	if !hs.wroteHeader {
+		hs.WriteHeader(http.StatusOK)
+	}
+	c := hs.c
+	c.mu.Lock()
+	if !hs.sentHeader {
+		hs.sendHeaderLocked(false)
+	}
+	c.unlock()
+}
+
+// finish ends the stream once the handler returned: the head if it has
+// not gone, then the trailers or an empty DATA frame with END_STREAM.
+func (hs *h2Stream) finish() {
+	if !hs.wroteHeader {
+		hs.WriteHeader(http.StatusOK)
+	}
+	c, l := hs.c, &hs.down
+	var fields []hpack.HeaderField
+	for k, vv := range hs.hdr {
+		if !strings.HasPrefix(k, http.TrailerPrefix) && !hs.isTrailer(k) {
+			continue
+		}
+		name := lowerName(strings.TrimPrefix(k, http.TrailerPrefix))
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) && name != "" {
+				fields = append(fields, hpack.HeaderField{Name: name, Value: v})
+			}
+		}
+	}
+	c.mu.Lock()
+	switch {
+	case !hs.sentHeader && len(fields) == 0:
+		hs.sendHeaderLocked(true)
+	case l.closed || c.closed || l.sentEnd:
+	default:
+		if !hs.sentHeader {
+			hs.sendHeaderLocked(false)
+		}
+		if len(fields) > 0 {
+			for _, hf := range fields {
+				c.writeFieldLocked(hf)
+			}
+			c.writeHeaderBlockLocked(l.id, true)
+		} else {
+			_ = c.fr.WriteData(l.id, true, nil)
+		}
+		c.sentEndLocked(l)
+	}
+	c.unlock()
+	hs.body.Close()
+}
+
+// abort resets the stream: the handler broke off (an upstream that
+// failed mid-answer), so the client must not take the answer as whole.
+func (hs *h2Stream) abort() {
+	c := hs.c
+	c.mu.Lock()
+	c.resetLocked(&hs.down, http2.ErrCodeInternal)
+	c.unlock()
+	hs.body.Close()
+}
+
+// onClientGone: the client reset the stream or the connection ended.
+func (hs *h2Stream) onClientGone() {
+	hs.body.fail(errClientGone)
+	if hs.cancel != nil {
+		hs.cancel(errClientGone)
+	}
+}
+
+// onClientData takes request bytes from the connection's reader.
+func (hs *h2Stream) onClientData(data []byte, end bool) {
+	b := &hs.body
+	if b.s == nil {
+		// No request runs (the engine answered it): nothing reads.
+		hs.c.credit(nil, len(data))
+		return
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		hs.c.credit(nil, len(data))
+		return
+	}
+	b.received += int64(len(data))
+	var bad error
+	switch {
+	case b.declared >= 0 && b.received > b.declared:
+		bad = errBodyOverLength
+	case end && b.declared >= 0 && b.received != b.declared:
+		bad = errBodyUnderLength
+	}
+	if bad == nil {
+		b.buf.Write(data)
+		if end {
+			b.err = errBodyEnd
+		}
+	}
+	b.mu.Unlock()
+	if bad != nil {
+		// A malformed request (RFC 9113 section 8.1.1).
+		c := hs.c
+		c.mu.Lock()
+		c.resetLocked(&hs.down, http2.ErrCodeProtocol)
+		c.unlock()
+		c.credit(nil, len(data))
+		b.fail(bad)
+		hs.cancel(bad)
+		return
+	}
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// errBodyEnd marks a body whose last byte arrived; Read answers io.EOF
+// once the buffer is empty.
+var errBodyEnd = errors.New("end of body")
+
+func (b *h2ReqBody) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.expect {
+		b.expect = false
+		b.s.continue100()
+	}
+	for {
+		b.mu.Lock()
+		if b.buf.Len() > 0 {
+			n, _ := b.buf.Read(p)
+			b.mu.Unlock()
+			b.s.c.credit(&b.s.down, n)
+			return n, nil
+		}
+		err := b.err
+		if b.closed && err == nil {
+			err = http.ErrBodyReadAfterClose
+		}
+		b.mu.Unlock()
+		if err == errBodyEnd {
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, err
+		}
+		<-b.ready
+	}
+}
+
+// buffered is what Read returns without waiting (see bufferedBody).
+func (b *h2ReqBody) buffered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// Close gives what was received and not read back to the connection's
+// window; later DATA is credited as it comes.
+func (b *h2ReqBody) Close() error {
+	if b.s == nil {
+		return nil
+	}
+	b.mu.Lock()
+	unread := b.buf.Len()
+	b.buf = bytes.Buffer{}
+	b.closed = true
+	b.mu.Unlock()
+	b.s.c.credit(nil, unread)
+	return nil
+}
+
+func (b *h2ReqBody) fail(err error) {
+	if b.s == nil {
+		return
+	}
+	b.mu.Lock()
+	if b.err == nil || b.err == errBodyEnd && b.buf.Len() > 0 {
+		b.err = err
+	}
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// continue100 tells a client that waits for it to send its body.
+func (hs *h2Stream) continue100() {
+	c := hs.c
+	c.mu.Lock()
+	if !hs.sentHeader && !hs.down.closed && !c.closed {
+		c.field(":status", "100", false)
+		c.writeHeaderBlockLocked(hs.down.id, false)
+	}
+	c.unlock()
+}
+
+// kickWriter wakes the connection's writer.
+func (c *h2conn) kickWriter() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// wakeWritersLocked wakes the handlers waiting in Write for credit or
+// buffer room.
+func (c *h2conn) wakeWritersLocked() {
+	if c.waiters > 0 {
+		c.cond.Broadcast()
+	}
+}
+
+// canonicalName is an HTTP/2 field name in net/http's canonical form,
+// without an allocation for common names and, per connection, for the
+// names a client keeps sending.
+func (c *h2conn) canonicalName(name string) string {
+	if k, ok := commonCanonical[name]; ok {
+		return k
+	}
+	if k, ok := c.canon[name]; ok {
+		return k
+	}
+	k := http.CanonicalHeaderKey(name)
+	if c.canon == nil {
+		c.canon = map[string]string{}
+	}
+	if len(c.canon) < 64 {
+		c.canon[name] = k
+	}
+	return k
+}
+
+// unindexedField: a field whose values rarely repeat, sent as a literal
+// that neither side adds to its HPACK table. Indexed, each such value
+// evicted an older entry from the encoder's table, at a cost that grows
+// with the table (a tenth of the engine's CPU with X-Request-Id alone);
+// cookies are kept out of tables for their secrecy (RFC 7541 section
+// 7.1.3).
+func unindexedField(name string) bool {
+	switch name {
+	case "x-request-id", "content-length", "etag", "last-modified", "set-cookie", "traceparent", "tracestate", "age", "expires":
+		return true
+	}
+	return false
+}
+
+// lowerName is a canonical field name as HTTP/2 sends it.
+func lowerName(k string) string {
+	if n, ok := commonLower[k]; ok {
+		return n
+	}
+	return strings.ToLower(k)
+}
+
+var commonCanonical, commonLower = func() (map[string]string, map[string]string) {
+	names := []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
+		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
+		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow",
+		"Authorization", "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
+		"Content-Length", "Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Dnt",
+		"Etag", "Expect", "Expires", "Forwarded", "From", "Grpc-Encoding", "Grpc-Accept-Encoding",
+		"Grpc-Message", "Grpc-Status", "Grpc-Timeout", "Host", "If-Match", "If-Modified-Since",
+		"If-None-Match", "If-Range", "If-Unmodified-Since", "Last-Modified", "Link", "Location",
+		"Max-Forwards", "Origin", "Pragma", "Priority", "Proxy-Authenticate", "Proxy-Authorization", "Range",
+		"Referer", "Refresh", "Retry-After", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User", "Server", "Set-Cookie",
+		"Strict-Transport-Security", "Te", "Trailer", "Traceparent", "Tracestate", "Upgrade-Insecure-Requests",
+		"User-Agent", "Vary", "Via", "Www-Authenticate", "X-Api-Key", "X-Content-Type-Options",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Frame-Options", "X-Request-Id",
+		"X-Requested-With", "X-Xss-Protection",
+	}
+	canon, lower := make(map[string]string, len(names)), make(map[string]string, len(names))
+	for _, k := range names {
+		l := strings.ToLower(k)
+		canon[l], lower[k] = k, l
+	}
+	return canon, lower
+}()
+
+// statusString is a status code's text, without an allocation.
+func statusString(code int) string {
+	if code >= 100 && code < len(statusStrings) {
+		return statusStrings[code]
+	}
+	return strconv.Itoa(code)
+}
+
+var statusStrings = func() (s [600]string) {
+	for i := 100; i < len(s); i++ {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+var _ http.Flusher = (*h2Stream)(nil)

@@ -1,0 +1,507 @@
+package lb
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// startTLSLB starts an lb whose one listener has TLS, with one route to
+// upstreams, and returns it, its https base URL and the roots to trust.
+func startTLSLB(t *testing.T, upstreams []string, ro RouteConfig) (*Server, string, *x509.CertPool) {
+	t.Helper()
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
+	ro.Name, ro.Pool = "web", "web"
+	srv, _ := startLB(t, &Config{
+		Listeners: []ListenerConfig{{Name: "tls", Address: "127.0.0.1:0", TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}}},
+		Routes:    []RouteConfig{ro},
+		Pools:     []PoolConfig{{Name: "web", Upstreams: upstreams}},
+	})
+	return srv, "https://" + srv.Addr(), roots
+}
+
+// h2Client is an HTTP/2-only client (one connection, many streams).
+func h2Client(t *testing.T, roots *x509.CertPool) *http.Client {
+	t.Helper()
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, StrictMaxConcurrentStreams: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+// engineConns is how many connections the listener's HTTP/2 engine
+// serves now.
+func engineConns(srv *Server) int {
+	e := srv.listeners[0].h2
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
+
+// HTTP/2 clients of a TLS listener are served by the native engine: many
+// concurrent streams on one connection, each request whole (method, path,
+// query, fields, cookies, bodies of every size, one longer than the
+// stream window), forwarded fields set, the answers whole (a body larger
+// than the client's window, HEAD, 204), nothing handed to net/http.
+func TestH2ServeProxiesRequestsOnOneConnection(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.Write(bytes.Repeat([]byte("0123456789abcdef"), n/16))
+			return
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%s %s?%s token=%s cookie=%q proto=%s xff=%s host=%s cl=%d sum=%x",
+			r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("X-Token"), r.Header.Get("Cookie"),
+			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"),
+			r.ContentLength, sha256.Sum256(body))
+	})
+	srv, base, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := h2Client(t, roots)
+
+	// 200 concurrent GETs with their own path, query and field.
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/item/%d?q=%d", base, i, i), nil)
+			req.Header.Set("X-Token", fmt.Sprint("t", i))
+			res, err := c.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			want := fmt.Sprintf("GET /item/%d?q=%d token=t%d cookie=\"\" proto=https xff=127.0.0.1 host=%s cl=0", i, i, i, srv.Addr())
+			switch {
+			case err != nil:
+				errs <- err
+			case res.ProtoMajor != 2 || res.StatusCode != 200 || !strings.HasPrefix(string(body), want):
+				errs <- fmt.Errorf("%s %d %q, want %q", res.Proto, res.StatusCode, body, want)
+			case res.Header.Get("X-Backend") != "b" || res.Header.Get("X-Request-Id") == "" || res.Header.Get("Date") == "":
+				errs <- fmt.Errorf("fields %v", res.Header)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, engineConns(srv), "one connection, all streams")
+	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "nothing went to net/http")
+
+	// Bodies: empty, small, at the transport's native limit, past it, and
+	// past the engine's 1 MiB stream window (credited as it is read);
+	// one of unknown length (no content-length).
+	for _, n := range []int{0, 1, nativeBodyMax, 100 << 10, 3 << 20} {
+		body := bytes.Repeat([]byte{'x'}, n)
+		res, err := c.Post(base+"/up", "application/octet-stream", bytes.NewReader(body))
+		require.NoError(t, err)
+		got, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Contains(t, string(got), fmt.Sprintf("POST /up? token= cookie=\"\" proto=https xff=127.0.0.1 host=%s cl=%d sum=%x", srv.Addr(), n, sha256.Sum256(body)))
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for range 10 {
+			pw.Write(bytes.Repeat([]byte{'y'}, 10000))
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPut, base+"/stream", pr)
+	res, err := c.Do(req)
+	require.NoError(t, err)
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Contains(t, string(got), fmt.Sprintf("PUT /stream? token= cookie=\"\" proto=https xff=127.0.0.1 host=%s cl=-1 sum=%x", srv.Addr(), sha256.Sum256(bytes.Repeat([]byte{'y'}, 100000))))
+
+	// Go's client sends each cookie as a field of its own; the upstream
+	// gets them joined into one (RFC 9113 section 8.2.3).
+	req, _ = http.NewRequest(http.MethodGet, base+"/c", nil)
+	req.Header.Set("Cookie", "a=1; b=2")
+	req.AddCookie(&http.Cookie{Name: "c", Value: "3"})
+	res, err = c.Do(req)
+	require.NoError(t, err)
+	got, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Contains(t, string(got), `cookie="a=1; b=2; c=3"`)
+
+	// A 5 MB answer, past the client's initial windows.
+	res, err = c.Get(base + "/big?n=5242880")
+	require.NoError(t, err)
+	got, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, bytes.Repeat([]byte("0123456789abcdef"), 5242880/16), got)
+	require.Equal(t, int64(5242880), res.ContentLength)
+
+	// HEAD: the length, no body; 204: nothing.
+	res, err = c.Head(base + "/big?n=1600")
+	require.NoError(t, err)
+	got, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Empty(t, got)
+	require.Equal(t, "1600", res.Header.Get("Content-Length"))
+	res, err = c.Get(base + "/empty")
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusNoContent, res.StatusCode)
+	require.Equal(t, 1, engineConns(srv))
+}
+
+// Trailers an HTTP/1.1 upstream sends after a chunked body reach the
+// HTTP/2 client as trailers, the announced ones and the late ones, and a
+// streamed answer (server-sent events) reaches the client event by
+// event, not when it ends.
+func TestH2ServeTrailersAndStreaming(t *testing.T) {
+	next := make(chan struct{})
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/trailers":
+			w.Header().Set("Trailer", "X-Sum")
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "part one,")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+			w.Header().Set("X-Sum", "42")
+			w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+		case "/trailers-no-body":
+			w.Header().Set("Trailer", "X-Sum")
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set("X-Sum", "0")
+		case "/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := range 3 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+				<-next
+			}
+		}
+	})
+	_, base, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := h2Client(t, roots)
+
+	res, err := c.Get(base + "/trailers")
+	require.NoError(t, err)
+	got, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, "part one,part two", string(got))
+	require.Equal(t, "42", res.Trailer.Get("X-Sum"))
+	require.Equal(t, "yes", res.Trailer.Get("X-Late"))
+	require.Empty(t, res.Header.Get("X-Sum"), "a trailer is no header")
+
+	// With no body, the head goes only when the answer ends, with the
+	// trailer's value set by then: still a trailer, not a header.
+	res, err = c.Get(base + "/trailers-no-body")
+	require.NoError(t, err)
+	got, err = io.ReadAll(res.Body)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Empty(t, got)
+	require.Equal(t, "0", res.Trailer.Get("X-Sum"))
+	require.Empty(t, res.Header.Get("X-Sum"), "a trailer is no header")
+
+	res, err = c.Get(base + "/events")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	buf := make([]byte, 64)
+	for i := range 3 {
+		n, err := io.ReadAtLeast(res.Body, buf, len("data: 0\n\n"))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("data: %d\n\n", i), string(buf[:n]), "event %d before the next is sent", i)
+		next <- struct{}{}
+	}
+	_, err = io.ReadAll(res.Body)
+	require.NoError(t, err)
+}
+
+// A client that cancels its request (RST_STREAM) cancels the upstream
+// request; an upstream that breaks off mid-answer resets the client's
+// stream rather than ending it as if whole; the connection serves on.
+func TestH2ServeResetsBothWays(t *testing.T) {
+	upstreamGone := make(chan error, 1)
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hang":
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			upstreamGone <- r.Context().Err()
+		case "/short":
+			io.WriteString(w, "only this") // chunked: only the end says it is whole
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // the upstream drops the connection
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	srv, base, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := h2Client(t, roots)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/hang", nil)
+	res, err := c.Do(req)
+	require.NoError(t, err)
+	cancel()
+	res.Body.Close()
+	select {
+	case err := <-upstreamGone:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request outlived the client's stream")
+	}
+
+	res, err = c.Get(base + "/short")
+	require.NoError(t, err)
+	_, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Error(t, err, "a truncated answer must not look whole")
+
+	code, body := h2Get(t, c, base+"/")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "ok", body)
+	require.Equal(t, 1, engineConns(srv))
+}
+
+func h2Get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	res, err := c.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(body)
+}
+
+// dialRawH2TLS is dialRawH2 over TLS with ALPN h2; settings are the
+// client's SETTINGS.
+func dialRawH2TLS(t *testing.T, addr string, roots *x509.CertPool, settings ...http2.Setting) *rawH2Client {
+	t.Helper()
+	nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
+	require.NoError(t, err)
+	require.Equal(t, "h2", nc.ConnectionState().NegotiatedProtocol)
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(nc, h2Preface)
+	require.NoError(t, err)
+	c := &rawH2Client{nc: nc, fr: http2.NewFramer(nc, nc)}
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.enc = hpack.NewEncoder(&c.buf)
+	require.NoError(t, c.fr.WriteSettings(settings...))
+	return c
+}
+
+// Malformed requests (RFC 9113 section 8.1.1) are refused with
+// RST_STREAM PROTOCOL_ERROR before they reach an upstream, a CONNECT
+// with 405, and the connection serves the next request.
+func TestH2ServeRefusesMalformedStreams(t *testing.T) {
+	var seen atomic.Int64
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			return
+		}
+		seen.Add(1)
+		io.WriteString(w, "ok")
+	})
+	srv, _, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := dialRawH2TLS(t, srv.Addr(), roots)
+	get := []string{":method", "GET", ":scheme", "https", ":path", "/", ":authority", "lb"}
+	post := []string{":method", "POST", ":scheme", "https", ":path", "/", ":authority", "lb"}
+	rst := func(id uint32) http2.ErrCode {
+		t.Helper()
+		f := c.until(t, func(f http2.Frame) bool {
+			r, ok := f.(*http2.RSTStreamFrame)
+			return ok && r.StreamID == id
+		})
+		return f.(*http2.RSTStreamFrame).ErrCode
+	}
+	id := uint32(1)
+	for name, fields := range map[string][]string{
+		"connection field":    append(get[:8:8], "connection", "keep-alive"),
+		"te not trailers":     append(get[:8:8], "te", "gzip"),
+		"upper-case name":     append(get[:8:8], "X-Upper", "1"),
+		"no path":             get[:4],
+		"relative path":       {":method", "GET", ":scheme", "https", ":path", "x", ":authority", "lb"},
+		"two content-lengths": append(post[:8:8], "content-length", "1", "content-length", "2"),
+		"extended CONNECT":    {":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":path", "/", ":authority", "lb"},
+	} {
+		c.headers(t, id, true, fields...)
+		require.Equal(t, http2.ErrCodeProtocol, rst(id), name)
+		id += 2
+	}
+	// Bodies that disagree with their content-length.
+	// (The longer one is refused as its DATA comes, END_STREAM or not.)
+	for _, body := range []string{"abc", "abcdefg"} {
+		c.headers(t, id, false, append(post[:8:8], "content-length", "5")...)
+		require.NoError(t, c.fr.WriteData(id, len(body) < 5, []byte(body)))
+		require.Equal(t, http2.ErrCodeProtocol, rst(id), "body %q for content-length 5", body)
+		id += 2
+	}
+	c.headers(t, id, true, ":method", "CONNECT", ":authority", "example.com:443")
+	h := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
+	require.Equal(t, "405", h.PseudoValue("status"))
+	id += 2
+
+	c.headers(t, id, false, append(post[:8:8], "content-length", "5")...)
+	require.NoError(t, c.fr.WriteData(id, true, []byte("hello")))
+	h = c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
+	require.Equal(t, "200", h.PseudoValue("status"))
+	require.Equal(t, int64(1), seen.Load(), "only the well-formed request reached the upstream")
+}
+
+// Flow control: a client that grants a stream 100 bytes gets no more on
+// it until it grants more, while its other streams are served; the
+// answer arrives whole as it grants.
+func TestH2ServeHonoursClientWindows(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(bytes.Repeat([]byte("z"), 300000))
+			return
+		}
+		io.WriteString(w, "small")
+	})
+	srv, _, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := dialRawH2TLS(t, srv.Addr(), roots, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+	req := func(id uint32, path string) {
+		c.headers(t, id, true, ":method", "GET", ":scheme", "https", ":path", path, ":authority", "lb")
+	}
+	req(1, "/big")
+	got := 0
+	for got < 100 {
+		f := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 1 })
+		got += len(f.(*http2.DataFrame).Data())
+	}
+	require.Equal(t, 100, got, "no more than the window")
+
+	// Another stream is served meanwhile (its 5 bytes fit its window).
+	req(3, "/small")
+	f := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 3 || ok && d.StreamID == 1 })
+	require.Equal(t, uint32(3), f.Header().StreamID, "stream 1 got DATA past its window")
+	require.Equal(t, "small", string(f.(*http2.DataFrame).Data()))
+
+	// Grant the rest, in steps, on both levels.
+	var body bytes.Buffer
+	body.WriteString(strings.Repeat("z", 100))
+	require.NoError(t, c.fr.WriteWindowUpdate(0, 1<<20))
+	for {
+		require.NoError(t, c.fr.WriteWindowUpdate(1, 50000))
+		ended := false
+		for granted := 0; granted < 50000 && !ended; {
+			f := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 1 })
+			d := f.(*http2.DataFrame)
+			body.Write(d.Data())
+			granted += len(d.Data())
+			ended = d.StreamEnded()
+		}
+		if ended {
+			break
+		}
+	}
+	require.Equal(t, 300000, body.Len())
+}
+
+// Graceful shutdown: a request in flight on an HTTP/2 connection runs to
+// its end; the client is told (GOAWAY) to open no more streams.
+func TestH2ServeDrainsOnShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	srv, base, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := h2Client(t, roots)
+	code, _ := h2Get(t, c, base+"/")
+	require.Equal(t, http.StatusOK, code)
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	slow := make(chan result, 1)
+	go func() {
+		res, err := c.Get(base + "/slow")
+		if err != nil {
+			slow <- result{err: err}
+			return
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		slow <- result{res.StatusCode, string(body), err}
+	}()
+	<-started
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-shut:
+		t.Fatalf("shutdown returned (%v) with a request in flight", err)
+	default:
+	}
+	close(release)
+	r := <-slow
+	require.NoError(t, r.err)
+	require.Equal(t, http.StatusOK, r.code)
+	require.Equal(t, "done", r.body)
+	require.NoError(t, <-shut)
+}
+
+// A client that sends Expect: 100-continue gets its 100 when the proxy
+// reads the body, not after the client's wait for it runs out.
+func TestH2ServeExpectContinue(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d", len(body))
+	})
+	_, base, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true, ExpectContinueTimeout: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, base+"/", strings.NewReader(strings.Repeat("e", 20000)))
+	req.Header.Set("Expect", "100-continue")
+	start := time.Now()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, 2, res.ProtoMajor)
+	require.Equal(t, "20000", string(got))
+	require.Less(t, time.Since(start), 2*time.Second, "the body waited out ExpectContinueTimeout")
+}
