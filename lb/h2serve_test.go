@@ -405,7 +405,10 @@ func TestH2ServeHonoursClientWindows(t *testing.T) {
 
 	// Another stream is served meanwhile (its 5 bytes fit its window).
 	req(3, "/small")
-	f := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 3 || ok && d.StreamID == 1 })
+	f := c.until(t, func(f http2.Frame) bool {
+		d, ok := f.(*http2.DataFrame)
+		return ok && d.StreamID == 3 || ok && d.StreamID == 1
+	})
 	require.Equal(t, uint32(3), f.Header().StreamID, "stream 1 got DATA past its window")
 	require.Equal(t, "small", string(f.(*http2.DataFrame).Data()))
 
