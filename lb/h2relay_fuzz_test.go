@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,6 +88,81 @@ func FuzzH2RelayServerConn(f *testing.F) {
 		if c == nil {
 			t.Fatal("engine stopped")
 		}
+		done := make(chan struct{})
+		go func() { e.serveConn(c); close(done) }()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_, _ = client.Write([]byte(h2Preface))
+		_, _ = client.Write(data)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the connection did not end after its client went away")
+		}
+		if n := e.panics.Load(); n > 0 {
+			t.Fatalf("%d panics recovered", n)
+		}
+	})
+}
+
+// FuzzH2ServeConn is FuzzH2RelayServerConn for the engine's HTTP server
+// (h2serve.go): arbitrary frames from an HTTP/2 client whose requests go
+// to a real HTTP/1.1 upstream that reads their bodies and answers with
+// trailers. Neither a connection nor a request handler may panic, and
+// the connection must end once the client goes away.
+//
+//	go test ./lb -run '^$' -fuzz FuzzH2ServeConn -fuzztime 60s
+func FuzzH2ServeConn(f *testing.F) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Len")
+		w.Write(body)
+		w.Header().Set("X-Len", strconv.Itoa(len(body)))
+	}))
+	f.Cleanup(up.Close)
+	cfg := oneRoute(PoolConfig{Upstreams: []string{up.Listener.Addr().String()}}, RouteConfig{MaxBodyBytes: 1 << 20})
+	srv, err := New(cfg, testLogger(), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = srv.Shutdown(f.Context()) })
+	e := &h2Relay{s: srv, l: &listener{cfg: ListenerConfig{ReadHeaderTimeout: Duration(time.Second), MaxHeaderBytes: 16 << 10}}}
+	get := []string{":method", "GET", ":scheme", "https", ":path", "/a?b=c", ":authority", "lb", "cookie", "a=1", "cookie", "b=2"}
+	post := []string{":method", "POST", ":scheme", "https", ":path", "/", ":authority", "lb", "content-length", "5", "expect", "100-continue"}
+
+	f.Add([]byte{})
+	f.Add(h2FuzzSeed(func(fr *http2.Framer, hdr func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr(get...), EndHeaders: true, EndStream: true})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: hdr(post...), EndHeaders: true})
+		_ = fr.WriteData(3, false, []byte("he"))
+		_ = fr.WriteData(3, true, []byte("llo"))
+	}))
+	f.Add(h2FuzzSeed(func(fr *http2.Framer, hdr func(...string) []byte) {
+		b := hdr(post...)
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b[:4]})
+		_ = fr.WriteContinuation(1, true, b[4:])
+		_ = fr.WriteData(1, false, []byte("hello!"))
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: hdr(get...), EndHeaders: true, EndStream: true})
+		_ = fr.WriteRSTStream(3, http2.ErrCodeCancel)
+		_ = fr.WriteWindowUpdate(0, 1000)
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: hdr(":method", "CONNECT", ":authority", "x:1"), EndHeaders: true})
+		_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	}))
+	f.Add(h2FuzzSeed(func(fr *http2.Framer, hdr func(...string) []byte) {
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr(post...), EndHeaders: true})
+		_ = fr.WriteData(1, false, []byte("hello"))
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr("x-trailer", "1"), EndHeaders: true, EndStream: true})
+		_ = fr.WriteWindowUpdate(1, 3)
+	}))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		c := e.track(server)
+		if c == nil {
+			t.Fatal("engine stopped")
+		}
+		c.serveHTTP(nil)
 		done := make(chan struct{})
 		go func() { e.serveConn(c); close(done) }()
 		go func() { _, _ = io.Copy(io.Discard, client) }()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,10 +50,16 @@ func (e *h2Relay) adopt(tc *tls.Conn, st *tls.ConnectionState) bool {
 	if c == nil {
 		return false
 	}
-	c.serve, c.maxStreams = true, h2ServeMaxStreams
-	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr, TLS: st}
+	c.serveHTTP(st)
 	go e.serveConn(c)
 	return true
+}
+
+// serveHTTP makes a new client connection's streams HTTP requests, with
+// the connection's TLS state (nil for h2c).
+func (c *h2conn) serveHTTP(st *tls.ConnectionState) {
+	c.serve, c.maxStreams = true, h2ServeMaxStreams
+	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr, TLS: st}
 }
 
 // h2Stream is one request of an HTTP/2 client: the stream on the client's
@@ -302,7 +309,10 @@ func (hs *h2Stream) serve() {
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
-				hs.c.srv.log.Error("lb HTTP/2 handler panicked", "panic", p)
+				hs.c.srv.log.Error("lb HTTP/2 handler panicked", "panic", p, "stack", string(debug.Stack()))
+				if hs.c.panics != nil {
+					hs.c.panics()
+				}
 			}
 			hs.abort()
 		}
