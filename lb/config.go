@@ -39,10 +39,10 @@ type ListenerConfig struct {
 	// frame-level relay (h2relay*.go): frames of many calls share one
 	// write, upstream connections are multiplexed, and messages are never
 	// reassembled; about a third of the CPU per call of net/http's HTTP/2.
-	// HTTP/1.1 on the same port is unaffected, but plain (non-gRPC)
-	// requests over h2c are then refused (405 for non-POST, 415 for other
-	// content types), and the upstream sees the lb's address as :authority
-	// (the client's is in X-Forwarded-Host).
+	// HTTP/1.1 on the same port is unaffected; plain (non-gRPC) requests
+	// over h2c are proxied as HTTP requests by the same engine
+	// (h2serve.go). gRPC upstreams see the lb's address as :authority (the
+	// client's is in X-Forwarded-Host).
 	NativeGRPC bool `yaml:"native_grpc"`
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (the slowloris defence).

@@ -29,8 +29,8 @@
 // allinone.go (the `vigil all` config), server.go (listeners, generations,
 // reload, drain), h1server.go (the HTTP/1.x connection loop, over TLS
 // too, which reuses a finished request's storage for the next one and
-// hands whatever it does not parse itself, and HTTP/2 over TLS, to
-// net/http), reqclock.go (its requests' time-outs, on one timer per
+// hands whatever it does not parse itself to net/http, and HTTP/2 over
+// TLS to the native HTTP/2 engine), reqclock.go (its requests' time-outs, on one timer per
 // connection),
 // h1server_parse.go (its strict request and upstream response head
 // parsers), h1server_writer.go (its ResponseWriter, framing answers as
@@ -39,11 +39,13 @@
 // picker.go (one struct per policy), health.go (active and passive),
 // transport.go and h1transport.go (upstream connection pools),
 // h1request.go (writing an upstream request head),
-// grpcnative.go and sniff.go (the native gRPC engine of native_grpc
-// listeners), h2relay.go, h2relay_conn.go, h2relay_call.go,
-// h2relay_hpack.go and h2upstream.go (that engine: an HTTP/2 frame relay;
-// its client side, connections and flow control, one call, header-block
-// decoding and encoding shortcuts, upstream connections),
+// grpcnative.go and sniff.go (the native HTTP/2 engine of native_grpc
+// listeners' h2c connections, which also serves TLS listeners' HTTP/2),
+// h2relay.go, h2relay_conn.go, h2relay_call.go, h2relay_hpack.go,
+// h2upstream.go and h2serve.go (that engine: its client side,
+// connections and flow control, one relayed gRPC call, header-block
+// decoding and encoding shortcuts, upstream connections, and HTTP
+// requests served through ServeHTTP with a stream as ResponseWriter),
 // conncheck_*.go (idle connection probe), idlepark_*.go (keep-alive
 // connections idle idleParkAfter wait without a goroutine, in an epoll
 // set, until their next request or idle_timeout; Linux), rawconn_*.go (a connection's

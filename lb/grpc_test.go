@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -331,6 +333,21 @@ func TestNativeGRPCListenerServesHTTP1AndRetriesDeadUpstream(t *testing.T) {
 	code, body := get(t, newClient(t), base+"/page", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "web", body)
+
+	// So does HTTP/2 without TLS (h2c) that is not gRPC: the native
+	// engine proxies it as an HTTP request, on the connection its gRPC
+	// calls use.
+	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	defer h2c.CloseIdleConnections()
+	res, err := (&http.Client{Transport: h2c}).Post(base+"/form", "text/plain", strings.NewReader("x"))
+	require.NoError(t, err)
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, "HTTP/2.0", res.Proto)
+	require.Equal(t, "web", string(got))
+	require.Equal(t, "web", res.Header.Get("X-Backend"))
 
 	// Calls that meet the dead upstream first are retried on the live one:
 	// no stream could be opened, so nothing was sent.

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // h2Relay is the native gRPC engine: it serves the h2c connections of a
@@ -82,6 +84,7 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 	if host, _, err := net.SplitHostPort(c.remoteAddr); err == nil {
 		c.remoteIP = host
 	}
+	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}
 	if e.conns == nil {
 		e.conns = map[*h2conn]struct{}{}
 	}
@@ -124,6 +127,21 @@ func (e *h2Relay) serveConn(c *h2conn) {
 		c.mu.Unlock()
 	}
 	c.readLoop()
+}
+
+// grpcCallFields: a request's header block opens a gRPC call (a POST
+// whose content-type is gRPC's, or absent, as grpc-go's server takes it).
+func grpcCallFields(fields []hpack.HeaderField) bool {
+	method, ct := "", ""
+	for _, hf := range fields {
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case "content-type":
+			ct = hf.Value
+		}
+	}
+	return method == http.MethodPost && (ct == "" || isGRPCContentType(ct))
 }
 
 // onIdleTimer ends a client connection that has had no stream open for
@@ -245,7 +263,9 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		c.unlock()
 		return nil
 	}
-	if c.serve {
+	if c.serve || !grpcCallFields(f.Fields) {
+		// An HTTP request: on a native_grpc listener, a plain HTTP/2
+		// client's (h2c), proxied as the HTTP listener would.
 		return c.openServeStream(f)
 	}
 	r := &relayCall{s: c.srv}

@@ -83,11 +83,9 @@ func (r *relayCall) begin(f *h2hdrs) {
 	r.st = s.state.Load()
 	r.status = 200
 	r.fields = fieldsCopy(r.fieldsBuf[:0], f.Fields) // f.Fields is the reader's
-	var method, ct, prior string
+	var ct, prior string
 	for _, hf := range f.Fields {
 		switch hf.Name {
-		case ":method":
-			method = hf.Value
 		case ":path":
 			r.path = hf.Value
 		case ":authority":
@@ -116,17 +114,10 @@ func (r *relayCall) begin(f *h2hdrs) {
 	if ct == "" {
 		ct = "application/grpc"
 	}
-	switch {
-	case f.Truncated:
+	// (A request that is no gRPC call never gets here: see
+	// grpcCallFields.)
+	if f.Truncated {
 		r.answerHTTPLocked(http.StatusRequestHeaderFieldsTooLarge)
-		return
-	case method != http.MethodPost:
-		r.answerHTTPLocked(http.StatusMethodNotAllowed)
-		return
-	case !isGRPCContentType(ct):
-		// Plain HTTP over h2c on a native_grpc listener, as grpc-go's
-		// server answered it.
-		r.answerHTTPLocked(http.StatusUnsupportedMediaType)
 		return
 	}
 

@@ -273,14 +273,14 @@ func TestH2RelayProtocolErrors(t *testing.T) {
 
 	grpcReq := []string{":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/UnaryCall", ":authority", "lb", "content-type", "application/grpc", "te", "trailers"}
 
-	// Not gRPC: 405 or 415, as grpc-go's server answered.
+	// Not gRPC: an HTTP request, for which this config has no route.
 	c := dialRawH2(t, srv.Addr())
 	c.headers(t, 1, true, ":method", "GET", ":scheme", "http", ":path", "/", ":authority", "lb")
 	f := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
-	require.Equal(t, "405", f.PseudoValue("status"))
+	require.Equal(t, "404", f.PseudoValue("status"))
 	c.headers(t, 3, true, ":method", "POST", ":scheme", "http", ":path", "/", ":authority", "lb", "content-type", "text/plain")
 	f = c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
-	require.Equal(t, "415", f.PseudoValue("status"))
+	require.Equal(t, "404", f.PseudoValue("status"))
 
 	// A real call on the same connection: an empty message, answered.
 	c.headers(t, 5, false, grpcReq...)

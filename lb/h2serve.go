@@ -59,7 +59,7 @@ func (e *h2Relay) adopt(tc *tls.Conn, st *tls.ConnectionState) bool {
 // the connection's TLS state (nil for h2c).
 func (c *h2conn) serveHTTP(st *tls.ConnectionState) {
 	c.serve, c.maxStreams = true, h2ServeMaxStreams
-	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr, TLS: st}
+	c.reqTemplate.TLS = st
 }
 
 // h2Stream is one request of an HTTP/2 client: the stream on the client's
