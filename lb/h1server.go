@@ -707,6 +707,10 @@ type h1ConnCtx struct {
 	fn     func() // the registered abort, until it runs or is cleared
 	fired  bool   // the last registered abort ran
 	clock  reqClock
+	// onExpire, when set, runs when a deadline of the clock passes, after
+	// the registered abort: it ends a wait that is not the upstream's, a
+	// request body's for its HTTP/2 client (h2ReqBody).
+	onExpire func()
 
 	// Storage for upstream answers (borrowAnswer): answer is the one the
 	// last request gave back (recycle), lent the one the current request

@@ -70,6 +70,7 @@ type h2Stream struct {
 	down   leg
 	c      *h2conn
 	req    *http.Request
+	ctx    *h1ConnCtx
 	cancel context.CancelCauseFunc
 	body   h2ReqBody
 
@@ -286,10 +287,16 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 	if len(cookies) > 0 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
+	// The request's context is a fast-loop connection's kind (h1ConnCtx):
+	// the upstream transport registers its waits' aborts in it, and the
+	// route's time-outs run on its clock (reqclock.go), instead of a
+	// context.AfterFunc per wait and derived contexts with timers per
+	// attempt.
+	cctx, cancel := context.WithCancelCause(context.Background())
+	ctx := &h1ConnCtx{Context: cctx}
 	r := c.reqTemplate.WithContext(ctx)
 	r.Method, r.URL, r.RequestURI, r.Host, r.Header = method, u, path, authority, h
-	hs.req, hs.cancel = r, cancel
+	hs.req, hs.ctx, hs.cancel = r, ctx, cancel
 	hs.head = method == http.MethodHead
 	switch {
 	case hs.down.recvEnd:
@@ -300,6 +307,7 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 	default:
 		hs.body.s, hs.body.declared, hs.body.ready = hs, declared, make(chan struct{}, 1)
 		r.Body, r.ContentLength = &hs.body, declared
+		ctx.onExpire = hs.body.expire
 	}
 	return 0, 0
 }
@@ -316,10 +324,24 @@ func (hs *h2Stream) serve() {
 			}
 			hs.abort()
 		}
-		hs.cancel(nil)
+		hs.end(nil)
 	}()
 	hs.c.srv.ServeHTTP(hs, hs.req)
 	hs.finish()
+}
+
+// end cancels the request's context (cause nil: it is over) and runs
+// the abort its upstream wait registered; nil for a stream that never
+// had a request.
+func (hs *h2Stream) end(cause error) {
+	if hs.cancel == nil {
+		return
+	}
+	hs.cancel(cause)
+	hs.ctx.fire()
+	if cause == nil {
+		hs.ctx.stopClock()
+	}
 }
 
 // answerNow answers a request the engine refuses by itself.
@@ -538,9 +560,7 @@ func (hs *h2Stream) abort() {
 // onClientGone: the client reset the stream or the connection ended.
 func (hs *h2Stream) onClientGone() {
 	hs.body.fail(errClientGone)
-	if hs.cancel != nil {
-		hs.cancel(errClientGone)
-	}
+	hs.end(errClientGone)
 }
 
 // onClientData takes request bytes from the connection's reader.
@@ -580,13 +600,10 @@ func (hs *h2Stream) onClientData(data []byte, end bool) {
 		c.unlock()
 		c.credit(nil, len(data))
 		b.fail(bad)
-		hs.cancel(bad)
+		hs.end(bad)
 		return
 	}
-	select {
-	case b.ready <- struct{}{}:
-	default:
-	}
+	b.wake()
 }
 
 // errBodyEnd marks a body whose last byte arrived; Read answers io.EOF
@@ -643,7 +660,19 @@ func (b *h2ReqBody) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.s.c.credit(nil, unread)
+	b.wake() // a Read still waiting (a transport's writer) ends
 	return nil
+}
+
+// expire ends a wait for the client's body: the request's time-out
+// passed (h1ConnCtx.onExpire).
+func (b *h2ReqBody) expire() { b.fail(errBodyWaitExpired) }
+
+func (b *h2ReqBody) wake() {
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
 }
 
 func (b *h2ReqBody) fail(err error) {
@@ -655,10 +684,7 @@ func (b *h2ReqBody) fail(err error) {
 		b.err = err
 	}
 	b.mu.Unlock()
-	select {
-	case b.ready <- struct{}{}:
-	default:
-	}
+	b.wake()
 }
 
 // continue100 tells a client that waits for it to send its body.

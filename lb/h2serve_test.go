@@ -508,3 +508,93 @@ func TestH2ServeExpectContinue(t *testing.T) {
 	require.Equal(t, "20000", string(got))
 	require.Less(t, time.Since(start), 2*time.Second, "the body waited out ExpectContinueTimeout")
 }
+
+// A route's timeout ends an HTTP/2 request wherever it waits: for an
+// upstream that does not answer (504), for the rest of an answer's body
+// (the stream is reset, not ended as if whole), and for a request body
+// the client stopped sending (504; the upstream never gets it whole).
+// The connection serves on.
+func TestH2ServeRouteTimeout(t *testing.T) {
+	var whole atomic.Int64
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/silent":
+			time.Sleep(2 * time.Second)
+		case "/stalls":
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "0123456789")
+			w.(http.Flusher).Flush()
+			time.Sleep(2 * time.Second)
+		case "/upload":
+			if _, err := io.ReadAll(r.Body); err == nil {
+				whole.Add(1)
+			}
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	for _, ro := range []RouteConfig{
+		{Timeout: Duration(300 * time.Millisecond)},
+		{Timeout: Duration(300 * time.Millisecond), TryTimeout: Duration(250 * time.Millisecond), Retries: ptr(0)},
+	} {
+		t.Run(fmt.Sprintf("try_timeout=%v", ro.TryTimeout), func(t *testing.T) {
+			_, base, roots := startTLSLB(t, addrs(b), ro)
+			c := h2Client(t, roots)
+			start := time.Now()
+			code, _ := h2Get(t, c, base+"/silent")
+			require.Equal(t, http.StatusGatewayTimeout, code)
+			require.Less(t, time.Since(start), 1500*time.Millisecond)
+
+			start = time.Now()
+			res, err := c.Get(base + "/stalls")
+			require.NoError(t, err)
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+			require.Error(t, err, "a cut-off body is not passed off as whole")
+			require.Less(t, time.Since(start), 1500*time.Millisecond)
+
+			start = time.Now()
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go pw.Write([]byte("first half"))
+			req, _ := http.NewRequest(http.MethodPost, base+"/upload", pr)
+			req.ContentLength = 20
+			res, err = c.Do(req)
+			require.NoError(t, err)
+			res.Body.Close()
+			require.Equal(t, http.StatusGatewayTimeout, res.StatusCode)
+			require.Less(t, time.Since(start), 1500*time.Millisecond)
+
+			code, body := h2Get(t, c, base+"/")
+			require.Equal(t, http.StatusOK, code)
+			require.Equal(t, "ok", body)
+		})
+	}
+	require.Zero(t, whole.Load(), "a half-sent body reached the upstream as whole")
+}
+
+// A handler's Close ends a Read still waiting for the client's body: the
+// net/http transport, which carries bodies of unknown length, may still
+// be reading it in its writer goroutine when the handler has answered
+// (a time-out), and would otherwise wait as long as the client stalls.
+func TestH2ReqBodyCloseEndsWaitingRead(t *testing.T) {
+	hs := &h2Stream{}
+	hs.body = h2ReqBody{s: hs, ready: make(chan struct{}, 1), declared: -1}
+	done := make(chan error, 1)
+	go func() {
+		_, err := hs.body.Read(make([]byte, 10))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Read returned %v with nothing received", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	require.NoError(t, hs.body.Close())
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, http.ErrBodyReadAfterClose)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close left the Read waiting")
+	}
+}

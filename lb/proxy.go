@@ -40,6 +40,10 @@ var (
 	errTryTimeout   = errors.New("upstream did not answer within try_timeout")
 	errBodyTooLarge = errors.New("request body exceeds max_body_bytes")
 	errClientBody   = errors.New("reading the client's request body")
+	// errBodyWaitExpired ends a wait for the client's body when the
+	// request's time-out passes: the time-out's fault (504), not the
+	// client's body's (400).
+	errBodyWaitExpired = errors.New("request time-out passed while waiting for the client's body")
 )
 
 // ServeHTTP proxies one request: route, admit (rate limit, size limit,
@@ -607,7 +611,7 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.read += int64(n)
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && !errors.Is(err, errBodyWaitExpired) {
 		b.clientErr.Store(true)
 	}
 	if b.limit > 0 && b.read > b.limit {

@@ -151,10 +151,13 @@ func (x *h1ConnCtx) clockFired() {
 		return
 	}
 	k.expired = why
-	fn := x.takeAbort()
+	fn, hook := x.takeAbort(), x.onExpire
 	x.mu.Unlock()
 	if fn != nil {
 		fn()
+	}
+	if hook != nil {
+		hook()
 	}
 }
 
