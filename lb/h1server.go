@@ -722,6 +722,13 @@ type h1ConnCtx struct {
 	reqHead *requestHead
 }
 
+// setOnExpire sets (or, nil, clears) onExpire.
+func (x *h1ConnCtx) setOnExpire(fn func()) {
+	x.mu.Lock()
+	x.onExpire = fn
+	x.mu.Unlock()
+}
+
 // setAbort registers fn to run when the context ends (at once, when it
 // already has). It reports false, registering nothing, when another
 // abort is registered: the caller then uses context.AfterFunc.
@@ -879,6 +886,7 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 		}
 		body = &h1ReqBody{c: c, remain: req.ContentLength}
 		req.Body = body
+		c.ctx.setOnExpire(body.expire) // the clock's time-outs end its waits
 	} else {
 		req.Body = http.NoBody
 	}
@@ -889,6 +897,9 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 	aborted := true
 	defer func() {
 		c.ctx.reqHead, c.reqHead = nil, requestHead{} // pins no head once done
+		if body != nil {
+			c.ctx.setOnExpire(nil)
+		}
 		c.stopWatch()
 		if aborted {
 			// A panic: http.ErrAbortHandler (an upstream broke off
@@ -912,9 +923,11 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 	aborted = false
 	c.stopWatch()
 	keep = w.finish()
-	if body != nil && !body.finish() {
-		keep = false
-		c.lingerClose = true
+	if body != nil {
+		if !body.finish() || body.expired.Load() {
+			keep = false
+			c.lingerClose = true
+		}
 	}
 	if c.ctx.Err() != nil {
 		keep = false
@@ -1038,6 +1051,23 @@ type h1ReqBody struct {
 	remain int64
 	closed bool
 	err    error
+	// expired: the request's time-out passed while the body was not yet
+	// read to its end; a read waiting for the client was ended (expire).
+	expired atomic.Bool
+}
+
+// expire ends a read waiting for the client's body, and any later one:
+// the request's time-out passed. The connection's read deadline is set
+// in the past, which is why only a body not read to its end is expired:
+// such a connection carries no other request.
+func (b *h1ReqBody) expire() {
+	c := b.c
+	c.wmu.Lock()
+	done := c.bodyDone
+	c.wmu.Unlock()
+	if !done && b.expired.CompareAndSwap(false, true) {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 func (b *h1ReqBody) Read(p []byte) (int, error) {
@@ -1088,6 +1118,9 @@ func (b *h1ReqBody) readLocked(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && b.expired.Load() {
+		err = errBodyWaitExpired
 	}
 	if err != nil {
 		b.err = err

@@ -307,7 +307,7 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 	default:
 		hs.body.s, hs.body.declared, hs.body.ready = hs, declared, make(chan struct{}, 1)
 		r.Body, r.ContentLength = &hs.body, declared
-		ctx.onExpire = hs.body.expire
+		ctx.setOnExpire(hs.body.expire)
 	}
 	return 0, 0
 }

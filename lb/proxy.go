@@ -195,6 +195,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			return
 		}
 		body = &trackedBody{rc: r.Body, limit: int64(ro.cfg.MaxBodyBytes)}
+		if _, ok := r.Body.(expirableBody); !ok {
+			// net/http's body (a request the fast loop left to it): its
+			// reads end at the connection's read deadline.
+			body.endWait = func() { _ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0)) }
+		}
 	}
 
 	pool := ro.pool
@@ -230,6 +235,12 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
+		if body != nil {
+			// A wait for the client's body ends with the request too;
+			// else a client that stops sending holds the upstream
+			// connection for as long as it likes.
+			defer context.AfterFunc(ctx, body.expire)()
+		}
 	}
 	// timedOut reports whether the request's time-out passed.
 	timedOut := func() bool { return ctx.Err() != nil || (clock != nil && clock.routeExpired()) }
@@ -313,6 +324,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		ex.status = writeError(w, r, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "request body too large")
 	case errors.Is(lastErr, errClientBody):
 		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "malformed request body")
+	case errors.Is(lastErr, errBodyWaitExpired) || body.cutShort():
+		// Before the client-gone case: ending net/http's wait for the
+		// body (endWait) cancels its request's context too.
+		ex.status = writeError(w, r, http.StatusGatewayTimeout, codes.DeadlineExceeded, "request timed out waiting for its body")
 	case r.Context().Err() != nil:
 		ex.status = 499 // client went away; nobody reads an answer
 	case timedOut() || errors.Is(lastErr, errTryTimeout):
@@ -345,10 +360,23 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		cancelFn = func() { cancel(nil) }
-		timer = time.AfterFunc(tryTimeout, func() { cancel(errTryTimeout) })
+		body, _ := out.Body.(*trackedBody)
+		timer = time.AfterFunc(tryTimeout, func() {
+			cancel(errTryTimeout)
+			body.expire()
+		})
 		out = out.WithContext(ctx)
 	}
 	res, err := pool.transport.RoundTrip(out)
+	if b, _ := out.Body.(*trackedBody); b.cutShort() {
+		// Whatever the attempt ended with (an upstream's answer to what
+		// it got, a read error, net/http's cancelled request), it ended
+		// because the time-out cut the client's body short.
+		if err == nil {
+			res.Body.Close()
+		}
+		res, err = nil, errBodyWaitExpired
+	}
 	tryExpired := false
 	if tryTimeout > 0 && clock != nil {
 		tryExpired = clock.endTry()
@@ -588,6 +616,18 @@ type trackedBody struct {
 	// clientErr is set when the client's body itself was broken (bad
 	// chunking, connection lost): not the upstream's fault.
 	clientErr atomic.Bool
+	// expired: the request's time-out ended the waits for the body
+	// (expire); endWait does that for a body that cannot (net/http's).
+	expired atomic.Bool
+	endWait func()
+	whole   atomic.Bool // read to its end
+}
+
+// cutShort reports whether the request's time-out ended the body before
+// its end: whatever the upstream answered, it answered a request it
+// never got whole.
+func (b *trackedBody) cutShort() bool {
+	return b != nil && b.expired.Load() && !b.whole.Load()
 }
 
 // buffered is how much of the body a Read returns without waiting for
@@ -611,8 +651,15 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.read += int64(n)
-	if err != nil && err != io.EOF && !errors.Is(err, errBodyWaitExpired) {
-		b.clientErr.Store(true)
+	if err == io.EOF {
+		b.whole.Store(true)
+	}
+	if err != nil && err != io.EOF {
+		if b.expired.Load() || errors.Is(err, errBodyWaitExpired) {
+			err = errBodyWaitExpired // however the body reported its end
+		} else {
+			b.clientErr.Store(true)
+		}
 	}
 	if b.limit > 0 && b.read > b.limit {
 		b.tooLarge.Store(true)
@@ -625,6 +672,24 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 // fails, but an untouched body must survive for the retry. The server
 // closes the client's body when the handler returns.
 func (b *trackedBody) Close() error { return nil }
+
+// expire ends the client body's waits, when it can tell (expirableBody);
+// b may be nil.
+func (b *trackedBody) expire() {
+	if b == nil {
+		return
+	}
+	b.expired.Store(true)
+	if eb, ok := b.rc.(expirableBody); ok {
+		eb.expire()
+	} else if b.endWait != nil {
+		b.endWait()
+	}
+}
+
+// expirableBody is a client's request body whose waits for the client a
+// time-out can end (the fast loop's and the HTTP/2 engine's).
+type expirableBody interface{ expire() }
 
 func (b *trackedBody) touched() bool { return b != nil && b.readAny.Load() }
 

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -171,4 +172,46 @@ func TestClockedTimeoutsAllocateNothingMore(t *testing.T) {
 	with := allocs(RouteConfig{Timeout: Duration(time.Minute), TryTimeout: Duration(30 * time.Second), Retries: ptr(1)})
 	t.Logf("allocations per request: %.1f without time-outs, %.1f with", without, with)
 	require.LessOrEqual(t, with, without+0.5)
+}
+
+// A client that sends part of its body and stops is answered 504 when
+// the route's timeout (or try_timeout) passes, whichever path carries
+// its body: the transport's own (small), net/http's transport (large),
+// net/http's server (chunked). Before, its request held an upstream
+// connection for as long as the client kept its own open. The upstream
+// never gets the body whole.
+func TestTimeoutEndsStalledClientBody(t *testing.T) {
+	var whole atomic.Int64
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err == nil {
+			whole.Add(1)
+		}
+	})
+	for _, ro := range []RouteConfig{
+		{Timeout: Duration(300 * time.Millisecond)},
+		{Timeout: Duration(time.Minute), TryTimeout: Duration(300 * time.Millisecond), Retries: ptr(0)},
+	} {
+		srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, ro))
+		for name, head := range map[string]string{
+			"small":   "Content-Length: 20\r\n\r\nfirst half",
+			"large":   fmt.Sprintf("Content-Length: %d\r\n\r\nfirst half", nativeBodyMax+1000),
+			"chunked": "Transfer-Encoding: chunked\r\n\r\na\r\nfirst half\r\n",
+		} {
+			t.Run(fmt.Sprintf("%s/try_timeout=%v", name, ro.TryTimeout), func(t *testing.T) {
+				c, err := net.Dial("tcp", srv.Addr())
+				require.NoError(t, err)
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				start := time.Now()
+				_, err = io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\n"+head)
+				require.NoError(t, err)
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				require.NoError(t, err, "no answer while the body stalls")
+				res.Body.Close()
+				require.Equal(t, http.StatusGatewayTimeout, res.StatusCode)
+				require.Less(t, time.Since(start), 1500*time.Millisecond)
+			})
+		}
+	}
+	require.Zero(t, whole.Load())
 }
