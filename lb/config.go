@@ -48,7 +48,15 @@ type ListenerConfig struct {
 	// (the slowloris defence).
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout"`
-	MaxHeaderBytes    ByteSize `yaml:"max_header_bytes"`
+	// BodyReadTimeout bounds how long a request body may pause between
+	// bytes (nginx's client_body_timeout): past it, the request ends
+	// with 408 and its upstream connection is let go. A body that stops
+	// half-way otherwise holds an upstream connection, on a route without
+	// a timeout, for as long as its client likes: enough such clients
+	// fill a pool's max_pending. gRPC calls are exempt (a client stream
+	// may rightly idle). Default 60s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	MaxHeaderBytes  ByteSize `yaml:"max_header_bytes"`
 }
 
 // TLSConfig names the certificate files of a TLS listener. ALPN offers h2
@@ -275,6 +283,7 @@ func ParseConfig(data []byte) (*Config, error) {
 const (
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout       = 120 * time.Second
+	defaultBodyReadTimeout   = 60 * time.Second
 	defaultMaxHeaderBytes    = 64 << 10
 	defaultRetries           = 2
 	defaultMaxPending        = 10000
@@ -308,6 +317,9 @@ func (c *Config) SetDefaults() {
 		}
 		if l.IdleTimeout == 0 {
 			l.IdleTimeout = Duration(defaultIdleTimeout)
+		}
+		if l.BodyReadTimeout == 0 {
+			l.BodyReadTimeout = Duration(defaultBodyReadTimeout)
 		}
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = defaultMaxHeaderBytes

@@ -46,6 +46,7 @@ type h1Server struct {
 
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
+	bodyTimeout       time.Duration // body_read_timeout
 	maxHead           int
 	// parkAfter: a keep-alive connection idle this long gives up its
 	// goroutine (idleParker); 0 or not below idleTimeout: never.
@@ -90,6 +91,7 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 		h2:                l.h2,
 		readHeaderTimeout: time.Duration(l.cfg.ReadHeaderTimeout),
 		idleTimeout:       time.Duration(l.cfg.IdleTimeout),
+		bodyTimeout:       time.Duration(l.cfg.BodyReadTimeout),
 		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
 		parkAfter:         idleParkAfter,
 		conns:             map[*h1ServerConn]struct{}{},
@@ -884,7 +886,7 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 		if c.deadlineSet {
 			c.clearDeadline() // the idle one: the body's reads wait freely
 		}
-		body = &h1ReqBody{c: c, remain: req.ContentLength}
+		body = &h1ReqBody{c: c, remain: req.ContentLength, idle: c.hs.bodyTimeout}
 		req.Body = body
 		c.ctx.setOnExpire(body.expire) // the clock's time-outs end its waits
 	} else {
@@ -1054,6 +1056,7 @@ type h1ReqBody struct {
 	// expired: the request's time-out passed while the body was not yet
 	// read to its end; a read waiting for the client was ended (expire).
 	expired atomic.Bool
+	idle    time.Duration // body_read_timeout: how long one read may wait
 }
 
 // expire ends a read waiting for the client's body, and any later one:
@@ -1074,6 +1077,27 @@ func (b *h1ReqBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.readLocked(p)
+}
+
+// readConn reads the body from the connection, waiting b.idle at most.
+func (b *h1ReqBody) readConn(p []byte) (int, error) {
+	c := b.c
+	if b.idle <= 0 || b.expired.Load() {
+		return c.nc.Read(p)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(b.idle))
+	if b.expired.Load() {
+		c.nc.SetReadDeadline(time.Unix(1, 0)) // expire ran meanwhile
+	}
+	n, err := c.nc.Read(p)
+	switch {
+	case b.expired.Load():
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		err = errBodyIdle
+	default:
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // buffered is how much of the body a Read returns without waiting for
@@ -1107,7 +1131,7 @@ func (b *h1ReqBody) readLocked(p []byte) (int, error) {
 		n = copy(p, c.buf[c.r:c.w])
 		c.r += n
 	} else {
-		n, err = c.nc.Read(p)
+		n, err = b.readConn(p)
 	}
 	b.remain -= int64(n)
 	if b.remain == 0 {

@@ -85,6 +85,7 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 		c.remoteIP = host
 	}
 	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}
+	c.bodyTimeout = time.Duration(e.l.cfg.BodyReadTimeout)
 	if e.conns == nil {
 		e.conns = map[*h2conn]struct{}{}
 	}

@@ -101,8 +101,9 @@ type h2conn struct {
 	serve       bool
 	reqTemplate *http.Request
 	canon       map[string]string
-	maxStreams  int    // the MAX_CONCURRENT_STREAMS we offer (server side)
-	panics      func() // counts recovered panics (tests check for none)
+	maxStreams  int           // the MAX_CONCURRENT_STREAMS we offer (server side)
+	bodyTimeout time.Duration // the listener's body_read_timeout
+	panics      func()        // counts recovered panics (tests check for none)
 	// onGone is called once when the connection is gone or refuses new
 	// streams (upstream side: drop it from its address's list).
 	onGone func(*h2conn)

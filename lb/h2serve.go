@@ -96,6 +96,10 @@ type h2ReqBody struct {
 	declared int64 // content-length, or -1
 	received int64
 	expect   bool // the client waits for 100 Continue before its body
+	// idle is body_read_timeout (0 for gRPC, whose client streams may
+	// idle): how long a Read waits for DATA; timer times it.
+	idle  time.Duration
+	timer *time.Timer
 }
 
 // openServeStream registers a new stream of an HTTP client (under c.mu,
@@ -306,6 +310,9 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 		r.Body, r.ContentLength = http.NoBody, 0
 	default:
 		hs.body.s, hs.body.declared, hs.body.ready = hs, declared, make(chan struct{}, 1)
+		if !isGRPCContentType(h.Get("Content-Type")) {
+			hs.body.idle = c.bodyTimeout
+		}
 		r.Body, r.ContentLength = &hs.body, declared
 		ctx.setOnExpire(hs.body.expire)
 	}
@@ -637,7 +644,30 @@ func (b *h2ReqBody) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if !b.wait() {
+			b.fail(errBodyIdle)
+		}
+	}
+}
+
+// wait waits for DATA (or the body's end), b.idle at most; false when
+// that passed.
+func (b *h2ReqBody) wait() bool {
+	if b.idle <= 0 {
 		<-b.ready
+		return true
+	}
+	if b.timer == nil {
+		b.timer = time.NewTimer(b.idle)
+	} else {
+		b.timer.Reset(b.idle)
+	}
+	select {
+	case <-b.ready:
+		b.timer.Stop()
+		return true
+	case <-b.timer.C:
+		return false
 	}
 }
 

@@ -19,16 +19,28 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // startTLSLB starts an lb whose one listener has TLS, with one route to
 // upstreams, and returns it, its https base URL and the roots to trust.
 func startTLSLB(t *testing.T, upstreams []string, ro RouteConfig) (*Server, string, *x509.CertPool) {
 	t.Helper()
+	return startTLSLBWith(t, upstreams, ro, nil)
+}
+
+// startTLSLBWith is startTLSLB with the listener's config changed by
+// edit first.
+func startTLSLBWith(t *testing.T, upstreams []string, ro RouteConfig, edit func(*ListenerConfig)) (*Server, string, *x509.CertPool) {
+	t.Helper()
 	certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
 	ro.Name, ro.Pool = "web", "web"
+	l := ListenerConfig{Name: "tls", Address: "127.0.0.1:0", TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}}
+	if edit != nil {
+		edit(&l)
+	}
 	srv, _ := startLB(t, &Config{
-		Listeners: []ListenerConfig{{Name: "tls", Address: "127.0.0.1:0", TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}}},
+		Listeners: []ListenerConfig{l},
 		Routes:    []RouteConfig{ro},
 		Pools:     []PoolConfig{{Name: "web", Upstreams: upstreams}},
 	})
@@ -601,4 +613,49 @@ func TestH2ReqBodyCloseEndsWaitingRead(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close left the Read waiting")
 	}
+}
+
+// body_read_timeout on HTTP/2: a body that pauses past it ends with 408
+// whatever carries it; a gRPC call's client stream may idle longer.
+func TestH2ServeBodyReadTimeout(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d", len(body))
+	})
+	_, base, roots := startTLSLBWith(t, addrs(b), RouteConfig{}, func(l *ListenerConfig) {
+		l.BodyReadTimeout = Duration(300 * time.Millisecond)
+	})
+	c := h2Client(t, roots)
+	for _, n := range []int64{20, nativeBodyMax + 1000, -1} {
+		start := time.Now()
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go pw.Write([]byte("first half"))
+		req, _ := http.NewRequest(http.MethodPost, base+"/up", pr)
+		req.ContentLength = n
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusRequestTimeout, res.StatusCode, "content-length %d", n)
+		require.Less(t, time.Since(start), 1500*time.Millisecond)
+	}
+
+	g := newGRPCBackend(t, "g")
+	e := grpcEngineCase{}
+	certFile, keyFile, groots := writeCert(t, t.TempDir(), 1)
+	e.tls, e.roots = &TLSConfig{CertFile: certFile, KeyFile: keyFile}, groots
+	cfg := e.config(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{})
+	cfg.Listeners[0].BodyReadTimeout = Duration(200 * time.Millisecond)
+	srv, _ := startLB(t, cfg)
+	stream, err := e.dial(t, srv.Addr()).FullDuplexCall(context.Background())
+	require.NoError(t, err)
+	for i := range 3 {
+		body := []byte(fmt.Sprint("after a pause ", i))
+		require.NoError(t, stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}))
+		in, err := stream.Recv()
+		require.NoError(t, err)
+		require.Equal(t, body, in.GetPayload().GetBody())
+		time.Sleep(400 * time.Millisecond)
+	}
+	require.NoError(t, stream.CloseSend())
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ var (
 	// request's time-out passes: the time-out's fault (504), not the
 	// client's body's (400).
 	errBodyWaitExpired = errors.New("request time-out passed while waiting for the client's body")
+	// errBodyIdle: the client's body paused past the listener's
+	// body_read_timeout (408).
+	errBodyIdle = errors.New("request body paused past body_read_timeout")
 )
 
 // ServeHTTP proxies one request: route, admit (rate limit, size limit,
@@ -198,7 +202,12 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		if _, ok := r.Body.(expirableBody); !ok {
 			// net/http's body (a request the fast loop left to it): its
 			// reads end at the connection's read deadline.
-			body.endWait = func() { _ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0)) }
+			rc := http.NewResponseController(w)
+			body.setDeadline = func(t time.Time) { _ = rc.SetReadDeadline(t) }
+			body.endWait = func() { body.setDeadline(time.Unix(1, 0)) }
+			if l, _ := r.Context().Value(listenerKey{}).(*listener); l != nil {
+				body.idleWait = time.Duration(l.cfg.BodyReadTimeout)
+			}
 		}
 	}
 
@@ -322,6 +331,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	case errors.Is(lastErr, errBodyTooLarge):
 		ro.metrics.reject("body_too_large")
 		ex.status = writeError(w, r, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "request body too large")
+	case body.idledOut():
+		ex.status = writeError(w, r, http.StatusRequestTimeout, codes.DeadlineExceeded, "request body paused too long")
 	case errors.Is(lastErr, errClientBody):
 		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "malformed request body")
 	case errors.Is(lastErr, errBodyWaitExpired) || body.cutShort():
@@ -621,11 +632,20 @@ type trackedBody struct {
 	expired atomic.Bool
 	endWait func()
 	whole   atomic.Bool // read to its end
+	// For net/http's body: setDeadline sets its connection's read
+	// deadline, each read waiting idleWait at most (body_read_timeout;
+	// the fast loop's and the HTTP/2 engine's bodies keep their own);
+	// idled: a read waited that long.
+	setDeadline func(time.Time)
+	idleWait    time.Duration
+	idled       atomic.Bool
 }
 
 // cutShort reports whether the request's time-out ended the body before
 // its end: whatever the upstream answered, it answered a request it
 // never got whole.
+func (b *trackedBody) idledOut() bool { return b != nil && b.idled.Load() }
+
 func (b *trackedBody) cutShort() bool {
 	return b != nil && b.expired.Load() && !b.whole.Load()
 }
@@ -646,6 +666,13 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	if !b.readAny.Load() {
 		b.readAny.Store(true)
 	}
+	if b.idleWait > 0 {
+		// net/http's body: its next read waits body_read_timeout at most.
+		b.setDeadline(time.Now().Add(b.idleWait))
+		if b.expired.Load() {
+			b.setDeadline(time.Unix(1, 0)) // expire ran meanwhile
+		}
+	}
 	if b.limit > 0 && int64(len(p)) > b.limit-b.read+1 {
 		p = p[:b.limit-b.read+1]
 	}
@@ -653,6 +680,12 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	b.read += int64(n)
 	if err == io.EOF {
 		b.whole.Store(true)
+	}
+	if err != nil && b.idleWait > 0 && !b.expired.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errBodyIdle // net/http's body, past the deadline idleRead set
+	}
+	if errors.Is(err, errBodyIdle) {
+		b.idled.Store(true)
 	}
 	if err != nil && err != io.EOF {
 		if b.expired.Load() || errors.Is(err, errBodyWaitExpired) {

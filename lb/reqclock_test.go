@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,4 +215,76 @@ func TestTimeoutEndsStalledClientBody(t *testing.T) {
 		}
 	}
 	require.Zero(t, whole.Load())
+}
+
+// body_read_timeout: a body that pauses longer than it between bytes
+// ends its request with 408, on a route without a timeout, on every
+// path; a slow body that keeps coming is served.
+func TestBodyReadTimeout(t *testing.T) {
+	var whole atomic.Int64
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			whole.Add(1)
+		}
+		if r.URL.Query().Has("think") {
+			time.Sleep(600 * time.Millisecond) // past body_read_timeout
+		}
+		fmt.Fprintf(w, "%d", len(body))
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+	cfg.Listeners[0].BodyReadTimeout = Duration(300 * time.Millisecond)
+	srv, _ := startLB(t, cfg)
+	var c net.Conn
+	var rd *bufio.Reader
+	query := ""
+	post := func(t *testing.T, head string, body ...string) (*http.Response, time.Duration) {
+		var err error
+		c, err = net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		rd = bufio.NewReader(c)
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		_, err = io.WriteString(c, "POST /up?"+query+" HTTP/1.1\r\nHost: x\r\n"+head)
+		require.NoError(t, err)
+		for _, p := range body {
+			time.Sleep(100 * time.Millisecond)
+			_, err = io.WriteString(c, p)
+			require.NoError(t, err)
+		}
+		res, err := http.ReadResponse(rd, nil)
+		require.NoError(t, err, "no answer while the body stalls")
+		res.Body.Close()
+		return res, time.Since(start)
+	}
+	for name, head := range map[string]string{
+		"small":   "Content-Length: 20\r\n\r\nfirst half",
+		"large":   fmt.Sprintf("Content-Length: %d\r\n\r\nfirst half", nativeBodyMax+1000),
+		"chunked": "Transfer-Encoding: chunked\r\n\r\na\r\nfirst half\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, took := post(t, head)
+			require.Equal(t, http.StatusRequestTimeout, res.StatusCode)
+			require.Less(t, took, 1500*time.Millisecond)
+		})
+	}
+	require.Zero(t, whole.Load())
+
+	// Ten pauses of 100 ms: a second in all, past the timeout, but never
+	// 300 ms without a byte; the upstream then thinks longer than the
+	// timeout, which is no pause of the body's.
+	query = "think"
+	res, _ := post(t, "Content-Length: 10\r\n\r\n", strings.Split("0123456789", "")...)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, int64(1), whole.Load())
+	// The body's read deadline is gone with it: the connection waits
+	// for its next request as long as idle_timeout says.
+	time.Sleep(500 * time.Millisecond)
+	_, err := io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	res, err = http.ReadResponse(rd, nil)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
 }

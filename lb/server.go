@@ -144,22 +144,28 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 			// Read at handshake time, so a reload can rotate certificates.
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
 		}
-		// A connection the fast loop hands over mid-way (a request it
-		// leaves to net/http) comes as a prefixConn, in which net/http
-		// sees no *tls.Conn: its requests then learn their TLS state
-		// from the context (ServeHTTP), for X-Forwarded-Proto.
-		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-			if pc, ok := c.(*prefixConn); ok {
-				if tc, ok := pc.Conn.(*tls.Conn); ok {
-					st := tc.ConnectionState()
-					return context.WithValue(ctx, handedTLSKey{}, &st)
-				}
+	}
+	// The listener goes with each connection's requests (its
+	// body_read_timeout). A TLS connection the fast loop hands over
+	// mid-way (a request it leaves to net/http) comes as a prefixConn,
+	// in which net/http sees no *tls.Conn: its requests then learn their
+	// TLS state from the context (ServeHTTP), for X-Forwarded-Proto.
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		ctx = context.WithValue(ctx, listenerKey{}, l)
+		if pc, ok := c.(*prefixConn); ok {
+			if tc, ok := pc.Conn.(*tls.Conn); ok {
+				st := tc.ConnectionState()
+				return context.WithValue(ctx, handedTLSKey{}, &st)
 			}
-			return ctx
 		}
+		return ctx
 	}
 	return srv
 }
+
+// listenerKey carries the listener of a connection net/http serves (its
+// body_read_timeout, in proxy).
+type listenerKey struct{}
 
 // handedTLSKey carries the TLS state of a connection the fast loop
 // handed to net/http (see newHTTPServer).
