@@ -3,9 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -36,11 +43,15 @@ type target struct {
 	name               string
 	httpAddr, grpcAddr string
 	originAddr         string    // where /origin/ is served: the proxy, or the origin itself
+	httpsAddr          string    // the proxy's TLS listener (HTTP/2 by ALPN); "" for direct
 	cmd                *exec.Cmd // nil for direct
 }
 
 type scenario struct {
 	name string
+	// proxiesOnly: there is no direct way to compare with (TLS: the
+	// origin speaks plain HTTP only).
+	proxiesOnly bool
 	// run measures t; it calls mark when the warm-up is over, so that the
 	// proxy's CPU time is sampled over the measured window only.
 	run func(t target, mark func()) (loadResult, error)
@@ -126,6 +137,9 @@ func runBench(args []string) error {
 
 	targets := []target{{name: "direct", httpAddr: upHTTP, grpcAddr: upGRPC, originAddr: upOrigin}}
 	vals := map[string]string{"UpHTTP": upHTTP, "UpGRPC": upGRPC, "UpOrigin": upOrigin, "Dir": dir}
+	if err := writeBenchCert(dir, vals); err != nil {
+		return err
+	}
 	switch f.headers {
 	case "same":
 		vals["Same"] = "1"
@@ -145,7 +159,7 @@ func runBench(args []string) error {
 			return []string{"nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", c}
 		}},
 	} {
-		vals["HTTP"], vals["GRPC"] = p(), p()
+		vals["HTTP"], vals["GRPC"], vals["HTTPS"] = p(), p(), p()
 		conf := filepath.Join(dir, proxy.name+".conf")
 		if err := writeTemplate(conf, proxy.conf, vals); err != nil {
 			return err
@@ -154,10 +168,13 @@ func runBench(args []string) error {
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{name: proxy.name, httpAddr: vals["HTTP"], grpcAddr: vals["GRPC"], originAddr: vals["HTTP"], cmd: cmd})
+		targets = append(targets, target{name: proxy.name, httpAddr: vals["HTTP"], grpcAddr: vals["GRPC"], originAddr: vals["HTTP"], httpsAddr: vals["HTTPS"], cmd: cmd})
 	}
 	for _, t := range targets {
-		for _, a := range []string{t.httpAddr, t.grpcAddr, t.originAddr} {
+		for _, a := range []string{t.httpAddr, t.grpcAddr, t.originAddr, t.httpsAddr} {
+			if a == "" {
+				continue
+			}
 			if err := waitPort(a, 10*time.Second); err != nil {
 				logs, _ := os.ReadFile(filepath.Join(dir, t.name+".log"))
 				return fmt.Errorf("%s on %s: %w\n%s", t.name, a, err, logs)
@@ -166,20 +183,23 @@ func runBench(args []string) error {
 	}
 
 	scenarios := []scenario{
-		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d", f.httpConns), func(t target, mark func()) (loadResult, error) {
+		{name: fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d", f.httpConns), run: func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.httpAddr, "/", f.httpConns, mark)
 		}},
-		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound)", f.httpConns), func(t target, mark func()) (loadResult, error) {
+		{name: fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound)", f.httpConns), run: func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.originAddr, "/origin/", f.httpConns, mark)
 		}},
-		{fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound), a browser's request fields", f.httpConns), func(t target, mark func()) (loadResult, error) {
+		{name: fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound), a browser's request fields", f.httpConns), run: func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.originAddr, "/origin/", f.httpConns, mark, wrkBrowserArgs()...)
 		}},
-		{"HTTP/1.1 keep-alive, wrk -c1 (latency)", func(t target, mark func()) (loadResult, error) {
+		{name: "HTTP/1.1 keep-alive, wrk -c1 (latency)", run: func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.httpAddr, "/", 1, mark)
 		}},
-		{fmt.Sprintf("gRPC unary (h2c), %d concurrent calls on 4 conns", f.grpcConc), func(t target, mark func()) (loadResult, error) {
+		{name: fmt.Sprintf("gRPC unary (h2c), %d concurrent calls on 4 conns", f.grpcConc), run: func(t target, mark func()) (loadResult, error) {
 			return runGRPC(f, self, t.grpcAddr, mark)
+		}},
+		{name: "HTTP/2 over TLS (as browsers), h2load -c16 -m8, nginx origin (proxy-bound)", proxiesOnly: true, run: func(t target, mark func()) (loadResult, error) {
+			return runH2load(f, dir, t.httpsAddr, mark)
 		}},
 	}
 	scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !only.MatchString(sc.name) })
@@ -187,6 +207,9 @@ func runBench(args []string) error {
 	for round := 1; round <= f.rounds; round++ {
 		for _, sc := range scenarios {
 			for _, t := range targets {
+				if sc.proxiesOnly && t.cmd == nil {
+					continue
+				}
 				var cpu0 float64
 				res, err := sc.run(t, func() { cpu0 = procTreeCPU(t.cmd) })
 				if err != nil {
@@ -219,7 +242,7 @@ func report(f benchFlags, scenarios []scenario, targets []target, results map[st
 	} else {
 		fmt.Fprintf(&b, "Headers: stock (`-headers defaults`): HAProxy and nginx add no X-Request-Id or X-Forwarded-*; vigil lb adds all four.\n\n")
 	}
-	fmt.Fprintf(&b, "Versions: %s; %s; %s; %s.\n", runtime.Version()+" (vigil lb, GOMAXPROCS=1)", firstLine("haproxy", "-v"), firstLine("nginx", "-v"), firstLine("wrk", "-v"))
+	fmt.Fprintf(&b, "Versions: %s; %s; %s; %s; %s.\n", runtime.Version()+" (vigil lb, GOMAXPROCS=1)", firstLine("haproxy", "-v"), firstLine("nginx", "-v"), firstLine("wrk", "-v"), firstLine("h2load", "--version"))
 	for _, sc := range scenarios {
 		fmt.Fprintf(&b, "\n### %s\n\n", sc.name)
 		fmt.Fprintf(&b, "| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | proxy CPU µs/req | req/s vs HAProxy | p99 vs HAProxy | errors |\n")
@@ -235,8 +258,14 @@ func report(f benchFlags, scenarios []scenario, targets []target, results map[st
 			if t.cmd != nil && m.Requests > 0 {
 				cpu = fmt.Sprintf("%.1f", m.cpuSeconds/(m.Requests*f.dur.Seconds())*1e6)
 			}
+			if t.cmd == nil && sc.proxiesOnly {
+				continue
+			}
 			addP50, addP99, vsRPS, vsP99 := "-", "-", "-", "-"
-			if t.cmd != nil {
+			if t.cmd != nil && sc.proxiesOnly {
+				vsRPS = fmt.Sprintf("%.2fx", m.Requests/ha.Requests)
+				vsP99 = fmt.Sprintf("%.2fx", m.P99/ha.P99)
+			} else if t.cmd != nil {
 				addP50 = fmt.Sprintf("%.3f", m.P50-direct.P50)
 				addP99 = fmt.Sprintf("%.3f", m.P99-direct.P99)
 				vsRPS = fmt.Sprintf("%.2fx", m.Requests/ha.Requests)
@@ -251,6 +280,9 @@ func report(f benchFlags, scenarios []scenario, targets []target, results map[st
 
 // median takes each field's median separately across rounds.
 func median(s []sample) sample {
+	if len(s) == 0 {
+		return sample{} // a target the scenario skips
+	}
 	pick := func(get func(sample) float64) float64 {
 		v := make([]float64, len(s))
 		for i := range s {
@@ -361,6 +393,103 @@ func runWrk(f benchFlags, addr, path string, conns int, mark func(), extra ...st
 	return r, nil
 }
 
+// runH2load loads addr with HTTP/2 over TLS as browsers do (h2load, 16
+// connections with 8 streams each) and reads the latencies from its
+// per-request log: h2load itself prints no percentiles.
+func runH2load(f benchFlags, dir, addr string, mark func()) (loadResult, error) {
+	url := "https://" + addr + "/origin/"
+	h2load := func(args ...string) *exec.Cmd {
+		return exec.Command("taskset", append([]string{"-c", f.loadCPU, "h2load", "-c16", "-m8"}, append(args, url)...)...)
+	}
+	if out, err := h2load("-D1").CombinedOutput(); err != nil {
+		return loadResult{}, fmt.Errorf("h2load warm-up: %w: %s", err, out)
+	}
+	mark()
+	logPath := filepath.Join(dir, "h2load.log")
+	out, err := h2load("-D"+strconv.Itoa(int(f.dur.Seconds())), "--log-file="+logPath).CombinedOutput()
+	if err != nil {
+		return loadResult{}, fmt.Errorf("h2load: %w: %s", err, out)
+	}
+	if !bytes.Contains(out, []byte("Application protocol: h2")) {
+		return loadResult{}, fmt.Errorf("h2load did not negotiate h2: %s", out)
+	}
+	var r loadResult
+	m := h2loadRPS.FindSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load output without req/s: %s", out)
+	}
+	r.Requests, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := h2loadStatus.FindSubmatch(out); m != nil {
+		for _, g := range m[1:] {
+			n, _ := strconv.ParseInt(string(g), 10, 64)
+			r.Errors += n
+		}
+	}
+	logData, err := os.ReadFile(logPath)
+	if err != nil {
+		return r, err
+	}
+	var lat []float64 // ms
+	for line := range strings.SplitSeq(string(logData), "\n") {
+		// start (µs since the epoch), status, µs until the answer ended
+		cols := strings.Split(line, "\t")
+		if len(cols) < 3 {
+			continue
+		}
+		us, err := strconv.ParseFloat(cols[2], 64)
+		if err == nil {
+			lat = append(lat, us/1000)
+		}
+	}
+	if len(lat) == 0 {
+		return r, fmt.Errorf("h2load wrote no latencies")
+	}
+	slices.Sort(lat)
+	r.P50, r.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	return r, nil
+}
+
+var (
+	h2loadRPS    = regexp.MustCompile(`finished in [0-9.]+m?s, ([0-9.]+) req/s`)
+	h2loadStatus = regexp.MustCompile(`status codes: \d+ 2xx, \d+ 3xx, (\d+) 4xx, (\d+) 5xx`)
+)
+
+// writeBenchCert writes a self-signed P-256 certificate for 127.0.0.1
+// into dir for the proxies' TLS listeners: Cert and Key, and CertKey
+// (both in one file, for HAProxy).
+func writeBenchCert(dir string, vals map[string]string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(48 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	vals["Cert"], vals["Key"], vals["CertKey"] = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "certkey.pem")
+	for path, data := range map[string][]byte{vals["Cert"]: certPEM, vals["Key"]: keyPEM, vals["CertKey"]: append(slices.Clone(certPEM), keyPEM...)} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func runGRPC(f benchFlags, self, addr string, mark func()) (loadResult, error) {
 	cmd := exec.Command("taskset", "-c", f.loadCPU, self, "grpcload", "-addr", addr,
 		"-c", strconv.Itoa(f.grpcConc), "-d", f.dur.String())
@@ -461,6 +590,9 @@ access_log: false
 listeners:
   - {name: http, address: "{{.HTTP}}"}
   - {name: grpc, address: "{{.GRPC}}", h2c: true, native_grpc: true}
+{{- if .HTTPS}}
+  - {name: https, address: "{{.HTTPS}}", tls: {cert_file: "{{.Cert}}", key_file: "{{.Key}}"}}
+{{- end}}
 routes:
   - {name: grpc, match: {grpc: true}, pool: grpc}
   - {name: origin, match: {path_prefix: /origin/}, pool: origin, try_timeout: 60s}
@@ -518,6 +650,18 @@ frontend http
 {{- end}}
   use_backend origin if { path_beg /origin/ }
   default_backend http
+{{- if .HTTPS}}
+# TLS 1.3 with AES-128-GCM, as Go's server picks (HAProxy would pick
+# AES-256, nginx 1.22 TLS 1.2); HTTP/2 by ALPN.
+frontend https
+  bind {{.HTTPS}} ssl crt {{.CertKey}} alpn h2,http/1.1 ssl-min-ver TLSv1.3 ciphersuites TLS_AES_128_GCM_SHA256
+{{- if .Same}}
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-response set-header X-Request-Id %[unique-id]
+{{- end}}
+  default_backend origin
+{{- end}}
 frontend grpc
   bind {{.GRPC}} proto h2
   default_backend grpc
@@ -573,6 +717,26 @@ http {
     location /origin/ { proxy_pass http://origin_up; }
     location / { proxy_pass http://http_up; }
   }
+{{- if .HTTPS}}
+  server {
+    listen {{.HTTPS}} ssl http2;
+    ssl_certificate {{.Cert}};
+    ssl_certificate_key {{.Key}};
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+{{- if .Same}}
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Request-Id $request_id;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Host $http_host;
+    add_header X-Request-Id $request_id;
+{{- end}}
+    location / { proxy_pass http://origin_up; }
+  }
+{{- end}}
   server {
     listen {{.GRPC}} http2;
     location / {
