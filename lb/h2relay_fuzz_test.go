@@ -82,27 +82,35 @@ func FuzzH2RelayServerConn(f *testing.F) {
 		_ = fr.WriteData(3, true, []byte("x"))
 	}))
 
-	f.Fuzz(func(t *testing.T, data []byte) {
-		client, server := net.Pipe()
-		c := e.track(server)
-		if c == nil {
-			t.Fatal("engine stopped")
-		}
-		done := make(chan struct{})
-		go func() { e.serveConn(c); close(done) }()
-		go func() { _, _ = io.Copy(io.Discard, client) }()
-		_, _ = client.Write([]byte(h2Preface))
-		_, _ = client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the connection did not end after its client went away")
-		}
-		if n := e.panics.Load(); n > 0 {
-			t.Fatalf("%d panics recovered", n)
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzEngineConn(t, e, false, data) })
+}
+
+// fuzzEngineConn feeds the preface and data to a new client connection of
+// e (serve: an HTTP client's, else a gRPC relay's), then goes away: the
+// connection must end, and nothing may have panicked.
+func fuzzEngineConn(t *testing.T, e *h2Relay, serve bool, data []byte) {
+	client, server := net.Pipe()
+	c := e.track(server)
+	if c == nil {
+		t.Fatal("engine stopped")
+	}
+	if serve {
+		c.serveHTTP(nil)
+	}
+	done := make(chan struct{})
+	go func() { e.serveConn(c); close(done) }()
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	_, _ = client.Write([]byte(h2Preface))
+	_, _ = client.Write(data)
+	client.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection did not end after its client went away")
+	}
+	if n := e.panics.Load(); n > 0 {
+		t.Fatalf("%d panics recovered", n)
+	}
 }
 
 // FuzzH2ServeConn is FuzzH2RelayServerConn for the engine's HTTP server
@@ -156,26 +164,5 @@ func FuzzH2ServeConn(f *testing.F) {
 		_ = fr.WriteWindowUpdate(1, 3)
 	}))
 
-	f.Fuzz(func(t *testing.T, data []byte) {
-		client, server := net.Pipe()
-		c := e.track(server)
-		if c == nil {
-			t.Fatal("engine stopped")
-		}
-		c.serveHTTP(nil)
-		done := make(chan struct{})
-		go func() { e.serveConn(c); close(done) }()
-		go func() { _, _ = io.Copy(io.Discard, client) }()
-		_, _ = client.Write([]byte(h2Preface))
-		_, _ = client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the connection did not end after its client went away")
-		}
-		if n := e.panics.Load(); n > 0 {
-			t.Fatalf("%d panics recovered", n)
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzEngineConn(t, e, true, data) })
 }

@@ -232,14 +232,21 @@ func dialRawH2(t *testing.T, addr string) *rawH2Client {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
+	return startRawH2(t, nc)
+}
+
+// startRawH2 sends the preface and SETTINGS on nc, which it closes at
+// the test's end.
+func startRawH2(t *testing.T, nc net.Conn, settings ...http2.Setting) *rawH2Client {
+	t.Helper()
 	t.Cleanup(func() { nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	_, err = io.WriteString(nc, h2Preface)
+	_, err := io.WriteString(nc, h2Preface)
 	require.NoError(t, err)
 	c := &rawH2Client{nc: nc, fr: http2.NewFramer(nc, nc)}
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.enc = hpack.NewEncoder(&c.buf)
-	require.NoError(t, c.fr.WriteSettings())
+	require.NoError(t, c.fr.WriteSettings(settings...))
 	return c
 }
 

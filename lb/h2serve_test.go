@@ -18,7 +18,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
@@ -322,15 +321,7 @@ func dialRawH2TLS(t *testing.T, addr string, roots *x509.CertPool, settings ...h
 	nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
 	require.NoError(t, err)
 	require.Equal(t, "h2", nc.ConnectionState().NegotiatedProtocol)
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	_, err = io.WriteString(nc, h2Preface)
-	require.NoError(t, err)
-	c := &rawH2Client{nc: nc, fr: http2.NewFramer(nc, nc)}
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.enc = hpack.NewEncoder(&c.buf)
-	require.NoError(t, c.fr.WriteSettings(settings...))
-	return c
+	return startRawH2(t, nc, settings...)
 }
 
 // Malformed requests (RFC 9113 section 8.1.1) are refused with

@@ -703,7 +703,8 @@ http {
   upstream origin_up { server {{.UpOrigin}}; keepalive 256; }
   server {
     listen {{.HTTP}};
-    # Inherited by both locations, which set none of their own.
+{{- define "proxying"}}
+    # Inherited by the locations, which set none of their own.
     proxy_http_version 1.1;
     proxy_set_header Connection "";
 {{- if .Same}}
@@ -714,6 +715,8 @@ http {
     proxy_set_header X-Forwarded-Host $http_host;
     add_header X-Request-Id $request_id;
 {{- end}}
+{{- end}}
+{{- template "proxying" .}}
     location /origin/ { proxy_pass http://origin_up; }
     location / { proxy_pass http://http_up; }
   }
@@ -724,16 +727,7 @@ http {
     ssl_certificate_key {{.Key}};
     ssl_protocols TLSv1.3;
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-{{- if .Same}}
-    proxy_set_header Host $http_host;
-    proxy_set_header X-Request-Id $request_id;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_set_header X-Forwarded-Host $http_host;
-    add_header X-Request-Id $request_id;
-{{- end}}
+{{- template "proxying" .}}
     location / { proxy_pass http://origin_up; }
   }
 {{- end}}
