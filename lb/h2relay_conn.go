@@ -103,6 +103,7 @@ type h2conn struct {
 	canon       map[string]string
 	maxStreams  int           // the MAX_CONCURRENT_STREAMS we offer (server side)
 	bodyTimeout time.Duration // the listener's body_read_timeout
+	connWindow  int64         // the connection's receive window (h2ConnWindow unless serving HTTP)
 	panics      func()        // counts recovered panics (tests check for none)
 	// onGone is called once when the connection is gone or refuses new
 	// streams (upstream side: drop it from its address's list).
@@ -191,6 +192,7 @@ func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 		streams:    map[uint32]*leg{},
 		sendWin:    65535,
 		recvAvail:  h2ConnWindow,
+		connWindow: h2ConnWindow,
 		peerWin:    65535,
 		peerFrame:  h2MaxFrame,
 		peerMax:    100, // until the peer's SETTINGS say otherwise
@@ -226,7 +228,7 @@ func (c *h2conn) start(maxHeaderBytes uint32) {
 	c.hr.init(maxHeaderBytes)
 	c.started = true
 	_ = c.fr.WriteSettings(s...)
-	_ = c.fr.WriteWindowUpdate(0, h2ConnWindow-65535)
+	_ = c.fr.WriteWindowUpdate(0, uint32(c.connWindow-65535))
 	c.unlock()
 	go c.writeLoop()
 }
@@ -418,7 +420,7 @@ func (c *h2conn) credit(l *leg, n int) {
 	c.mu.Lock()
 	if !c.closed {
 		c.recvOwed += int64(n)
-		if c.recvOwed >= h2ConnWindow/4 {
+		if c.recvOwed >= c.connWindow/4 {
 			_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
 			c.recvAvail += c.recvOwed
 			c.recvOwed = 0

@@ -36,6 +36,13 @@ import (
 // upstream connection. net/http's server offers the same.
 const h2ServeMaxStreams = 250
 
+// h2ServeConnWindow is an HTTP client connection's receive window: the
+// most of its request bodies the lb holds unread (a handler reads them as
+// its upstream takes them), as net/http's server allows. The relay's 16
+// MiB would let each connection park that much in front of slow
+// upstreams.
+const h2ServeConnWindow = 1 << 20
+
 var (
 	errStreamGone      = errors.New("http2: stream closed")
 	errBodyOverLength  = errors.New("http2: request body longer than its content-length")
@@ -59,6 +66,7 @@ func (e *h2Relay) adopt(tc *tls.Conn, st *tls.ConnectionState) bool {
 // the connection's TLS state (nil for h2c).
 func (c *h2conn) serveHTTP(st *tls.ConnectionState) {
 	c.serve, c.maxStreams = true, h2ServeMaxStreams
+	c.connWindow, c.recvAvail = h2ServeConnWindow, h2ServeConnWindow
 	c.reqTemplate.TLS = st
 }
 
