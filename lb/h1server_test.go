@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	vlog "github.com/vigilhq/vigil/platform/log"
 )
 
 // startH1 runs handler behind the fast loop on a loopback listener, with
@@ -421,6 +423,17 @@ func BenchmarkH1ServerProxyAccessLog(b *testing.B) {
 	require.NoError(b, err)
 	defer f.Close()
 	benchH1ServerProxy(b, slog.New(slog.NewJSONHandler(f, nil)))
+}
+
+// BenchmarkH1ServerProxyAccessLogBuffered is the same with the lines
+// batched as `vigil lb` writes them (vlog.Buffered): one write per 32 KiB.
+func BenchmarkH1ServerProxyAccessLogBuffered(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+	require.NoError(b, err)
+	defer f.Close()
+	out := vlog.NewBuffered(f, 32<<10, 200*time.Millisecond)
+	defer out.Close()
+	benchH1ServerProxy(b, slog.New(slog.NewJSONHandler(out, nil)))
 }
 
 // benchH1ServerProxy runs BenchmarkH1ServerProxy; a logger turns the

@@ -64,7 +64,11 @@ func extraCommands(g *globalFlags) []*cobra.Command {
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			lb.TuneStandaloneGC() // standalone only; an operator's GOGC wins
-			return runLB(ctx, g.configPath, vlog.New(os.Stderr, level), envOr(lbMetricsListenEnv, "127.0.0.1:9101"))
+			// The access log writes a line per request: batched, they
+			// leave in one write per 32 KiB or 200 ms (vlog.Buffered).
+			out := vlog.NewBuffered(os.Stderr, 32<<10, 200*time.Millisecond)
+			defer out.Close()
+			return runLB(ctx, g.configPath, vlog.New(out, level), envOr(lbMetricsListenEnv, "127.0.0.1:9101"))
 		},
 	}}
 }
