@@ -35,6 +35,9 @@ type h2Relay struct {
 	wg       sync.WaitGroup
 
 	panics atomic.Int64
+	// httpRequests counts the HTTP requests served (h2serve.go), for
+	// lb_http2_requests_total.
+	httpRequests atomic.Uint64
 }
 
 var errRelayStopped = errors.New("gRPC engine stopped")
@@ -78,7 +81,7 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 		return nil
 	}
 	c := newH2Conn(nc, true, e.s.log)
-	c.srv = e.s
+	c.srv, c.engine = e.s, e
 	c.panics = func() { e.panics.Add(1) }
 	c.remoteAddr = nc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remoteAddr); err == nil {

@@ -94,7 +94,8 @@ type h2conn struct {
 	// remoteAddr is the client's address, made once for the access log
 	// of every call (server side); remoteIP is it without port.
 	remoteAddr, remoteIP string
-	srv                  *Server // server side: whose routes the calls use
+	srv                  *Server  // server side: whose routes the calls use
+	engine               *h2Relay // server side: the engine that serves it
 	// serve: the client's streams are HTTP requests for ServeHTTP
 	// (h2serve.go), not gRPC calls to relay; reqTemplate is what their
 	// requests share, canon the field names seen (canonicalName).

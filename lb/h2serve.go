@@ -136,6 +136,9 @@ func (c *h2conn) openServeStream(f *h2hdrs) error {
 		hs.answerNow(status)
 		return nil
 	}
+	if e := c.engine; e != nil {
+		e.httpRequests.Add(1)
+	}
 	h2Workers.run(hs)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -127,6 +128,11 @@ func TestH2ServeProxiesRequestsOnOneConnection(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Equal(t, 1, engineConns(srv), "one connection, all streams")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(srv.metrics.stateGauges) // the live state's collector, gathered alone
+	byName := metricValues(t, reg)
+	require.Equal(t, 1.0, byName["lb_http2_connections{listener=tls,}"])
+	require.Equal(t, 200.0, byName["lb_http2_requests_total{listener=tls,}"])
 	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "nothing went to net/http")
 
 	// Bodies: empty, small, at the transport's native limit, past it, and

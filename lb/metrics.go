@@ -117,6 +117,8 @@ var (
 	parkedDesc   = prometheus.NewDesc("lb_http1_parked_connections", "Idle HTTP/1.x keep-alive connections waiting without a goroutine (parked), by listener.", []string{"listener"}, nil)
 	fastDesc     = prometheus.NewDesc("lb_http1_fast_requests_total", "HTTP/1.x requests served by the lb's own connection loop.", []string{"listener"}, nil)
 	handoffDesc  = prometheus.NewDesc("lb_http1_handoffs_total", "HTTP/1.x connections the lb's own loop handed to net/http (a request it does not parse itself).", []string{"listener"}, nil)
+	h2ConnsDesc  = prometheus.NewDesc("lb_http2_connections", "Client connections the lb's own HTTP/2 engine serves now (TLS listeners, and native_grpc listeners' h2c), by listener.", []string{"listener"}, nil)
+	h2ReqsDesc   = prometheus.NewDesc("lb_http2_requests_total", "HTTP requests (not relayed gRPC calls) the lb's own HTTP/2 engine served, by listener.", []string{"listener"}, nil)
 )
 
 var (
@@ -134,6 +136,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- fastDesc
 	ch <- handoffDesc
 	ch <- parkedDesc
+	ch <- h2ConnsDesc
+	ch <- h2ReqsDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -143,6 +147,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(fastDesc, prometheus.CounterValue, float64(f.served.Load()), l.cfg.Name)
 			ch <- prometheus.MustNewConstMetric(handoffDesc, prometheus.CounterValue, float64(f.handedOff.Load()), l.cfg.Name)
 			ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(f.parked.Load()), l.cfg.Name)
+		}
+		e := l.h2
+		if e == nil {
+			e, _ = l.grpcSrv.(*h2Relay)
+		}
+		if e != nil {
+			e.mu.Lock()
+			conns := len(e.conns)
+			e.mu.Unlock()
+			ch <- prometheus.MustNewConstMetric(h2ConnsDesc, prometheus.GaugeValue, float64(conns), l.cfg.Name)
+			ch <- prometheus.MustNewConstMetric(h2ReqsDesc, prometheus.CounterValue, float64(e.httpRequests.Load()), l.cfg.Name)
 		}
 	}
 	c.s.mu.Unlock()
