@@ -133,8 +133,9 @@ func (e *h2Relay) serveConn(c *h2conn) {
 	c.readLoop()
 }
 
-// grpcCallFields: a request's header block opens a gRPC call (a POST
-// whose content-type is gRPC's, or absent, as grpc-go's server takes it).
+// grpcCallFields: a request's header block opens a gRPC call, a POST
+// whose content-type is gRPC's (every gRPC client sends one). Anything
+// else is an HTTP request, whose body's length, for one, is checked.
 func grpcCallFields(fields []hpack.HeaderField) bool {
 	method, ct := "", ""
 	for _, hf := range fields {
@@ -145,7 +146,7 @@ func grpcCallFields(fields []hpack.HeaderField) bool {
 			ct = hf.Value
 		}
 	}
-	return method == http.MethodPost && (ct == "" || isGRPCContentType(ct))
+	return method == http.MethodPost && isGRPCContentType(ct)
 }
 
 // onIdleTimer ends a client connection that has had no stream open for
@@ -248,12 +249,20 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	if id <= c.lastID {
-		// A stream we already closed (RFC 9113 section 5.1).
-		if !c.closed {
-			_ = c.fr.WriteRSTStream(id, http2.ErrCodeStreamClosed)
-		}
+		// A stream that is closed (RFC 9113 section 5.1): after our
+		// RST_STREAM the client's HEADERS in flight (trailers) are
+		// ignored; after the stream's end or the client's RST_STREAM
+		// they are an error, as is a new stream with a lower id than one
+		// used (section 5.1.1).
+		known, weReset := c.closedHowLocked(id)
 		c.unlock()
-		return nil
+		switch {
+		case known && weReset:
+			return nil
+		case known:
+			return http2.ConnectionError(http2.ErrCodeStreamClosed)
+		}
+		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	c.lastID = id
 	if c.closed || c.goAway || len(c.streams) >= c.maxStreams {

@@ -111,9 +111,6 @@ func (r *relayCall) begin(f *h2hdrs) {
 	if prior != "" {
 		r.xff = prior + ", " + r.xff
 	}
-	if ct == "" {
-		ct = "application/grpc"
-	}
 	// (A request that is no gRPC call never gets here: see
 	// grpcCallFields.)
 	if f.Truncated {

@@ -134,12 +134,16 @@ type h2conn struct {
 	peerMax    int // the peer's MAX_CONCURRENT_STREAMS
 	// cond (on mu) is where handlers of served streams wait for credit
 	// or buffer room (h2Stream.Write); waiters counts them.
-	cond     *sync.Cond
-	waiters  int
-	goAway   bool   // GOAWAY sent or received: no new streams
-	settings bool   // the peer's first SETTINGS arrived
-	lastID   uint32 // server: highest stream id the client opened
-	nextID   uint32 // client: id of the next stream
+	cond    *sync.Cond
+	waiters int
+	// closedRing remembers the last client streams that ended (server
+	// side; closedHowLocked); closedNext is where the next goes.
+	closedRing [h2ClosedRing]closedStream
+	closedNext int
+	goAway     bool   // GOAWAY sent or received: no new streams
+	settings   bool   // the peer's first SETTINGS arrived
+	lastID     uint32 // server: highest stream id the client opened
+	nextID     uint32 // client: id of the next stream
 	// resetDebt is the level of the client's rapid-reset bucket at
 	// resetAt (server side; see h2ResetBurst).
 	resetDebt float64
@@ -182,6 +186,7 @@ type leg struct {
 
 	sentEnd, recvEnd bool
 	closed           bool // gone from the connection's stream map
+	weReset          bool // it ended by our RST_STREAM (closedHowLocked)
 }
 
 func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
@@ -368,6 +373,7 @@ func (c *h2conn) removeLocked(l *leg) {
 	}
 	c.dropLocked(l)
 	delete(c.streams, l.id)
+	c.noteClosedLocked(l.id, l.weReset)
 	if len(c.streams) == 0 {
 		if c.goAway {
 			c.closeLocked()
@@ -385,7 +391,41 @@ func (c *h2conn) resetLocked(l *leg, code http2.ErrCode) {
 	if !c.closed {
 		_ = c.fr.WriteRSTStream(l.id, code)
 	}
+	l.weReset = true
 	c.removeLocked(l)
+}
+
+// closedStream is a client stream that ended lately (server side), and
+// whether it ended by our RST_STREAM (see closedHowLocked).
+type closedStream struct {
+	id      uint32
+	weReset bool
+}
+
+// h2ClosedRing is how many closed streams a connection remembers.
+const h2ClosedRing = 64
+
+// noteClosedLocked remembers how stream id ended (server side).
+func (c *h2conn) noteClosedLocked(id uint32, weReset bool) {
+	if !c.server {
+		return
+	}
+	c.closedRing[c.closedNext%h2ClosedRing] = closedStream{id, weReset}
+	c.closedNext++
+}
+
+// closedHowLocked tells a closed stream's frames apart (RFC 9113
+// section 5.1): after our RST_STREAM, what the client had in flight must
+// be ignored; after its own RST_STREAM or the stream's end, anything but
+// PRIORITY is an error. known is false for a stream that ended before
+// the last h2ClosedRing, or was never opened (a lower id than one used).
+func (c *h2conn) closedHowLocked(id uint32) (known, weReset bool) {
+	for _, cs := range c.closedRing {
+		if cs.id == id && id != 0 {
+			return true, cs.weReset
+		}
+	}
+	return false, false
 }
 
 // sentEndLocked records our END_STREAM. A server that answered before the
@@ -668,6 +708,10 @@ func (c *h2conn) dispatch(f http2.Frame) error {
 		return c.onData(f)
 	case *http2.HeadersFrame:
 		h, err := c.hr.read(c.fr, f)
+		if err == nil && f.HasPriority() && f.Priority.StreamDep == f.StreamID {
+			// Decoded all the same: the HPACK state must stay in step.
+			err = http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol} // section 5.3.1
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -699,6 +743,10 @@ func (c *h2conn) dispatch(f http2.Frame) error {
 		}
 	case *http2.GoAwayFrame:
 		return c.onGoAway(f)
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return c.onStreamError(http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}) // section 5.3.1
+		}
 	case *http2.PushPromiseFrame:
 		// Clients may not push; we told upstreams not to.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -723,7 +771,10 @@ func (c *h2conn) onStreamError(se http2.StreamError) error {
 		_ = c.fr.WriteRSTStream(se.StreamID, se.Code)
 	}
 	if l != nil {
+		l.weReset = true
 		c.removeLocked(l)
+	} else {
+		c.noteClosedLocked(se.StreamID, true)
 	}
 	c.unlock()
 	if l != nil {
@@ -745,11 +796,16 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 	l := c.streams[id]
 	if l == nil {
 		idle := c.idleLocked(id)
+		if known, weReset := c.closedHowLocked(id); known && !weReset && !c.closed {
+			// Closed by its end or the client's RST_STREAM: a stream
+			// error. After ours, the client's DATA in flight is ignored.
+			_ = c.fr.WriteRSTStream(id, http2.ErrCodeStreamClosed)
+		}
 		c.unlock()
 		if idle {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		c.credit(nil, n) // a stream we already closed: ignored, but it used the window
+		c.credit(nil, n) // a stream already closed: ignored, but it used the window
 		return nil
 	}
 	var code http2.ErrCode

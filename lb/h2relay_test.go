@@ -295,13 +295,43 @@ func TestH2RelayProtocolErrors(t *testing.T) {
 	f = c.until(t, func(f http2.Frame) bool { m, ok := f.(*http2.MetaHeadersFrame); return ok && m.StreamEnded() }).(*http2.MetaHeadersFrame)
 	require.Equal(t, "0", fieldValue(f.Fields, "grpc-status"))
 
-	// HEADERS on a stream that is already closed: STREAM_CLOSED.
+	rstOn := func(id uint32) http2.ErrCode {
+		t.Helper()
+		f := c.until(t, func(f http2.Frame) bool { r, ok := f.(*http2.RSTStreamFrame); return ok && r.StreamID == id })
+		return f.(*http2.RSTStreamFrame).ErrCode
+	}
+	// RFC 9113 section 5.1: DATA on a stream that ended is a stream
+	// error, STREAM_CLOSED.
+	require.NoError(t, c.fr.WriteData(1, false, []byte("x")))
+	require.Equal(t, http2.ErrCodeStreamClosed, rstOn(1))
+	// After our RST_STREAM (a malformed request), what the client still
+	// sends on that stream is ignored: the connection serves on.
+	c.headers(t, 7, false, append(grpcReq[:len(grpcReq):len(grpcReq)], "X-Upper", "1")...)
+	require.Equal(t, http2.ErrCodeProtocol, rstOn(7))
+	require.NoError(t, c.fr.WriteData(7, false, []byte("x")))
+	c.headers(t, 7, true, "x-trailer", "1")
+	// A stream that depends on itself is a stream error (section 5.3.1).
+	require.NoError(t, c.fr.WritePriority(13, http2.PriorityParam{StreamDep: 13}))
+	require.Equal(t, http2.ErrCodeProtocol, rstOn(13))
+	c.headers(t, 15, false, grpcReq...)
+	require.NoError(t, c.fr.WriteData(15, true, []byte{0, 0, 0, 0, 0}))
+	f = c.until(t, func(f http2.Frame) bool { m, ok := f.(*http2.MetaHeadersFrame); return ok && m.StreamEnded() }).(*http2.MetaHeadersFrame)
+	require.Equal(t, uint32(15), f.StreamID)
+	// HEADERS on a stream that ended is a connection error.
 	c.headers(t, 1, false, grpcReq...)
-	rst := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
-	require.Equal(t, http2.ErrCodeStreamClosed, rst.ErrCode)
-	// DATA on a stream never opened is a connection error.
-	require.NoError(t, c.fr.WriteData(101, false, []byte("x")))
 	ga := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	require.Equal(t, http2.ErrCodeStreamClosed, ga.ErrCode)
+
+	// DATA on a stream never opened is a connection error.
+	c = dialRawH2(t, srv.Addr())
+	require.NoError(t, c.fr.WriteData(101, false, []byte("x")))
+	ga = c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
+	// So is a new stream with a lower id than one used (section 5.1.1).
+	c = dialRawH2(t, srv.Addr())
+	c.headers(t, 5, true, grpcReq...)
+	c.headers(t, 3, true, grpcReq...)
+	ga = c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
 	require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
 
 	// An even (server-side) stream id from a client.
