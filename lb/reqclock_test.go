@@ -228,12 +228,12 @@ func TestBodyReadTimeout(t *testing.T) {
 			whole.Add(1)
 		}
 		if r.URL.Query().Has("think") {
-			time.Sleep(600 * time.Millisecond) // past body_read_timeout
+			time.Sleep(900 * time.Millisecond) // past body_read_timeout
 		}
 		fmt.Fprintf(w, "%d", len(body))
 	})
 	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
-	cfg.Listeners[0].BodyReadTimeout = Duration(300 * time.Millisecond)
+	cfg.Listeners[0].BodyReadTimeout = Duration(600 * time.Millisecond)
 	srv, _ := startLB(t, cfg)
 	var c net.Conn
 	var rd *bufio.Reader
@@ -249,7 +249,7 @@ func TestBodyReadTimeout(t *testing.T) {
 		_, err = io.WriteString(c, "POST /up?"+query+" HTTP/1.1\r\nHost: x\r\n"+head)
 		require.NoError(t, err)
 		for _, p := range body {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 			_, err = io.WriteString(c, p)
 			require.NoError(t, err)
 		}
@@ -266,21 +266,21 @@ func TestBodyReadTimeout(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			res, took := post(t, head)
 			require.Equal(t, http.StatusRequestTimeout, res.StatusCode)
-			require.Less(t, took, 1500*time.Millisecond)
+			require.Less(t, took, 2500*time.Millisecond)
 		})
 	}
 	require.Zero(t, whole.Load())
 
-	// Ten pauses of 100 ms: a second in all, past the timeout, but never
-	// 300 ms without a byte; the upstream then thinks longer than the
-	// timeout, which is no pause of the body's.
+	// Twenty pauses of 50 ms: a second in all, past the timeout, but
+	// never 600 ms without a byte; the upstream then thinks longer than
+	// the timeout, which is no pause of the body's.
 	query = "think"
-	res, _ := post(t, "Content-Length: 10\r\n\r\n", strings.Split("0123456789", "")...)
+	res, _ := post(t, "Content-Length: 20\r\n\r\n", strings.Split("01234567890123456789", "")...)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, int64(1), whole.Load())
 	// The body's read deadline is gone with it: the connection waits
 	// for its next request as long as idle_timeout says.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond)
 	_, err := io.WriteString(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
 	require.NoError(t, err)
 	res, err = http.ReadResponse(rd, nil)
