@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -249,6 +251,25 @@ func TestVigilAllEndToEnd(t *testing.T) {
 	code, got := c.json(http.MethodGet, "/v1/persons/"+ids[1], "")
 	require.Equal(t, http.StatusOK, code, got)
 	require.Equal(t, "E2E Person 1", got["person"].(map[string]any)["name"])
+
+	// The same REST call over HTTP/2 without TLS (h2c, as `curl
+	// --http2-prior-knowledge` sends it): the lb's HTTP/2 engine proxies
+	// it to the gateway, on the port gRPC clients use.
+	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	defer h2c.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/persons/"+ids[1], nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := (&http.Client{Transport: h2c}).Do(req)
+	require.NoError(t, err)
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, "HTTP/2.0", resp.Proto)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(raw))
+	require.Contains(t, string(raw), "E2E Person 1")
 
 	seen := map[string]bool{}
 	token := ""
