@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -148,26 +149,27 @@ func (c *h2conn) openServeStream(f *h2hdrs) error {
 // server has) starts with a small stack and grows it, copying, as the
 // proxy's calls deepen: an eighth of the engine's CPU in profiles. A
 // worker keeps the stack it grew. Workers idle past two sweeps of the
-// janitor end, and at most h2MaxIdleWorkers wait.
+// janitor end, and at most maxIdle wait.
 type h2WorkerPool struct {
-	mu      sync.Mutex
-	idle    []*h2Worker // the most recently idle last
-	janitor *time.Timer
+	mu       sync.Mutex
+	idle     []*h2Worker // the most recently idle last
+	janitor  *time.Timer
+	maxIdle  int
+	idleTime time.Duration
+	started  atomic.Int64 // goroutines started, for tests
 }
 
 type h2Worker struct {
-	next chan *h2Stream // nil ends the worker
-	seen bool           // idle at the janitor's last sweep
+	next chan h2Task // nil ends the worker
+	seen bool        // idle at the janitor's last sweep
 }
 
-const (
-	h2MaxIdleWorkers = 256
-	h2WorkerIdle     = 30 * time.Second
-)
+// h2Task is a worker's job: a stream's request.
+type h2Task interface{ serve() }
 
-var h2Workers h2WorkerPool
+var h2Workers = h2WorkerPool{maxIdle: 256, idleTime: 30 * time.Second}
 
-func (p *h2WorkerPool) run(hs *h2Stream) {
+func (p *h2WorkerPool) run(hs h2Task) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -178,22 +180,23 @@ func (p *h2WorkerPool) run(hs *h2Stream) {
 		return
 	}
 	p.mu.Unlock()
+	p.started.Add(1)
 	go p.work(hs)
 }
 
-func (p *h2WorkerPool) work(hs *h2Stream) {
-	w := &h2Worker{next: make(chan *h2Stream, 1)}
+func (p *h2WorkerPool) work(hs h2Task) {
+	w := &h2Worker{next: make(chan h2Task, 1)}
 	for hs != nil {
 		hs.serve()
 		p.mu.Lock()
-		if len(p.idle) >= h2MaxIdleWorkers {
+		if len(p.idle) >= p.maxIdle {
 			p.mu.Unlock()
 			return
 		}
 		w.seen = false
 		p.idle = append(p.idle, w)
 		if p.janitor == nil {
-			p.janitor = time.AfterFunc(h2WorkerIdle, p.sweep)
+			p.janitor = time.AfterFunc(p.idleTime, p.sweep)
 		}
 		p.mu.Unlock()
 		hs = <-w.next
@@ -219,7 +222,7 @@ func (p *h2WorkerPool) sweep() {
 		p.janitor = nil
 		return
 	}
-	p.janitor.Reset(h2WorkerIdle)
+	p.janitor.Reset(p.idleTime)
 }
 
 // parse builds the stream's request from its header block (RFC 9113

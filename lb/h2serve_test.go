@@ -656,3 +656,60 @@ func TestH2ServeBodyReadTimeout(t *testing.T) {
 	}
 	require.NoError(t, stream.CloseSend())
 }
+
+// poolTask is a worker pool job that reports when it ran.
+type poolTask struct{ done chan struct{} }
+
+func (p poolTask) serve() { close(p.done) }
+
+// The worker pool keeps its goroutines between jobs (one at a time: one
+// goroutine), runs jobs that come together on goroutines of their own,
+// keeps no more idle ones than maxIdle, and ends those idle across two
+// sweeps of its janitor.
+func TestH2WorkerPoolReusesAndRetires(t *testing.T) {
+	p := &h2WorkerPool{maxIdle: 2, idleTime: 100 * time.Millisecond}
+	idle := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle)
+	}
+	one := func() chan struct{} {
+		task := poolTask{make(chan struct{})}
+		p.run(task)
+		return task.done
+	}
+	for range 5 {
+		<-one()
+		require.Eventually(t, func() bool { return idle() == 1 }, time.Second, time.Millisecond)
+	}
+	require.Equal(t, int64(1), p.started.Load(), "one job at a time: one goroutine")
+
+	// Four at once, each blocked until all four run: four goroutines;
+	// after them, two idle (maxIdle).
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		p.run(blockTask{&wg, release})
+	}
+	wg.Wait()
+	close(release)
+	require.Eventually(t, func() bool { return idle() == 2 }, time.Second, time.Millisecond)
+	require.Equal(t, int64(4), p.started.Load())
+
+	// Two sweeps without work: none left.
+	require.Eventually(t, func() bool { return idle() == 0 }, 2*time.Second, 10*time.Millisecond)
+	<-one()
+	require.Equal(t, int64(5), p.started.Load(), "the retired workers are gone")
+}
+
+// blockTask marks itself running, then waits for release.
+type blockTask struct {
+	running *sync.WaitGroup
+	release chan struct{}
+}
+
+func (b blockTask) serve() {
+	b.running.Done()
+	<-b.release
+}
