@@ -77,7 +77,8 @@ type RouteConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// TryTimeout bounds one attempt until the upstream's response headers
 	// arrive; an idempotent request that hits it is retried elsewhere.
-	// Calls on a native_grpc listener do not use it: they are retried only
+	// gRPC calls the lb's HTTP/2 engine relays (h2c ones on a native_grpc
+	// listener, and those over TLS, to an h2c pool) do not use it: they are retried only
 	// when nothing reached an upstream (dial failure, REFUSED_STREAM, or
 	// a GOAWAY covering the stream), and Timeout (or the client's gRPC
 	// deadline) bounds them.

@@ -40,7 +40,9 @@
 // transport.go and h1transport.go (upstream connection pools),
 // h1request.go (writing an upstream request head),
 // grpcnative.go and sniff.go (the native HTTP/2 engine of native_grpc
-// listeners' h2c connections, which also serves TLS listeners' HTTP/2),
+// listeners' h2c connections, which also serves TLS listeners' HTTP/2:
+// gRPC calls to h2c pools relayed frame by frame, the rest through
+// ServeHTTP),
 // h2relay.go, h2relay_conn.go, h2relay_call.go, h2relay_hpack.go,
 // h2upstream.go and h2serve.go (that engine: its client side,
 // connections and flow control, one relayed gRPC call, header-block

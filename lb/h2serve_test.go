@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,7 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 )
 
 // startTLSLB starts an lb whose one listener has TLS, with one route to
@@ -712,4 +719,64 @@ type blockTask struct {
 func (b blockTask) serve() {
 	b.running.Done()
 	<-b.release
+}
+
+// gRPC calls from TLS clients are relayed frame by frame like the h2c
+// calls of a native_grpc listener (a fifth of the CPU per call of
+// ServeHTTP's path), with X-Forwarded-Proto https; a call whose pool the
+// relay cannot dial (an "h2" pool: TLS to the upstream) goes through
+// ServeHTTP instead, on TLS and native_grpc listeners alike.
+func TestH2ServeRelaysGRPCAndFallsBackForTLSUpstreams(t *testing.T) {
+	plain, _ := startGRPCServer(t, mdService{})
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
+	creds, err := credentials.NewServerTLSFromFile(certFile, keyFile)
+	require.NoError(t, err)
+	secureSrv := grpc.NewServer(grpc.Creds(creds))
+	healthpb.RegisterHealthServer(secureSrv, health.NewServer())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go secureSrv.Serve(ln)
+	t.Cleanup(secureSrv.Stop)
+	srv, _ := startLB(t, &Config{
+		Listeners: []ListenerConfig{
+			{Name: "tls", Address: "127.0.0.1:0", TLS: &TLSConfig{CertFile: certFile, KeyFile: keyFile}},
+			{Name: "h2c", Address: "127.0.0.1:0", H2C: true, NativeGRPC: true},
+		},
+		Routes: []RouteConfig{
+			{Name: "secure", Match: MatchConfig{GRPCServices: []string{"grpc.health.v1.Health"}}, Pool: "secure"},
+			{Name: "plain", Match: MatchConfig{GRPC: true}, Pool: "plain"},
+		},
+		Pools: []PoolConfig{
+			{Name: "plain", Protocol: "h2c", Upstreams: []string{plain}},
+			{Name: "secure", Protocol: "h2", TLSInsecureSkipVerify: true, Upstreams: []string{ln.Addr().String()}},
+		},
+	})
+	addrs := srv.Addrs()
+	served := func() uint64 { // requests through ServeHTTP, both listeners
+		return srv.listeners[0].h2.httpRequests.Load() + srv.listeners[1].grpcSrv.(*h2Relay).httpRequests.Load()
+	}
+	for _, listener := range []string{"tls", "h2c"} {
+		t.Run(listener, func(t *testing.T) {
+			creds := insecure.NewCredentials()
+			proto := "http"
+			if listener == "tls" {
+				creds, proto = credentials.NewTLS(&tls.Config{RootCAs: roots}), "https"
+			}
+			cc, err := grpc.NewClient("passthrough:///"+addrs[listener], grpc.WithTransportCredentials(creds))
+			require.NoError(t, err)
+			defer cc.Close()
+
+			before := served()
+			var hdr metadata.MD
+			_, err = testpb.NewTestServiceClient(cc).UnaryCall(context.Background(), &testpb.SimpleRequest{}, grpc.Header(&hdr))
+			require.NoError(t, err)
+			require.Equal(t, []string{proto}, hdr.Get("seen-x-forwarded-proto"))
+			require.Equal(t, before, served(), "an h2c pool's call is relayed")
+
+			res, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{})
+			require.NoError(t, err)
+			require.Equal(t, healthpb.HealthCheckResponse_SERVING, res.GetStatus())
+			require.Equal(t, before+1, served(), "an h2 pool's call goes through ServeHTTP")
+		})
+	}
 }

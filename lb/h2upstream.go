@@ -186,7 +186,11 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 	if !r.hasFwdHost && r.host != "" {
 		c.field("x-forwarded-host", r.host, false)
 	}
-	c.field("x-forwarded-proto", "http", false)
+	proto := "http"
+	if r.down.c.reqTemplate.TLS != nil {
+		proto = "https"
+	}
+	c.field("x-forwarded-proto", proto, false)
 	end := r.reqEnd && len(r.unsent) == 0
 	c.writeHeaderBlockLocked(id, end)
 	if end {

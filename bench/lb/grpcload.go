@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
@@ -33,11 +35,16 @@ func runGRPCLoad(args []string) error {
 	conns := fs.Int("conns", 4, "HTTP/2 connections")
 	dur := fs.Duration("d", 5*time.Second, "duration")
 	warm := fs.Duration("warmup", time.Second, "warm-up, not measured")
+	useTLS := fs.Bool("tls", false, "TLS (the server's certificate is not verified) instead of h2c")
 	fs.Parse(args)
 
+	creds := insecure.NewCredentials()
+	if *useTLS {
+		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+	}
 	var clients []testpb.TestServiceClient
 	for i := 0; i < *conns; i++ {
-		cc, err := grpc.NewClient("passthrough:///"+*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient("passthrough:///"+*addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return err
 		}
