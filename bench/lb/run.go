@@ -198,6 +198,9 @@ func runBench(args []string) error {
 		{name: fmt.Sprintf("gRPC unary (h2c), %d concurrent calls on 4 conns", f.grpcConc), run: func(t target, mark func()) (loadResult, error) {
 			return runGRPC(f, self, t.grpcAddr, mark)
 		}},
+		{name: fmt.Sprintf("gRPC unary over TLS (as agents), %d concurrent calls on 4 conns", f.grpcConc), proxiesOnly: true, run: func(t target, mark func()) (loadResult, error) {
+			return runGRPC(f, self, t.httpsAddr, mark, "-tls")
+		}},
 		{name: "HTTP/2 over TLS (as browsers), h2load -c16 -m8, nginx origin (proxy-bound)", proxiesOnly: true, run: func(t target, mark func()) (loadResult, error) {
 			return runH2load(f, dir, t.httpsAddr, mark)
 		}},
@@ -490,9 +493,10 @@ func writeBenchCert(dir string, vals map[string]string) error {
 	return nil
 }
 
-func runGRPC(f benchFlags, self, addr string, mark func()) (loadResult, error) {
-	cmd := exec.Command("taskset", "-c", f.loadCPU, self, "grpcload", "-addr", addr,
-		"-c", strconv.Itoa(f.grpcConc), "-d", f.dur.String())
+func runGRPC(f benchFlags, self, addr string, mark func(), extra ...string) (loadResult, error) {
+	args := append([]string{"-c", f.loadCPU, self, "grpcload", "-addr", addr,
+		"-c", strconv.Itoa(f.grpcConc), "-d", f.dur.String()}, extra...)
+	cmd := exec.Command("taskset", args...)
 	// grpcload prints "measuring" on stderr when its warm-up ends.
 	stderr := &markWriter{mark: mark}
 	cmd.Stderr = stderr
@@ -660,6 +664,7 @@ frontend https
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   http-response set-header X-Request-Id %[unique-id]
 {{- end}}
+  use_backend grpc if { req.hdr(content-type) -m beg application/grpc }
   default_backend origin
 {{- end}}
 frontend grpc
@@ -728,7 +733,12 @@ http {
     ssl_protocols TLSv1.3;
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
 {{- template "proxying" .}}
-    location / { proxy_pass http://origin_up; }
+    location / {
+      if ($http_content_type ~ "^application/grpc") {
+        grpc_pass grpc://grpc_up;
+      }
+      proxy_pass http://origin_up;
+    }
   }
 {{- end}}
   server {
