@@ -1048,7 +1048,7 @@ func TestH1ServerIdleConnectionHoldsNoBuffers(t *testing.T) {
 		// The storage kept for the next request pins nothing else: not the
 		// upstream connection the answer came on, nor the route.
 		require.NotNil(t, sc.ctx.answer, "round %d: the answer's storage was not kept", round)
-		require.Equal(t, h1Response{hdr: sc.ctx.answer.hdr}, *sc.ctx.answer, "round %d", round)
+		require.Equal(t, &h1Response{hdr: sc.ctx.answer.hdr}, sc.ctx.answer, "round %d", round)
 		require.Empty(t, sc.ctx.answer.hdr, "round %d", round)
 		require.NotNil(t, sc.px, "round %d: the exchange was not kept", round)
 		require.Nil(t, sc.px.ex.route, "round %d", round)

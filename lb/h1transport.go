@@ -489,24 +489,47 @@ func (c *h1Conn) close() {
 }
 
 // h1Body returns its connection to the pool once read to the end.
+//
+// Close may come while a Read waits on another goroutine (copyStreaming's
+// reader, when the client went away mid-stream): mu orders them, and such
+// a Close only aborts the read, which then closes the connection itself,
+// so that the connection is released or closed once, by one of them.
 type h1Body struct {
-	rc   io.ReadCloser
-	c    *h1Conn
-	keep bool
-	done bool
-	hop  hopFields   // the answer's hop-by-hop fields, for respond (stripHop)
-	head *answerHead // the head as it came, when it may be relayed so (relayHead)
+	rc      io.ReadCloser
+	c       *h1Conn
+	keep    bool
+	mu      sync.Mutex
+	done    bool
+	reading bool        // a Read is in rc.Read
+	closing bool        // Close came during it: the read ends the connection
+	hop     hopFields   // the answer's hop-by-hop fields, for respond (stripHop)
+	head    *answerHead // the head as it came, when it may be relayed so (relayHead)
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
 	if b.done {
+		b.mu.Unlock()
 		return 0, io.EOF
 	}
+	b.reading = true
+	b.mu.Unlock()
 	n, err := b.rc.Read(p)
-	if err == io.EOF {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reading = false
+	switch {
+	case b.closing:
+		b.done = true
+		b.c.disarm()
+		b.c.close()
+		if err == nil || err == io.EOF {
+			err = http.ErrBodyReadAfterClose
+		}
+	case err == io.EOF:
 		b.done = true
 		b.c.release(b.keep)
-	} else if err != nil {
+	case err != nil:
 		b.done = true
 		b.c.disarm()
 		b.c.close()
@@ -517,7 +540,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 // Close before the end abandons the connection: draining an unknown rest
 // could take long.
 func (b *h1Body) Close() error {
-	if !b.done {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.done || b.closing:
+	case b.reading:
+		b.closing = true
+		b.c.abort() // the Read returns and closes the connection
+	default:
 		b.done = true
 		b.c.disarm()
 		b.c.close()
