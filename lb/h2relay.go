@@ -133,37 +133,30 @@ func (e *h2Relay) serveConn(c *h2conn) {
 	c.readLoop()
 }
 
-// relayable reports whether the relay can carry a gRPC call: its route's
-// pool speaks h2c (the relay dials no TLS). A call without a route is the
-// relay's too: it answers Unimplemented.
+// relayable reports whether the relay carries a request: a gRPC call (a
+// POST whose content-type is gRPC's; every gRPC client sends one) whose
+// route's pool speaks h2c (the relay dials no TLS). A call without a
+// route is the relay's too: it answers Unimplemented. Anything else is an
+// HTTP request for ServeHTTP, whose body's length, for one, is checked.
 func (c *h2conn) relayable(fields []hpack.HeaderField) bool {
-	var host, path string
-	for _, hf := range fields {
-		switch hf.Name {
-		case ":authority":
-			host = hf.Value
-		case ":path":
-			path = hf.Value
-		}
-	}
-	ro := c.srv.state.Load().router.matchParts(host, path, "application/grpc")
-	return ro == nil || ro.pool.cfg.Protocol == "h2c"
-}
-
-// grpcCallFields: a request's header block opens a gRPC call, a POST
-// whose content-type is gRPC's (every gRPC client sends one). Anything
-// else is an HTTP request, whose body's length, for one, is checked.
-func grpcCallFields(fields []hpack.HeaderField) bool {
-	method, ct := "", ""
+	var method, ct, host, path string
 	for _, hf := range fields {
 		switch hf.Name {
 		case ":method":
 			method = hf.Value
 		case "content-type":
 			ct = hf.Value
+		case ":authority":
+			host = hf.Value
+		case ":path":
+			path = hf.Value
 		}
 	}
-	return method == http.MethodPost && isGRPCContentType(ct)
+	if method != http.MethodPost || !isGRPCContentType(ct) {
+		return false
+	}
+	ro := c.srv.state.Load().router.matchParts(host, path, ct)
+	return ro == nil || ro.pool.cfg.Protocol == "h2c"
 }
 
 // onIdleTimer ends a client connection that has had no stream open for
@@ -293,7 +286,7 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		c.unlock()
 		return nil
 	}
-	if !grpcCallFields(f.Fields) || !c.relayable(f.Fields) {
+	if !c.relayable(f.Fields) {
 		// An HTTP request (on a native_grpc listener, a plain HTTP/2
 		// client's), or a gRPC call for a pool the relay cannot dial:
 		// proxied through ServeHTTP, as net/http's server would.

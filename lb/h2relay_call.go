@@ -112,7 +112,7 @@ func (r *relayCall) begin(f *h2hdrs) {
 		r.xff = prior + ", " + r.xff
 	}
 	// (A request that is no gRPC call never gets here: see
-	// grpcCallFields.)
+	// relayable.)
 	if f.Truncated {
 		r.answerHTTPLocked(http.StatusRequestHeaderFieldsTooLarge)
 		return
