@@ -133,12 +133,13 @@ func (e *h2Relay) serveConn(c *h2conn) {
 	c.readLoop()
 }
 
-// relayable reports whether the relay carries a request: a gRPC call (a
-// POST whose content-type is gRPC's; every gRPC client sends one) whose
-// route's pool speaks h2c (the relay dials no TLS). A call without a
-// route is the relay's too: it answers Unimplemented. Anything else is an
-// HTTP request for ServeHTTP, whose body's length, for one, is checked.
-func (c *h2conn) relayable(fields []hpack.HeaderField) bool {
+// relayRoute decides who carries a request: the relay (relay true) a gRPC
+// call (a POST whose content-type is gRPC's; every gRPC client sends one)
+// whose route's pool speaks h2c (the relay dials no TLS), or that has no
+// route (the relay answers Unimplemented); ServeHTTP anything else, an
+// HTTP request, whose body's length, for one, is checked. st and ro are
+// the state and route the relay then uses: a call is routed once.
+func (c *h2conn) relayRoute(fields []hpack.HeaderField) (st *state, ro *route, relay bool) {
 	var method, ct, host, path string
 	for _, hf := range fields {
 		switch hf.Name {
@@ -153,10 +154,11 @@ func (c *h2conn) relayable(fields []hpack.HeaderField) bool {
 		}
 	}
 	if method != http.MethodPost || !isGRPCContentType(ct) {
-		return false
+		return nil, nil, false
 	}
-	ro := c.srv.state.Load().router.matchParts(host, path, ct)
-	return ro == nil || ro.pool.cfg.Protocol == "h2c"
+	st = c.srv.state.Load()
+	ro = st.router.matchParts(host, path, ct)
+	return st, ro, ro == nil || ro.pool.cfg.Protocol == "h2c"
 }
 
 // onIdleTimer ends a client connection that has had no stream open for
@@ -286,7 +288,8 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		c.unlock()
 		return nil
 	}
-	if !c.relayable(f.Fields) {
+	st, ro, relay := c.relayRoute(f.Fields)
+	if !relay {
 		// An HTTP request (on a native_grpc listener, a plain HTTP/2
 		// client's), or a gRPC call for a pool the relay cannot dial:
 		// proxied through ServeHTTP, as net/http's server would.
@@ -300,6 +303,6 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		d.recvEnd = true
 	}
 	c.mu.Unlock()
-	r.begin(f)
+	r.begin(f, st, ro)
 	return nil
 }

@@ -69,8 +69,10 @@ var (
 	errRouteTimeout    = errors.New("route timeout")
 )
 
-// begin routes and admits a new call, then opens its first attempt.
-func (r *relayCall) begin(f *h2hdrs) {
+// begin routes and admits a new call, st and ro being its config
+// generation and route (relayRoute; ro nil: none), then opens its first
+// attempt.
+func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.finished {
@@ -80,18 +82,16 @@ func (r *relayCall) begin(f *h2hdrs) {
 	}
 	s := r.s
 	r.start = time.Now()
-	r.st = s.state.Load()
+	r.st = st
 	r.status = 200
 	r.fields = fieldsCopy(r.fieldsBuf[:0], f.Fields) // f.Fields is the reader's
-	var ct, prior string
+	var prior string
 	for _, hf := range f.Fields {
 		switch hf.Name {
 		case ":path":
 			r.path = hf.Value
 		case ":authority":
 			r.host = hf.Value
-		case "content-type":
-			ct = hf.Value
 		case "x-request-id":
 			r.reqID = hf.Value
 		case "x-forwarded-for":
@@ -112,13 +112,12 @@ func (r *relayCall) begin(f *h2hdrs) {
 		r.xff = prior + ", " + r.xff
 	}
 	// (A request that is no gRPC call never gets here: see
-	// relayable.)
+	// relayRoute.)
 	if f.Truncated {
 		r.answerHTTPLocked(http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
 
-	ro := r.st.router.matchParts(r.host, r.path, ct)
 	if ro == nil {
 		s.noRoute.Inc()
 		r.status = 404

@@ -873,7 +873,10 @@ func TestH2RelayCallGoneBeforeItBegan(t *testing.T) {
 	for i := 0; i+1 < len(fuzzGRPCRequest); i += 2 {
 		fields = append(fields, hpack.HeaderField{Name: fuzzGRPCRequest[i], Value: fuzzGRPCRequest[i+1]})
 	}
-	require.NotPanics(t, func() { r.begin(&h2hdrs{StreamID: 1, end: true, Fields: fields}) })
+	st, ro, relay := c.relayRoute(fields)
+	require.True(t, relay)
+	require.NotNil(t, ro)
+	require.NotPanics(t, func() { r.begin(&h2hdrs{StreamID: 1, end: true, Fields: fields}, st, ro) })
 	require.Nil(t, r.ro, "a call that ended before it began must not be routed")
 	require.Zero(t, srv.state.Load().pools["p"].pending.Load())
 }
