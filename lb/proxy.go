@@ -204,7 +204,6 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			// reads end at the connection's read deadline.
 			rc := http.NewResponseController(w)
 			body.setDeadline = func(t time.Time) { _ = rc.SetReadDeadline(t) }
-			body.endWait = func() { body.setDeadline(time.Unix(1, 0)) }
 			if l, _ := r.Context().Value(listenerKey{}).(*listener); l != nil {
 				body.idleWait = time.Duration(l.cfg.BodyReadTimeout)
 			}
@@ -628,24 +627,25 @@ type trackedBody struct {
 	// chunking, connection lost): not the upstream's fault.
 	clientErr atomic.Bool
 	// expired: the request's time-out ended the waits for the body
-	// (expire); endWait does that for a body that cannot (net/http's).
+	// (expire).
 	expired atomic.Bool
-	endWait func()
 	whole   atomic.Bool // read to its end
-	// For net/http's body: setDeadline sets its connection's read
-	// deadline, each read waiting idleWait at most (body_read_timeout;
-	// the fast loop's and the HTTP/2 engine's bodies keep their own);
-	// idled: a read waited that long.
+	// For net/http's body, which cannot end its waits itself:
+	// setDeadline sets its connection's read deadline, in the past when
+	// it expires, else each read waiting idleWait at most
+	// (body_read_timeout; the fast loop's and the HTTP/2 engine's bodies
+	// keep their own); idled: a read waited that long.
 	setDeadline func(time.Time)
 	idleWait    time.Duration
 	idled       atomic.Bool
 }
 
+// idledOut reports whether the body paused past body_read_timeout.
+func (b *trackedBody) idledOut() bool { return b != nil && b.idled.Load() }
+
 // cutShort reports whether the request's time-out ended the body before
 // its end: whatever the upstream answered, it answered a request it
 // never got whole.
-func (b *trackedBody) idledOut() bool { return b != nil && b.idled.Load() }
-
 func (b *trackedBody) cutShort() bool {
 	return b != nil && b.expired.Load() && !b.whole.Load()
 }
@@ -682,7 +682,7 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 		b.whole.Store(true)
 	}
 	if err != nil && b.idleWait > 0 && !b.expired.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = errBodyIdle // net/http's body, past the deadline idleRead set
+		err = errBodyIdle // net/http's body, past the deadline set above
 	}
 	if errors.Is(err, errBodyIdle) {
 		b.idled.Store(true)
@@ -715,8 +715,8 @@ func (b *trackedBody) expire() {
 	b.expired.Store(true)
 	if eb, ok := b.rc.(expirableBody); ok {
 		eb.expire()
-	} else if b.endWait != nil {
-		b.endWait()
+	} else if b.setDeadline != nil {
+		b.setDeadline(time.Unix(1, 0))
 	}
 }
 
