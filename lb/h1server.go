@@ -39,7 +39,7 @@ type h1Server struct {
 	s       *Server
 	handler http.Handler  // s; tests run other handlers through the loop
 	handoff *chanListener // net/http's listener
-	h2      *h2Relay      // the listener's HTTP/2 engine (TLS), or nil
+	h2      *h2Relay      // the listener's HTTP/2 engine (TLS listeners), else nil
 
 	// Requests served here and connections handed to net/http.
 	served, handedOff atomic.Uint64
@@ -383,8 +383,9 @@ func (c *h1ServerConn) serve() {
 
 // handshake completes a TLS connection's handshake within
 // read_header_timeout, as net/http does. The fast loop serves HTTP/1.1
-// only: a client that negotiated HTTP/2 goes to net/http with the
-// connection as it is (handedOff), which serves h2 on it (TLSNextProto).
+// only: a client that negotiated HTTP/2 goes with the connection as it is
+// (handedOff) to the listener's HTTP/2 engine, which every TLS listener
+// has (New; h2serve.go).
 func (c *h1ServerConn) handshake(tc *tls.Conn) (st *tls.ConnectionState, handedOff bool) {
 	if t := c.hs.readHeaderTimeout; t > 0 {
 		tc.SetDeadline(c.accepted.Add(t))
@@ -396,15 +397,9 @@ func (c *h1ServerConn) handshake(tc *tls.Conn) (st *tls.ConnectionState, handedO
 	tc.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
-		if e := c.hs.h2; e != nil {
-			// The native HTTP/2 engine serves it (h2serve.go).
-			if !e.adopt(tc, &state) {
-				tc.Close() // draining
-			}
-			return nil, true
+		if !c.hs.h2.adopt(tc, &state) {
+			tc.Close() // draining
 		}
-		c.hs.handedOff.Add(1)
-		c.hs.handoff.push(tc)
 		return nil, true
 	}
 	return &state, false

@@ -58,8 +58,8 @@ type listener struct {
 	grpcDone chan struct{}
 
 	// HTTP/1.x connections, over TLS too, go to the fast loop, which
-	// hands srv what it does not serve itself (h1server.go): HTTP/2 over
-	// TLS, and requests it leaves to net/http.
+	// hands srv the requests it leaves to net/http (h1server.go), and h2
+	// the connections that negotiated HTTP/2 over TLS.
 	fast *h1Server
 	// h2 serves the HTTP/2 connections of a TLS listener, which the fast
 	// loop hands it after the handshake (h2serve.go).
