@@ -520,9 +520,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	b.reading = false
 	switch {
 	case b.closing:
-		b.done = true
-		b.c.disarm()
-		b.c.close()
+		b.abandonLocked()
 		if err == nil || err == io.EOF {
 			err = http.ErrBodyReadAfterClose
 		}
@@ -530,11 +528,17 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		b.done = true
 		b.c.release(b.keep)
 	case err != nil:
-		b.done = true
-		b.c.disarm()
-		b.c.close()
+		b.abandonLocked()
 	}
 	return n, err
+}
+
+// abandonLocked ends the body short of its end: its connection carries
+// nothing more. b.mu held.
+func (b *h1Body) abandonLocked() {
+	b.done = true
+	b.c.disarm()
+	b.c.close()
 }
 
 // Close before the end abandons the connection: draining an unknown rest
@@ -548,9 +552,7 @@ func (b *h1Body) Close() error {
 		b.closing = true
 		b.c.abort() // the Read returns and closes the connection
 	default:
-		b.done = true
-		b.c.disarm()
-		b.c.close()
+		b.abandonLocked()
 	}
 	return nil
 }
