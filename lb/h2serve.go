@@ -270,9 +270,10 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 	var cookies []string
 	declared := int64(-1)
 	for _, hf := range f.Fields[len(f.Fields)-regular:] {
-		switch hf.Name {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		if hopByHop(hf.Name) {
 			return 0, http2.ErrCodeProtocol // RFC 9113 section 8.2.2
+		}
+		switch hf.Name {
 		case "te":
 			if hf.Value != "trailers" {
 				return 0, http2.ErrCodeProtocol
@@ -324,7 +325,7 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 		r.Body, r.ContentLength = http.NoBody, 0
 	default:
 		hs.body.s, hs.body.declared, hs.body.ready = hs, declared, make(chan struct{}, 1)
-		if !isGRPCContentType(h.Get("Content-Type")) {
+		if !isGRPCContentType(headerGet(h, "Content-Type")) {
 			hs.body.idle = c.bodyTimeout
 		}
 		r.Body, r.ContentLength = &hs.body, declared
@@ -396,7 +397,7 @@ func (hs *h2Stream) WriteHeader(code int) {
 		return
 	}
 	hs.wroteHeader, hs.status = true, code
-	hs.noBody = code == http.StatusNoContent || code == http.StatusNotModified
+	hs.noBody = !bodyAllowedForStatus(code)
 	// The names announced as trailers are sent after the body (finish),
 	// not in the head, whatever the handler sets before.
 	for _, v := range hs.hdr["Trailer"] {
