@@ -96,9 +96,12 @@ type h2conn struct {
 	remoteAddr, remoteIP string
 	srv                  *Server  // server side: whose routes the calls use
 	engine               *h2Relay // server side: the engine that serves it
-	// serve: the client's streams are HTTP requests for ServeHTTP
-	// (h2serve.go), not gRPC calls to relay; reqTemplate is what their
-	// requests share, canon the field names seen (canonicalName).
+	// serve: a TLS listener's client connection (h2serve.go, serveHTTP),
+	// whose streams are mostly HTTP requests: its writer batches their
+	// answers, it offers fewer streams and a smaller window. On every
+	// server-side connection, HTTP requests go to ServeHTTP and gRPC
+	// calls to h2c pools to the relay (relayRoute); reqTemplate is what
+	// the HTTP requests share, canon the field names seen (canonicalName).
 	serve       bool
 	reqTemplate *http.Request
 	canon       map[string]string
