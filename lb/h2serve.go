@@ -22,9 +22,10 @@ import (
 )
 
 // The native HTTP/2 engine's server for HTTP clients: the h2 connections
-// of a TLS listener (browsers, API clients, gRPC over TLS) run on the
+// of a TLS listener (browsers, API clients, gRPC clients) run on the
 // frame engine of h2relay_conn.go instead of net/http's HTTP/2 server.
-// Each stream becomes an *http.Request that ServeHTTP proxies as it does
+// Their gRPC calls to h2c pools are relayed (h2relay_call.go); every
+// other stream becomes an *http.Request that ServeHTTP proxies as it does
 // HTTP/1.1 requests, on a goroutine of its own, with the stream as its
 // ResponseWriter. What it buys is the engine's writer: the frames of all
 // streams of a connection that pile up while it writes go out in one
