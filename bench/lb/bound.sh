@@ -17,7 +17,12 @@
 # request fields (run.go's browserFields) besides wrk's bare Host;
 # WRKBODY=N makes the measured requests POSTs with an N-byte body; TLS=1
 # puts TLS on the proxies' listener (wrk speaks HTTPS); H2=1 too, and
-# loads it with HTTP/2 (h2load, 16 connections × 8 streams) instead.
+# loads it with HTTP/2 (h2load, 16 connections × 8 streams) instead;
+# ORIGIN=go puts run.go's Go upstream behind the proxies instead of the
+# nginx origin (run.sh's first scenario, where CPU 0 is the bottleneck);
+# PERF=1 prints the origin's and the proxy's system calls and context
+# switches per request of the load generator, the origin and the proxy
+# (perf stat).
 # Needs wrk, nginx, haproxy, taskset, openssl for TLS, h2load
 # (nghttp2-client) for H2;
 # uses loopback ports 18090-18093.
@@ -63,23 +68,16 @@ if [ -n "${TLS:-}" ]; then
 	# The proxies' HTTP listener with TLS (one self-signed P-256
 	# certificate; HTTP/1.1), as in front of real clients. The origin
 	# stays plain.
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" \
-		-days 2 -subj /CN=127.0.0.1 2>/dev/null
-	cat "$dir/cert.pem" "$dir/key.pem" >"$dir/both.pem"
-	sed -i "s|address: \"127.0.0.1:18090\"}|address: \"127.0.0.1:18090\", tls: {cert_file: $dir/cert.pem, key_file: $dir/key.pem}}|" "$lb_conf"
-	# All three on TLS 1.3 with AES-128-GCM, which Go's server picks on
-	# hardware with AES (HAProxy would pick AES-256, nginx 1.22 TLS 1.2).
-	sed -i "s|bind 127.0.0.1:18090\$|bind 127.0.0.1:18090 ssl crt $dir/both.pem alpn http/1.1 ssl-min-ver TLSv1.3 ciphersuites TLS_AES_128_GCM_SHA256|" "$haproxy_conf"
-	sed -i "s|listen 127.0.0.1:18090;|listen 127.0.0.1:18090 ssl; ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem; ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;|" "$nginx_conf"
-	grep -q "tls:" "$lb_conf" && grep -q "ssl crt" "$haproxy_conf" && grep -q "18090 ssl" "$nginx_conf"
+	tls_confs "$dir" 127.0.0.1:18090 "${H2:+h2,}http/1.1" "$lb_conf" "$haproxy_conf" "$nginx_conf"
 	url=https://127.0.0.1:18090/
-	if [ -n "${H2:-}" ]; then
-		# HTTP/2 by ALPN, as browsers speak (vigil lb offers it already).
-		sed -i "s|alpn http/1.1|alpn h2,http/1.1|" "$haproxy_conf"
-		sed -i "s|listen 127.0.0.1:18090 ssl;|listen 127.0.0.1:18090 ssl http2;|" "$nginx_conf"
-	fi
 fi
-taskset -c 0 nginx -p "$dir/o" -e "$dir/o/error.log" -c "$origin_conf" & origin=$!
+if [ "${ORIGIN:-}" = go ]; then
+	# run.go's Go upstream instead of the nginx origin: CPU 0 (wrk and the
+	# upstream) is then the bottleneck, as in run.sh's first scenario.
+	taskset -c 0 "$dir/lbbench" upstream -http 127.0.0.1:18091 -grpc 127.0.0.1:18093 >/dev/null 2>&1 & origin=$!
+else
+	taskset -c 0 nginx -p "$dir/o" -e "$dir/o/error.log" -c "$origin_conf" & origin=$!
+fi
 trap 'kill $origin 2>/dev/null; wait $origin 2>/dev/null; rm -rf "$dir"' EXIT
 for target in "$@"; do
 	case $target in
@@ -95,27 +93,48 @@ for target in "$@"; do
 	if [ -n "${H2:-}" ]; then
 		# 16 connections with 8 streams each: the 64 connections' load
 		# as a browser's multiplexed requests. h2load has no percentiles.
-		taskset -c 0 h2load -c16 -m8 -D1 "$url" >/dev/null 2>&1
-		a0=$(treesum cpu $p)
-		taskset -c 0 h2load -c16 -m8 -D"$d" "$url" >"$dir/w" 2>&1
-		a1=$(treesum cpu $p)
-		kill -TERM $p 2>/dev/null || true
-		wait $p 2>/dev/null || true
-		grep -q "Application protocol: h2" "$dir/w"
-		r=$(awk '/^requests:/{print $8}' "$dir/w")
-		printf '%-16s %9s req/s  %5.1f CPU µs/req  %s\n' "$(basename "$target")" "$(awk '/^finished in/{print $4}' "$dir/w")" \
-			"$(echo "($a1-$a0)*10000/$r" | bc -l)" "$(grep -m1 'time for request' "$dir/w" | tr -s ' ')"
-		sleep 0.5
-		continue
+		load=(h2load -c16 -m8 -D)
+	else
+		load=(wrk -t1 -c64 "${hdrs[@]}" -d)
 	fi
-	taskset -c 0 wrk -t1 -c64 -d1s "${hdrs[@]}" "$url" >/dev/null
+	taskset -c 0 "${load[@]}" 1 "$url" >/dev/null 2>&1
 	a0=$(treesum cpu $p)
-	taskset -c 0 wrk -t1 -c64 -d"${d}s" "${hdrs[@]}" -s "$dir/pct.lua" "$url" >"$dir/w"
+	if [ -n "${H2:-}" ]; then
+		taskset -c 0 "${load[@]}" "$d" "$url" >"$dir/w" 2>&1 &
+	else
+		taskset -c 0 "${load[@]}" "${d}s" -s "$dir/pct.lua" "$url" >"$dir/w" &
+	fi
+	w=$!
+	if [ -n "${PERF:-}" ]; then
+		# System calls and context switches of the load generator, the
+		# origin and the proxy (with nginx's worker), counted for d-1 s.
+		sleep 0.2
+		perfs=()
+		for who in load:$w origin:$origin proxy:$(pgrep -d, -P "$p" | sed 's/.$/&,/')$p; do
+			perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "${who#*:}" -o "$dir/perf.${who%%:*}" -- sleep "$((d - 1))" &
+			perfs+=($!)
+		done
+	fi
+	wait $w
 	a1=$(treesum cpu $p)
 	kill -TERM $p 2>/dev/null || true
 	wait $p 2>/dev/null || true
-	r=$(awk '/requests in/{print $1}' "$dir/w")
-	printf '%-16s %9s req/s  %5.1f CPU µs/req  %s\n' "$(basename "$target")" "$(awk '/Requests\/sec/{print $2}' "$dir/w")" \
-		"$(echo "($a1-$a0)*10000/$r" | bc -l)" "$(grep '^latency' "$dir/w")"
+	if [ -n "${H2:-}" ]; then
+		grep -q "Application protocol: h2" "$dir/w"
+		r=$(awk '/^requests:/{print $8}' "$dir/w")
+		rps=$(awk '/^finished in/{print $4}' "$dir/w")
+		lat=$(grep -m1 'time for request' "$dir/w" | tr -s ' ')
+	else
+		r=$(awk '/requests in/{print $1}' "$dir/w")
+		rps=$(awk '/Requests\/sec/{print $2}' "$dir/w")
+		lat=$(grep '^latency' "$dir/w")
+	fi
+	if [ -n "${PERF:-}" ]; then
+		wait "${perfs[@]}"
+		for who in load origin proxy; do
+			awk -F, -v n="$r" -v d="$d" -v who="$who" '$3 ~ /sys_enter|context/ {printf "    %-6s %-26s %5.2f per request\n", who, $3, $1/(n*(d-1)/d)}' "$dir/perf.$who"
+		done
+	fi
+	printf '%-16s %9s req/s  %5.1f CPU µs/req  %s\n' "$(basename "$target")" "$rps" "$(echo "($a1-$a0)*10000/$r" | bc -l)" "$lat"
 	sleep 0.5
 done

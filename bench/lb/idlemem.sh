@@ -13,7 +13,10 @@
 # to the system. For vigil lb a second reading follows a collection it is
 # asked for (SIGUSR1 to lbbench lb: debug.FreeOSMemory).
 #
-# Needs haproxy and nginx; uses loopback ports 18280-18283. The open file
+# H2=1 makes them HTTP/2 connections over TLS, as browsers hold (the
+# proxies' listener with TLS 1.3 and ALPN h2, lbbench idle -h2).
+#
+# Needs haproxy and nginx (and openssl for H2); uses loopback ports 18280-18283. The open file
 # limit must allow N connections (ulimit -n).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +29,11 @@ mkdir -p "$dir/n"
 lb_conf=$(conf -proxy vigil-lb -dir "$dir")
 haproxy_conf=$(conf -proxy haproxy -dir "$dir")
 nginx_conf=$(conf -proxy nginx -dir "$dir/n")
+idle_args=()
+if [ -n "${H2:-}" ]; then
+	tls_confs "$dir" 127.0.0.1:18280 h2,http/1.1 "$lb_conf" "$haproxy_conf" "$nginx_conf"
+	idle_args=(-h2)
+fi
 "$dir/lbbench" upstream -http 127.0.0.1:18281 -grpc 127.0.0.1:18283 >/dev/null 2>&1 & up=$!
 trap 'kill $up 2>/dev/null; rm -rf "$dir"' EXIT
 for proxy in vigil-lb haproxy nginx; do
@@ -36,7 +44,7 @@ for proxy in vigil-lb haproxy nginx; do
 	esac
 	sleep 1
 	r0=$(treesum rss $p)
-	"$dir/lbbench" idle -addr 127.0.0.1:18280 -n "$n" >"$dir/idle.out" & cl=$!
+	"$dir/lbbench" idle -addr 127.0.0.1:18280 -n "$n" "${idle_args[@]}" >"$dir/idle.out" & cl=$!
 	for _ in $(seq 1 120); do
 		grep -q open "$dir/idle.out" 2>/dev/null && break
 		kill -0 $cl 2>/dev/null || { echo "$proxy: the client failed" >&2; break; }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -27,7 +28,7 @@ func runLB(args []string) error {
 	tracePath := fs.String("trace", "", "write a runtime execution trace here (for tuning)")
 	traceAfter := fs.Duration("trace-after", 3*time.Second, "start the -trace this long after the start")
 	traceFor := fs.Duration("trace-for", 300*time.Millisecond, "how long the -trace records")
-	metricsAddr := fs.String("metrics", "", "serve the lb's Prometheus metrics at http://ADDR/metrics (for tuning)")
+	metricsAddr := fs.String("metrics", "", "serve the lb's Prometheus metrics at http://ADDR/metrics, and net/http/pprof's profiles at /debug/pprof/ (for tuning)")
 	fs.Parse(args)
 	if *tracePath != "" {
 		f, err := os.Create(*tracePath)
@@ -75,6 +76,7 @@ func runLB(args []string) error {
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
 		go http.ListenAndServe(*metricsAddr, mux)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
