@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -192,6 +193,19 @@ type leg struct {
 	weReset          bool // it ended by our RST_STREAM (closedHowLocked)
 }
 
+// h2ReadBuf sizes a connection's read buffer. On plain TCP it is what one
+// read system call can take: 32 KiB, two full frames. A TLS connection
+// decrypts a whole record (up to 16 KiB) into a buffer of its own and
+// hands it out from there, so reads past the first of a record cost a
+// copy, not a system call, and 4 KiB do: an idle HTTP/2 client
+// connection holds 28 KiB less (bench/lb/idlemem.sh H2=1).
+func h2ReadBuf(nc net.Conn) int {
+	if _, ok := nc.(*tls.Conn); ok {
+		return 4 << 10
+	}
+	return 32 << 10
+}
+
 func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 	c := &h2conn{
 		nc:         nc,
@@ -209,7 +223,7 @@ func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 		maxStreams: h2MaxStreams,
 	}
 	c.cond = sync.NewCond(&c.mu)
-	c.br = bufio.NewReaderSize(newConnReader(nc), 32<<10)
+	c.br = bufio.NewReaderSize(newConnReader(nc), h2ReadBuf(nc))
 	c.out = newConnWriter(nc)
 	c.fr = http2.NewFramer(&c.wb, c.br)
 	c.fr.SetReuseFrames()
