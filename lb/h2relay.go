@@ -284,6 +284,9 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 		}
 		if !c.closed {
 			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+			// Its trailers, if the client sent them before it saw this,
+			// are then ignored (closedHowLocked), not a connection error.
+			c.noteClosedLocked(id, true)
 		}
 		c.unlock()
 		return nil

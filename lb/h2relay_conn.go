@@ -317,8 +317,8 @@ func (c *h2conn) writeLoop() {
 		if cap(buf) <= h2KeepBuf {
 			c.spare = buf[:0]
 		}
-		if len(c.blocked) > 0 || c.waiters > 0 {
-			c.releaseLocked() // DATA that waited for buffer room
+		if len(buf) > 0 && (len(c.blocked) > 0 || c.waiters > 0) {
+			c.releaseLocked() // DATA that waited for the buffer room this batch made
 		}
 		c.unlock()
 	}

@@ -91,6 +91,10 @@ type h2Stream struct {
 	head        bool // a HEAD request: no body goes out
 	noBody      bool // 204 or 304: a body is an error
 	trailers    []string
+	// setup: whether parse still sets the request up (streamParsing),
+	// has done so (streamReady), or the client went meanwhile (streamGone:
+	// onClientGone left the stream's end to openServeStream).
+	setup atomic.Uint32
 }
 
 // h2ReqBody is a request body fed by the connection's reader: DATA is
@@ -124,6 +128,15 @@ func (c *h2conn) openServeStream(f *h2hdrs) error {
 	}
 	c.mu.Unlock()
 	status, code := hs.parse(f)
+	// The connection may have ended while the request was parsed (its
+	// writer failed, the engine stopped): shutdown dropped the stream
+	// then and left it to us (onClientGone found it parsing), since its
+	// fields were being set. A handler started now would wait for a body
+	// that no reader will bring.
+	if !hs.setup.CompareAndSwap(streamParsing, streamReady) {
+		hs.end(errClientGone)
+		return nil
+	}
 	if code != 0 {
 		c.mu.Lock()
 		if c.resetAllowedLocked() {
@@ -496,10 +509,15 @@ func (hs *h2Stream) Write(p []byte) (int, error) {
 		}
 		k := int(max(0, min(int64(len(p)), l.sendWin, c.sendWin, c.bufRoom())))
 		if k == 0 {
-			// Out of credit or buffer room: let what is written go, and
-			// wait for a WINDOW_UPDATE, SETTINGS or the writer's batch
-			// (releaseLocked), or for the stream's end (dropLocked).
-			c.kickWriter()
+			// Out of buffer room: the writer's next batch makes room and
+			// wakes us. Out of credit: a WINDOW_UPDATE or SETTINGS
+			// (releaseLocked) or the stream's end (dropLocked) does. The
+			// writer is kicked only when it has something to send: kicked
+			// with nothing, it would wake us at once for nothing, and the
+			// two would spin for as long as the client withheld credit.
+			if len(c.wb.b) > 0 {
+				c.kickWriter()
+			}
 			c.waiters++
 			c.cond.Wait()
 			c.waiters--
@@ -513,6 +531,13 @@ func (hs *h2Stream) Write(p []byte) (int, error) {
 	c.unlock()
 	return n, nil
 }
+
+// h2Stream.setup's states.
+const (
+	streamParsing = iota
+	streamReady
+	streamGone
+)
 
 // Flush sends the head if it has not gone yet; the writer sends what is
 // written as soon as it runs (unlock wakes it).
@@ -541,8 +566,11 @@ func (hs *h2Stream) finish() {
 			continue
 		}
 		name := lowerName(strings.TrimPrefix(k, http.TrailerPrefix))
+		if name == "" || hopByHop(name) || !httpguts.ValidHeaderFieldName(name) {
+			continue // what HTTP/2 cannot carry, as in the head (encodeFieldsLocked)
+		}
 		for _, v := range vv {
-			if httpguts.ValidHeaderFieldValue(v) && name != "" {
+			if httpguts.ValidHeaderFieldValue(v) {
 				fields = append(fields, hpack.HeaderField{Name: name, Value: v})
 			}
 		}
@@ -582,6 +610,9 @@ func (hs *h2Stream) abort() {
 
 // onClientGone: the client reset the stream or the connection ended.
 func (hs *h2Stream) onClientGone() {
+	if hs.setup.CompareAndSwap(streamParsing, streamGone) {
+		return // openServeStream ends it (see there)
+	}
 	hs.body.fail(errClientGone)
 	hs.end(errClientGone)
 }
