@@ -56,7 +56,14 @@ type ListenerConfig struct {
 	// fill a pool's max_pending. gRPC calls are exempt (a client stream
 	// may rightly idle). Default 60s.
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`
-	MaxHeaderBytes  ByteSize `yaml:"max_header_bytes"`
+	// SendTimeout bounds how long a write to a client may make no progress
+	// (nginx's send_timeout): past it the connection is closed, or on
+	// HTTP/2 the stream that waits for the client's credit is reset. A
+	// client that stops reading its answer (slow read, slowloris's mirror)
+	// otherwise holds the upstream connection the answer comes on for as
+	// long as it keeps its own open. Default 60s.
+	SendTimeout    Duration `yaml:"send_timeout"`
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
 }
 
 // TLSConfig names the certificate files of a TLS listener. ALPN offers h2
@@ -285,6 +292,7 @@ const (
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout       = 120 * time.Second
 	defaultBodyReadTimeout   = 60 * time.Second
+	defaultSendTimeout       = 60 * time.Second
 	defaultMaxHeaderBytes    = 64 << 10
 	defaultRetries           = 2
 	defaultMaxPending        = 10000
@@ -321,6 +329,9 @@ func (c *Config) SetDefaults() {
 		}
 		if l.BodyReadTimeout == 0 {
 			l.BodyReadTimeout = Duration(defaultBodyReadTimeout)
+		}
+		if l.SendTimeout == 0 {
+			l.SendTimeout = Duration(defaultSendTimeout)
 		}
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = defaultMaxHeaderBytes

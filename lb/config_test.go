@@ -17,6 +17,8 @@ func TestParseExampleConfig(t *testing.T) {
 	require.True(t, cfg.Listeners[0].H2C)
 	require.True(t, cfg.Listeners[0].NativeGRPC)
 	require.Equal(t, ByteSize(64<<10), cfg.Listeners[0].MaxHeaderBytes)
+	require.Equal(t, Duration(60*time.Second), cfg.Listeners[0].SendTimeout)
+	require.Equal(t, Duration(60*time.Second), cfg.Listeners[1].SendTimeout, "default send_timeout")
 	require.Equal(t, "matcher-grpc", cfg.Routes[0].Name)
 	require.True(t, cfg.Routes[0].Match.GRPC, "grpc_services implies grpc")
 	require.Equal(t, Duration(5*time.Second), cfg.Routes[2].TryTimeout)

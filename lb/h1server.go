@@ -47,6 +47,7 @@ type h1Server struct {
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	bodyTimeout       time.Duration // body_read_timeout
+	sendTimeout       time.Duration // send_timeout
 	maxHead           int
 	// parkAfter: a keep-alive connection idle this long gives up its
 	// goroutine (idleParker); 0 or not below idleTimeout: never.
@@ -92,6 +93,7 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 		readHeaderTimeout: time.Duration(l.cfg.ReadHeaderTimeout),
 		idleTimeout:       time.Duration(l.cfg.IdleTimeout),
 		bodyTimeout:       time.Duration(l.cfg.BodyReadTimeout),
+		sendTimeout:       time.Duration(l.cfg.SendTimeout),
 		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
 		parkAfter:         idleParkAfter,
 		conns:             map[*h1ServerConn]struct{}{},
@@ -369,7 +371,7 @@ func (c *h1ServerConn) serve() {
 	c.ctx, c.cancel = &h1ConnCtx{Context: ctx}, cancel
 	c.mu.Unlock()
 	c.tmpl = (&http.Request{RemoteAddr: c.remote, TLS: tlsState}).WithContext(c.ctx)
-	c.cw = newConnWriter(c.nc) // bw, taken with the first request, writes to it
+	c.cw = newSendWriter(c.nc, c.hs.sendTimeout) // bw, taken with the first request, writes to it
 	c.watch = time.AfterFunc(time.Hour, c.startWatch)
 	c.watch.Stop()
 	c.rw.c = c

@@ -89,6 +89,7 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 	}
 	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}
 	c.bodyTimeout = time.Duration(e.l.cfg.BodyReadTimeout)
+	c.sendTimeout = time.Duration(e.l.cfg.SendTimeout)
 	if e.conns == nil {
 		e.conns = map[*h2conn]struct{}{}
 	}

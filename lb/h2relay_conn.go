@@ -108,6 +108,7 @@ type h2conn struct {
 	canon       map[string]string
 	maxStreams  int           // the MAX_CONCURRENT_STREAMS we offer (server side)
 	bodyTimeout time.Duration // the listener's body_read_timeout
+	sendTimeout time.Duration // the listener's send_timeout (h2Stream.Write)
 	connWindow  int64         // the connection's receive window (h2ConnWindow unless serving HTTP)
 	panics      func()        // counts recovered panics (tests check for none)
 	// onGone is called once when the connection is gone or refuses new

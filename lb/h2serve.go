@@ -95,6 +95,11 @@ type h2Stream struct {
 	// has done so (streamReady), or the client went meanwhile (streamGone:
 	// onClientGone left the stream's end to openServeStream).
 	setup atomic.Uint32
+	// A Write's wait for the client's credit, bounded by send_timeout
+	// (armStallLocked); under the connection's mu.
+	stallTimer *time.Timer
+	stallGen   uint64
+	stalled    bool
 }
 
 // h2ReqBody is a request body fed by the connection's reader: DATA is
@@ -502,13 +507,34 @@ func (hs *h2Stream) Write(p []byte) (int, error) {
 		hs.sendHeaderLocked(false)
 	}
 	n := 0
+	waiting := false // a stall timer runs (armStallLocked)
 	for len(p) > 0 {
 		if l.closed || c.closed {
+			if waiting {
+				hs.disarmStallLocked()
+			}
 			c.unlock()
 			return n, errStreamGone
 		}
+		if hs.stalled {
+			// No credit or room for send_timeout: the client stopped
+			// reading this answer.
+			c.resetLocked(l, http2.ErrCodeCancel)
+			c.unlock()
+			hs.body.fail(errSendStalled)
+			hs.end(errSendStalled)
+			return n, errSendStalled
+		}
 		k := int(max(0, min(int64(len(p)), l.sendWin, c.sendWin, c.bufRoom())))
+		if k > 0 && waiting {
+			hs.disarmStallLocked() // progress
+			waiting = false
+		}
 		if k == 0 {
+			if !waiting {
+				hs.armStallLocked()
+				waiting = true
+			}
 			// Out of buffer room: the writer's next batch makes room and
 			// wakes us. Out of credit: a WINDOW_UPDATE or SETTINGS
 			// (releaseLocked) or the stream's end (dropLocked) does. The
@@ -538,6 +564,38 @@ const (
 	streamReady
 	streamGone
 )
+
+var errSendStalled = errors.New("http2: the client took no data for send_timeout")
+
+// armStallLocked starts the timer that ends a Write whose wait for
+// credit or buffer room lasts send_timeout (it sets stalled and wakes the
+// waiters); a generation tells a timer that fires after its disarm from
+// a current one.
+func (hs *h2Stream) armStallLocked() {
+	c := hs.c
+	if c.sendTimeout <= 0 {
+		return
+	}
+	hs.stallGen++
+	gen := hs.stallGen
+	hs.stallTimer = time.AfterFunc(c.sendTimeout, func() {
+		c.mu.Lock()
+		if hs.stallGen == gen {
+			hs.stalled = true
+			c.wakeWritersLocked()
+		}
+		c.mu.Unlock()
+	})
+}
+
+// disarmStallLocked stops the stall timer: the client took data.
+func (hs *h2Stream) disarmStallLocked() {
+	hs.stallGen++
+	if hs.stallTimer != nil {
+		hs.stallTimer.Stop()
+		hs.stallTimer = nil
+	}
+}
 
 // Flush sends the head if it has not gone yet; the writer sends what is
 // written as soon as it runs (unlock wakes it).

@@ -462,10 +462,14 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	var n int64
 	var err error
 	sized := false
+	out := sendTimeoutWriter(w, r)
+	if dw, ok := out.(*rcDeadlineWriter); ok {
+		defer dw.clear()
+	}
 	if res.ContentLength == -1 || strings.HasPrefix(headerGet(res.Header, "Content-Type"), "text/event-stream") {
-		n, err = copyStreaming(w, http.NewResponseController(w), res.Body)
+		n, err = copyStreaming(out, http.NewResponseController(w), res.Body)
 	} else {
-		n, err = copyBody(w, res.Body)
+		n, err = copyBody(out, res.Body)
 		sized = true
 	}
 	ex.bytes = n

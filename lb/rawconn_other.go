@@ -5,6 +5,7 @@ package lb
 import (
 	"io"
 	"net"
+	"time"
 )
 
 // noWaitReader is unavailable here: every read waits (its fields only
@@ -23,6 +24,10 @@ func (r *noWaitReader) readWait([]byte, func() bool) (int, bool, bool, bool, err
 }
 
 func newConnWriter(nc net.Conn) io.Writer { return nc }
+
+// newSendWriter is what a client connection's answers are written to: nc
+// with write deadlines (stall: the listener's send_timeout).
+func newSendWriter(nc net.Conn, stall time.Duration) io.Writer { return newDeadlineWriter(nc, stall) }
 
 func newConnReader(nc net.Conn) io.Reader { return nc }
 

@@ -197,3 +197,56 @@ func TestWriteAwaiterWaitsForAnswer(t *testing.T) {
 	require.ErrorIs(t, err, net.ErrClosed)
 	require.Equal(t, 2, befores, "before runs only once a request is out")
 }
+
+// A client connection's writer (newSendWriter) waits for a slow reader as
+// long as it takes some bytes within each stall, and gives up on one
+// that takes none for a stall: a timeout error, and the deadline is
+// gone afterwards (the next write, past the stall, works).
+func TestSendWriterStallIsNoProgress(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	client, server := tcpPair(t)
+	// Fixed buffers both ways (no autotuning, and not so small that
+	// loopback's 64 KiB segments stall): a write of 1 MiB then waits for
+	// the reader, which takes 32 KiB every 25 ms, most of a second.
+	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(64<<10))
+	require.NoError(t, server.(*net.TCPConn).SetReadBuffer(64<<10))
+	w := newSendWriter(client, stall)
+	_, isRaw := w.(*connWriter)
+	require.True(t, isRaw)
+
+	payload := bytes.Repeat([]byte("s"), 1<<20)
+	read := make(chan int, 1)
+	go func() {
+		total := 0
+		buf := make([]byte, 32<<10)
+		for total < len(payload) {
+			n, err := io.ReadFull(server, buf[:min(len(buf), len(payload)-total)])
+			total += n
+			if err != nil {
+				break
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		read <- total
+	}()
+	start := time.Now()
+	n, err := w.Write(payload)
+	require.NoError(t, err, "a slow reader is not a stalled one")
+	require.Equal(t, len(payload), n)
+	require.Greater(t, time.Since(start), 2*stall, "the write did wait past one stall")
+	require.Equal(t, len(payload), <-read)
+
+	// Past a stall later, a write that fits goes through.
+	time.Sleep(2 * stall)
+	_, err = w.Write([]byte("x"))
+	require.NoError(t, err)
+	b := make([]byte, 1)
+	_, err = io.ReadFull(server, b)
+	require.NoError(t, err)
+
+	// A reader that takes nothing: the write fails after about a stall.
+	start = time.Now()
+	_, err = w.Write(bytes.Repeat([]byte("t"), 16<<20))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.Less(t, time.Since(start), 10*stall)
+}

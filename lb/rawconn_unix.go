@@ -3,10 +3,12 @@
 package lb
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"syscall"
+	"time"
 )
 
 // noWaitReader reads what is already there without waiting (read) or,
@@ -115,6 +117,13 @@ type connWriter struct {
 	p   []byte
 	n   int
 	err error
+	// stall (a client connection's send_timeout; 0: none) bounds how long
+	// a write may wait without the peer taking a byte. nc's write deadline
+	// is set only once a write would block (noWait's first pass found the
+	// socket's buffer full), so writes that fit cost nothing more.
+	nc     net.Conn
+	stall  time.Duration
+	noWait bool
 }
 
 // newConnWriter returns nc's connWriter, or nc itself when it has no
@@ -130,7 +139,7 @@ func newConnWriter(nc net.Conn) io.Writer {
 			n, err := rawWrite(int(fd), w.p)
 			switch {
 			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-				return false // wait for the poller
+				return w.noWait // wait for the poller, unless told not to
 			case err != nil:
 				w.err = err
 				return true
@@ -143,15 +152,53 @@ func newConnWriter(nc net.Conn) io.Writer {
 	return w
 }
 
+// newSendWriter is what a client connection's answers are written to:
+// its connWriter, or for a connection without a RawConn (TLS) nc with
+// write deadlines; stall is the listener's send_timeout.
+func newSendWriter(nc net.Conn, stall time.Duration) io.Writer {
+	w := newConnWriter(nc)
+	cw, ok := w.(*connWriter)
+	if !ok {
+		return newDeadlineWriter(nc, stall)
+	}
+	cw.nc, cw.stall = nc, stall
+	return cw
+}
+
 func (w *connWriter) Write(p []byte) (int, error) {
 	w.p, w.n, w.err = p, 0, nil
+	w.noWait = w.stall > 0
 	cerr := w.raw.Write(w.fn)
+	if w.noWait {
+		w.noWait = false
+		if cerr == nil && w.err == nil && len(w.p) > 0 {
+			cerr = w.waitWrite()
+		}
+	}
 	n, err := w.n, w.err
 	w.p, w.n, w.err = nil, 0, nil
 	if cerr != nil || err != nil {
 		return n, connOpError("write", cerr, err)
 	}
 	return n, nil
+}
+
+// waitWrite waits for the peer to take the rest of w.p, for as long as
+// it takes some within each stall: a slow reader is served, one that
+// stopped is not waited for.
+func (w *connWriter) waitWrite() error {
+	defer w.nc.SetWriteDeadline(time.Time{})
+	for {
+		before := w.n
+		if err := w.nc.SetWriteDeadline(time.Now().Add(w.stall)); err != nil {
+			return err
+		}
+		err := w.raw.Write(w.fn)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && w.n > before && len(w.p) > 0 {
+			continue
+		}
+		return err
+	}
 }
 
 // rawConnOf returns nc's RawConn, or nil when it has none (TLS, pipes).
