@@ -15,7 +15,11 @@
 # standard error (discarded otherwise); SECS
 # sets the measured seconds (6); WRKHEADERS=browser sends a browser's
 # request fields (run.go's browserFields) besides wrk's bare Host;
-# WRKBODY=N makes the measured requests POSTs with an N-byte body; TLS=1
+# WRKBODY=N makes the measured requests POSTs with an N-byte body (an
+# upload; with ORIGIN=go, which reads it before it answers: the nginx
+# origin answers first, and nginx as a proxy then closes the client's
+# connection); DOWNLOAD=N makes them GETs of an
+# N-byte file the origin serves; TLS=1
 # puts TLS on the proxies' listener (wrk speaks HTTPS); H2=1 too, and
 # loads it with HTTP/2 (h2load, 16 connections × 8 streams) instead;
 # ORIGIN=go puts run.go's Go upstream behind the proxies instead of the
@@ -60,7 +64,13 @@ origin_conf=$("$dir/lbbench" conf -proxy origin -http 127.0.0.1:18091 -dir "$dir
 lb_conf=$(conf -proxy vigil-lb -dir "$dir")
 haproxy_conf=$(conf -proxy haproxy -dir "$dir")
 nginx_conf=$(conf -proxy nginx -dir "$dir/n")
-url=http://127.0.0.1:18090/
+path=/
+if [ -n "${DOWNLOAD:-}" ]; then
+	mkdir -p "$dir/o/origin/static"
+	head -c "$DOWNLOAD" /dev/urandom >"$dir/o/origin/static/blob"
+	path=/origin/static/blob
+fi
+url=http://127.0.0.1:18090$path
 if [ -n "${H2:-}" ]; then
 	TLS=1
 fi
@@ -69,7 +79,7 @@ if [ -n "${TLS:-}" ]; then
 	# certificate; HTTP/1.1), as in front of real clients. The origin
 	# stays plain.
 	tls_confs "$dir" 127.0.0.1:18090 "${H2:+h2,}http/1.1" "$lb_conf" "$haproxy_conf" "$nginx_conf"
-	url=https://127.0.0.1:18090/
+	url=https://127.0.0.1:18090$path
 fi
 if [ "${ORIGIN:-}" = go ]; then
 	# run.go's Go upstream instead of the nginx origin: CPU 0 (wrk and the

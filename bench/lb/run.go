@@ -134,6 +134,11 @@ func runBench(args []string) error {
 	if _, err := start("origin", f.loadCPU, "nginx", "-p", odir, "-e", filepath.Join(odir, "error.log"), "-c", oconf); err != nil {
 		return err
 	}
+	// The bulk scenarios' data: a file the origin serves (downloads) and
+	// wrk's script for POSTs with a body (uploads).
+	if err := writeBulkData(odir, dir); err != nil {
+		return err
+	}
 
 	targets := []target{{name: "direct", httpAddr: upHTTP, grpcAddr: upGRPC, originAddr: upOrigin}}
 	vals := map[string]string{"UpHTTP": upHTTP, "UpGRPC": upGRPC, "UpOrigin": upOrigin, "Dir": dir}
@@ -191,6 +196,12 @@ func runBench(args []string) error {
 		}},
 		{name: fmt.Sprintf("HTTP/1.1 keep-alive, wrk -c%d, nginx origin (proxy-bound), a browser's request fields", f.httpConns), run: func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.originAddr, "/origin/", f.httpConns, mark, wrkBrowserArgs()...)
+		}},
+		{name: fmt.Sprintf("HTTP/1.1 uploads, %d KiB POSTs, wrk -c%d", bulkUpload>>10, f.httpConns), run: func(t target, mark func()) (loadResult, error) {
+			return runWrk(f, t.httpAddr, "/upload", f.httpConns, mark, "-s", filepath.Join(dir, "upload.lua"))
+		}},
+		{name: fmt.Sprintf("HTTP/1.1 downloads, %d KiB answers, wrk -c%d, nginx origin", bulkDownload>>10, f.httpConns), run: func(t target, mark func()) (loadResult, error) {
+			return runWrk(f, t.originAddr, bulkPath, f.httpConns, mark)
 		}},
 		{name: "HTTP/1.1 keep-alive, wrk -c1 (latency)", run: func(t target, mark func()) (loadResult, error) {
 			return runWrk(f, t.httpAddr, "/", 1, mark)
@@ -607,6 +618,34 @@ pools:
   - {name: grpc, protocol: h2c, upstreams: ["{{.UpGRPC}}"]}
 `
 
+// The bulk scenarios: uploads of bulkUpload bytes (a photo for the Image
+// API, say) to the Go upstream, which reads them whole before it answers,
+// and downloads of bulkDownload bytes from bulkPath, a file under the
+// nginx origin's directory.
+const (
+	bulkUpload   = 256 << 10
+	bulkDownload = 1 << 20
+	bulkPath     = "/origin/static/blob"
+)
+
+// writeBulkData writes the download's file under odir (the origin's
+// root) and wrk's upload script into dir.
+func writeBulkData(odir, dir string) error {
+	blob := filepath.Join(odir, filepath.FromSlash(bulkPath))
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		return err
+	}
+	data := make([]byte, bulkDownload)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		return err
+	}
+	lua := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", %d)\nwrk.headers[\"Content-Type\"] = \"image/jpeg\"\n", bulkUpload)
+	return os.WriteFile(filepath.Join(dir, "upload.lua"), []byte(lua), 0o644)
+}
+
 // originConf: the proxy-bound scenario's origin, answering by itself.
 const originConf = `
 worker_processes 1;
@@ -623,9 +662,14 @@ http {
   uwsgi_temp_path {{.Dir}};
   scgi_temp_path {{.Dir}};
   keepalive_requests 1000000000;
+  # Uploads of any size are answered (bound.sh WRKBODY=N).
+  client_max_body_size 0;
   server {
     listen {{.UpOrigin}};
     location / { default_type text/plain; return 200 "hello from the origin\n"; }
+    # Downloads: files under the origin's directory (writeBulkData,
+    # bound.sh DOWNLOAD=N).
+    location /origin/static/ { root {{.Dir}}; }
   }
 }
 `
@@ -701,8 +745,10 @@ http {
   uwsgi_temp_path {{.Dir}}/uwsgi;
   scgi_temp_path {{.Dir}}/scgi;
   # As HAProxy and vigil lb: no cap on a client connection's requests
-  # (nginx closes one after 1000 by default, HTTP/2 ones too).
+  # (nginx closes one after 1000 by default, HTTP/2 ones too), nor on a
+  # request body's size (1 MiB by default).
   keepalive_requests 1000000000;
+  client_max_body_size 0;
   upstream http_up { server {{.UpHTTP}}; keepalive 256; }
   upstream grpc_up { server {{.UpGRPC}}; keepalive 256; }
   upstream origin_up { server {{.UpOrigin}}; keepalive 256; }
@@ -719,6 +765,10 @@ http {
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header X-Forwarded-Host $http_host;
     add_header X-Request-Id $request_id;
+    # Request bodies stream to the upstream as they come, as HAProxy and
+    # vigil lb relay them (nginx buffers them whole by default, to a
+    # temporary file past 16 KiB).
+    proxy_request_buffering off;
 {{- end}}
 {{- end}}
 {{- template "proxying" .}}

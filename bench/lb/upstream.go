@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,10 @@ func runUpstream(args []string) error {
 		return err
 	}
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A body is read whole before the answer, as a real API reads an
+		// upload (the uploads scenario): answered early, a proxy may
+		// have to close the client's connection (nginx does).
+		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(body)
 	})}
