@@ -13,7 +13,8 @@ import (
 // connection open: enough such clients fill a pool's max_pending. The
 // listener's send_timeout (nginx's) bounds how long a write to a client
 // may make no progress; past it the write fails and the connection is
-// closed (newSendWriter; on HTTP/2, h2Stream.Write resets the stream).
+// closed (newSendWriter; on HTTP/2, h2Stream.Write resets the stream; an
+// upgraded connection's relay, relayUpgrade, closes both sides).
 
 // deadlineWriter bounds the writes to a connection without a RawConn
 // (TLS) with its write deadline, moved only once it is within half the

@@ -195,3 +195,42 @@ func TestSendTimeoutOnNetHTTPPath(t *testing.T) {
 	d := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 3 })
 	require.Equal(t, "small", string(d.(*http2.DataFrame).Data()))
 }
+
+// An upgraded connection (WebSocket) whose client stops reading what the
+// upstream pushes is closed after send_timeout, both ways: the upstream's
+// writes fail.
+func TestSendTimeoutEndsStalledUpgrade(t *testing.T) {
+	cut := make(chan struct{}, 1)
+	b := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: push\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		chunk := bytes.Repeat([]byte("p"), 32<<10)
+		for range 4096 { // 128 MiB, past every buffer on the way
+			if _, err := conn.Write(chunk); err != nil {
+				cut <- struct{}{}
+				return
+			}
+		}
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+	cfg.Listeners[0].SendTimeout = Duration(300 * time.Millisecond)
+	srv, _ := startLB(t, cfg)
+	c, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "GET /push HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: push\r\n\r\n")
+	require.NoError(t, err)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	select { // and read nothing more
+	case <-cut:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream still pushes 5 s after its client stopped reading")
+	}
+}

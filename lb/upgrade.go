@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // relayUpgrade completes a protocol switch (WebSocket): it hands the
@@ -48,8 +49,22 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, r *http.Request, res *http.
 	}()
 	go func() {
 		defer wg.Done()
-		n, _ := io.Copy(conn, backConn)
+		// A client that stops reading is let go after send_timeout, as on
+		// any answer (sendtimeout.go): the copy's write fails, and the
+		// upgraded connections close.
+		var out io.Writer = conn
+		if l, _ := r.Context().Value(listenerKey{}).(*listener); l != nil {
+			out = newDeadlineWriter(conn, time.Duration(l.cfg.SendTimeout))
+		}
+		n, err := io.Copy(out, backConn)
 		ex.bytes = n
+		if err != nil {
+			// Broken either way: end the other direction's copy too, which
+			// may wait on a client that sends nothing more.
+			conn.Close()
+			backConn.Close()
+			return
+		}
 		closeWrite(conn)
 	}()
 	wg.Wait()
