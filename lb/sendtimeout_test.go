@@ -17,7 +17,9 @@ import (
 
 // sendTimeoutBackend answers /big with size bytes in 32 KiB writes (/mid
 // with 512 KiB) and reports on cut each answer whose writes failed: the
-// lb let go of its upstream connection.
+// lb let go of its upstream connection. A size past what the socket
+// buffers on the way hold (tens of MiB on loopback) keeps the backend
+// writing until then.
 func sendTimeoutBackend(t *testing.T, size int) (*backend, chan struct{}) {
 	cut := make(chan struct{}, 8)
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +126,7 @@ func TestSendTimeoutLetsStalledReadersGo(t *testing.T) {
 // reset (CANCEL) and its upstream answer cut off; the connection and its
 // other streams go on.
 func TestH2ServeSendTimeoutResetsStalledStream(t *testing.T) {
-	b, cut := sendTimeoutBackend(t, 4<<20)
+	b, cut := sendTimeoutBackend(t, 64<<20)
 	srv, _, roots := startTLSLBWith(t, addrs(b), RouteConfig{}, func(l *ListenerConfig) { l.SendTimeout = Duration(300 * time.Millisecond) })
 	c := dialRawH2TLS(t, srv.Addr(), roots, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
 	start := time.Now()
@@ -177,7 +179,7 @@ func TestH2ServeSendTimeoutResetsStalledStream(t *testing.T) {
 // its ResponseController's write deadline: the stalled stream ends and
 // its upstream answer is cut off; the connection's next stream is served.
 func TestSendTimeoutOnNetHTTPPath(t *testing.T) {
-	b, cut := sendTimeoutBackend(t, 4<<20)
+	b, cut := sendTimeoutBackend(t, 64<<20)
 	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
 	cfg.Listeners[0].SendTimeout = Duration(300 * time.Millisecond)
 	srv, _ := startLB(t, cfg)
