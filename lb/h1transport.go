@@ -93,12 +93,16 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return res, nil
 		}
+		aborted := c.aborted.Load()
 		c.close()
 		// A pooled connection may have been closed by the upstream while
 		// idle; the request then never reached it. Try a fresh connection,
 		// as net/http does, when that is safe: a body, once read, cannot
-		// be sent again.
-		if reused && req.Context().Err() == nil && (sentNothing || (idempotent(req) && !hasBody)) && isStaleConnError(err) {
+		// be sent again. An exchange its time-out aborted (the fast loop's
+		// clock, which leaves the context alive) failed for that, not for a
+		// dead connection: sent again, it went out on every idle
+		// connection of the pool in turn.
+		if reused && !aborted && req.Context().Err() == nil && (sentNothing || (idempotent(req) && !hasBody)) && isStaleConnError(err) {
 			continue
 		}
 		return nil, err
@@ -236,6 +240,11 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		if c.aborted.Load() {
 			if cause := context.Cause(ctx); cause != nil {
 				return nil, false, cause
+			}
+			if x, ok := ctx.(*h1ConnCtx); ok {
+				if why := x.expiredCause(); why != nil {
+					return nil, false, why // the clock's time-out
+				}
 			}
 		}
 		return nil, false, err

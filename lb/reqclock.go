@@ -112,6 +112,15 @@ func (x *h1ConnCtx) routeExpired() bool {
 	return x.clock.expired == context.DeadlineExceeded
 }
 
+// expiredCause is why the clock aborted the running request's wait
+// (errTryTimeout, context.DeadlineExceeded for the route's timeout), or
+// nil.
+func (x *h1ConnCtx) expiredCause() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.clock.expired
+}
+
 // armClock makes the timer fire by at (unix ns). One armed for earlier
 // already does: it re-arms itself when it fires (clockFired). x.mu held.
 func (x *h1ConnCtx) armClock(at int64, now time.Time) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -287,4 +288,59 @@ func TestBodyReadTimeout(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
+}
+
+// A time-out that aborts an exchange is no stale pooled connection: the
+// request is not sent again on the pool's next idle connection (the
+// transport's retry of requests that met a connection the upstream had
+// closed). It used to be, on every idle connection in turn, each abort
+// looking like a dead connection: a slow upstream got as many copies of
+// the request as the pool held.
+func TestClockedTimeoutSendsTheRequestOnce(t *testing.T) {
+	var slow atomic.Int64
+	release := make(chan struct{})
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slow.Add(1)
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		io.WriteString(w, "fast")
+	})
+	defer close(release)
+	for name, ro := range map[string]RouteConfig{
+		"try_timeout": {TryTimeout: Duration(100 * time.Millisecond), Retries: ptr(0)},
+		"timeout":     {Timeout: Duration(100 * time.Millisecond), Retries: ptr(0)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			slow.Store(0)
+			srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, ro))
+			// Eight idle connections in the pool: eight clients at once.
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					k := dialKeepAlive(t, srv.Addr())
+					for range 20 {
+						code, _, err := k.do("/fast")
+						if err != nil || code != http.StatusOK {
+							t.Errorf("warm-up: %d %v", code, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			k := dialKeepAlive(t, srv.Addr())
+			code, _, err := k.do("/slow")
+			require.NoError(t, err)
+			require.Equal(t, http.StatusGatewayTimeout, code)
+			time.Sleep(200 * time.Millisecond)
+			require.Equal(t, int64(1), slow.Load(), "copies of the request the upstream got")
+		})
+	}
 }
