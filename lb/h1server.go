@@ -870,6 +870,12 @@ func (c *h1ServerConn) handOff() {
 	if c.deadlineSet {
 		c.clearDeadline()
 	}
+	if _, ok := c.cw.(*deadlineWriter); ok {
+		// Its send_timeout deadline stays set after an answer (it is
+		// moved only as writes need): net/http, which sets none, would
+		// fail its first write once it passed.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
 	prefix := append([]byte(nil), c.buf[c.r:c.w]...)
 	c.hs.handoff.push(&prefixConn{Conn: c.nc, prefix: prefix})
 }
@@ -893,6 +899,9 @@ func (c *h1ServerConn) serveRequest(req *http.Request) (keep bool) {
 	w := &c.rw
 	w.reset(req, body)
 	c.armWatch(body == nil)
+	if body != nil {
+		body.seq = c.reqSeq // the request armWatch just counted
+	}
 	aborted := true
 	defer func() {
 		c.ctx.reqHead, c.reqHead = nil, requestHead{} // pins no head once done
@@ -1054,6 +1063,7 @@ type h1ReqBody struct {
 	// read to its end; a read waiting for the client was ended (expire).
 	expired atomic.Bool
 	idle    time.Duration // body_read_timeout: how long one read may wait
+	seq     uint64        // the connection's reqSeq of its request
 }
 
 // expire ends a read waiting for the client's body, and any later one:
@@ -1063,7 +1073,9 @@ type h1ReqBody struct {
 func (b *h1ReqBody) expire() {
 	c := b.c
 	c.wmu.Lock()
-	done := c.bodyDone
+	// A clock's hook may run late, once the connection went on to its
+	// next request: that one's body is not this one's to expire.
+	done := c.bodyDone || c.reqSeq != b.seq
 	c.wmu.Unlock()
 	if !done && b.expired.CompareAndSwap(false, true) {
 		c.nc.SetReadDeadline(time.Unix(1, 0))

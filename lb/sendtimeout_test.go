@@ -236,3 +236,37 @@ func TestSendTimeoutEndsStalledUpgrade(t *testing.T) {
 		t.Fatal("the upstream still pushes 5 s after its client stopped reading")
 	}
 }
+
+// A TLS connection's send_timeout deadline, left set after the fast
+// loop's answer, is cleared when a later request on it goes to net/http
+// (here one with Expect: 100-continue), whose writes set none.
+func TestSendTimeoutDeadlineDoesNotOutliveTheFastLoop(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(body))
+	})
+	srv, _, roots := startTLSLBWith(t, addrs(b), RouteConfig{}, func(l *ListenerConfig) { l.SendTimeout = Duration(200 * time.Millisecond) })
+	c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	rd := bufio.NewReader(c)
+	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	res, err := http.ReadResponse(rd, nil)
+	require.NoError(t, err)
+	io.Copy(io.Discard, res.Body)
+	time.Sleep(500 * time.Millisecond) // past the deadline the answer left
+	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+	require.NoError(t, err)
+	res, err = http.ReadResponse(rd, nil)
+	require.NoError(t, err, "net/http's 100 Continue")
+	require.Equal(t, http.StatusContinue, res.StatusCode)
+	_, err = io.WriteString(c, "hi")
+	require.NoError(t, err)
+	res, err = http.ReadResponse(rd, nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, "got hi", string(body))
+}
