@@ -1132,3 +1132,51 @@ func TestH1ServerAnswerHopFields(t *testing.T) {
 		}
 	}
 }
+
+// Write reports every byte it took: with some bytes already held for the
+// head's sniffing, a write that crosses h1PendingSize sends part of
+// itself with the head, and that part counts too (it did not: the access
+// log's byte count fell short, and io.Copy would stop, ErrShortWrite).
+func TestH1ResponseWriterCountsBytesSentWithHead(t *testing.T) {
+	var out bytes.Buffer
+	c := &h1ServerConn{hs: &h1Server{}, bw: bufio.NewWriter(&out)}
+	c.rw.c, c.rw.header, c.rw.pendingBuf = c, http.Header{}, new([h1PendingSize]byte)
+	w := &c.rw
+	w.reset(&http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}}, nil)
+	first, second := bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 3000)
+	w.Header().Set("Content-Length", "4000") // no chunked framing in out
+	n, err := w.Write(first)
+	require.NoError(t, err)
+	require.Equal(t, len(first), n)
+	n, err = w.Write(second)
+	require.NoError(t, err)
+	require.Equal(t, len(second), n, "bytes reported for the write that crossed the sniffing buffer")
+	w.finish()
+	require.NoError(t, c.bw.Flush())
+	require.True(t, bytes.HasSuffix(out.Bytes(), append(first, second...)), "the body went out whole:\n%q", out.Bytes())
+}
+
+// A client that half-closes its end after its request (nc -N) is taken
+// for gone while the upstream thinks: its connection is closed without an
+// answer (nginx's 499), not answered with an empty 200 as if the
+// upstream had sent that.
+func TestClientGoneIsNotAnsweredEmpty(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Second):
+		}
+		io.WriteString(w, "late")
+	})
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	nc, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, nc.(*net.TCPConn).CloseWrite())
+	got, err := io.ReadAll(nc)
+	require.NoError(t, err)
+	require.False(t, strings.HasPrefix(string(got), "HTTP/1.1 200"), "answered: %q", got)
+}

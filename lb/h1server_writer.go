@@ -204,6 +204,7 @@ func (w *h1ResponseWriter) Write(p []byte) (int, error) {
 	if w.clen != -1 && w.written > w.clen {
 		return 0, http.ErrContentLength
 	}
+	taken := 0 // bytes of p that went out with the head
 	if !w.headerSent {
 		if len(w.pending)+len(p) <= h1PendingSize {
 			w.pending = append(w.pending, p...)
@@ -215,13 +216,14 @@ func (w *h1ResponseWriter) Write(p []byte) (int, error) {
 			w.writeHead(p)
 			w.headerSent = true
 		} else {
-			k := h1PendingSize - len(w.pending)
-			w.pending = append(w.pending, p[:k]...)
-			p = p[k:]
+			taken = h1PendingSize - len(w.pending)
+			w.pending = append(w.pending, p[:taken]...)
+			p = p[taken:]
 			w.sendHead()
 		}
 	}
-	return w.writeBody(p)
+	n, err := w.writeBody(p)
+	return taken + n, err
 }
 
 // Flush implements http.Flusher.

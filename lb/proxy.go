@@ -339,7 +339,12 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		// body (endWait) cancels its request's context too.
 		ex.status = writeError(w, r, http.StatusGatewayTimeout, codes.DeadlineExceeded, "request timed out waiting for its body")
 	case r.Context().Err() != nil:
-		ex.status = 499 // client went away; nobody reads an answer
+		// The client went away, or half-closed its end, which the fast
+		// loop's watch cannot tell apart: it is let go unanswered (499),
+		// as nginx does. An answer now would be the writer's empty 200,
+		// which a client that still reads would take for the upstream's.
+		ex.status = 499
+		panic(http.ErrAbortHandler)
 	case timedOut() || errors.Is(lastErr, errTryTimeout):
 		ex.status = writeError(w, r, http.StatusGatewayTimeout, codes.DeadlineExceeded, "upstream timed out")
 	case lastErr == nil && lastStatus == 0:
