@@ -212,9 +212,11 @@ func (t *h1Transport) put(c *h1Conn) {
 }
 
 // CloseIdleConnections closes pooled connections; busy ones close when
-// their exchange ends.
+// their exchange ends (put). The pool calls it once, as a reload retires
+// the transport: nothing takes from its idle lists after that.
 func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
+	t.closed = true
 	idle := t.idle
 	t.idle = map[string][]*h1Conn{}
 	t.mu.Unlock()

@@ -288,7 +288,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		}
 
 		res, tryCancel, err := s.attempt(out, pool, u, tryTimeout, clock)
-		mayRetry := attempt < maxAttempts && !timedOut()
+		// A retry goes to an upstream not tried yet (the pickers avoid
+		// the tried ones, in panic mode too): with none left, a failed
+		// answer is relayed as it is, and no budget is spent.
+		mayRetry := attempt < maxAttempts && !timedOut() && len(tried) < len(pool.upstreams)
 		if err != nil {
 			lastErr, lastStatus = err, 0
 			if !timedOut() && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errClientBody) {
@@ -315,9 +318,16 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		} else {
 			pool.recordOutcome(u, outcomeSuccess)
 		}
-		s.respond(w, r, res, ex, upgrade)
-		u.inflight.Add(-1)
-		tryCancel()
+		func() {
+			// respond panics (http.ErrAbortHandler) when the upstream
+			// breaks off mid-answer: the count must drop all the same, or
+			// least_requests and p2c_ewma shun the upstream for good.
+			defer func() {
+				u.inflight.Add(-1)
+				tryCancel()
+			}()
+			s.respond(w, r, res, ex, upgrade)
+		}()
 		if native && ex.sendNow && out == &px.out {
 			px.reusable, px.res = true, res
 		}

@@ -19,9 +19,14 @@ type rateLimiter struct {
 	shards [32]limiterShard
 }
 
+// A shard's buckets are keyed by the client key's 64-bit hash (seeded per
+// process), not the key: a header's value may be as long as
+// max_header_bytes, and a flood of distinct long keys would otherwise
+// hold that much each. Two keys that share a hash share a bucket, about a
+// 2^-64 chance per pair.
 type limiterShard struct {
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[uint64]*bucket
 }
 
 type bucket struct {
@@ -30,7 +35,9 @@ type bucket struct {
 }
 
 // maxBucketsPerShard bounds memory against a flood of distinct keys; a
-// shard that is full forgets its idle clients first, then all of them.
+// shard that is full forgets its idle clients first, then an eighth of
+// the others, chosen at random (map order), rather than all of them:
+// clients being throttled mostly stay so.
 const maxBucketsPerShard = 1 << 14
 
 func newRateLimiter(cfg RateLimitConfig) *rateLimiter {
@@ -39,7 +46,7 @@ func newRateLimiter(cfg RateLimitConfig) *rateLimiter {
 		rl.header = http.CanonicalHeaderKey(cfg.Key[len("header:"):])
 	}
 	for i := range rl.shards {
-		rl.shards[i].buckets = map[string]*bucket{}
+		rl.shards[i].buckets = map[uint64]*bucket{}
 	}
 	return rl
 }
@@ -61,16 +68,17 @@ func (rl *rateLimiter) clientKey(r *http.Request) string {
 // allow takes one token for key; when none is left it returns how long
 // until one will be.
 func (rl *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {
-	sh := &rl.shards[maphash.String(rl.seed, key)%uint64(len(rl.shards))]
+	h := maphash.String(rl.seed, key)
+	sh := &rl.shards[h%uint64(len(rl.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b := sh.buckets[key]
+	b := sh.buckets[h]
 	if b == nil {
 		if len(sh.buckets) >= maxBucketsPerShard {
 			sh.evict(now, rl.cfg)
 		}
 		b = &bucket{tokens: float64(rl.cfg.Burst), last: now}
-		sh.buckets[key] = b
+		sh.buckets[h] = b
 	}
 	b.tokens = math.Min(float64(rl.cfg.Burst), b.tokens+now.Sub(b.last).Seconds()*rl.cfg.Rate)
 	b.last = now
@@ -89,8 +97,11 @@ func (sh *limiterShard) evict(now time.Time, cfg RateLimitConfig) {
 			delete(sh.buckets, k) // would be full again: forgetting it is exact
 		}
 	}
-	if len(sh.buckets) >= maxBucketsPerShard {
-		clear(sh.buckets)
+	for k := range sh.buckets {
+		if len(sh.buckets) <= maxBucketsPerShard*7/8 {
+			break
+		}
+		delete(sh.buckets, k)
 	}
 }
 

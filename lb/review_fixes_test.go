@@ -1,0 +1,131 @@
+package lb
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// An upstream that breaks off mid-answer leaves no request counted in
+// flight on it: the count used to stay one too high for good after each,
+// and least_requests and p2c_ewma shunned the upstream for it.
+func TestUpstreamBreakingOffLeavesNothingInFlight(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		io.WriteString(brw, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npart of it")
+		brw.Flush()
+		conn.Close()
+	})
+	srv, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b), Policy: "least_requests"}, RouteConfig{}))
+	c := newClient(t)
+	for range 3 {
+		res, err := c.Get(base + "/")
+		if err == nil {
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		require.Error(t, err, "a truncated answer must not pass for whole")
+	}
+	up := srv.state.Load().pools["p"].Upstreams()[0]
+	require.Eventually(t, func() bool { return up.Inflight() == 0 }, 2*time.Second, 10*time.Millisecond,
+		"requests still counted in flight: %d", up.Inflight())
+}
+
+// With one upstream there is no other to retry on: its 503 reaches the
+// client as it came (body and Retry-After), instead of being dropped for
+// the lb's own 503 after a retry that could not happen.
+func TestFailedAnswerRelayedWhenNoUpstreamIsLeft(t *testing.T) {
+	var calls int
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "upstream says: busy")
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Retries: ptr(2)}))
+	res, err := newClient(t).Get(base + "/")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	require.Equal(t, "7", res.Header.Get("Retry-After"))
+	require.Equal(t, "upstream says: busy", string(body))
+	require.Equal(t, 1, calls)
+}
+
+// A rate limiter keyed by a header keeps no copy of its values: a flood
+// of distinct long keys (a header may be as long as max_header_bytes)
+// costs a bucket each, not the key's length each.
+func TestRateLimiterHoldsNoKeys(t *testing.T) {
+	rl := newRateLimiter(RateLimitConfig{Key: "header:X-Api-Key", Rate: 1, Burst: 1})
+	long := strings.Repeat("k", 32<<10)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	now := time.Now()
+	for i := range 2000 {
+		ok, _ := rl.allow("k:"+long+strconv.Itoa(i), now)
+		require.True(t, ok, "a new client's first request")
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	require.Less(t, grown, int64(8<<20), "heap held after 2000 distinct 32 KiB keys (64 MB if kept)")
+	ok, _ := rl.allow("k:"+long+"0", now)
+	require.False(t, ok, "a known client's bucket is still there")
+	runtime.KeepAlive(rl)
+}
+
+// A reload that replaces a pool's transport (here its dial_timeout
+// changed) lets the connections of requests still in flight on the old
+// one close when those end: they used to go back to its idle list, which
+// nobody takes from any more, and stayed open for good.
+func TestRetiredTransportClosesBusyConnections(t *testing.T) {
+	release := make(chan struct{})
+	closed := make(chan struct{}, 4)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	cfg := oneRoute(PoolConfig{Upstreams: []string{up.Listener.Addr().String()}}, RouteConfig{})
+	srv, base := startLB(t, cfg)
+	done := make(chan error, 1)
+	go func() {
+		res, err := newClient(t).Get(base + "/slow")
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return srv.state.Load().pools["p"].Upstreams()[0].Inflight() == 1 }, 2*time.Second, 5*time.Millisecond)
+	next := oneRoute(PoolConfig{Upstreams: []string{up.Listener.Addr().String()}, DialTimeout: Duration(3 * time.Second)}, RouteConfig{})
+	next.Listeners = cfg.Listeners
+	require.NoError(t, srv.Reload(next))
+	close(release)
+	require.NoError(t, <-done)
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the retired transport kept the finished request's upstream connection open")
+	}
+}
