@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -485,7 +486,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.RetryBudget.Ratio < 0 || c.RetryBudget.Ratio > 1 {
+	if !(c.RetryBudget.Ratio >= 0 && c.RetryBudget.Ratio <= 1) { // NaN too
 		return fmt.Errorf("retry_budget.ratio: %v is outside [0, 1]", c.RetryBudget.Ratio)
 	}
 	if c.RetryBudget.MinPerSecond < 0 {
@@ -593,8 +594,8 @@ func (r RouteConfig) validate(at string) error {
 		if rl.Key != "ip" && (!strings.HasPrefix(rl.Key, "header:") || len(rl.Key) == len("header:")) {
 			return fmt.Errorf("%s.rate_limit.key: %q is not \"ip\" or \"header:<Name>\"", at, rl.Key)
 		}
-		if rl.Rate <= 0 {
-			return fmt.Errorf("%s.rate_limit.rate: must be above 0 requests per second", at)
+		if !(rl.Rate > 0) || math.IsInf(rl.Rate, 1) { // NaN fails the first
+			return fmt.Errorf("%s.rate_limit.rate: must be a number above 0 requests per second", at)
 		}
 		if rl.Burst < 1 {
 			return fmt.Errorf("%s.rate_limit.burst: must be at least 1", at)

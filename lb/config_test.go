@@ -60,6 +60,15 @@ func TestParseConfigRejectsWithPreciseMessage(t *testing.T) {
 		{"empty", ``, "empty config"},
 		{"no listeners", `routes: [{pool: a}]`, "listeners: at least one listener"},
 		{"unknown key", validBase + "\nretry_budgett: {}", "field retry_budgett not found"},
+		{"NaN retry ratio", validBase + "\nretry_budget: {ratio: .nan}", "retry_budget.ratio: NaN is outside [0, 1]"},
+		{"NaN rate", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, rate_limit: {key: ip, rate: .nan, burst: 1}}]`, "routes[0].rate_limit.rate: must be a number above 0"},
+		{"infinite rate", `
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a, rate_limit: {key: ip, rate: .inf, burst: 1}}]`, "routes[0].rate_limit.rate: must be a number above 0"},
 		{"unknown pool", `
 listeners: [{address: ":1"}]
 pools: [{name: a, upstreams: ["h:1"]}]

@@ -81,8 +81,12 @@ func TestInvalidReloadKeepsOldConfig(t *testing.T) {
 	}{
 		{"unknown pool", &Config{Listeners: []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", H2C: true}}, Routes: []RouteConfig{{Pool: "nope"}}, Pools: []PoolConfig{{Name: "p", Upstreams: []string{"h:1"}}}}, `routes[0].pool: unknown pool "nope"`},
 		{"listener change", oneRoute(PoolConfig{Upstreams: addrs(b1)}, RouteConfig{}), "changing listeners needs a restart"},
+		{"listener setting change", oneRoute(PoolConfig{Upstreams: addrs(b1)}, RouteConfig{}), "listeners[0] (test): changed"},
 	}
 	cases[1].cfg.Listeners = append(cases[1].cfg.Listeners, ListenerConfig{Name: "extra", Address: "127.0.0.1:1"})
+	// A setting the running listener cannot take (it was ignored, the
+	// reload reported ok).
+	cases[2].cfg.Listeners[0].SendTimeout = Duration(time.Second)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := srv.Reload(tc.cfg)
@@ -91,7 +95,7 @@ func TestInvalidReloadKeepsOldConfig(t *testing.T) {
 			require.Equal(t, "b1", body, "old config still serves")
 		})
 	}
-	require.Equal(t, 2.0, counterValue(srv.metrics.reloads.WithLabelValues("error")))
+	require.Equal(t, 3.0, counterValue(srv.metrics.reloads.WithLabelValues("error")))
 }
 
 func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {

@@ -404,10 +404,13 @@ func (s *Server) sameListeners(cfg *Config) error {
 		return fmt.Errorf("listeners: %d configured but %d running; changing listeners needs a restart", len(cfg.Listeners), len(s.listeners))
 	}
 	for i, l := range s.listeners {
-		n := cfg.Listeners[i]
-		o := l.cfg
-		if n.Name != o.Name || n.Address != o.Address || n.H2C != o.H2C || n.NativeGRPC != o.NativeGRPC || (n.TLS == nil) != (o.TLS == nil) ||
-			n.ReadHeaderTimeout != o.ReadHeaderTimeout || n.IdleTimeout != o.IdleTimeout || n.MaxHeaderBytes != o.MaxHeaderBytes {
+		// Every setting but the certificate files (loaded below, which
+		// may be others now) is compared, so that no listener setting a
+		// reload cannot apply is taken in silence.
+		n, o := cfg.Listeners[i], l.cfg
+		withTLS := n.TLS != nil
+		n.TLS, o.TLS = nil, nil
+		if n != o || withTLS != (l.cfg.TLS != nil) {
 			return fmt.Errorf("listeners[%d] (%s): changed; only tls certificate files may change without a restart", i, o.Name)
 		}
 	}
