@@ -579,6 +579,13 @@ func (r *relayCall) finishLocked(o outcome) {
 	if r.st == nil {
 		return // gone before begin: nothing was routed, admitted or sent
 	}
+	// Bytes held for an upstream stream that never came (a dial that
+	// failed, a time-out, the client gone meanwhile) will not leave: the
+	// client's connection gets their credit now, or its window shrinks
+	// by them for good.
+	if n := len(r.unsent) - r.unsentNoCredit; n > 0 {
+		r.down.c.credit(nil, n)
+	}
 	r.unsent, r.sent = nil, nil
 	if r.timer != nil {
 		r.timer.Stop()

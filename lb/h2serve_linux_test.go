@@ -87,3 +87,50 @@ func processCPU(t *testing.T) time.Duration {
 	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Request bytes a relayed call holds while its upstream is dialled are
+// credited back to the client when the call fails: they used to be
+// dropped uncredited, and a client connection whose calls failed so
+// (an upstream down) ran out of window and hung, whatever came after.
+func TestH2RelayCreditsBodiesOfCallsThatFailBeforeSending(t *testing.T) {
+	addr := blackHole(t) // dials hang until dial_timeout
+	srv, _ := startLB(t, &Config{
+		Listeners: []ListenerConfig{{Name: "grpc", Address: "127.0.0.1:0", H2C: true, NativeGRPC: true}},
+		Routes:    []RouteConfig{{Name: "grpc", Pool: "g", Match: MatchConfig{GRPC: true}, Retries: ptr(0)}},
+		Pools:     []PoolConfig{{Name: "g", Protocol: "h2c", Upstreams: []string{addr}, DialTimeout: Duration(300 * time.Millisecond)}},
+	})
+	c := dialRawH2(t, srv.Addr())
+	const calls = 8
+	chunk := make([]byte, 16<<10)
+	for i := range calls {
+		id := uint32(2*i + 1)
+		c.headers(t, id, false, ":method", "POST", ":scheme", "http", ":path", "/pkg.Svc/Call", ":authority", "lb",
+			"content-type", "application/grpc", "te", "trailers")
+		for sent := 0; sent < 1<<20; sent += len(chunk) { // 1 MiB, the stream's window
+			require.NoError(t, c.fr.WriteData(id, sent+len(chunk) == 1<<20, chunk))
+		}
+	}
+	// credited counts past the WINDOW_UPDATE that opens the connection's
+	// window to h2ConnWindow at its start.
+	ended, credited := 0, -(h2ConnWindow - 65535)
+	deadline := time.Now().Add(5 * time.Second)
+	for ended < calls || credited < (calls-4)<<20 {
+		require.True(t, time.Now().Before(deadline), "%d calls ended, %d bytes credited", ended, credited)
+		f, err := c.fr.ReadFrame()
+		require.NoError(t, err, "%d calls ended, %d bytes credited", ended, credited)
+		switch f := f.(type) {
+		case *http2.WindowUpdateFrame:
+			if f.StreamID == 0 {
+				credited += int(f.Increment)
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				ended++
+			}
+		case *http2.RSTStreamFrame:
+			ended++
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+}
