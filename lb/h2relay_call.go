@@ -218,21 +218,38 @@ func (r *relayCall) dialAndOpen(a *upAddr, l *leg) {
 			r.s.log.Error("gRPC relay dial panicked", "panic", p)
 		}
 	}()
-	err := a.dial(r.s.log)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.finished {
-		return
-	}
-	if err == nil && !a.open(r, l) {
+	var err error
+	for range relayDialRounds {
+		if err = a.dial(r.s.log); err != nil {
+			break
+		}
+		r.mu.Lock()
+		if r.finished {
+			r.mu.Unlock()
+			return
+		}
+		if a.open(r, l) {
+			r.openedLocked(l)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		// The dial this call waited on was another's, and the calls
+		// that waited with it filled its connection (a burst on a cold
+		// pool): dial one more.
 		err = errUpstreamRefused
 	}
-	if err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.finished {
 		r.upFailedLocked(true, err)
-		return
 	}
-	r.openedLocked(l)
 }
+
+// relayDialRounds bounds the dials one call makes or waits for: each adds
+// a connection, so a burst of up to that many connections' worth of calls
+// (100 streams each, by default) finds room.
+const relayDialRounds = 8
 
 // openedLocked starts using the new upstream stream l: the request bytes
 // that waited go out.

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -8,10 +9,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // An upstream that breaks off mid-answer leaves no request counted in
@@ -127,5 +130,51 @@ func TestRetiredTransportClosesBusyConnections(t *testing.T) {
 	case <-closed:
 	case <-time.After(2 * time.Second):
 		t.Fatal("the retired transport kept the finished request's upstream connection open")
+	}
+}
+
+// A burst of calls on a cold pool, more than one upstream connection takes
+// (100 streams until the upstream's SETTINGS say otherwise; grpc-go says
+// nothing): the calls that waited for the first dial and found it full
+// dial more, rather than failing (they did: most of a burst of 300, each
+// counted against the upstream).
+func TestRelayBurstOnColdPoolOpensMoreConnections(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{Retries: ptr(0)}, true))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const n = 300
+	streams := make([]testpb.TestService_FullDuplexCallClient, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := client.FullDuplexCall(ctx)
+			if err == nil {
+				err = s.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte("x")}})
+			}
+			if err == nil {
+				_, err = s.Recv() // the upstream holds the stream open
+			}
+			streams[i] = s
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	require.Zero(t, failed, "calls of the burst that failed")
+	for _, s := range streams {
+		if s != nil {
+			s.CloseSend()
+		}
 	}
 }
