@@ -385,7 +385,9 @@ func (c *Config) SetDefaults() {
 				hc.Interval = Duration(defaultHCInterval)
 			}
 			if hc.Timeout == 0 {
-				hc.Timeout = Duration(defaultHCTimeout)
+				// Never past the interval the user chose (validation
+				// requires that), so that interval: 1s alone is valid.
+				hc.Timeout = min(Duration(defaultHCTimeout), hc.Interval)
 			}
 			if hc.HealthyThreshold == 0 {
 				hc.HealthyThreshold = 1
@@ -402,7 +404,8 @@ func (c *Config) SetDefaults() {
 			o.BaseEjection = Duration(defaultBaseEjection)
 		}
 		if o.MaxEjection == 0 {
-			o.MaxEjection = Duration(defaultMaxEjection)
+			// Never below the base ejection the user chose.
+			o.MaxEjection = max(Duration(defaultMaxEjection), o.BaseEjection)
 		}
 		if o.MaxEjectedPercent == 0 {
 			o.MaxEjectedPercent = defaultMaxEjectedPercent

@@ -174,3 +174,16 @@ func TestByteSize(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// A setting given alone takes defaults for its companions that suit it:
+// a health check interval under the default timeout, a base ejection
+// over the default maximum.
+func TestDefaultsFollowTheSettingsGiven(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1"], health_check: {type: http, interval: 1s}, outlier: {base_ejection: 5m}}]
+routes: [{pool: a}]`))
+	require.NoError(t, err)
+	require.Equal(t, Duration(time.Second), cfg.Pools[0].HealthCheck.Timeout)
+	require.Equal(t, Duration(5*time.Minute), cfg.Pools[0].Outlier.MaxEjection)
+}
