@@ -680,11 +680,24 @@ func (c *h2conn) readLoop() {
 	var err error
 	for {
 		var f http2.Frame
+		// The frame's type, for its errors: a cheap look at bytes that
+		// ReadFrame reads next anyway.
+		var typ http2.FrameType
+		if h, perr := c.br.Peek(9); perr == nil {
+			typ = http2.FrameType(h[3])
+		}
 		f, err = c.fr.ReadFrame()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
-				if err = c.onStreamError(se); err == nil {
+				if typ == http2.FrameHeaders {
+					// Padding past the payload, the one HEADERS error
+					// x/net makes a stream error: its header block goes
+					// undecoded, which would leave the peer's HPACK table
+					// and ours apart. RFC 9113 section 6.2 makes it a
+					// connection error.
+					err = http2.ConnectionError(http2.ErrCodeProtocol)
+				} else if err = c.onStreamError(se); err == nil {
 					continue
 				}
 			}

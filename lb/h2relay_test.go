@@ -880,3 +880,16 @@ func TestH2RelayCallGoneBeforeItBegan(t *testing.T) {
 	require.Nil(t, r.ro, "a call that ended before it began must not be routed")
 	require.Zero(t, srv.state.Load().pools["p"].pending.Load())
 }
+
+// HEADERS whose padding is longer than its payload is a connection error
+// (RFC 9113 section 6.2): x/net reports a stream error, after which the
+// block, never decoded, would leave the two sides' HPACK tables apart.
+func TestH2RelayHeadersPaddingPastPayload(t *testing.T) {
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true))
+	c := dialRawH2(t, srv.Addr())
+	// PADDED and END_HEADERS; pad length 200 with three bytes of block.
+	require.NoError(t, c.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPadded|http2.FlagHeadersEndHeaders, 1, []byte{200, 0x82, 0x86, 0x84}))
+	ga := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
+}
