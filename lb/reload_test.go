@@ -136,3 +136,37 @@ func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 		return counterValue(srv.metrics.reloads.WithLabelValues("ok")) > okBefore
 	}, 10*time.Second, 10*time.Millisecond)
 }
+
+// A content the file had for less than a poll interval (a file being
+// rewritten in place, read half-written) is never applied: a change is
+// applied once a tick sees it again.
+func TestWatchConfigWaitsForTheFileToSettle(t *testing.T) {
+	b1, b2, b3 := newBackend(t, "b1", nil), newBackend(t, "b2", nil), newBackend(t, "b3", nil)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	write := func(body string) { require.NoError(t, os.WriteFile(path, []byte(body), 0o600)) }
+	cfgFor := func(up string) string {
+		return fmt.Sprintf("listeners: [{name: main, address: \"127.0.0.1:0\"}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n", up)
+	}
+	write(cfgFor(b1.addr()))
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	srv, base := startLB(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- WatchConfig(ctx, path, srv) }()
+	t.Cleanup(func() { cancel(); <-watchDone })
+	c := newClient(t)
+	// The watcher's first look applies the file as it is then; its ticks
+	// follow each second from about then.
+	require.Eventually(t, func() bool { return counterValue(srv.metrics.reloads.WithLabelValues("ok")) == 1 }, 5*time.Second, time.Millisecond)
+
+	// b3's config lasts 900 ms, from half a second on: the first tick
+	// sees it, and no other does.
+	time.Sleep(watchPollInterval / 2)
+	write(cfgFor(b3.addr()))
+	time.Sleep(900 * time.Millisecond)
+	write(cfgFor(b2.addr()))
+	require.Eventually(t, func() bool { _, body := get(t, c, base+"/", nil); return body == "b2" }, 10*time.Second, 20*time.Millisecond)
+	require.Zero(t, b3.hits.Load())
+	require.Equal(t, 2.0, counterValue(srv.metrics.reloads.WithLabelValues("ok")), "reloads: the watcher's first and b2's, not b3's")
+}

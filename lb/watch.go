@@ -18,6 +18,9 @@ const watchPollInterval = time.Second
 // WatchConfig reloads srv from path on SIGHUP and whenever the file's
 // content changes, until ctx ends. A config that fails to load or validate
 // is logged with its precise error and the running config keeps serving.
+// A change is applied once the content stayed the same for a poll
+// interval: a file rewritten in place (`cat > lb.yaml`) may be read
+// half-written, and a prefix of a config can be a valid config.
 func WatchConfig(ctx context.Context, path string, srv *Server) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -26,6 +29,7 @@ func WatchConfig(ctx context.Context, path string, srv *Server) error {
 	// Apply the file as it is now: it may have changed between the caller's
 	// LoadConfig and this point, and no later tick would notice.
 	lastSum := fileSum(path)
+	var seenSum []byte // a changed content, applied if the next tick sees it again
 	srv.reloadFrom(path)
 	t := time.NewTicker(watchPollInterval)
 	defer t.Stop()
@@ -35,14 +39,19 @@ func WatchConfig(ctx context.Context, path string, srv *Server) error {
 			return nil
 		case <-hup:
 			srv.log.Info("SIGHUP: reloading config", "path", path)
-			lastSum = fileSum(path)
+			lastSum, seenSum = fileSum(path), nil
 			srv.reloadFrom(path)
 		case <-t.C:
 			sum := fileSum(path)
 			if sum == nil || bytes.Equal(sum, lastSum) {
+				seenSum = nil
 				continue
 			}
-			lastSum = sum
+			if !bytes.Equal(sum, seenSum) {
+				seenSum = sum // still being written, maybe: wait a tick
+				continue
+			}
+			lastSum, seenSum = sum, nil
 			srv.log.Info("config file changed: reloading", "path", path)
 			srv.reloadFrom(path)
 		}
