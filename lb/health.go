@@ -205,6 +205,11 @@ func (p *Pool) recordOutcome(u *Upstream, o outcome) {
 	if int(u.consecutiveFailures.Add(1)) < o2.ConsecutiveFailures {
 		return
 	}
+	// One decision at a time: counting the ejected ones and storing this
+	// one must not interleave with another's, or failures at the same
+	// instant all pass the count. Rare (a threshold reached), so cheap.
+	p.ejectMu.Lock()
+	defer p.ejectMu.Unlock()
 	now := time.Now().UnixNano()
 	if u.ejectedUntil.Load() > now {
 		return // already out; failures of requests sent before the ejection

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,6 +30,8 @@ type Pool struct {
 	pending atomic.Int64
 	// ownsTransport is false once a successor took the transport over.
 	ownsTransport atomic.Bool
+	// ejectMu serialises outlier ejections (recordOutcome).
+	ejectMu sync.Mutex
 }
 
 func newPool(cfg PoolConfig, log *slog.Logger, m *metrics) *Pool {

@@ -178,3 +178,43 @@ func TestRelayBurstOnColdPoolOpensMoreConnections(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent failures of many upstreams eject no more of the pool than
+// max_ejected_percent allows: each ejection counted the ejected ones and
+// then stored its own, so failures at the same instant could all pass
+// the count.
+func TestConcurrentEjectionsKeepMaxEjectedPercent(t *testing.T) {
+	const n = 10
+	ups := make([]string, n)
+	for i := range ups {
+		ups[i] = "127.0.0.1:" + strconv.Itoa(1+i) // never dialled here
+	}
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: ups, Outlier: OutlierConfig{ConsecutiveFailures: 1, MaxEjectedPercent: 50}}, RouteConfig{}))
+	pool := srv.state.Load().pools["p"]
+	for range 10000 { // the window is short: most rounds never meet it
+		for _, u := range pool.upstreams {
+			u.ejectedUntil.Store(0)
+			u.ejections.Store(0)
+		}
+		var start sync.WaitGroup
+		start.Add(1)
+		var done sync.WaitGroup
+		for _, u := range pool.upstreams {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				pool.recordOutcome(u, outcomeGatewayFailure)
+			}()
+		}
+		start.Done()
+		done.Wait()
+		ejected := 0
+		for _, u := range pool.upstreams {
+			if u.ejectedUntil.Load() > 0 {
+				ejected++
+			}
+		}
+		require.LessOrEqual(t, ejected, n/2, "upstreams ejected at once")
+	}
+}
