@@ -302,7 +302,9 @@ func (r *relayCall) upFailedLocked(refused bool, err error) {
 	u := r.u
 	r.u = nil
 	u.inflight.Add(-1)
-	r.pool.recordOutcome(u, outcomeGatewayFailure)
+	if !errors.Is(err, errPoolClosed) { // the lb's own reload, not the upstream's fault
+		r.pool.recordOutcome(u, outcomeGatewayFailure)
+	}
 	if refused && !r.respStarted && !r.sentLost && r.attempts < r.maxTry && r.s.budget.tryRetry() {
 		r.ro.metrics.retries.Inc()
 		if len(r.sent) > 0 {

@@ -106,6 +106,10 @@ func (p *Pool) Close() error {
 		// Closing a grpc.ClientConn would cut the calls still relayed over
 		// it (a reload must not), so wait for the pool's calls to end.
 		go func() {
+			// A call that took the old state just before the swap counts
+			// itself in (pending) a moment later: one poll's grace first,
+			// or it finds the connections closed (errPoolClosed).
+			time.Sleep(retiredPoolPoll)
 			for p.pending.Load() > 0 {
 				time.Sleep(retiredPoolPoll) // polling a counter; nothing to wait on
 			}

@@ -236,6 +236,17 @@ func (s *Server) install(st *state) {
 		for _, p := range old.pools {
 			p.Close()
 		}
+		// An old pool's checker may have recorded a verdict on a kept
+		// upstream after the new pool cleared it (Provision) and before
+		// Close stopped it: a pool without checks clears it again, now
+		// that no old checker runs, or the upstream stays out for good.
+		for _, p := range st.pools {
+			if p.active == nil {
+				for _, u := range p.upstreams {
+					u.healthy.Store(true)
+				}
+			}
+		}
 	}
 }
 
