@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,7 +155,10 @@ func (c *h2conn) relayRoute(fields []hpack.HeaderField) (st *state, ro *route, r
 			path = hf.Value
 		}
 	}
-	if method != http.MethodPost || !isGRPCContentType(ct) {
+	if method != http.MethodPost || !isGRPCContentType(ct) || hasDotSegment(path) || strings.Contains(path, "%") {
+		// Not a gRPC call, or a path the relay would route as sent while
+		// an upstream may resolve or decode it (ServeHTTP refuses dot
+		// segments, decoded): left to ServeHTTP.
 		return nil, nil, false
 	}
 	st = c.srv.state.Load()

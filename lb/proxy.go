@@ -107,6 +107,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if hasDotSegment(r.URL.Path) {
+		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "path has . or .. segments")
+		return
+	}
 	ro := st.router.match(r)
 	if ro == nil {
 		s.noRoute.Inc()

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -216,5 +217,51 @@ func TestConcurrentEjectionsKeepMaxEjectedPercent(t *testing.T) {
 			}
 		}
 		require.LessOrEqual(t, ejected, n/2, "upstreams ejected at once")
+	}
+}
+
+// Paths with dot segments are refused, not routed by their prefix as
+// sent: /v1/../admin has the prefix /v1/ and means /admin to an upstream
+// that resolves it. Encoded dots too; .well-known is no dot segment.
+func TestDotSegmentsAreRefused(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path)
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Match: MatchConfig{PathPrefix: "/v1/"}}))
+	for path, want := range map[string]int{
+		"/v1/../admin":          http.StatusBadRequest,
+		"/v1/%2e%2e/admin":      http.StatusBadRequest,
+		"/v1/./x":               http.StatusBadRequest,
+		"/v1/x/..":              http.StatusBadRequest,
+		"/v1/.well-known/x":     http.StatusOK,
+		"/v1/a..b/c.d":          http.StatusOK,
+		"/v1/x?next=/../secret": http.StatusOK, // the query is not the path
+	} {
+		nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		_, err = io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		require.NoError(t, err)
+		res, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		require.NoError(t, err, path)
+		res.Body.Close()
+		nc.Close()
+		require.Equal(t, want, res.StatusCode, path)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.ElementsMatch(t, []string{"/v1/.well-known/x", "/v1/a..b/c.d", "/v1/x"}, seen)
+}
+
+func TestHasDotSegment(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/": false, "/.": true, "/..": true, "/./": true, "/a/../b": true, "/a/.b": false,
+		"/.well-known": false, "/a..": false, "/a/...": false, "": false, "/a/.?x": true,
+	} {
+		require.Equal(t, want, hasDotSegment(p), p)
 	}
 }

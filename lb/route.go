@@ -168,3 +168,28 @@ func (h *httpRequestForHash) request() *http.Request {
 	}
 	return &h.r
 }
+
+// hasDotSegment reports whether path has a "." or ".." segment. Routes
+// match path prefixes as sent: /v1/../admin has the prefix /v1/ and
+// means /admin to an upstream that resolves it, so such paths are
+// refused (400) rather than routed (browsers and HTTP clients resolve dot
+// segments before they send). Segments like .well-known are not dot
+// segments.
+func hasDotSegment(path string) bool {
+	if !strings.Contains(path, "/.") {
+		return false
+	}
+	for i := 0; i+1 < len(path); i++ {
+		if path[i] != '/' || path[i+1] != '.' {
+			continue
+		}
+		k := i + 2
+		if k < len(path) && path[k] == '.' {
+			k++
+		}
+		if k == len(path) || path[k] == '/' || path[k] == '?' {
+			return true
+		}
+	}
+	return false
+}
