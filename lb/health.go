@@ -184,6 +184,9 @@ func (c *activeChecker) grpcConn(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// failurePenalty is the latency a failed attempt counts as (recordOutcome).
+const failurePenalty = time.Second
+
 // recordOutcome is the passive half of health checking: consecutive
 // gateway failures eject an upstream for a growing time, and a success
 // clears the count.
@@ -201,6 +204,11 @@ func (p *Pool) recordOutcome(u *Upstream, o outcome) {
 		return
 	}
 	u.metrics.failure.Inc()
+	// A failure counts as a slow answer for p2c_ewma: an upstream that
+	// fails fast (503 at once, a refused connect) would otherwise look
+	// the cheapest and draw the traffic; the penalty fades with the
+	// EWMA's decay or the successes that follow.
+	u.observeLatency(failurePenalty)
 	o2 := p.cfg.Outlier
 	if int(u.consecutiveFailures.Add(1)) < o2.ConsecutiveFailures {
 		return

@@ -265,3 +265,26 @@ func TestHasDotSegment(t *testing.T) {
 		require.Equal(t, want, hasDotSegment(p), p)
 	}
 }
+
+// p2c_ewma does not favour an upstream that fails fast: its 503s, quicker
+// than the healthy upstream's answers, made it look the cheapest, and it
+// drew most of the traffic until outlier ejection (here set not to act).
+func TestP2CEWMAShunsFastFailures(t *testing.T) {
+	failing := newBackend(t, "failing", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	good := newBackend(t, "good", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond)
+		io.WriteString(w, "good")
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(failing, good), Policy: "p2c_ewma",
+		Outlier: OutlierConfig{ConsecutiveFailures: 1000}}, RouteConfig{Retries: ptr(0)}))
+	c := newClient(t)
+	for range 200 {
+		res, err := c.Get(base + "/")
+		require.NoError(t, err)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	require.Less(t, failing.hits.Load(), int64(20), "requests the fast-failing upstream drew of 200")
+}
