@@ -100,7 +100,10 @@ func (a *upAddr) open(r *relayCall, l *leg) bool {
 	return false
 }
 
-var errPoolClosed = errors.New("upstream pool closed")
+var (
+	errPoolClosed           = errors.New("upstream pool closed")
+	errUpstreamClosedAtOnce = errors.New("upstream closed the new connection at once")
+)
 
 // dial adds a connection, or waits for the dial already in flight.
 func (a *upAddr) dial(log *slog.Logger) error {
@@ -130,10 +133,16 @@ func (a *upAddr) dial(log *slog.Logger) error {
 	}
 	a.mu.Lock()
 	if c != nil {
-		if a.g.closed.Load() {
+		c.mu.Lock()
+		gone := c.shut // the peer closed at once: its onGone (remove) may have run already
+		c.mu.Unlock()
+		switch {
+		case a.g.closed.Load():
 			err = errPoolClosed
 			c.nc.Close()
-		} else {
+		case gone:
+			err = errUpstreamClosedAtOnce
+		default:
 			a.conns = append(a.conns, c)
 		}
 	}
