@@ -98,21 +98,29 @@ func TestInvalidReloadKeepsOldConfig(t *testing.T) {
 	require.Equal(t, 3.0, counterValue(srv.metrics.reloads.WithLabelValues("error")))
 }
 
-func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {
-	b1, b2 := newBackend(t, "b1", nil), newBackend(t, "b2", nil)
+// watchedLB starts an lb from a config file that sends everything to up,
+// watched by WatchConfig; write(cfgFor(addr)) points the file elsewhere.
+func watchedLB(t *testing.T, up string) (srv *Server, base string, write func(string), cfgFor func(string) string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "lb.yaml")
-	write := func(body string) { require.NoError(t, os.WriteFile(path, []byte(body), 0o600)) }
-	cfgFor := func(up string) string {
+	write = func(body string) { require.NoError(t, os.WriteFile(path, []byte(body), 0o600)) }
+	cfgFor = func(up string) string {
 		return fmt.Sprintf("listeners: [{name: main, address: \"127.0.0.1:0\"}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n", up)
 	}
-	write(cfgFor(b1.addr()))
+	write(cfgFor(up))
 	cfg, err := LoadConfig(path)
 	require.NoError(t, err)
-	srv, base := startLB(t, cfg)
+	srv, base = startLB(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- WatchConfig(ctx, path, srv) }()
 	t.Cleanup(func() { cancel(); <-watchDone })
+	return srv, base, write, cfgFor
+}
+
+func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {
+	b1, b2 := newBackend(t, "b1", nil), newBackend(t, "b2", nil)
+	srv, base, write, cfgFor := watchedLB(t, b1.addr())
 	c := newClient(t)
 
 	write(cfgFor(b2.addr()))
@@ -142,19 +150,7 @@ func TestWatchConfigReloadsOnFileChangeAndSIGHUP(t *testing.T) {
 // applied once a tick sees it again.
 func TestWatchConfigWaitsForTheFileToSettle(t *testing.T) {
 	b1, b2, b3 := newBackend(t, "b1", nil), newBackend(t, "b2", nil), newBackend(t, "b3", nil)
-	path := filepath.Join(t.TempDir(), "lb.yaml")
-	write := func(body string) { require.NoError(t, os.WriteFile(path, []byte(body), 0o600)) }
-	cfgFor := func(up string) string {
-		return fmt.Sprintf("listeners: [{name: main, address: \"127.0.0.1:0\"}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n", up)
-	}
-	write(cfgFor(b1.addr()))
-	cfg, err := LoadConfig(path)
-	require.NoError(t, err)
-	srv, base := startLB(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- WatchConfig(ctx, path, srv) }()
-	t.Cleanup(func() { cancel(); <-watchDone })
+	srv, base, write, cfgFor := watchedLB(t, b1.addr())
 	c := newClient(t)
 	// The watcher's first look applies the file as it is then; its ticks
 	// follow each second from about then.

@@ -15,6 +15,17 @@ import (
 	"golang.org/x/net/http2"
 )
 
+// waitCut fails the test unless the backend reports an answer cut off
+// (its writes failed) within 5 s.
+func waitCut(t *testing.T, cut <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-cut:
+	case <-time.After(5 * time.Second):
+		t.Fatal(why)
+	}
+}
+
 // sendTimeoutBackend answers /big with size bytes in 32 KiB writes (/mid
 // with 512 KiB) and reports on cut each answer whose writes failed: the
 // lb let go of its upstream connection. A size past what the socket
@@ -77,11 +88,7 @@ func TestSendTimeoutLetsStalledReadersGo(t *testing.T) {
 			defer c.Close()
 			_, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
 			require.NoError(t, err)
-			select {
-			case <-cut:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the upstream's answer still flows 5 s after its client stopped reading")
-			}
+			waitCut(t, cut, "the upstream's answer still flows 5 s after its client stopped reading")
 		})
 		t.Run(name+"/slow", func(t *testing.T) {
 			c := dial(t)
@@ -134,11 +141,7 @@ func TestH2ServeSendTimeoutResetsStalledStream(t *testing.T) {
 	f := c.until(t, func(f http2.Frame) bool { r, ok := f.(*http2.RSTStreamFrame); return ok && r.StreamID == 1 })
 	require.Equal(t, http2.ErrCodeCancel, f.(*http2.RSTStreamFrame).ErrCode)
 	require.Less(t, time.Since(start), 3*time.Second)
-	select {
-	case <-cut:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream's answer still flows after its stream was reset")
-	}
+	waitCut(t, cut, "the upstream's answer still flows after its stream was reset")
 
 	c.headers(t, 3, true, ":method", "GET", ":scheme", "https", ":path", "/small", ":authority", "lb")
 	d := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 3 })
@@ -188,11 +191,7 @@ func TestSendTimeoutOnNetHTTPPath(t *testing.T) {
 	c := startRawH2(t, nc, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
 	c.headers(t, 1, true, ":method", "GET", ":scheme", "http", ":path", "/big", ":authority", "lb")
 	c.until(t, func(f http2.Frame) bool { r, ok := f.(*http2.RSTStreamFrame); return ok && r.StreamID == 1 })
-	select {
-	case <-cut:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream's answer still flows after its stream ended")
-	}
+	waitCut(t, cut, "the upstream's answer still flows after its stream ended")
 	c.headers(t, 3, true, ":method", "GET", ":scheme", "http", ":path", "/small", ":authority", "lb")
 	d := c.until(t, func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamID == 3 })
 	require.Equal(t, "small", string(d.(*http2.DataFrame).Data()))
@@ -230,11 +229,7 @@ func TestSendTimeoutEndsStalledUpgrade(t *testing.T) {
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
-	select { // and read nothing more
-	case <-cut:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream still pushes 5 s after its client stopped reading")
-	}
+	waitCut(t, cut, "the upstream still pushes 5 s after its client stopped reading") // reading nothing more
 }
 
 // A TLS connection's send_timeout deadline, left set after the fast
