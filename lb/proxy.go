@@ -482,7 +482,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	var err error
 	sized := false
 	out := sendTimeoutWriter(w, r)
-	if dw, ok := out.(*rcDeadlineWriter); ok {
+	if dw, ok := out.(*deadlineWriter); ok {
 		defer dw.clear()
 	}
 	if res.ContentLength == -1 || strings.HasPrefix(headerGet(res.Header, "Content-Type"), "text/event-stream") {

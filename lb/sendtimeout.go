@@ -16,13 +16,16 @@ import (
 // closed (newSendWriter; on HTTP/2, h2Stream.Write resets the stream; an
 // upgraded connection's relay, relayUpgrade, closes both sides).
 
-// deadlineWriter bounds the writes to a connection without a RawConn
-// (TLS) with its write deadline, moved only once it is within half the
-// timeout: a timer update per half timeout, not per write. A write may
-// thus fail after between half and all of the timeout without progress;
-// net/http's own deadlines are as coarse.
+// deadlineWriter bounds the writes to w with a write deadline (set),
+// moved only once it is within half the timeout: a timer update per half
+// timeout, not per write. A write may thus fail after between half and
+// all of the timeout without progress; net/http's own deadlines are as
+// coarse. It serves connections without a RawConn (TLS), upgraded ones,
+// and requests the fast loop left to net/http (through their
+// ResponseController).
 type deadlineWriter struct {
-	nc       net.Conn
+	w        io.Writer
+	set      func(time.Time) error
 	timeout  time.Duration
 	deadline time.Time
 }
@@ -31,24 +34,33 @@ func newDeadlineWriter(nc net.Conn, timeout time.Duration) io.Writer {
 	if timeout <= 0 {
 		return nc
 	}
-	return &deadlineWriter{nc: nc, timeout: timeout}
+	return &deadlineWriter{w: nc, set: nc.SetWriteDeadline, timeout: timeout}
 }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	if now := time.Now(); w.deadline.Sub(now) < w.timeout/2 {
 		w.deadline = now.Add(w.timeout)
-		if err := w.nc.SetWriteDeadline(w.deadline); err != nil {
+		if err := w.set(w.deadline); err != nil {
 			return 0, err
 		}
 	}
-	return w.nc.Write(p)
+	return w.w.Write(p)
+}
+
+// clear takes the deadline off once the answer is written: net/http
+// leaves a connection's write deadline as it is, and a stale one would
+// fail the next answer's first write on a keep-alive connection.
+func (w *deadlineWriter) clear() {
+	if !w.deadline.IsZero() {
+		_ = w.set(time.Time{})
+	}
 }
 
 // sendTimeoutWriter is what respond writes an answer's body to. The fast
 // loop's writer and HTTP/2 streams bound their writes themselves; a
 // request the fast loop left to net/http (h2c on a listener without
-// native_grpc, heads past its buffer) gets per-write deadlines through
-// its ResponseController, moved as deadlineWriter moves them.
+// native_grpc, heads past its buffer) gets a deadlineWriter on its
+// ResponseController; respond clears its deadline after the answer.
 func sendTimeoutWriter(w http.ResponseWriter, r *http.Request) io.Writer {
 	switch w.(type) {
 	case *h1ResponseWriter, *h2Stream:
@@ -58,30 +70,10 @@ func sendTimeoutWriter(w http.ResponseWriter, r *http.Request) io.Writer {
 	if l == nil || l.cfg.SendTimeout <= 0 {
 		return w
 	}
-	return &rcDeadlineWriter{w: w, rc: http.NewResponseController(w), timeout: time.Duration(l.cfg.SendTimeout)}
-}
-
-// rcDeadlineWriter is deadlineWriter for a net/http ResponseWriter.
-type rcDeadlineWriter struct {
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	timeout  time.Duration
-	deadline time.Time
-}
-
-func (w *rcDeadlineWriter) Write(p []byte) (int, error) {
-	if now := time.Now(); w.deadline.Sub(now) < w.timeout/2 {
-		w.deadline = now.Add(w.timeout)
-		_ = w.rc.SetWriteDeadline(w.deadline) // unsupported: unbounded, as before
+	rc := http.NewResponseController(w)
+	set := func(t time.Time) error {
+		_ = rc.SetWriteDeadline(t) // unsupported: unbounded, as before
+		return nil
 	}
-	return w.w.Write(p)
-}
-
-// clear takes the deadline off once the answer is written: net/http
-// leaves a connection's write deadline as it is, and a stale one would
-// fail the next answer's first write on a keep-alive connection.
-func (w *rcDeadlineWriter) clear() {
-	if !w.deadline.IsZero() {
-		_ = w.rc.SetWriteDeadline(time.Time{})
-	}
+	return &deadlineWriter{w: w, set: set, timeout: time.Duration(l.cfg.SendTimeout)}
 }
