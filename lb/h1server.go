@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 )
@@ -103,20 +102,17 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 // serve accepts until ln is closed; acceptWG.Add(1) comes before it.
 func (hs *h1Server) serve(ln net.Listener) {
 	defer hs.acceptWG.Done()
-	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := acceptRetrying(ln)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {
-				// As net/http does: out of descriptors is temporary.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if !errors.Is(err, net.ErrClosed) {
+				// Not a shutdown: say so, and stop the kernel from queueing
+				// connections nobody will take.
+				hs.s.log.Error("lb listener stopped accepting", "addr", ln.Addr().String(), "err", err)
+				ln.Close()
 			}
 			return
 		}
-		backoff = 0
 		c := hs.newConn(nc)
 		if c == nil {
 			nc.Close()

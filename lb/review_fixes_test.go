@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,4 +290,51 @@ func TestP2CEWMAShunsFastFailures(t *testing.T) {
 		res.Body.Close()
 	}
 	require.Less(t, failing.hits.Load(), int64(20), "requests the fast-failing upstream drew of 200")
+}
+
+// flakyListener fails its first n Accepts with EMFILE, as a process out of
+// descriptors sees, then accepts from the real listener.
+type flakyListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.n.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Running out of descriptors for a moment does not end a listener: the
+// sniffing accept loop of a native_grpc port returned at the first
+// EMFILE and closed the listeners behind it, and the port went on taking
+// connections into its backlog that nobody accepted.
+func TestSniffingListenerOutlivesEMFILE(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { raw.Close() })
+	fl := &flakyListener{Listener: raw}
+	fl.n.Store(3)
+	h1, h2 := newChanListener(raw.Addr()), newChanListener(raw.Addr())
+	go splitByProtocol(fl, h1, h2, time.Second, testLogger())
+	c, err := net.Dial("tcp", raw.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	go func() {
+		nc, err := h1.Accept()
+		if err == nil {
+			nc.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		require.NoError(t, err, "the HTTP/1.1 side was closed")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was not handed on")
+	}
 }

@@ -303,7 +303,7 @@ func (s *Server) Start(ctx context.Context) error {
 		httpLn := l.ln
 		if l.grpcSrv != nil {
 			h1, h2 := newChanListener(l.ln.Addr()), newChanListener(l.ln.Addr())
-			go splitByProtocol(l.ln, h1, h2, time.Duration(l.cfg.ReadHeaderTimeout))
+			go splitByProtocol(l.ln, h1, h2, time.Duration(l.cfg.ReadHeaderTimeout), s.log)
 			httpLn = h1
 			go func() {
 				defer close(l.grpcDone)

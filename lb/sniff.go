@@ -2,8 +2,11 @@ package lb
 
 import (
 	"bytes"
+	"errors"
+	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -14,10 +17,16 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // opens with the HTTP/2 preface and to h1 otherwise, so that one port
 // serves HTTP/1.1 through net/http and h2c through grpc-go. The sniff must
 // finish within timeout (the listener's read_header_timeout).
-func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Duration) {
+func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Duration, log *slog.Logger) {
 	for {
-		c, err := raw.Accept()
+		c, err := acceptRetrying(raw)
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				// Not a shutdown: say so, and stop the kernel from queueing
+				// connections nobody will take.
+				log.Error("lb listener stopped accepting", "addr", raw.Addr().String(), "err", err)
+				raw.Close()
+			}
 			h1.Close()
 			h2.Close()
 			return
@@ -48,6 +57,27 @@ func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Durati
 				h1.push(pc)
 			}
 		}()
+	}
+}
+
+// acceptRetrying accepts from ln and waits out the failures that pass (out
+// of descriptors, a handshake the client aborted, a time-out) with a
+// growing pause, as net/http does; any other error is returned: ln is
+// done. A single EMFILE must not end a listener: the port would go on
+// taking connections into its backlog that nobody accepts.
+func acceptRetrying(ln net.Listener) (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err == nil {
+			return nc, nil
+		}
+		var ne net.Error
+		if !(errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)) {
+			return nil, err
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		time.Sleep(backoff)
 	}
 }
 
