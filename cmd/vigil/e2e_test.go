@@ -420,6 +420,15 @@ func sigtermDuringRequest(t *testing.T, p *process, c client) {
 	}()
 	_, err = pw.Write(body[:10])
 	require.NoError(t, err)
+	// A stream through the front door that never ends (as an agent's): the lb's drain
+	// gives up on it at shutdown_timeout, and the stop still runs every other hook.
+	conn, err := grpc.NewClient(p.public, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	watch, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	_, err = watch.Recv()
+	require.NoError(t, err)
 	// The request is in the gateway once it counts two in flight (it and the scrape).
 	require.Eventually(t, func() bool { return gatewayInFlight(t, p.http) >= 2 }, 30*time.Second, 10*time.Millisecond)
 

@@ -32,8 +32,22 @@ const frontDoorAvailable = true
 func frontDoor() []fx.Option {
 	return []fx.Option{
 		fx.Provide(newFrontDoor),
-		fx.Invoke(func(lc fx.Lifecycle, s *lb.Server) {
-			lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Shutdown})
+		fx.Invoke(func(lc fx.Lifecycle, s *lb.Server, cfg *config.Config, l *slog.Logger) {
+			lc.Append(fx.Hook{OnStart: s.Start, OnStop: func(ctx context.Context) error {
+				// No longer than any server's drain (shutdown_timeout): a
+				// stream through the front door that does not end (an
+				// agent's) would otherwise take the whole stop time, and
+				// fx skips the hooks after one that used it up (the
+				// gateway's, the gRPC listener's, every component's).
+				ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+				defer cancel()
+				if err := s.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+					l.Warn("lb drain reached shutdown_timeout; the connections left were closed")
+				} else if err != nil {
+					return err
+				}
+				return nil
+			}})
 		}),
 	}
 }
