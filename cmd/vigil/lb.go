@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,6 +77,7 @@ func extraCommands(g *globalFlags) []*cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
+			keepSIGHUP()
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			lb.TuneStandaloneGC() // standalone only; an operator's GOGC wins
@@ -85,6 +88,16 @@ func extraCommands(g *globalFlags) []*cobra.Command {
 			return runLB(ctx, g.configPath, vlog.New(out, level), envOr(lbMetricsListenEnv, "127.0.0.1:9101"))
 		},
 	}}
+}
+
+// keepSIGHUP keeps SIGHUP from ending the process for its whole life. It
+// means "reload" to `vigil lb`, but only WatchConfig catches it, from
+// after the start until the drain begins; outside that, Go's default
+// action for it is to exit: a `systemctl reload` during the drain cut the
+// requests in flight and lost the buffered log lines. The channel is
+// never read; package signal drops what does not fit.
+func keepSIGHUP() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 }
 
 // runLB serves the load balancer from path until ctx ends, then drains it.

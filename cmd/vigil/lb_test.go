@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,4 +99,14 @@ func TestStandaloneLBRefusesBadConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("routes:\n  - name: x\n    pool: nope\n"), 0o600))
 	err := runLB(context.Background(), path, slog.New(slog.DiscardHandler), "")
 	require.Error(t, err)
+}
+
+// SIGHUP outside WatchConfig's watch (before the start, during the
+// drain) does not end `vigil lb`: Go's default for it is to exit, which
+// cut the drain's requests and lost the buffered log lines. Without
+// keepSIGHUP this test's own process dies of the signal.
+func TestKeepSIGHUP(t *testing.T) {
+	keepSIGHUP()
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	time.Sleep(200 * time.Millisecond) // the signal's default action would have run by now
 }
