@@ -19,14 +19,19 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, r *http.Request, res *http.
 		return
 	}
 	defer backConn.Close()
+	// Counted for the drain before the hijack: from Hijack on, net/http's
+	// Shutdown no longer waits for the connection, and the drain's wait
+	// for upgraded ones could otherwise run in between and miss it.
+	t := &s.hijacked
+	t.wg.Add(1)
+	defer t.wg.Done()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		ex.status = writeError(w, r, http.StatusInternalServerError, 13, "cannot take over connection for upgrade")
 		return
 	}
 	defer conn.Close()
-	done := s.trackHijacked(conn, backConn)
-	defer done()
+	defer t.track(conn, backConn)()
 
 	removeHopHeaders(res.Header, upgrade)
 	res.Body = nil // res.Write must not copy the (now bidirectional) body
@@ -102,20 +107,19 @@ type hijackTracker struct {
 	wg    sync.WaitGroup
 }
 
-func (s *Server) trackHijacked(client net.Conn, back io.Closer) func() {
-	t := &s.hijacked
+// track lets a forced stop close client and back (closeAll) until the
+// returned func runs; the caller counted the connection in wg already.
+func (t *hijackTracker) track(client net.Conn, back io.Closer) func() {
 	t.mu.Lock()
 	if t.conns == nil {
 		t.conns = map[net.Conn]io.Closer{}
 	}
 	t.conns[client] = back
-	t.wg.Add(1)
 	t.mu.Unlock()
 	return func() {
 		t.mu.Lock()
 		delete(t.conns, client)
 		t.mu.Unlock()
-		t.wg.Done()
 	}
 }
 
