@@ -103,14 +103,8 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 func (hs *h1Server) serve(ln net.Listener) {
 	defer hs.acceptWG.Done()
 	for {
-		nc, err := acceptRetrying(ln)
+		nc, err := acceptRetrying(ln, hs.s.log)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				// Not a shutdown: say so, and stop the kernel from queueing
-				// connections nobody will take.
-				hs.s.log.Error("lb listener stopped accepting", "addr", ln.Addr().String(), "err", err)
-				ln.Close()
-			}
 			return
 		}
 		c := hs.newConn(nc)
@@ -866,11 +860,11 @@ func (c *h1ServerConn) handOff() {
 	if c.deadlineSet {
 		c.clearDeadline()
 	}
-	if _, ok := c.cw.(*deadlineWriter); ok {
+	if dw, ok := c.cw.(*deadlineWriter); ok {
 		// Its send_timeout deadline stays set after an answer (it is
 		// moved only as writes need): net/http, which sets none, would
 		// fail its first write once it passed.
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		dw.clear()
 	}
 	prefix := append([]byte(nil), c.buf[c.r:c.w]...)
 	c.hs.handoff.push(&prefixConn{Conn: c.nc, prefix: prefix})

@@ -19,14 +19,8 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // finish within timeout (the listener's read_header_timeout).
 func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Duration, log *slog.Logger) {
 	for {
-		c, err := acceptRetrying(raw)
+		c, err := acceptRetrying(raw, log)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				// Not a shutdown: say so, and stop the kernel from queueing
-				// connections nobody will take.
-				log.Error("lb listener stopped accepting", "addr", raw.Addr().String(), "err", err)
-				raw.Close()
-			}
 			h1.Close()
 			h2.Close()
 			return
@@ -64,8 +58,10 @@ func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Durati
 // of descriptors, a handshake the client aborted, a time-out) with a
 // growing pause, as net/http does; any other error is returned: ln is
 // done. A single EMFILE must not end a listener: the port would go on
-// taking connections into its backlog that nobody accepts.
-func acceptRetrying(ln net.Listener) (net.Conn, error) {
+// taking connections into its backlog that nobody accepts. An error that
+// is not ln's close (a shutdown) is logged, and ln closed, so that the
+// kernel stops queueing connections for it.
+func acceptRetrying(ln net.Listener, log *slog.Logger) (net.Conn, error) {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -74,6 +70,10 @@ func acceptRetrying(ln net.Listener) (net.Conn, error) {
 		}
 		var ne net.Error
 		if !(errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)) {
+			if !errors.Is(err, net.ErrClosed) {
+				log.Error("lb listener stopped accepting", "addr", ln.Addr().String(), "err", err)
+				ln.Close()
+			}
 			return nil, err
 		}
 		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
