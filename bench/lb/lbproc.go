@@ -77,6 +77,10 @@ func runLB(args []string) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		// Index serves the named profiles only; the CPU profile and the
+		// execution trace have handlers of their own.
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
 		go http.ListenAndServe(*metricsAddr, mux)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
