@@ -65,8 +65,11 @@ const relayRetainLimit = 64 << 10
 var (
 	errUpstreamGoAway  = errors.New("upstream refused the stream (GOAWAY)")
 	errUpstreamRefused = errors.New("upstream refused the stream")
-	errUpstreamClosed  = errors.New("upstream connection closed")
-	errRouteTimeout    = errors.New("route timeout")
+	// errClientNotReading: the call's client connection held more
+	// answer bytes than h2HoldLimit.
+	errClientNotReading = errors.New("client connection holds too many unread answer bytes")
+	errUpstreamClosed   = errors.New("upstream connection closed")
+	errRouteTimeout     = errors.New("route timeout")
 )
 
 // begin routes and admits a new call, st and ro being its config
@@ -477,7 +480,21 @@ func (r *relayCall) onUpData(l *leg, data []byte, end bool) {
 	dc := r.down.c
 	dc.mu.Lock()
 	freed := dc.sendLocked(&r.down, data, 0, end)
+	full := dc.held > h2HoldLimit
+	if full {
+		dc.resetLocked(&r.down, http2.ErrCodeEnhanceYourCalm)
+	}
 	dc.unlock()
+	if full {
+		// The client's connection holds too much it does not read (see
+		// h2HoldLimit): this call ends, with what it held.
+		r.stopUpLocked()
+		r.ro.metrics.reject("client_not_reading")
+		r.code = codes.ResourceExhausted
+		r.err = errClientNotReading
+		r.finishLocked(outcomeSuccess)
+		return
+	}
 	if end {
 		// No trailers: not a valid gRPC response, but the client decides.
 		// A request still being sent is cut short, or the stream would

@@ -30,7 +30,12 @@ import (
 // directions: DATA waits in its stream's queue for the peer's credit, and
 // what a peer sent is credited back only once it has been handed to the
 // other side, so a slow reader holds back its writer instead of the relay
-// buffering without bound.
+// buffering without bound. One exception: an upstream connection carries
+// the calls of many clients, so its connection-level window is given back
+// as soon as DATA arrives (the stream's only once the bytes leave). What
+// waits for a client that does not read is then bounded by its streams'
+// windows and, per client connection, by h2HoldLimit, and never holds
+// back the other calls on the upstream connection.
 
 const (
 	// h2StreamWindow and h2ConnWindow are the receive windows the relay
@@ -54,6 +59,14 @@ const (
 	// the writer has written a batch. Control frames past twice the
 	// limit are a flood (PING, SETTINGS) and end the connection.
 	h2WriteBufLimit = 2 << 20
+	// h2HoldLimit bounds the answer bytes the relay holds for one client
+	// connection (DATA its peer's windows do not let out yet). Each of
+	// its streams may hold up to h2StreamWindow, the window the relay
+	// gives the upstream per stream; a client past the limit has many
+	// streams it does not read, and the stream whose DATA crossed it is
+	// reset (ENHANCE_YOUR_CALM, which gRPC clients read as
+	// RESOURCE_EXHAUSTED).
+	h2HoldLimit = h2ConnWindow
 	// h2MaxWindow is the largest legal flow-control window.
 	h2MaxWindow = 1<<31 - 1
 	// h2ResetBurst and h2ResetRate bound the streams a client may cancel
@@ -134,6 +147,7 @@ type h2conn struct {
 	sendWin    int64      // connection-level credit the peer gave us
 	recvAvail  int64      // connection-level credit we gave the peer
 	recvOwed   int64      // forwarded bytes not yet credited back
+	held       int64      // DATA queued in the streams' pend (see h2HoldLimit)
 	peerWin    int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame  int
 	peerMax    int // the peer's MAX_CONCURRENT_STREAMS
@@ -378,6 +392,7 @@ func (c *h2conn) dropLocked(l *leg) {
 	}
 	l.closed = true
 	c.wakeWritersLocked()
+	c.held -= int64(len(l.pend))
 	if fresh := len(l.pend) - l.pendNoCredit; fresh > 0 && l.src != nil {
 		c.credits = append(c.credits, h2credit{l.src, fresh})
 	}
@@ -471,18 +486,16 @@ func (c *h2conn) recvEndLocked(l *leg) {
 
 // credit gives n bytes received on l (of this connection; l may be nil
 // or gone) back to the peer, in WINDOW_UPDATEs batched to a quarter of
-// the window.
+// the window. An upstream connection's own window was given back on
+// receipt (onData): only l's is.
 func (c *h2conn) credit(l *leg, n int) {
 	if n <= 0 {
 		return
 	}
 	c.mu.Lock()
 	if !c.closed {
-		c.recvOwed += int64(n)
-		if c.recvOwed >= c.connWindow/4 {
-			_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
-			c.recvAvail += c.recvOwed
-			c.recvOwed = 0
+		if c.server {
+			c.creditConnLocked(n)
 		}
 		if l != nil && !l.closed && !l.recvEnd {
 			l.recvOwed += int64(n)
@@ -494,6 +507,19 @@ func (c *h2conn) credit(l *leg, n int) {
 		}
 	}
 	c.unlock()
+}
+
+// creditConnLocked gives n bytes back to the connection's window.
+func (c *h2conn) creditConnLocked(n int) {
+	if c.closed {
+		return
+	}
+	c.recvOwed += int64(n)
+	if c.recvOwed >= c.connWindow/4 {
+		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
+		c.recvAvail += c.recvOwed
+		c.recvOwed = 0
+	}
 }
 
 func (c *h2conn) writeDataLocked(id uint32, end bool, p []byte) {
@@ -568,6 +594,7 @@ func (c *h2conn) sendLocked(l *leg, p []byte, noCredit int, end bool) int {
 		}
 	}
 	l.pend = append(l.pend, p...)
+	c.held += int64(len(p))
 	l.pendNoCredit += noCredit
 	l.pendEnd = l.pendEnd || end
 	if !l.inBlocked {
@@ -620,6 +647,7 @@ func (c *h2conn) releaseLocked() {
 			all := n == len(l.pend)
 			endNow := all && l.pendEnd && l.trailers == nil
 			c.writeDataLocked(l.id, endNow, l.pend[:n])
+			c.held -= int64(n)
 			l.sendWin -= int64(n)
 			c.sendWin -= int64(n)
 			k := min(n, l.pendNoCredit)
@@ -824,6 +852,11 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
 	c.recvAvail -= int64(n)
+	if !c.server {
+		// An upstream connection's window comes back at once (see the
+		// top of the file): the stream's window bounds what waits.
+		c.creditConnLocked(n)
+	}
 	l := c.streams[id]
 	if l == nil {
 		idle := c.idleLocked(id)

@@ -407,21 +407,110 @@ func TestH2RelaySlowClientBackPressuresUpstream(t *testing.T) {
 }
 
 // streamingService streams 64 KiB messages, up to 1 GiB, counting what it
-// got out.
+// got out and the calls that ended in an error (cancelled).
 type streamingService struct {
 	testpb.UnimplementedTestServiceServer
-	sent atomic.Int64
+	sent, failed atomic.Int64
 }
 
 func (s *streamingService) StreamingOutputCall(_ *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
 	msg := &testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, 64<<10)}}
 	for s.sent.Load() < 1<<30 {
 		if err := stream.Send(msg); err != nil {
+			s.failed.Add(1)
 			return err
 		}
 		s.sent.Add(64 << 10)
 	}
 	return nil
+}
+
+// startUnreadStream asks for a server stream on c's stream id and then
+// reads nothing (and credits nothing).
+func (c *rawH2Client) startUnreadStream(t *testing.T, id uint32) {
+	t.Helper()
+	c.headers(t, id, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/StreamingOutputCall",
+		":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+	require.NoError(t, c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 0}))
+}
+
+// waitStalled waits until the service has stopped sending: what its
+// streams hold is then all flow control lets out.
+func (s *streamingService) waitStalled(t *testing.T) int64 {
+	t.Helper()
+	last := int64(-1)
+	require.Eventually(t, func() bool {
+		n := s.sent.Load()
+		stalled := n == last && n > 0
+		last = n
+		return stalled
+	}, 15*time.Second, 300*time.Millisecond)
+	return last
+}
+
+// TestH2RelaySlowClientsDoNotStallTheUpstreamConnection: clients that
+// do not read their server streams hold, each, at most their streams'
+// windows of the upstream's output, never the window of the upstream
+// connection that the calls of all clients share. Twenty-four such
+// clients hold more than that connection's 16 MiB window; a fresh call
+// on it still gets its answers.
+func TestH2RelaySlowClientsDoNotStallTheUpstreamConnection(t *testing.T) {
+	svc := &streamingService{}
+	addr, _ := startGRPCServer(t, svc)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	for range 24 {
+		dialRawH2(t, srv.Addr()).startUnreadStream(t, 1)
+	}
+	held := svc.waitStalled(t)
+	require.Greater(t, held, int64(h2ConnWindow), "the slow clients hold less than the upstream connection's window: the test proves nothing")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := dialLBOpts(t, srv.Addr()).StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	require.NoError(t, err)
+	// More than h2HoldLimit in all: what leaves is no longer held.
+	for range (h2HoldLimit + 8<<20) / (64 << 10) {
+		m, err := stream.Recv()
+		require.NoError(t, err, "a reading client's call stalls behind the slow clients, or is taken for one")
+		require.Len(t, m.GetPayload().GetBody(), 64<<10)
+	}
+}
+
+// TestH2RelayResetsStreamsOfAClientHoldingTooMuch: one client connection
+// with many server streams it does not read makes the relay hold at most
+// h2HoldLimit for it: the streams past it are reset with
+// ENHANCE_YOUR_CALM, and their upstream calls cancelled.
+func TestH2RelayResetsStreamsOfAClientHoldingTooMuch(t *testing.T) {
+	svc := &streamingService{}
+	addr, _ := startGRPCServer(t, svc)
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+	c := dialRawH2(t, srv.Addr())
+	const streams = 24
+	for i := range streams {
+		c.startUnreadStream(t, uint32(2*i+1))
+	}
+	reset := map[uint32]bool{}
+	_ = c.nc.SetDeadline(time.Now().Add(15 * time.Second))
+	c.until(t, func(f http2.Frame) bool {
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			require.Equal(t, http2.ErrCodeEnhanceYourCalm, rst.ErrCode)
+			reset[rst.StreamID] = true
+		}
+		// Each stream holds at most the 1 MiB window the relay gives
+		// the upstream per stream: 16 MiB take at least 16 streams.
+		return len(reset) >= streams-16
+	})
+	svc.waitStalled(t)
+	require.EqualValues(t, len(reset), svc.failed.Load(), "the upstream calls of the reset streams are cancelled, and only those")
+	require.EqualValues(t, len(reset), counterValue(srv.metrics.rejected.WithLabelValues("r", "client_not_reading")))
+
+	// The client's connection and the relay go on.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := dialLBOpts(t, srv.Addr()).StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	require.NoError(t, err)
+	_, err = stream.Recv()
+	require.NoError(t, err)
 }
 
 // rawH2Upstream is a raw HTTP/2 server for relay tests: it reads the
