@@ -63,8 +63,9 @@ type relayCall struct {
 const relayRetainLimit = 64 << 10
 
 var (
-	errUpstreamGoAway  = errors.New("upstream refused the stream (GOAWAY)")
-	errUpstreamRefused = errors.New("upstream refused the stream")
+	errUpstreamGoAway    = errors.New("upstream refused the stream (GOAWAY)")
+	errUpstreamRefused   = errors.New("upstream refused the stream")
+	errUpstreamNoStreams = errors.New("upstream takes no streams now (MAX_CONCURRENT_STREAMS 0)")
 	// errClientNotReading: the call's client connection held more
 	// answer bytes than h2HoldLimit.
 	errClientNotReading = errors.New("client connection holds too many unread answer bytes")
@@ -223,6 +224,12 @@ func (r *relayCall) dialAndOpen(a *upAddr, l *leg) {
 	}()
 	var err error
 	for range relayDialRounds {
+		if a.takesNoStreams() {
+			// More connections would be told the same: a refusal,
+			// retried on another upstream if there is one.
+			err = errUpstreamNoStreams
+			break
+		}
 		if err = a.dial(r.s.log); err != nil {
 			break
 		}

@@ -596,6 +596,35 @@ func TestH2RelayRetriesRefusedStreams(t *testing.T) {
 	}
 }
 
+// TestH2RelayUpstreamTakingNoStreamsGetsNoMoreConnections: an upstream
+// whose SETTINGS allow no streams (MAX_CONCURRENT_STREAMS 0) has its
+// calls retried elsewhere, not a new connection dialled for each.
+func TestH2RelayUpstreamTakingNoStreamsGetsNoMoreConnections(t *testing.T) {
+	var conns, streams atomic.Int64
+	zero := rawH2Upstream(t, []http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: 0}}, func() func(*http2.Framer, http2.Frame) bool {
+		conns.Add(1)
+		return func(fr *http2.Framer, f http2.Frame) bool {
+			if h, ok := f.(*http2.MetaHeadersFrame); ok {
+				streams.Add(1) // opened before our SETTINGS arrived
+				_ = fr.WriteRSTStream(h.StreamID, http2.ErrCodeRefusedStream)
+			}
+			return true
+		}
+	})
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{zero, g.addr}}, RouteConfig{Retries: ptr(1)}, true))
+	client := dialLB(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 30 {
+		res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
+		require.NoError(t, err)
+		require.Equal(t, "g", res.GetServerId())
+	}
+	require.Positive(t, conns.Load(), "the upstream that takes no streams was never tried")
+	require.LessOrEqual(t, conns.Load(), int64(2), "connections dialled to an upstream that takes no streams (%d streams refused)", streams.Load())
+}
+
 // BenchmarkH2RelayUnary: small unary calls through the relay, 32 at a
 // time on one client connection (with -memprofile, the relay's share of
 // the allocations shows under package lb).

@@ -100,6 +100,24 @@ func (a *upAddr) open(r *relayCall, l *leg) bool {
 	return false
 }
 
+// takesNoStreams reports whether one of the connections was told by the
+// upstream's SETTINGS to open no streams (MAX_CONCURRENT_STREAMS 0, which
+// RFC 9113 allows for short spells): a connection dialled now would be
+// told the same, and dialling one per call would pile them up.
+func (a *upAddr) takesNoStreams() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.conns {
+		c.mu.Lock()
+		zero := c.peerMax == 0 && !c.closed && !c.goAway
+		c.mu.Unlock()
+		if zero {
+			return true
+		}
+	}
+	return false
+}
+
 var (
 	errPoolClosed           = errors.New("upstream pool closed")
 	errUpstreamClosedAtOnce = errors.New("upstream closed the new connection at once")
