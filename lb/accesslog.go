@@ -50,13 +50,35 @@ func (s *Server) writeAccess(level slog.Level, reqID, method, host, path, proto,
 		extra,
 		slog.Duration("duration", d),
 	}
-	if len(traceparent) == 55 {
-		// W3C trace context: version-traceid-parentid-flags. The trace id
-		// joins this line to the upstream's spans.
-		attrs = append(attrs, slog.String("trace_id", traceparent[3:35]))
+	if id := traceIDOf(traceparent); id != "" {
+		// The trace id joins this line to the upstream's spans.
+		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	if ex.err != nil {
 		attrs = append(attrs, slog.String("err", ex.err.Error()))
 	}
 	s.accessLog.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+// traceIDOf returns the trace id of a W3C traceparent field
+// (version-traceid-parentid-flags, lowercase hex), or "" when the field is
+// not one: a client's malformed or all-zero id must not pass for a trace
+// in the log. A version past 00 may carry more after the flags.
+func traceIDOf(tp string) string {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' ||
+		!lowerHex(tp[:2]) || tp[:2] == "ff" || !lowerHex(tp[3:35]) || !lowerHex(tp[36:52]) || !lowerHex(tp[53:55]) ||
+		tp[3:35] == "00000000000000000000000000000000" || tp[36:52] == "0000000000000000" ||
+		(len(tp) > 55 && (tp[:2] == "00" || tp[55] != '-')) {
+		return ""
+	}
+	return tp[3:35]
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -105,3 +105,24 @@ func TestAccessLogLines(t *testing.T) {
 		require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", l["trace_id"])
 	})
 }
+
+// TestTraceIDOf: only a well-formed W3C traceparent gives a trace id for
+// the access log.
+func TestTraceIDOf(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for tp, want := range map[string]string{
+		testTraceparent: id,
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future": id, // a later version may add fields
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x":      "", // version 00 may not
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01":        "", // version ff is invalid
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01":        "", // uppercase
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01":        "", // all-zero trace id
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01":        "", // all-zero parent id
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g":        "",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01":        "",
+		"00-<script>alert(1)</script>00000000-00f067aa0ba902b7-01":       "",
+		"": "",
+	} {
+		require.Equal(t, want, traceIDOf(tp), tp)
+	}
+}
