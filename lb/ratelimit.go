@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -61,6 +62,24 @@ func (rl *rateLimiter) clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
+	}
+	return ipKey(host)
+}
+
+// ipKey is the rate-limit key of a client address: the address itself
+// for IPv4, its /64 for IPv6. Every IPv6 host holds at least a /64 and
+// may pick a new address in it for each request, so counting single
+// addresses would limit nobody (and fill the shards for the others).
+func ipKey(host string) string {
+	a, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return "ip:" + host
+	case a.Is4In6():
+		return "ip:" + a.Unmap().String()
+	case a.Is6():
+		p, _ := a.Prefix(64)
+		return "ip:" + p.String()
 	}
 	return "ip:" + host
 }

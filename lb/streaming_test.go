@@ -294,3 +294,22 @@ func TestRequestIDAndTraceparent(t *testing.T) {
 	require.Equal(t, tp, s.tp)
 	require.Equal(t, "abc-123", res.Header.Get("X-Request-Id"))
 }
+
+// TestRateLimitCountsIPv6ByPrefix: an IPv6 client is counted by its /64,
+// which it may pick any address from; IPv4 clients (mapped ones too) by
+// their address.
+func TestRateLimitCountsIPv6ByPrefix(t *testing.T) {
+	rl := newRateLimiter(RateLimitConfig{Key: "ip", Rate: 0.001, Burst: 1})
+	now := time.Now()
+	allowed := func(remote string) bool {
+		ok, _ := rl.allow(rl.clientKey(&http.Request{RemoteAddr: remote, Header: http.Header{}}), now)
+		return ok
+	}
+	require.True(t, allowed("[2001:db8::1]:1000"))
+	require.False(t, allowed("[2001:db8::2]:1000"), "another address of the same /64")
+	require.False(t, allowed("[2001:db8:0:0:ffff:ffff:ffff:ffff]:1000"), "another address of the same /64")
+	require.True(t, allowed("[2001:db8:0:1::1]:1000"), "another /64")
+	require.True(t, allowed("192.0.2.1:1000"))
+	require.True(t, allowed("192.0.2.2:1000"), "IPv4 clients are counted by address")
+	require.False(t, allowed("[::ffff:192.0.2.2]:1000"), "an IPv4-mapped address is that IPv4 client")
+}
