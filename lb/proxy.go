@@ -205,11 +205,19 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		body = &trackedBody{rc: r.Body, limit: int64(ro.cfg.MaxBodyBytes)}
 		if _, ok := r.Body.(expirableBody); !ok {
 			// net/http's body (a request the fast loop left to it): its
-			// reads end at the connection's read deadline.
-			rc := http.NewResponseController(w)
-			body.setDeadline = func(t time.Time) { _ = rc.SetReadDeadline(t) }
+			// reads end at the connection's read deadline, which the
+			// connection itself renews per socket read on HTTP/1.1
+			// (prefixConn.watchBody), and the body per read on HTTP/2,
+			// where it is the stream's.
 			if l, _ := r.Context().Value(listenerKey{}).(*listener); l != nil {
 				body.idleWait = time.Duration(l.cfg.BodyReadTimeout)
+			}
+			if pc, _ := r.Context().Value(handedConnKey{}).(*prefixConn); pc != nil && r.ProtoMajor == 1 {
+				body.conn = pc
+				defer body.release()
+			} else {
+				rc := http.NewResponseController(w)
+				body.setDeadline = func(t time.Time) { _ = rc.SetReadDeadline(t) }
 			}
 		}
 	}
@@ -653,14 +661,24 @@ type trackedBody struct {
 	// (expire).
 	expired atomic.Bool
 	whole   atomic.Bool // read to its end
-	// For net/http's body, which cannot end its waits itself:
-	// setDeadline sets its connection's read deadline, in the past when
-	// it expires, else each read waiting idleWait at most
-	// (body_read_timeout; the fast loop's and the HTTP/2 engine's bodies
-	// keep their own); idled: a read waited that long.
+	// For net/http's body, which cannot end its waits itself: conn (on
+	// HTTP/1.1) renews its read deadline by idleWait (body_read_timeout)
+	// while the body is read, and sets it in the past when the body
+	// expires; else setDeadline sets the stream's read deadline, in the
+	// past when it expires, else each read waiting idleWait at most (the
+	// fast loop's and the HTTP/2 engine's bodies keep their own);
+	// idled: a read waited that long.
+	conn        *prefixConn
+	watching    bool // conn.watchBody ran (on the transport's writer goroutine)
 	setDeadline func(time.Time)
 	idleWait    time.Duration
 	idled       atomic.Bool
+	// dl orders the deadline's changes with the body's end: once whole,
+	// the connection's read deadline is net/http's again (none), for its
+	// read that watches for the client's close. A deadline left behind
+	// would fail that read and cancel the request while its answer is
+	// awaited or streamed.
+	dl sync.Mutex
 }
 
 // idledOut reports whether the body paused past body_read_timeout.
@@ -689,7 +707,21 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	if !b.readAny.Load() {
 		b.readAny.Store(true)
 	}
-	if b.idleWait > 0 {
+	if b.whole.Load() {
+		return 0, io.EOF // and the deadline stays net/http's
+	}
+	switch {
+	case b.idleWait <= 0:
+	case b.conn != nil:
+		if !b.watching {
+			b.dl.Lock()
+			if !b.expired.Load() && !b.whole.Load() {
+				b.watching = true
+				b.conn.watchBody(b.idleWait)
+			}
+			b.dl.Unlock()
+		}
+	default:
 		// net/http's body: its next read waits body_read_timeout at most.
 		b.setDeadline(time.Now().Add(b.idleWait))
 		if b.expired.Load() {
@@ -702,7 +734,15 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.read += int64(n)
 	if err == io.EOF {
+		b.dl.Lock()
 		b.whole.Store(true)
+		switch {
+		case b.watching:
+			b.conn.endBody(false)
+		case b.setDeadline != nil && b.idleWait > 0:
+			b.setDeadline(time.Time{})
+		}
+		b.dl.Unlock()
 	}
 	if err != nil && b.idleWait > 0 && !b.expired.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errBodyIdle // net/http's body, past the deadline set above
@@ -738,9 +778,29 @@ func (b *trackedBody) expire() {
 	b.expired.Store(true)
 	if eb, ok := b.rc.(expirableBody); ok {
 		eb.expire()
-	} else if b.setDeadline != nil {
-		b.setDeadline(time.Unix(1, 0))
+	} else {
+		b.dl.Lock()
+		if !b.whole.Load() { // a whole body has no wait left to end
+			switch {
+			case b.conn != nil:
+				b.conn.endBody(true) // and Read starts no watch after it
+			case b.setDeadline != nil:
+				b.setDeadline(time.Unix(1, 0))
+			}
+		}
+		b.dl.Unlock()
 	}
+}
+
+// release ends the connection's watch of the body, if its request ends
+// before the body did (an upstream answered without reading it all), so
+// that net/http's own reads of the rest wait as net/http says.
+func (b *trackedBody) release() {
+	b.dl.Lock()
+	if b.watching && !b.whole.Load() && !b.expired.Load() {
+		b.conn.endBody(false)
+	}
+	b.dl.Unlock()
 }
 
 // expirableBody is a client's request body whose waits for the client a

@@ -274,11 +274,28 @@ func TestBodyReadTimeout(t *testing.T) {
 
 	// Twenty pauses of 50 ms: a second in all, past the timeout, but
 	// never 600 ms without a byte; the upstream then thinks longer than
-	// the timeout, which is no pause of the body's.
+	// the timeout, which is no pause of the body's. Bodies that net/http
+	// reads (large, chunked) used to be cut off then: their read
+	// deadline outlived the body, and net/http's read for the client's
+	// close failed at it and cancelled the request.
 	query = "think"
+	for name, head := range map[string]string{
+		"large":   fmt.Sprintf("Content-Length: %d\r\n\r\n%s", nativeBodyMax+1000, strings.Repeat("x", nativeBodyMax+980)),
+		"chunked": "Transfer-Encoding: chunked\r\n\r\n14\r\n",
+	} {
+		t.Run(name+" whole", func(t *testing.T) {
+			tail := strings.Split("01234567890123456789", "")
+			if name == "chunked" {
+				tail = append(tail, "\r\n0\r\n\r\n")
+			}
+			res, _ := post(t, head, tail...)
+			require.Equal(t, http.StatusOK, res.StatusCode)
+		})
+	}
+	require.Equal(t, int64(2), whole.Load())
 	res, _ := post(t, "Content-Length: 20\r\n\r\n", strings.Split("01234567890123456789", "")...)
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	require.Equal(t, int64(1), whole.Load())
+	require.Equal(t, int64(3), whole.Load())
 	// The body's read deadline is gone with it: the connection waits
 	// for its next request as long as idle_timeout says.
 	time.Sleep(800 * time.Millisecond)
@@ -343,4 +360,49 @@ func TestClockedTimeoutSendsTheRequestOnce(t *testing.T) {
 			require.Equal(t, int64(1), slow.Load(), "copies of the request the upstream got")
 		})
 	}
+}
+
+// TestWholeBodyLeavesNoDeadline: once a body net/http reads is whole, its
+// read deadline is gone: an upstream that answers later than
+// body_read_timeout is waited for, and a time-out that passes then is a
+// 504, not a connection cut. Both used to fail: the deadline set for the
+// body's last read failed net/http's read that watches for the client's
+// close, which cancelled the request.
+func TestWholeBodyLeavesNoDeadline(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		time.Sleep(1200 * time.Millisecond)
+		fmt.Fprintf(w, "got %d", n)
+	})
+	send := func(t *testing.T, cfg *Config, req string) *http.Response {
+		srv, _ := startLB(t, cfg)
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.WriteString(c, req)
+		require.NoError(t, err)
+		rd := bufio.NewReader(c)
+		for {
+			res, err := http.ReadResponse(rd, nil)
+			require.NoError(t, err, "the connection was cut")
+			if res.StatusCode != http.StatusContinue {
+				return res
+			}
+		}
+	}
+	body := strings.Repeat("x", 100000)
+	t.Run("expect upload", func(t *testing.T) {
+		cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+		cfg.Listeners[0].BodyReadTimeout = Duration(400 * time.Millisecond)
+		res := send(t, cfg, "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n"+body)
+		got, _ := io.ReadAll(res.Body)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Equal(t, "got 100000", string(got))
+	})
+	t.Run("try_timeout after a chunked body", func(t *testing.T) {
+		cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{Retries: ptr(0), TryTimeout: Duration(600 * time.Millisecond)})
+		res := send(t, cfg, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		require.Equal(t, http.StatusGatewayTimeout, res.StatusCode)
+	})
 }

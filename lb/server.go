@@ -153,6 +153,7 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		ctx = context.WithValue(ctx, listenerKey{}, l)
 		if pc, ok := c.(*prefixConn); ok {
+			ctx = context.WithValue(ctx, handedConnKey{}, pc) // its body_read_timeout
 			if tc, ok := pc.Conn.(*tls.Conn); ok {
 				st := tc.ConnectionState()
 				return context.WithValue(ctx, handedTLSKey{}, &st)
@@ -166,6 +167,10 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 // listenerKey carries the listener of a connection net/http serves (its
 // body_read_timeout, in proxy).
 type listenerKey struct{}
+
+// handedConnKey holds, in the context of net/http's requests, the
+// connection they came on (a *prefixConn).
+type handedConnKey struct{}
 
 // handedTLSKey carries the TLS state of a connection the fast loop
 // handed to net/http (see newHTTPServer).

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -81,11 +82,24 @@ func acceptRetrying(ln net.Listener, log *slog.Logger) (net.Conn, error) {
 	}
 }
 
-// prefixConn replays the bytes read while sniffing.
+// prefixConn replays the bytes read while sniffing (or by the fast loop
+// before it handed the connection to net/http). It also runs
+// body_read_timeout for the HTTP/1.1 request bodies net/http reads on it
+// (watchBody): while one is read, each read from the socket waits that
+// long at most. The time-out then counts pauses between the client's
+// bytes, not the length of net/http's body reads: its chunked reader
+// reads a whole chunk in one, and a large chunk coming slowly but
+// steadily would otherwise pass for a pause.
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	// bodyIdle is body_read_timeout (ns) while a body is read, 0 when
+	// none is (the deadline is net/http's), bodyExpired once the
+	// request's time-out ended the body's waits.
+	bodyIdle atomic.Int64
 }
+
+const bodyExpired = -1
 
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
@@ -93,7 +107,41 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		c.prefix = c.prefix[n:]
 		return n, nil
 	}
+	if d := c.bodyIdle.Load(); d > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(time.Duration(d)))
+		if c.bodyIdle.Load() <= 0 {
+			c.applyBodyEnd() // ended meanwhile: its deadline, not ours, stands
+		}
+	}
 	return c.Conn.Read(p)
+}
+
+// watchBody starts body_read_timeout d for a request body.
+func (c *prefixConn) watchBody(d time.Duration) {
+	c.bodyIdle.Store(int64(d))
+	_ = c.Conn.SetReadDeadline(time.Now().Add(d))
+}
+
+// endBody ends the body's watch: it was read whole or its request is
+// over (the deadline goes back to net/http, which sets none while a
+// request runs), or its request's time-out ended it (expired: a deadline
+// in the past ends the waits, and stays).
+func (c *prefixConn) endBody(expired bool) {
+	if expired {
+		c.bodyIdle.Store(bodyExpired)
+	} else if d := c.bodyIdle.Load(); d > 0 {
+		c.bodyIdle.CompareAndSwap(d, 0)
+	}
+	c.applyBodyEnd()
+}
+
+func (c *prefixConn) applyBodyEnd() {
+	switch c.bodyIdle.Load() {
+	case bodyExpired:
+		_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+	case 0:
+		_ = c.Conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // CloseWrite keeps half-close available to net/http's graceful close.
