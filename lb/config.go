@@ -84,7 +84,10 @@ type RouteConfig struct {
 	// means none (for long streams, WebSockets and SSE).
 	Timeout Duration `yaml:"timeout"`
 	// TryTimeout bounds one attempt until the upstream's response headers
-	// arrive; an idempotent request that hits it is retried elsewhere.
+	// arrive, counted from when the request's body is whole (a slow
+	// upload is the client's, which body_read_timeout and Timeout bound,
+	// not the upstream's); an idempotent request that hits it is retried
+	// elsewhere.
 	// gRPC calls the lb's HTTP/2 engine relays (h2c ones on a native_grpc
 	// listener, and those over TLS, to an h2c pool) do not use it: they are retried only
 	// when nothing reached an upstream (dial failure, REFUSED_STREAM, or

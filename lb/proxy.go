@@ -388,23 +388,49 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 	ctx, cancelFn := out.Context(), noCancel
 	var timer *time.Timer
 	start := time.Now()
+	body, _ := out.Body.(*trackedBody)
+	// A body still to come from the client delays the try_timeout until
+	// it is whole: the time-out is the upstream's, for its answer, and a
+	// client uploading slowly (or stalling) must not pass for a slow
+	// upstream, be answered 504 and have it ejected. Pauses in the body
+	// are body_read_timeout's.
+	var later *laterTry
+	if tryTimeout > 0 && body != nil && !body.whole.Load() &&
+		!(out.ContentLength > 0 && int64(body.buffered()) >= out.ContentLength-body.read) { // not all there already
+		later = &laterTry{}
+	}
 	switch {
-	case tryTimeout > 0 && clock != nil:
+	case tryTimeout > 0 && clock != nil && later == nil:
 		clock.beginTry(start, tryTimeout)
+	case tryTimeout > 0 && clock != nil:
+		later.start = func() { clock.beginTry(time.Now(), tryTimeout) }
 	case tryTimeout > 0:
 		// Only a try time-out needs a context of its own; without one the
 		// request's context already ends the attempt.
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		cancelFn = func() { cancel(nil) }
-		body, _ := out.Body.(*trackedBody)
-		timer = time.AfterFunc(tryTimeout, func() {
+		fire := func() {
 			cancel(errTryTimeout)
 			body.expire()
-		})
+		}
+		if later == nil {
+			timer = time.AfterFunc(tryTimeout, fire)
+		} else {
+			later.start = func() { later.timer = time.AfterFunc(tryTimeout, fire) }
+		}
 		out = out.WithContext(ctx)
 	}
+	if later != nil {
+		body.setOnWhole(later.begin)
+	}
 	res, err := pool.transport.RoundTrip(out)
+	if later != nil {
+		if at := later.end(); !at.IsZero() {
+			start = at // the upstream's latency counts from the body's end
+			timer = later.timer
+		}
+	}
 	if b, _ := out.Body.(*trackedBody); b.cutShort() {
 		// Whatever the attempt ended with (an upstream's answer to what
 		// it got, a read error, net/http's cancelled request), it ended
@@ -441,6 +467,36 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 	u.observeLatencyAt(d, end.UnixNano())
 	u.metrics.latency.Observe(d.Seconds())
 	return res, cancelFn, nil
+}
+
+// laterTry starts an attempt's try_timeout once its request body is whole
+// (begin, on the transport's writer goroutine), unless the attempt ended
+// before (end): its mutex keeps a late start from outliving the attempt.
+type laterTry struct {
+	mu      sync.Mutex
+	start   func()
+	ended   bool
+	started time.Time
+	timer   *time.Timer // the try_timeout's, where it runs on a timer
+}
+
+func (l *laterTry) begin() {
+	l.mu.Lock()
+	if !l.ended && l.started.IsZero() {
+		l.started = time.Now()
+		l.start()
+	}
+	l.mu.Unlock()
+}
+
+// end ends the wait for the body and returns when the try_timeout
+// started (zero: it never did).
+func (l *laterTry) end() time.Time {
+	l.mu.Lock()
+	l.ended = true
+	at := l.started
+	l.mu.Unlock()
+	return at
 }
 
 // respond relays status, headers, body and trailers. The body is flushed
@@ -668,8 +724,11 @@ type trackedBody struct {
 	// past when it expires, else each read waiting idleWait at most (the
 	// fast loop's and the HTTP/2 engine's bodies keep their own);
 	// idled: a read waited that long.
-	conn        *prefixConn
-	watching    bool // conn.watchBody ran (on the transport's writer goroutine)
+	conn     *prefixConn
+	watching bool // conn.watchBody ran (on the transport's writer goroutine)
+	// onWhole runs once the body is whole: the attempt's try_timeout
+	// starts then (laterTry). Guarded by dl.
+	onWhole     func()
 	setDeadline func(time.Time)
 	idleWait    time.Duration
 	idled       atomic.Bool
@@ -742,7 +801,12 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 		case b.setDeadline != nil && b.idleWait > 0:
 			b.setDeadline(time.Time{})
 		}
+		onWhole := b.onWhole
+		b.onWhole = nil
 		b.dl.Unlock()
+		if onWhole != nil {
+			onWhole()
+		}
 	}
 	if err != nil && b.idleWait > 0 && !b.expired.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errBodyIdle // net/http's body, past the deadline set above
@@ -789,6 +853,19 @@ func (b *trackedBody) expire() {
 			}
 		}
 		b.dl.Unlock()
+	}
+}
+
+// setOnWhole makes fn run once the body is whole, at once if it is.
+func (b *trackedBody) setOnWhole(fn func()) {
+	b.dl.Lock()
+	whole := b.whole.Load()
+	if !whole {
+		b.onWhole = fn
+	}
+	b.dl.Unlock()
+	if whole {
+		fn()
 	}
 }
 

@@ -177,11 +177,12 @@ func TestClockedTimeoutsAllocateNothingMore(t *testing.T) {
 }
 
 // A client that sends part of its body and stops is answered 504 when
-// the route's timeout (or try_timeout) passes, whichever path carries
-// its body: the transport's own (small), net/http's transport (large),
-// net/http's server (chunked). Before, its request held an upstream
-// connection for as long as the client kept its own open. The upstream
-// never gets the body whole.
+// the route's timeout passes, whichever path carries its body: the
+// transport's own (small), net/http's transport (large), net/http's
+// server (chunked). Before, its request held an upstream connection for
+// as long as the client kept its own open. The upstream never gets the
+// body whole. (try_timeout, the upstream's time to answer, starts once
+// the body is whole: TestTryTimeoutWaitsForTheWholeBody.)
 func TestTimeoutEndsStalledClientBody(t *testing.T) {
 	var whole atomic.Int64
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +192,7 @@ func TestTimeoutEndsStalledClientBody(t *testing.T) {
 	})
 	for _, ro := range []RouteConfig{
 		{Timeout: Duration(300 * time.Millisecond)},
-		{Timeout: Duration(time.Minute), TryTimeout: Duration(300 * time.Millisecond), Retries: ptr(0)},
+		{Timeout: Duration(300 * time.Millisecond), TryTimeout: Duration(200 * time.Millisecond), Retries: ptr(0)},
 	} {
 		srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, ro))
 		for name, head := range map[string]string{
@@ -405,4 +406,66 @@ func TestWholeBodyLeavesNoDeadline(t *testing.T) {
 		res := send(t, cfg, "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 		require.Equal(t, http.StatusGatewayTimeout, res.StatusCode)
 	})
+}
+
+// TestTryTimeoutWaitsForTheWholeBody: try_timeout is the upstream's time
+// to answer, counted once the request body is whole. A client that
+// uploads slowly is served, and one that stalls its body gets 408
+// (body_read_timeout) without its upstream blamed; they used to get 504
+// and have healthy upstreams ejected, on every path a body takes.
+func TestTryTimeoutWaitsForTheWholeBody(t *testing.T) {
+	var got atomic.Int64
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err == nil {
+			got.Add(1)
+		}
+		fmt.Fprintf(w, "%d", n)
+	}
+	b1, b2 := newBackend(t, "b1", handler), newBackend(t, "b2", handler)
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b1, b2), Outlier: OutlierConfig{ConsecutiveFailures: 2}},
+		RouteConfig{Retries: ptr(0), TryTimeout: Duration(300 * time.Millisecond)})
+	cfg.Listeners[0].BodyReadTimeout = Duration(500 * time.Millisecond)
+	srv, _ := startLB(t, cfg)
+	send := func(t *testing.T, head string, parts ...string) int {
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\n"+head)
+		require.NoError(t, err)
+		for _, p := range parts {
+			time.Sleep(150 * time.Millisecond)
+			_, err = io.WriteString(c, p)
+			require.NoError(t, err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	large := strings.Repeat("x", nativeBodyMax)
+	for name, tc := range map[string]struct {
+		head  string
+		parts []string
+	}{
+		"small":   {"Content-Length: 10\r\n\r\n", []string{"hello", "world"}},
+		"large":   {fmt.Sprintf("Content-Length: %d\r\n\r\n", 2*len(large)+10), []string{large, large, "0123456789"}},
+		"chunked": {"Transfer-Encoding: chunked\r\n\r\n", []string{"5\r\nhello\r\n", "5\r\nworld\r\n", "0\r\n\r\n"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// 450-600 ms of upload, past try_timeout, in pauses shorter
+			// than body_read_timeout: served.
+			require.Equal(t, http.StatusOK, send(t, tc.head, tc.parts...))
+			// The body stalls half-way: 408, four times, with two
+			// upstreams each ejected after two failures.
+			for range 4 {
+				require.Equal(t, http.StatusRequestTimeout, send(t, tc.head, tc.parts[0]))
+			}
+			for _, u := range srv.state.Load().pools["p"].upstreams {
+				require.Zero(t, u.consecutiveFailures.Load(), "%s blamed for its clients' bodies", u.Addr)
+			}
+		})
+	}
+	require.Equal(t, int64(3), got.Load())
 }
