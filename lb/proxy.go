@@ -31,6 +31,9 @@ type exchange struct {
 	// sendNow: the answer is complete; send it once the bookkeeping is
 	// done (see sendNow).
 	sendNow bool
+	// pending is the pool whose count of requests in flight (max_pending)
+	// this one holds, until it ends or becomes a tunnel (relayUpgrade).
+	pending *Pool
 
 	// triedBuf backs proxy's list of upstreams tried: the exchange is on
 	// the heap anyway, and the list escapes into the picker.
@@ -229,10 +232,18 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		ex.status = writeError(w, r, http.StatusServiceUnavailable, codes.Unavailable, "upstream pool is saturated")
 		return
 	}
-	defer pool.pending.Add(-1)
+	ex.pending = pool
+	defer ex.releasePending()
 	s.budget.requestAt(px.start)
 
-	upgrade := upgradeType(r.Header)
+	upgrade := upgradeType(r)
+	if upgrade != "" && hasBody {
+		// A WebSocket handshake has none; the transport would still be
+		// sending it when the 101 hands the connection to the tunnel,
+		// and both would read the client.
+		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "upgrade request with a body")
+		return
+	}
 	hdr := forwardHeader(r, upgrade)
 
 	// native: the h1Transport's own path carries the request, which
@@ -497,6 +508,14 @@ func (l *laterTry) end() time.Time {
 	at := l.started
 	l.mu.Unlock()
 	return at
+}
+
+// releasePending ends the exchange's share of its pool's max_pending.
+func (ex *exchange) releasePending() {
+	if p := ex.pending; p != nil {
+		ex.pending = nil
+		p.pending.Add(-1)
+	}
 }
 
 // respond relays status, headers, body and trailers. The body is flushed
@@ -1062,11 +1081,23 @@ func cloneHeader(h http.Header, extra int) http.Header {
 	return out
 }
 
-func upgradeType(h http.Header) string {
-	for _, v := range h["Connection"] {
+// upgradeType returns the protocol a request switches to where the lb
+// relays the switch: WebSocket (RFC 6455), asked for on a GET. Any other
+// Upgrade (h2c above all, which would open an HTTP/2 tunnel past the
+// routes, limits and checks of later requests) is dropped with the
+// other hop-by-hop fields, and the request goes on as a plain one, as
+// nginx does.
+func upgradeType(r *http.Request) string {
+	if r.Method != http.MethodGet {
+		return ""
+	}
+	for _, v := range r.Header["Connection"] {
 		for sf := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(sf), "upgrade") {
-				return h.Get("Upgrade")
+				if up := strings.TrimSpace(r.Header.Get("Upgrade")); asciiEqualFold(up, "websocket") {
+					return up
+				}
+				return ""
 			}
 		}
 	}

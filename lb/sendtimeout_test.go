@@ -208,7 +208,7 @@ func TestSendTimeoutEndsStalledUpgrade(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		io.WriteString(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: push\r\nConnection: Upgrade\r\n\r\n")
+		io.WriteString(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		brw.Flush()
 		chunk := bytes.Repeat([]byte("p"), 32<<10)
 		for range 4096 { // 128 MiB, past every buffer on the way
@@ -224,7 +224,7 @@ func TestSendTimeoutEndsStalledUpgrade(t *testing.T) {
 	c, err := net.Dial("tcp", srv.Addr())
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = io.WriteString(c, "GET /push HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: push\r\n\r\n")
+	_, err = io.WriteString(c, "GET /push HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	require.NoError(t, err)
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
 	require.NoError(t, err)

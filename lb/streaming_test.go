@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,6 +65,96 @@ func TestWebSocketPassesThroughIntact(t *testing.T) {
 	}
 	require.Greater(t, n, 100)
 	require.NoError(t, conn.Close(websocket.StatusNormalClosure, "bye"))
+}
+
+// TestUpgradeLimits: only WebSocket is relayed as a switch, and only
+// without a body; open WebSockets leave their pool's max_pending free;
+// a tunnel whose upstream ended waits upgradeLinger for its client, not
+// for ever.
+func TestUpgradeLimits(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Sec-WebSocket-Key") == "" {
+			fmt.Fprintf(w, "plain; upgrade %q", r.Header.Get("Upgrade"))
+			return
+		}
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		for {
+			typ, msg, err := conn.Read(r.Context())
+			if err != nil || conn.Write(r.Context(), typ, msg) != nil {
+				return
+			}
+		}
+	}
+	b := newBackend(t, "ws", echo)
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b), MaxPending: 2}, RouteConfig{}))
+	raw := func(t *testing.T, req string) (net.Conn, *http.Response) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.WriteString(c, req)
+		require.NoError(t, err)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		return c, res
+	}
+
+	t.Run("h2c upgrade goes on as a plain request", func(t *testing.T) {
+		_, res := raw(t, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+		got, _ := io.ReadAll(res.Body)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Equal(t, `plain; upgrade ""`, string(got))
+	})
+	t.Run("websocket upgrade with a body", func(t *testing.T) {
+		_, res := raw(t, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 5\r\n\r\nhello")
+		require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	})
+	t.Run("open websockets leave max_pending free", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for range 3 { // one more than max_pending
+			conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil)
+			require.NoError(t, err)
+			defer conn.CloseNow()
+			require.NoError(t, conn.Write(ctx, websocket.MessageText, []byte("hi")))
+			_, msg, err := conn.Read(ctx)
+			require.NoError(t, err)
+			require.Equal(t, "hi", string(msg))
+		}
+		code, _ := get(t, newClient(t), base+"/x", nil)
+		require.Equal(t, http.StatusOK, code)
+	})
+	t.Run("a silent client is let go after the upstream's end", func(t *testing.T) {
+		up := serveConns(t, func(c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+			}
+		})
+		_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		require.NoError(t, err)
+		start := time.Now()
+		_ = c.SetReadDeadline(start.Add(upgradeLinger + 5*time.Second))
+		all, err := io.ReadAll(c) // the 101, then the lb's half-close
+		require.NoError(t, err)
+		require.Contains(t, string(all), "101 Switching Protocols")
+		// Silent after the upstream's end: closed upgradeLinger later
+		// (a write then fails).
+		time.Sleep(time.Until(start.Add(upgradeLinger + time.Second)))
+		_, err = c.Write([]byte("x"))
+		if err == nil {
+			time.Sleep(100 * time.Millisecond)
+			_, err = c.Write([]byte("x"))
+		}
+		require.Error(t, err, "the tunnel still holds the client")
+	})
 }
 
 func TestSSEIsFlushedImmediately(t *testing.T) {

@@ -43,13 +43,22 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, r *http.Request, res *http.
 		ex.err = err
 		return
 	}
+	// A tunnel is no request in flight: open WebSockets, which may last
+	// for hours, must not fill the pool's max_pending and refuse the
+	// requests of its other routes.
+	ex.releasePending()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		// brw.Reader may hold bytes the client sent right after its request.
-		n, _ := io.Copy(backConn, brw.Reader)
-		_ = n
+		if _, err := io.Copy(backConn, brw.Reader); err != nil {
+			// Broken, or the client silent past upgradeLinger after the
+			// upstream's end: both ends go.
+			conn.Close()
+			backConn.Close()
+			return
+		}
 		closeWrite(backConn)
 	}()
 	go func() {
@@ -71,9 +80,16 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, r *http.Request, res *http.
 			return
 		}
 		closeWrite(conn)
+		// The upstream is done: the client has upgradeLinger to finish
+		// (a WebSocket's closing handshake), not for ever.
+		_ = conn.SetReadDeadline(time.Now().Add(upgradeLinger))
 	}()
 	wg.Wait()
 }
+
+// upgradeLinger is how long a tunnel whose upstream has ended waits for
+// the client's end (nginx's lingering_timeout).
+const upgradeLinger = 5 * time.Second
 
 // closeWrite half-closes where possible so the peer sees EOF while the
 // other direction drains; otherwise it closes.
