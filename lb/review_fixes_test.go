@@ -264,6 +264,8 @@ func TestHasDotSegment(t *testing.T) {
 	for p, want := range map[string]bool{
 		"/": false, "/.": true, "/..": true, "/./": true, "/a/../b": true, "/a/.b": false,
 		"/.well-known": false, "/a..": false, "/a/...": false, "": false, "/a/.?x": true,
+		"/v1/..;/admin": true, "/v1/.;x=1/a": true, "/v1/..\\admin": true, "/v1\\..\\admin": true, "/v1\\.x": false,
+		"/v1/a;..": false, "/v1/..x;": false,
 	} {
 		require.Equal(t, want, hasDotSegment(p), p)
 	}

@@ -30,7 +30,7 @@ type routeMatcher struct {
 func newRouteMatcher(m MatchConfig) routeMatcher {
 	rm := routeMatcher{pathPrefix: m.PathPrefix, grpc: m.GRPC || len(m.GRPCServices) > 0}
 	for _, h := range m.Hosts {
-		h = strings.ToLower(h)
+		h = strings.TrimSuffix(strings.ToLower(h), ".")
 		if strings.HasPrefix(h, "*.") {
 			rm.wildcards = append(rm.wildcards, h[1:])
 			continue
@@ -76,6 +76,9 @@ func (m *routeMatcher) hostMatches(host string) bool {
 	if !isLower(host) {
 		host = strings.ToLower(host)
 	}
+	// "api.example.com." (fully qualified) is "api.example.com": it must
+	// not slip past that host's route, and its limits, to a catch-all.
+	host = strings.TrimSuffix(host, ".")
 	if m.exactHosts[host] {
 		return true
 	}
@@ -174,20 +177,22 @@ func (h *httpRequestForHash) request() *http.Request {
 // means /admin to an upstream that resolves it, so such paths are
 // refused (400) rather than routed (browsers and HTTP clients resolve dot
 // segments before they send). Segments like .well-known are not dot
-// segments.
+// segments. Upstreams differ in what else ends a segment: Java servers
+// (Tomcat, Jetty, Spring) drop ";parameters" first, so /v1/..;/admin is
+// /admin to them, and some servers take '\' for '/'; both count here.
 func hasDotSegment(path string) bool {
-	if !strings.Contains(path, "/.") {
+	if !strings.Contains(path, "/.") && !strings.Contains(path, "\\.") {
 		return false
 	}
 	for i := 0; i+1 < len(path); i++ {
-		if path[i] != '/' || path[i+1] != '.' {
+		if path[i] != '/' && path[i] != '\\' || path[i+1] != '.' {
 			continue
 		}
 		k := i + 2
 		if k < len(path) && path[k] == '.' {
 			k++
 		}
-		if k == len(path) || path[k] == '/' || path[k] == '?' {
+		if k == len(path) || path[k] == '/' || path[k] == '?' || path[k] == ';' || path[k] == '\\' {
 			return true
 		}
 	}
