@@ -26,6 +26,10 @@ type Config struct {
 	RetryBudget RetryBudget      `yaml:"retry_budget"`
 	// AccessLog turns the per-request slog line on (default true).
 	AccessLog *bool `yaml:"access_log"`
+	// DrainTimeout bounds the drain of `vigil lb` when it is told to stop
+	// (SIGTERM): requests in flight get that long to finish, then the
+	// connections left (WebSockets, gRPC streams) are closed. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
 }
 
 // ListenerConfig is one listening socket.
@@ -300,6 +304,7 @@ const (
 	defaultMaxHeaderBytes    = 64 << 10
 	defaultRetries           = 2
 	defaultMaxPending        = 10000
+	defaultDrainTimeout      = 30 * time.Second
 	defaultMaxIdlePerHost    = 256
 	defaultDialTimeout       = 2 * time.Second
 	defaultKeepaliveTime     = 15 * time.Second
@@ -319,6 +324,9 @@ func (c *Config) SetDefaults() {
 	if c.AccessLog == nil {
 		on := true
 		c.AccessLog = &on
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = Duration(defaultDrainTimeout)
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -427,6 +435,9 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate() error {
 	if len(c.Listeners) == 0 {
 		return errors.New("listeners: at least one listener is required")
+	}
+	if c.DrainTimeout < 0 {
+		return fmt.Errorf("drain_timeout: %v is negative", time.Duration(c.DrainTimeout))
 	}
 	names := map[string]bool{}
 	addrs := map[string]bool{}

@@ -334,6 +334,12 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// DrainTimeout is the drain_timeout of the config being served (the last
+// one a reload applied).
+func (s *Server) DrainTimeout() time.Duration {
+	return time.Duration(s.state.Load().cfg.DrainTimeout)
+}
+
 // Addr is the address the first listener is bound to (useful with port 0).
 // It is "" before Start.
 func (s *Server) Addr() string {

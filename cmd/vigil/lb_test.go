@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -37,7 +38,21 @@ func freePort(t *testing.T) string {
 // TestStandaloneLB runs `vigil lb` on a config file in front of a real HTTP backend and
 // checks it proxies, serves its metrics, and stops when asked.
 func TestStandaloneLB(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ws" {
+			// A WebSocket that stays open through the drain.
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			_ = brw.Flush()
+			<-hold
+			return
+		}
 		_, _ = io.WriteString(w, "backend:"+r.URL.Path)
 	}))
 	defer backend.Close()
@@ -55,6 +70,7 @@ routes:
 pools:
   - name: web
     upstreams: [%q]
+drain_timeout: 1s
 `, listen, backend.Listener.Addr().String())), 0o600))
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -85,10 +101,23 @@ pools:
 	resp.Body.Close()
 	require.Contains(t, string(b), "lb_requests_total")
 
+	// An open WebSocket outlives drain_timeout: the stop closes it and
+	// is no failure.
+	ws, err := net.Dial("tcp", listen)
+	require.NoError(t, err)
+	defer ws.Close()
+	_, err = io.WriteString(ws, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	require.NoError(t, err)
+	res, err := http.ReadResponse(bufio.NewReader(ws), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+
+	start := time.Now()
 	cancel()
 	select {
 	case err := <-done:
 		require.NoError(t, err)
+		require.Less(t, time.Since(start), 5*time.Second, "drain_timeout was 1s")
 	case <-time.After(30 * time.Second):
 		t.Fatal("lb did not stop")
 	}
