@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,9 @@ type h1Transport struct {
 	mu     sync.Mutex
 	idle   map[string][]*h1Conn // LIFO per upstream address
 	closed bool
+	// sweepArmed: a sweep is due (sweepIdle), armed by the first
+	// connection put back after one found nothing left to watch.
+	sweepArmed bool
 }
 
 // probeIdleAfter: connections idle longer than this are probed before
@@ -208,7 +212,65 @@ func (t *h1Transport) put(c *h1Conn) {
 		return
 	}
 	t.idle[c.addr] = append(t.idle[c.addr], c)
+	if !t.sweepArmed {
+		t.sweepArmed = true
+		time.AfterFunc(t.idleTimeout/2, t.sweepIdle)
+	}
 	t.mu.Unlock()
+}
+
+// sweepIdle closes the connections idle past idleTimeout. get closes
+// such a connection only when it comes to it: without the sweep, those
+// below a burst's worth in a stack, and every one to an upstream no
+// longer picked (a reload removed it, or it is ejected), stayed open
+// for good, in CLOSE_WAIT once the upstream gave up on them.
+func (t *h1Transport) sweepIdle() {
+	var old []*h1Conn
+	t.mu.Lock()
+	now := time.Now()
+	for addr, stack := range t.idle {
+		// The stack's bottom has been idle longest.
+		n := 0
+		for n < len(stack) && now.Sub(stack[n].idleAt) > t.idleTimeout {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		old = append(old, stack[:n]...)
+		if n == len(stack) {
+			delete(t.idle, addr)
+			continue
+		}
+		rest := copy(stack, stack[n:])
+		clear(stack[rest:])
+		t.idle[addr] = stack[:rest]
+	}
+	t.sweepArmed = len(t.idle) > 0 && !t.closed
+	if t.sweepArmed {
+		time.AfterFunc(t.idleTimeout/2, t.sweepIdle)
+	}
+	t.mu.Unlock()
+	for _, c := range old {
+		c.close()
+	}
+}
+
+// keepOnly closes the idle connections to addresses not in addrs: a
+// reload that keeps the transport dropped those upstreams.
+func (t *h1Transport) keepOnly(addrs []string) {
+	var gone []*h1Conn
+	t.mu.Lock()
+	for addr, stack := range t.idle {
+		if !slices.Contains(addrs, addr) {
+			gone = append(gone, stack...)
+			delete(t.idle, addr)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range gone {
+		c.close()
+	}
 }
 
 // CloseIdleConnections closes pooled connections; busy ones close when

@@ -70,21 +70,44 @@ func (g *grpcConns) close() {
 	}
 	g.mu.Unlock()
 	for _, a := range addrs {
-		a.mu.Lock()
-		conns := a.conns
-		a.conns = nil
-		a.mu.Unlock()
-		for _, c := range conns {
-			c.mu.Lock()
-			if !c.closed {
-				c.goAway = true
-				_ = c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
-				if len(c.streams) == 0 {
-					c.closeLocked()
-				}
-			}
-			c.unlock()
+		a.retire()
+	}
+}
+
+// keepOnly retires the connections to addresses not in addrs: a reload
+// that keeps the set dropped those upstreams.
+func (g *grpcConns) keepOnly(addrs []string) {
+	var gone []*upAddr
+	g.mu.Lock()
+	for addr, a := range g.addrs {
+		if !slices.Contains(addrs, addr) {
+			gone = append(gone, a)
+			delete(g.addrs, addr)
 		}
+	}
+	g.mu.Unlock()
+	for _, a := range gone {
+		a.retire()
+	}
+}
+
+// retire sends GOAWAY on the address's connections, each of which closes
+// once its last call has ended.
+func (a *upAddr) retire() {
+	a.mu.Lock()
+	conns := a.conns
+	a.conns = nil
+	a.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		if !c.closed {
+			c.goAway = true
+			_ = c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+			if len(c.streams) == 0 {
+				c.closeLocked()
+			}
+		}
+		c.unlock()
 	}
 }
 

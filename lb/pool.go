@@ -72,6 +72,12 @@ func (p *Pool) Provision(prev *Pool) error {
 	p.scheme = urlScheme(p.cfg.Protocol)
 	if prev != nil && transportKey(prev.cfg) == transportKey(p.cfg) && prev.ownsTransport.CompareAndSwap(true, false) {
 		p.transport, p.grpc = prev.transport, prev.grpc
+		// Connections to upstreams the reload removed go now, not when
+		// their idle time runs out.
+		if t, ok := p.transport.(*h1Transport); ok {
+			t.keepOnly(p.cfg.Upstreams)
+		}
+		p.grpc.keepOnly(p.cfg.Upstreams)
 	} else {
 		p.transport, p.grpc = newTransport(p.cfg), &grpcConns{}
 	}

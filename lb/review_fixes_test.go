@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,4 +340,99 @@ func TestSniffingListenerOutlivesEMFILE(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the connection was not handed on")
 	}
+}
+
+// connCountingUpstream is an HTTP upstream that counts the connections it
+// has open.
+func connCountingUpstream(t *testing.T) (addr string, open *atomic.Int64) {
+	open = &atomic.Int64{}
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	return up.Listener.Addr().String(), open
+}
+
+// Idle upstream connections are closed once idle past the transport's
+// idle time-out, whether or not a request comes for their upstream; and
+// a reload that keeps the transport closes those to the upstreams it
+// removed at once. Both used to stay open for good (found by a review).
+func TestIdleUpstreamConnectionsAreClosed(t *testing.T) {
+	a, openA := connCountingUpstream(t)
+	b, openB := connCountingUpstream(t)
+	cfg := oneRoute(PoolConfig{Upstreams: []string{a}}, RouteConfig{})
+	srv, base := startLB(t, cfg)
+	tr := srv.state.Load().pools["p"].transport.(*h1Transport)
+	tr.mu.Lock()
+	tr.idleTimeout = 300 * time.Millisecond
+	tr.mu.Unlock()
+
+	// Eight at once leave eight idle connections.
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				res, err := http.Get(base + "/x")
+				if err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst()
+	require.Positive(t, openA.Load())
+	require.Eventually(t, func() bool { return openA.Load() == 0 }, 3*time.Second, 20*time.Millisecond, "idle connections outlive the idle time-out")
+
+	burst()
+	require.Positive(t, openA.Load())
+	next := oneRoute(PoolConfig{Upstreams: []string{b}}, RouteConfig{})
+	next.Listeners = cfg.Listeners
+	require.NoError(t, srv.Reload(next))
+	require.Same(t, tr, srv.state.Load().pools["p"].transport, "the reload kept the transport")
+	require.Eventually(t, func() bool { return openA.Load() == 0 }, 250*time.Millisecond, 10*time.Millisecond, "the removed upstream's connections are still open")
+	burst()
+	require.Positive(t, openB.Load())
+}
+
+// A reload that keeps a gRPC pool's connections retires those to the
+// upstreams it removed (GOAWAY, then closed once their calls end).
+func TestReloadRetiresGRPCConnectionsOfRemovedUpstreams(t *testing.T) {
+	g1, g2 := newGRPCBackend(t, "g1"), newGRPCBackend(t, "g2")
+	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{g1.addr}}, RouteConfig{}, true)
+	srv, _ := startLB(t, cfg)
+	client := dialLB(t, srv.Addr())
+	res, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "g1", res.GetServerId())
+	g := srv.state.Load().pools["p"].grpc
+	g.mu.Lock()
+	a := g.addrs[g1.addr]
+	g.mu.Unlock()
+	require.NotNil(t, a)
+	a.mu.Lock()
+	conns := slices.Clone(a.conns)
+	a.mu.Unlock()
+	require.Len(t, conns, 1)
+
+	next := grpcRouteConfig(PoolConfig{Upstreams: []string{g2.addr}}, RouteConfig{}, true)
+	next.Listeners = cfg.Listeners
+	require.NoError(t, srv.Reload(next))
+	require.Same(t, g, srv.state.Load().pools["p"].grpc, "the reload kept the connections")
+	require.Eventually(t, func() bool {
+		conns[0].mu.Lock()
+		defer conns[0].mu.Unlock()
+		return conns[0].closed
+	}, 2*time.Second, 10*time.Millisecond, "the removed upstream's connection is still open")
+	res, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "g2", res.GetServerId())
 }
