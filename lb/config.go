@@ -197,16 +197,18 @@ type OutlierConfig struct {
 	ConsecutiveFailures int      `yaml:"consecutive_failures"`
 	BaseEjection        Duration `yaml:"base_ejection"`
 	MaxEjection         Duration `yaml:"max_ejection"`
-	// MaxEjectedPercent keeps at least part of the pool serving (default 50).
-	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+	// MaxEjectedPercent keeps at least part of the pool serving (default
+	// 50; 0 ejects none).
+	MaxEjectedPercent *int `yaml:"max_ejected_percent"`
 }
 
 // RetryBudget caps retries so that a sick pool is not hammered: retries
 // in the last 10 s may not exceed Ratio of the requests plus
-// MinPerSecond*10.
+// MinPerSecond*10. Both may be 0 (given, not left out: the defaults are
+// 0.2 and 10); both 0 allow no retries.
 type RetryBudget struct {
-	Ratio        float64 `yaml:"ratio"`
-	MinPerSecond int     `yaml:"min_per_second"`
+	Ratio        *float64 `yaml:"ratio"`
+	MinPerSecond *int     `yaml:"min_per_second"`
 }
 
 // Duration is a time.Duration written as "250ms" or "5s" in YAML.
@@ -418,15 +420,15 @@ func (c *Config) SetDefaults() {
 			// Never below the base ejection the user chose.
 			o.MaxEjection = max(Duration(defaultMaxEjection), o.BaseEjection)
 		}
-		if o.MaxEjectedPercent == 0 {
-			o.MaxEjectedPercent = defaultMaxEjectedPercent
+		if o.MaxEjectedPercent == nil {
+			o.MaxEjectedPercent = ptrTo(defaultMaxEjectedPercent)
 		}
 	}
-	if c.RetryBudget.Ratio == 0 {
-		c.RetryBudget.Ratio = defaultRetryRatio
+	if c.RetryBudget.Ratio == nil {
+		c.RetryBudget.Ratio = ptrTo(defaultRetryRatio)
 	}
-	if c.RetryBudget.MinPerSecond == 0 {
-		c.RetryBudget.MinPerSecond = defaultRetryMinPerSecond
+	if c.RetryBudget.MinPerSecond == nil {
+		c.RetryBudget.MinPerSecond = ptrTo(defaultRetryMinPerSecond)
 	}
 }
 
@@ -503,11 +505,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if !(c.RetryBudget.Ratio >= 0 && c.RetryBudget.Ratio <= 1) { // NaN too
-		return fmt.Errorf("retry_budget.ratio: %v is outside [0, 1]", c.RetryBudget.Ratio)
+	if r := c.RetryBudget.Ratio; r != nil && !(*r >= 0 && *r <= 1) { // NaN too
+		return fmt.Errorf("retry_budget.ratio: %v is outside [0, 1]", *r)
 	}
-	if c.RetryBudget.MinPerSecond < 0 {
-		return fmt.Errorf("retry_budget.min_per_second: %d is negative", c.RetryBudget.MinPerSecond)
+	if m := c.RetryBudget.MinPerSecond; m != nil && *m < 0 {
+		return fmt.Errorf("retry_budget.min_per_second: %d is negative", *m)
 	}
 	return nil
 }
@@ -580,8 +582,8 @@ func (p PoolConfig) validate(at string) error {
 	if o.MaxEjection < o.BaseEjection {
 		return fmt.Errorf("%s.outlier.max_ejection: %v is shorter than base_ejection %v", at, time.Duration(o.MaxEjection), time.Duration(o.BaseEjection))
 	}
-	if o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
-		return fmt.Errorf("%s.outlier.max_ejected_percent: %d is outside 0-100", at, o.MaxEjectedPercent)
+	if m := o.MaxEjectedPercent; m != nil && (*m < 0 || *m > 100) {
+		return fmt.Errorf("%s.outlier.max_ejected_percent: %d is outside 0-100", at, *m)
 	}
 	return nil
 }
@@ -630,4 +632,32 @@ func validHostPattern(h string) error {
 		return errors.New("must be a host name or *.domain (no port, no other wildcards)")
 	}
 	return nil
+}
+
+// ptrTo returns a pointer to a copy of v: the defaults of the settings
+// where 0 is a value of its own.
+func ptrTo[T any](v T) *T { return &v }
+
+// ratio and minPerSecond are the budget's settings, or their defaults
+// where not set.
+func (r RetryBudget) ratio() float64 {
+	if r.Ratio == nil {
+		return defaultRetryRatio
+	}
+	return *r.Ratio
+}
+
+func (r RetryBudget) minPerSecond() int {
+	if r.MinPerSecond == nil {
+		return defaultRetryMinPerSecond
+	}
+	return *r.MinPerSecond
+}
+
+// maxEjectedPercent is MaxEjectedPercent, or its default where not set.
+func (o OutlierConfig) maxEjectedPercent() int {
+	if o.MaxEjectedPercent == nil {
+		return defaultMaxEjectedPercent
+	}
+	return *o.MaxEjectedPercent
 }

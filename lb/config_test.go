@@ -187,3 +187,28 @@ routes: [{pool: a}]`))
 	require.Equal(t, Duration(time.Second), cfg.Pools[0].HealthCheck.Timeout)
 	require.Equal(t, Duration(5*time.Minute), cfg.Pools[0].Outlier.MaxEjection)
 }
+
+// Settings where 0 means something keep an explicit 0 (the defaults are
+// for settings left out): a retry budget of none, a pool whose outlier
+// detection ejects none. They used to turn into 0.2, 10 and 50 without a
+// word.
+func TestExplicitZerosAreKept(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+listeners: [{address: ":1"}]
+pools: [{name: a, upstreams: ["h:1", "h:2"], outlier: {consecutive_failures: 1, max_ejected_percent: 0}}]
+routes: [{pool: a}]
+retry_budget: {ratio: 0, min_per_second: 0}`))
+	require.NoError(t, err)
+	require.Zero(t, *cfg.RetryBudget.Ratio)
+	require.Zero(t, *cfg.RetryBudget.MinPerSecond)
+	require.Zero(t, *cfg.Pools[0].Outlier.MaxEjectedPercent)
+	b := newRetryBudget(cfg.RetryBudget)
+	b.request()
+	require.False(t, b.tryRetry(), "a budget of 0 and 0 allows no retry")
+
+	def, err := ParseConfig([]byte(validBase))
+	require.NoError(t, err)
+	require.Equal(t, defaultRetryRatio, *def.RetryBudget.Ratio)
+	require.Equal(t, defaultRetryMinPerSecond, *def.RetryBudget.MinPerSecond)
+	require.Equal(t, defaultMaxEjectedPercent, *def.Pools[0].Outlier.MaxEjectedPercent)
+}

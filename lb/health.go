@@ -228,7 +228,7 @@ func (p *Pool) recordOutcome(u *Upstream, o outcome) {
 			ejected++
 		}
 	}
-	if (ejected+1)*100 > o2.MaxEjectedPercent*len(p.upstreams) {
+	if (ejected+1)*100 > o2.maxEjectedPercent()*len(p.upstreams) {
 		return // keep enough of the pool in rotation
 	}
 	k := u.ejections.Add(1)

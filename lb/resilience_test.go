@@ -233,7 +233,7 @@ func TestPostRetriedAfterConnectFailure(t *testing.T) {
 }
 
 func TestRetryBudgetCapsRetries(t *testing.T) {
-	b := newRetryBudget(RetryBudget{Ratio: 0.1, MinPerSecond: 1})
+	b := newRetryBudget(RetryBudget{Ratio: ptr(0.1), MinPerSecond: ptr(1)})
 	allowed := 0
 	for i := 0; i < 100; i++ {
 		b.request()

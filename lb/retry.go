@@ -60,7 +60,7 @@ func (b *retryBudget) tryRetry() bool {
 		}
 	}
 	cfg := b.cfg.Load()
-	if float64(retries) >= cfg.Ratio*float64(reqs)+float64(cfg.MinPerSecond*budgetWindow) {
+	if float64(retries) >= cfg.ratio()*float64(reqs)+float64(cfg.minPerSecond()*budgetWindow) {
 		return false
 	}
 	b.bucket(now).retries.Add(1)

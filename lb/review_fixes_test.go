@@ -194,7 +194,7 @@ func TestConcurrentEjectionsKeepMaxEjectedPercent(t *testing.T) {
 	for i := range ups {
 		ups[i] = "127.0.0.1:" + strconv.Itoa(1+i) // never dialled here
 	}
-	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: ups, Outlier: OutlierConfig{ConsecutiveFailures: 1, MaxEjectedPercent: 50}}, RouteConfig{}))
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: ups, Outlier: OutlierConfig{ConsecutiveFailures: 1, MaxEjectedPercent: ptr(50)}}, RouteConfig{}))
 	pool := srv.state.Load().pools["p"]
 	for range 10000 { // the window is short: most rounds never meet it
 		for _, u := range pool.upstreams {
