@@ -304,6 +304,7 @@ const (
 	defaultBodyReadTimeout   = 60 * time.Second
 	defaultSendTimeout       = 60 * time.Second
 	defaultMaxHeaderBytes    = 64 << 10
+	maxMaxHeaderBytes        = 16 << 20
 	defaultRetries           = 2
 	defaultMaxPending        = 10000
 	defaultDrainTimeout      = 30 * time.Second
@@ -470,6 +471,11 @@ func (c *Config) Validate() error {
 		}
 		if l.MaxHeaderBytes < 1024 {
 			return fmt.Errorf("%s.max_header_bytes: %d is below the 1024-byte minimum", at, l.MaxHeaderBytes)
+		}
+		if l.MaxHeaderBytes > maxMaxHeaderBytes {
+			// HTTP/2 announces it in 32 bits, and heads that large are
+			// an attack, not a request.
+			return fmt.Errorf("%s.max_header_bytes: %d is above the 16 MiB maximum", at, l.MaxHeaderBytes)
 		}
 	}
 	pools := map[string]bool{}

@@ -61,6 +61,10 @@ func TestParseConfigRejectsWithPreciseMessage(t *testing.T) {
 		{"no listeners", `routes: [{pool: a}]`, "listeners: at least one listener"},
 		{"unknown key", validBase + "\nretry_budgett: {}", "field retry_budgett not found"},
 		{"NaN retry ratio", validBase + "\nretry_budget: {ratio: .nan}", "retry_budget.ratio: NaN is outside [0, 1]"},
+		{"huge max_header_bytes", `
+listeners: [{address: ":1", max_header_bytes: 4GiB}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a}]`, "listeners[0].max_header_bytes: 4294967296 is above the 16 MiB maximum"},
 		{"NaN rate", `
 listeners: [{address: ":1"}]
 pools: [{name: a, upstreams: ["h:1"]}]
