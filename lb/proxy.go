@@ -205,7 +205,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			ex.status = writeError(w, r, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "request body too large")
 			return
 		}
-		body = &trackedBody{rc: r.Body, limit: int64(ro.cfg.MaxBodyBytes)}
+		body = &trackedBody{rc: r.Body, limit: int64(ro.cfg.MaxBodyBytes), length: max(r.ContentLength, 0)}
 		if _, ok := r.Body.(expirableBody); !ok {
 			// net/http's body (a request the fast loop left to it): its
 			// reads end at the connection's read deadline, which the
@@ -400,21 +400,20 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 	var timer *time.Timer
 	start := time.Now()
 	body, _ := out.Body.(*trackedBody)
-	// A body still to come from the client delays the try_timeout until
-	// it is whole: the time-out is the upstream's, for its answer, and a
-	// client uploading slowly (or stalling) must not pass for a slow
-	// upstream, be answered 504 and have it ejected. Pauses in the body
-	// are body_read_timeout's.
-	var later *laterTry
+	// A body still to come from the client stops the try_timeout while
+	// the transport waits for it (bodyTry): the time-out is the
+	// upstream's, and a client uploading slowly (or stalling) must not
+	// pass for a slow upstream, be answered 504 and have it ejected.
+	// Pauses in the body are body_read_timeout's.
+	var bt *bodyTry
 	if tryTimeout > 0 && body != nil && !body.whole.Load() &&
 		!(out.ContentLength > 0 && int64(body.buffered()) >= out.ContentLength-body.read) { // not all there already
-		later = &laterTry{}
+		bt = &bodyTry{clock: clock, left: tryTimeout}
 	}
 	switch {
-	case tryTimeout > 0 && clock != nil && later == nil:
+	case tryTimeout > 0 && clock != nil && bt == nil:
 		clock.beginTry(start, tryTimeout)
 	case tryTimeout > 0 && clock != nil:
-		later.start = func() { clock.beginTry(time.Now(), tryTimeout) }
 	case tryTimeout > 0:
 		// Only a try time-out needs a context of its own; without one the
 		// request's context already ends the attempt.
@@ -425,21 +424,24 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 			cancel(errTryTimeout)
 			body.expire()
 		}
-		if later == nil {
+		if bt == nil {
 			timer = time.AfterFunc(tryTimeout, fire)
 		} else {
-			later.start = func() { later.timer = time.AfterFunc(tryTimeout, fire) }
+			bt.fire = fire
 		}
 		out = out.WithContext(ctx)
 	}
-	if later != nil {
-		body.setOnWhole(later.begin)
+	if bt != nil {
+		bt.run(start)
+		body.setTry(bt)
 	}
 	res, err := pool.transport.RoundTrip(out)
-	if later != nil {
-		if at := later.end(); !at.IsZero() {
-			start = at // the upstream's latency counts from the body's end
-			timer = later.timer
+	btFired := false
+	if bt != nil {
+		var last time.Time
+		btFired, last = bt.end()
+		if !last.IsZero() {
+			start = last // the upstream's latency counts from the client's last bytes
 		}
 	}
 	if b, _ := out.Body.(*trackedBody); b.cutShort() {
@@ -452,10 +454,13 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 		res, err = nil, errBodyWaitExpired
 	}
 	tryExpired := false
-	if tryTimeout > 0 && clock != nil {
+	switch {
+	case tryTimeout > 0 && clock != nil:
 		tryExpired = clock.endTry()
-	} else if timer != nil {
+	case timer != nil:
 		tryExpired = !timer.Stop() && (err == nil || errors.Is(context.Cause(ctx), errTryTimeout))
+	case bt != nil:
+		tryExpired = btFired && (err == nil || errors.Is(context.Cause(ctx), errTryTimeout))
 	}
 	if tryExpired {
 		// When the answer's head came as the time-out passed, the wait
@@ -480,34 +485,89 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 	return res, cancelFn, nil
 }
 
-// laterTry starts an attempt's try_timeout once its request body is whole
-// (begin, on the transport's writer goroutine), unless the attempt ended
-// before (end): its mutex keeps a late start from outliving the attempt.
-type laterTry struct {
-	mu      sync.Mutex
-	start   func()
-	ended   bool
-	started time.Time
-	timer   *time.Timer // the try_timeout's, where it runs on a timer
+// bodyTry runs an attempt's try_timeout while its request body still
+// comes from the client: the clock stops while a read of the body waits
+// for the client (the transport's writer calls wait(true) before a read
+// and wait(false) after it) and runs otherwise. It counts the upstream's
+// time (the dial, taking the body, answering), not the client's upload:
+// a slow or stalled client is body_read_timeout's and the route
+// timeout's, an upstream that stops taking the body, or answering, is
+// still the try's. The try runs on the connection's clock (reqClock) or
+// on a timer of its own that calls fire. mu keeps a late wait(false)
+// from starting a try its attempt has ended.
+type bodyTry struct {
+	mu     sync.Mutex
+	clock  *h1ConnCtx
+	fire   func()
+	timer  *time.Timer
+	left   time.Duration // the time the try has left, while stopped
+	at     time.Time     // when it passes, while running
+	last   time.Time     // when a read of the body last came back
+	paused bool
+	ended  bool
+	fired  bool
 }
 
-func (l *laterTry) begin() {
-	l.mu.Lock()
-	if !l.ended && l.started.IsZero() {
-		l.started = time.Now()
-		l.start()
+// run starts (or restarts) the try's clock at now with the time left.
+func (t *bodyTry) run(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.runLocked(now)
+}
+
+func (t *bodyTry) runLocked(now time.Time) {
+	t.paused, t.at = false, now.Add(t.left)
+	switch {
+	case t.clock != nil:
+		t.clock.beginTry(now, t.left)
+	case t.timer == nil:
+		t.timer = time.AfterFunc(t.left, t.onFire)
+	default:
+		t.timer.Reset(t.left)
 	}
-	l.mu.Unlock()
 }
 
-// end ends the wait for the body and returns when the try_timeout
-// started (zero: it never did).
-func (l *laterTry) end() time.Time {
-	l.mu.Lock()
-	l.ended = true
-	at := l.started
-	l.mu.Unlock()
-	return at
+func (t *bodyTry) onFire() {
+	t.mu.Lock()
+	t.fired = true
+	t.mu.Unlock()
+	t.fire()
+}
+
+// wait stops the clock while a read of the body waits for the client
+// (waiting) and restarts it when the read is back.
+func (t *bodyTry) wait(waiting bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended || t.fired {
+		return
+	}
+	now := time.Now()
+	switch {
+	case waiting && !t.paused:
+		t.paused, t.left = true, max(t.at.Sub(now), 0)
+		if t.clock != nil {
+			t.fired = t.clock.endTry() // passed already: the attempt is aborted
+		} else if !t.timer.Stop() {
+			t.fired = true
+		}
+	case !waiting && t.paused:
+		t.last = now
+		t.runLocked(now)
+	}
+}
+
+// end ends the try with its attempt: whether it passed (on its own
+// timer; the clock reports its own), and when the client's body last
+// came.
+func (t *bodyTry) end() (fired bool, last time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ended = true
+	if t.timer != nil && !t.paused && !t.timer.Stop() {
+		t.fired = true
+	}
+	return t.fired, t.last
 }
 
 // releasePending ends the exchange's share of its pool's max_pending.
@@ -745,9 +805,16 @@ type trackedBody struct {
 	// idled: a read waited that long.
 	conn     *prefixConn
 	watching bool // conn.watchBody ran (on the transport's writer goroutine)
-	// onWhole runs once the body is whole: the attempt's try_timeout
-	// starts then (laterTry). Guarded by dl.
-	onWhole     func()
+	// try is the running attempt's try_timeout, stopped while a read
+	// waits for the client (bodyTry); set before the attempt sends.
+	try *bodyTry
+	// length is the body's declared length (0: unknown): a body read
+	// that far is whole, whether or not its reader says EOF (the
+	// transport stops there; the HTTP/2 engine's body says so only on
+	// one more read).
+	length int64
+	// released: the request is over (release); no watch starts after.
+	released    bool
 	setDeadline func(time.Time)
 	idleWait    time.Duration
 	idled       atomic.Bool
@@ -793,7 +860,7 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	case b.conn != nil:
 		if !b.watching {
 			b.dl.Lock()
-			if !b.expired.Load() && !b.whole.Load() {
+			if !b.expired.Load() && !b.whole.Load() && !b.released {
 				b.watching = true
 				b.conn.watchBody(b.idleWait)
 			}
@@ -809,8 +876,17 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	if b.limit > 0 && int64(len(p)) > b.limit-b.read+1 {
 		p = p[:b.limit-b.read+1]
 	}
+	if b.try != nil {
+		b.try.wait(true)
+	}
 	n, err := b.rc.Read(p)
+	if b.try != nil {
+		b.try.wait(false)
+	}
 	b.read += int64(n)
+	if err == nil && b.length > 0 && b.read >= b.length {
+		err = io.EOF // all there is; its reader may say so only on one more read
+	}
 	if err == io.EOF {
 		b.dl.Lock()
 		b.whole.Store(true)
@@ -820,12 +896,7 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 		case b.setDeadline != nil && b.idleWait > 0:
 			b.setDeadline(time.Time{})
 		}
-		onWhole := b.onWhole
-		b.onWhole = nil
 		b.dl.Unlock()
-		if onWhole != nil {
-			onWhole()
-		}
 	}
 	if err != nil && b.idleWait > 0 && !b.expired.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errBodyIdle // net/http's body, past the deadline set above
@@ -875,24 +946,15 @@ func (b *trackedBody) expire() {
 	}
 }
 
-// setOnWhole makes fn run once the body is whole, at once if it is.
-func (b *trackedBody) setOnWhole(fn func()) {
-	b.dl.Lock()
-	whole := b.whole.Load()
-	if !whole {
-		b.onWhole = fn
-	}
-	b.dl.Unlock()
-	if whole {
-		fn()
-	}
-}
+// setTry makes t the try_timeout the body's reads stop and restart.
+func (b *trackedBody) setTry(t *bodyTry) { b.try = t }
 
 // release ends the connection's watch of the body, if its request ends
 // before the body did (an upstream answered without reading it all), so
 // that net/http's own reads of the rest wait as net/http says.
 func (b *trackedBody) release() {
 	b.dl.Lock()
+	b.released = true
 	if b.watching && !b.whole.Load() && !b.expired.Load() {
 		b.conn.endBody(false)
 	}

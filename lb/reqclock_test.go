@@ -469,3 +469,61 @@ func TestTryTimeoutWaitsForTheWholeBody(t *testing.T) {
 	}
 	require.Equal(t, int64(3), got.Load())
 }
+
+// try_timeout still bounds the upstream while a body is being sent: an
+// upstream that stops taking a large upload, or one that hangs after an
+// HTTP/2 request's body (whose reader says EOF only on a read past its
+// end, which the transport never makes), is answered 504. With the try
+// started only at the body's end (c04e89a), both hung for good on a
+// route without a timeout.
+func TestTryTimeoutBoundsTheUpstreamDuringTheBody(t *testing.T) {
+	hang := make(chan struct{})
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/read" {
+			io.Copy(io.Discard, r.Body)
+		}
+		<-hang // takes nothing more, answers nothing
+	})
+	t.Cleanup(func() { close(hang) }) // before the backend's Close waits for its handlers
+	ro := RouteConfig{Retries: ptr(0), TryTimeout: Duration(400 * time.Millisecond)}
+	t.Run("upstream stops taking the upload", func(t *testing.T) {
+		srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, ro))
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		const size = 64 << 20 // past every socket buffer on the way
+		go func() {
+			io.WriteString(c, fmt.Sprintf("POST /still HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size))
+			io.Copy(c, io.LimitReader(zeroReader{}, size))
+		}()
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, "no answer while the upstream takes nothing")
+		require.Equal(t, http.StatusGatewayTimeout, res.StatusCode)
+	})
+	t.Run("HTTP/2 body, then the upstream hangs", func(t *testing.T) {
+		_, base, roots := startTLSLBWith(t, addrs(b), ro, nil)
+		pr, pw := io.Pipe()
+		go func() {
+			time.Sleep(100 * time.Millisecond) // the DATA comes after the handler starts
+			pw.Write([]byte("hello"))
+			pw.Close()
+		}()
+		req, err := http.NewRequest("POST", base+"/read", pr)
+		require.NoError(t, err)
+		req.ContentLength = 5
+		start := time.Now()
+		res, err := h2Client(t, roots).Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusGatewayTimeout, res.StatusCode)
+		require.Less(t, time.Since(start), 3*time.Second)
+	})
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

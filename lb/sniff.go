@@ -129,8 +129,8 @@ func (c *prefixConn) watchBody(d time.Duration) {
 func (c *prefixConn) endBody(expired bool) {
 	if expired {
 		c.bodyIdle.Store(bodyExpired)
-	} else if d := c.bodyIdle.Load(); d > 0 {
-		c.bodyIdle.CompareAndSwap(d, 0)
+	} else if d := c.bodyIdle.Load(); d <= 0 || !c.bodyIdle.CompareAndSwap(d, 0) {
+		return // no watch to end: the deadline is not the body's to clear
 	}
 	c.applyBodyEnd()
 }
