@@ -88,6 +88,7 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 	if host, _, err := net.SplitHostPort(c.remoteAddr); err == nil {
 		c.remoteIP = host
 	}
+	c.rateKey = ipKey(c.remoteIP) // key: ip rate limits, made once
 	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}
 	c.bodyTimeout = time.Duration(e.l.cfg.BodyReadTimeout)
 	c.sendTimeout = time.Duration(e.l.cfg.SendTimeout)

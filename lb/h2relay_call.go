@@ -137,7 +137,7 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 			}
 		}
 		if key == "" {
-			key = ipKey(r.down.c.remoteIP)
+			key = r.down.c.rateKey
 		}
 		if ok, _ := ro.limiter.allow(key, time.Now()); !ok {
 			ro.metrics.reject("rate_limit")

@@ -43,6 +43,11 @@ const (
 	// bound what one connection can make the relay hold.
 	h2StreamWindow = 1 << 20
 	h2ConnWindow   = 16 << 20
+	// h2UpStreamWindow is the stream window the relay gives upstreams:
+	// what one stream's answer may queue for a client that reads slower
+	// than its upstream sends (see h2HoldLimit). A quarter of a client's
+	// keeps 64 such streams per client connection within the limit.
+	h2UpStreamWindow = 256 << 10
 	// h2MaxStreams is the MAX_CONCURRENT_STREAMS offered to clients.
 	h2MaxStreams = 1000
 	// h2MaxFrame is HTTP/2's default frame size, which the relay keeps
@@ -61,11 +66,11 @@ const (
 	h2WriteBufLimit = 2 << 20
 	// h2HoldLimit bounds the answer bytes the relay holds for one client
 	// connection (DATA its peer's windows do not let out yet). Each of
-	// its streams may hold up to h2StreamWindow, the window the relay
-	// gives the upstream per stream; a client past the limit has many
-	// streams it does not read, and the stream whose DATA crossed it is
-	// reset (ENHANCE_YOUR_CALM, which gRPC clients read as
-	// RESOURCE_EXHAUSTED).
+	// its streams may hold up to h2UpStreamWindow, the window the relay
+	// gives the upstream per stream; a client past the limit has more
+	// than 64 streams it reads slower than their upstreams send, or not
+	// at all, and the stream whose DATA crossed it is reset
+	// (ENHANCE_YOUR_CALM, which gRPC clients read as RESOURCE_EXHAUSTED).
 	h2HoldLimit = h2ConnWindow
 	// h2MaxWindow is the largest legal flow-control window.
 	h2MaxWindow = 1<<31 - 1
@@ -106,10 +111,11 @@ type h2conn struct {
 	server bool
 	log    *slog.Logger
 	// remoteAddr is the client's address, made once for the access log
-	// of every call (server side); remoteIP is it without port.
-	remoteAddr, remoteIP string
-	srv                  *Server  // server side: whose routes the calls use
-	engine               *h2Relay // server side: the engine that serves it
+	// of every call (server side); remoteIP is it without port, rateKey
+	// its key for key: ip rate limits (ipKey).
+	remoteAddr, remoteIP, rateKey string
+	srv                           *Server  // server side: whose routes the calls use
+	engine                        *h2Relay // server side: the engine that serves it
 	// serve: a TLS listener's client connection (h2serve.go, serveHTTP),
 	// whose streams are mostly HTTP requests: its writer batches their
 	// answers, it offers fewer streams and a smaller window. On every
@@ -123,7 +129,10 @@ type h2conn struct {
 	bodyTimeout time.Duration // the listener's body_read_timeout
 	sendTimeout time.Duration // the listener's send_timeout (h2Stream.Write)
 	connWindow  int64         // the connection's receive window (h2ConnWindow unless serving HTTP)
-	panics      func()        // counts recovered panics (tests check for none)
+	// streamWindow is the receive window of each stream (h2StreamWindow
+	// for clients, h2UpStreamWindow for upstreams).
+	streamWindow int64
+	panics       func() // counts recovered panics (tests check for none)
 	// onGone is called once when the connection is gone or refuses new
 	// streams (upstream side: drop it from its address's list).
 	onGone func(*h2conn)
@@ -150,7 +159,8 @@ type h2conn struct {
 	held       int64      // DATA queued in the streams' pend (see h2HoldLimit)
 	peerWin    int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame  int
-	peerMax    int // the peer's MAX_CONCURRENT_STREAMS
+	peerMax    int       // the peer's MAX_CONCURRENT_STREAMS
+	zeroAt     time.Time // when the peer set it to 0 (takesNoStreams)
 	// cond (on mu) is where handlers of served streams wait for credit
 	// or buffer room (h2Stream.Write); waiters counts them.
 	cond    *sync.Cond
@@ -223,19 +233,23 @@ func h2ReadBuf(nc net.Conn) int {
 
 func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 	c := &h2conn{
-		nc:         nc,
-		server:     server,
-		log:        log,
-		kick:       make(chan struct{}, 1),
-		streams:    map[uint32]*leg{},
-		sendWin:    65535,
-		recvAvail:  h2ConnWindow,
-		connWindow: h2ConnWindow,
-		peerWin:    65535,
-		peerFrame:  h2MaxFrame,
-		peerMax:    100, // until the peer's SETTINGS say otherwise
-		nextID:     1,
-		maxStreams: h2MaxStreams,
+		nc:           nc,
+		server:       server,
+		log:          log,
+		kick:         make(chan struct{}, 1),
+		streams:      map[uint32]*leg{},
+		sendWin:      65535,
+		recvAvail:    h2ConnWindow,
+		connWindow:   h2ConnWindow,
+		streamWindow: h2StreamWindow,
+		peerWin:      65535,
+		peerFrame:    h2MaxFrame,
+		peerMax:      100, // until the peer's SETTINGS say otherwise
+		nextID:       1,
+		maxStreams:   h2MaxStreams,
+	}
+	if !server {
+		c.streamWindow = h2UpStreamWindow
 	}
 	c.cond = sync.NewCond(&c.mu)
 	c.br = bufio.NewReaderSize(newConnReader(nc), h2ReadBuf(nc))
@@ -254,7 +268,7 @@ func (c *h2conn) start(maxHeaderBytes uint32) {
 	if !c.server {
 		c.wb.b = append(c.wb.b, h2Preface...)
 	}
-	s := []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow}}
+	s := []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: uint32(c.streamWindow)}}
 	if c.server {
 		s = append(s, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(c.maxStreams)})
 	} else {
@@ -499,7 +513,7 @@ func (c *h2conn) credit(l *leg, n int) {
 		}
 		if l != nil && !l.closed && !l.recvEnd {
 			l.recvOwed += int64(n)
-			if l.recvOwed >= h2StreamWindow/4 {
+			if l.recvOwed >= c.streamWindow/4 {
 				_ = c.fr.WriteWindowUpdate(l.id, uint32(l.recvOwed))
 				l.recvAvail += l.recvOwed
 				l.recvOwed = 0
@@ -952,6 +966,9 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 			c.peerFrame = int(s.Val)
 		case http2.SettingMaxConcurrentStreams:
 			c.peerMax = int(min(s.Val, 1<<20))
+			if s.Val == 0 {
+				c.zeroAt = time.Now()
+			}
 		}
 		return nil
 	})

@@ -451,14 +451,14 @@ func (s *streamingService) waitStalled(t *testing.T) int64 {
 // TestH2RelaySlowClientsDoNotStallTheUpstreamConnection: clients that
 // do not read their server streams hold, each, at most their streams'
 // windows of the upstream's output, never the window of the upstream
-// connection that the calls of all clients share. Twenty-four such
+// connection that the calls of all clients share. Seventy-two such
 // clients hold more than that connection's 16 MiB window; a fresh call
 // on it still gets its answers.
 func TestH2RelaySlowClientsDoNotStallTheUpstreamConnection(t *testing.T) {
 	svc := &streamingService{}
 	addr, _ := startGRPCServer(t, svc)
 	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
-	for range 24 {
+	for range h2ConnWindow/h2UpStreamWindow + 8 {
 		dialRawH2(t, srv.Addr()).startUnreadStream(t, 1)
 	}
 	held := svc.waitStalled(t)
@@ -485,7 +485,8 @@ func TestH2RelayResetsStreamsOfAClientHoldingTooMuch(t *testing.T) {
 	addr, _ := startGRPCServer(t, svc)
 	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
 	c := dialRawH2(t, srv.Addr())
-	const streams = 24
+	const held = h2HoldLimit / h2UpStreamWindow // streams the limit holds
+	const streams = held + 16
 	for i := range streams {
 		c.startUnreadStream(t, uint32(2*i+1))
 	}
@@ -496,9 +497,9 @@ func TestH2RelayResetsStreamsOfAClientHoldingTooMuch(t *testing.T) {
 			require.Equal(t, http2.ErrCodeEnhanceYourCalm, rst.ErrCode)
 			reset[rst.StreamID] = true
 		}
-		// Each stream holds at most the 1 MiB window the relay gives
-		// the upstream per stream: 16 MiB take at least 16 streams.
-		return len(reset) >= streams-16
+		// Each stream holds at most the window the relay gives the
+		// upstream per stream.
+		return len(reset) >= streams-held
 	})
 	svc.waitStalled(t)
 	require.EqualValues(t, len(reset), svc.failed.Load(), "the upstream calls of the reset streams are cancelled, and only those")
@@ -612,7 +613,8 @@ func TestH2RelayUpstreamTakingNoStreamsGetsNoMoreConnections(t *testing.T) {
 		}
 	})
 	g := newGRPCBackend(t, "g")
-	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{zero, g.addr}}, RouteConfig{Retries: ptr(1)}, true))
+	// Not ejected for its refusals: it must stay in the rotation.
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{zero, g.addr}, Outlier: OutlierConfig{ConsecutiveFailures: 1000}}, RouteConfig{Retries: ptr(1)}, true))
 	client := dialLB(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -623,6 +625,18 @@ func TestH2RelayUpstreamTakingNoStreamsGetsNoMoreConnections(t *testing.T) {
 	}
 	require.Positive(t, conns.Load(), "the upstream that takes no streams was never tried")
 	require.LessOrEqual(t, conns.Load(), int64(2), "connections dialled to an upstream that takes no streams (%d streams refused)", streams.Load())
+
+	// A connection told so over zeroStreamsRetry ago, with no call on
+	// it, is let go: the next call dials afresh, once.
+	first := conns.Load()
+	time.Sleep(zeroStreamsRetry + 200*time.Millisecond)
+	for range 30 {
+		res, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
+		require.NoError(t, err)
+		require.Equal(t, "g", res.GetServerId())
+	}
+	require.Greater(t, conns.Load(), first, "the stale connection keeps the upstream from being tried again")
+	require.LessOrEqual(t, conns.Load(), first+2)
 }
 
 // BenchmarkH2RelayUnary: small unary calls through the relay, 32 at a

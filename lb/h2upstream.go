@@ -36,6 +36,7 @@ type upAddr struct {
 	conns   []*h2conn
 	dialing chan struct{} // closed when the dial in flight ends
 	dialErr error
+	retired bool // a reload removed the upstream (keepOnly): no new streams or connections
 }
 
 // forAddr returns the connection set of addr; nil once the pool closed.
@@ -95,26 +96,36 @@ func (g *grpcConns) keepOnly(addrs []string) {
 // once its last call has ended.
 func (a *upAddr) retire() {
 	a.mu.Lock()
+	a.retired = true
 	conns := a.conns
 	a.conns = nil
 	a.mu.Unlock()
 	for _, c := range conns {
-		c.mu.Lock()
-		if !c.closed {
-			c.goAway = true
-			_ = c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
-			if len(c.streams) == 0 {
-				c.closeLocked()
-			}
-		}
-		c.unlock()
+		c.goAwayClose()
 	}
+}
+
+// goAwayClose sends GOAWAY on an upstream connection, which closes once
+// its last call has ended.
+func (c *h2conn) goAwayClose() {
+	c.mu.Lock()
+	if !c.closed {
+		c.goAway = true
+		_ = c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+		if len(c.streams) == 0 {
+			c.closeLocked()
+		}
+	}
+	c.unlock()
 }
 
 // open starts r's request on l on a connection with room for a stream.
 func (a *upAddr) open(r *relayCall, l *leg) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.retired {
+		return false
+	}
 	for _, c := range a.conns {
 		if c.openStream(r, l) {
 			return true
@@ -124,22 +135,42 @@ func (a *upAddr) open(r *relayCall, l *leg) bool {
 }
 
 // takesNoStreams reports whether one of the connections was told by the
-// upstream's SETTINGS to open no streams (MAX_CONCURRENT_STREAMS 0, which
-// RFC 9113 allows for short spells): a connection dialled now would be
-// told the same, and dialling one per call would pile them up.
+// upstream's SETTINGS, less than zeroStreamsRetry ago, to open no streams
+// (MAX_CONCURRENT_STREAMS 0, which RFC 9113 allows for short spells): a
+// connection dialled now would be told the same, and dialling one per
+// call would pile them up. Such a connection told so longer ago, with no
+// call on it, is let go, and the next call dials afresh: one try a
+// second, should the upstream have meant that connection only.
 func (a *upAddr) takesNoStreams() bool {
+	var stale []*h2conn
+	zero := false
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	keep := a.conns[:0]
 	for _, c := range a.conns {
 		c.mu.Lock()
-		zero := c.peerMax == 0 && !c.closed && !c.goAway
-		c.mu.Unlock()
-		if zero {
-			return true
+		if c.peerMax == 0 && !c.closed && !c.goAway {
+			if len(c.streams) == 0 && time.Since(c.zeroAt) > zeroStreamsRetry {
+				stale = append(stale, c)
+				c.mu.Unlock()
+				continue
+			}
+			zero = true
 		}
+		c.mu.Unlock()
+		keep = append(keep, c)
 	}
-	return false
+	clear(a.conns[len(keep):])
+	a.conns = keep
+	a.mu.Unlock()
+	for _, c := range stale {
+		c.goAwayClose()
+	}
+	return zero
 }
+
+// zeroStreamsRetry is how long a connection whose upstream allows no
+// streams keeps new connections from being dialled (takesNoStreams).
+const zeroStreamsRetry = time.Second
 
 var (
 	errPoolClosed           = errors.New("upstream pool closed")
@@ -156,6 +187,10 @@ func (a *upAddr) dial(log *slog.Logger) error {
 		err := a.dialErr
 		a.mu.Unlock()
 		return err
+	}
+	if a.retired {
+		a.mu.Unlock()
+		return errPoolClosed
 	}
 	ch := make(chan struct{})
 	a.dialing = ch
@@ -178,7 +213,7 @@ func (a *upAddr) dial(log *slog.Logger) error {
 		gone := c.shut // the peer closed at once: its onGone (remove) may have run already
 		c.mu.Unlock()
 		switch {
-		case a.g.closed.Load():
+		case a.g.closed.Load() || a.retired:
 			err = errPoolClosed
 			c.nc.Close()
 		case gone:
@@ -214,7 +249,7 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 	}
 	id := c.nextID
 	c.nextID += 2
-	*l = leg{c: c, id: id, r: r, src: &r.down, sendWin: c.peerWin, recvAvail: h2StreamWindow}
+	*l = leg{c: c, id: id, r: r, src: &r.down, sendWin: c.peerWin, recvAvail: c.streamWindow}
 	c.streams[id] = l
 	for _, hf := range r.fields {
 		switch hf.Name {
