@@ -246,7 +246,15 @@ func (t *h1Transport) sweepIdle() {
 		clear(stack[rest:])
 		t.idle[addr] = stack[:rest]
 	}
-	t.sweepArmed = len(t.idle) > 0 && !t.closed
+	// Empty stacks stay (get keeps them, so that put appends without
+	// allocating): the sweep goes on while one holds a connection.
+	t.sweepArmed = false
+	for _, stack := range t.idle {
+		if len(stack) > 0 && !t.closed {
+			t.sweepArmed = true
+			break
+		}
+	}
 	if t.sweepArmed {
 		time.AfterFunc(t.idleTimeout/2, t.sweepIdle)
 	}
