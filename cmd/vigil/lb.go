@@ -43,7 +43,7 @@ func frontDoor() []fx.Option {
 				// gateway's, the gRPC listener's, every component's).
 				ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 				defer cancel()
-				if err := s.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+				if err := s.Shutdown(ctx); onlyDeadline(err) {
 					l.Warn("lb drain reached shutdown_timeout; the connections left were closed")
 				} else if err != nil {
 					return err
@@ -139,7 +139,7 @@ func runLB(ctx context.Context, path string, l *slog.Logger, metricsListen strin
 	if ms != nil {
 		_ = ms.Shutdown(stopCtx)
 	}
-	if err := s.Shutdown(stopCtx); errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Shutdown(stopCtx); onlyDeadline(err) {
 		// Streams and WebSockets may rightly outlive any drain: closing
 		// them then is the drain working, not a failed stop.
 		l.Warn("lb drain reached drain_timeout; the connections left were closed", "drain_timeout", s.DrainTimeout())
@@ -147,6 +147,24 @@ func runLB(ctx context.Context, path string, l *slog.Logger, metricsListen strin
 		return err
 	}
 	return nil
+}
+
+// onlyDeadline reports whether err, a drain's, is its deadline alone
+// (errors.Join of context.DeadlineExceeded, once per server), and not a
+// failure that came with it, which must still fail the stop.
+func onlyDeadline(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != nil && !onlyDeadline(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }
 
 func orDefault(s, def string) string {

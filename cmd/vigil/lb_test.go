@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -138,4 +139,14 @@ func TestKeepSIGHUP(t *testing.T) {
 	keepSIGHUP()
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	time.Sleep(200 * time.Millisecond) // the signal's default action would have run by now
+}
+
+func TestOnlyDeadline(t *testing.T) {
+	dl := context.DeadlineExceeded
+	require.True(t, onlyDeadline(dl))
+	require.True(t, onlyDeadline(errors.Join(errors.Join(dl, nil), dl)))
+	require.True(t, onlyDeadline(fmt.Errorf("drain: %w", dl)))
+	require.False(t, onlyDeadline(nil))
+	require.False(t, onlyDeadline(errors.Join(errors.New("listener: accept failed"), dl)), "a failure that came with the deadline")
+	require.False(t, onlyDeadline(errors.New("listener: accept failed")))
 }
