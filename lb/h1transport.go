@@ -267,18 +267,27 @@ func (t *h1Transport) sweepIdle() {
 // keepOnly closes the idle connections to addresses not in addrs: a
 // reload that keeps the transport dropped those upstreams.
 func (t *h1Transport) keepOnly(addrs []string) {
-	var gone []*h1Conn
 	t.mu.Lock()
-	for addr, stack := range t.idle {
-		if !slices.Contains(addrs, addr) {
-			gone = append(gone, stack...)
-			delete(t.idle, addr)
+	gone := takeOthers(t.idle, addrs)
+	t.mu.Unlock()
+	for _, stack := range gone {
+		for _, c := range stack {
+			c.close()
 		}
 	}
-	t.mu.Unlock()
-	for _, c := range gone {
-		c.close()
+}
+
+// takeOthers removes from m, and returns, the entries of addresses not
+// in keep (what a reload removed).
+func takeOthers[V any](m map[string]V, keep []string) []V {
+	var gone []V
+	for addr, v := range m {
+		if !slices.Contains(keep, addr) {
+			gone = append(gone, v)
+			delete(m, addr)
+		}
 	}
+	return gone
 }
 
 // CloseIdleConnections closes pooled connections; busy ones close when

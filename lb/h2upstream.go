@@ -78,14 +78,8 @@ func (g *grpcConns) close() {
 // keepOnly retires the connections to addresses not in addrs: a reload
 // that keeps the set dropped those upstreams.
 func (g *grpcConns) keepOnly(addrs []string) {
-	var gone []*upAddr
 	g.mu.Lock()
-	for addr, a := range g.addrs {
-		if !slices.Contains(addrs, addr) {
-			gone = append(gone, a)
-			delete(g.addrs, addr)
-		}
-	}
+	gone := takeOthers(g.addrs, addrs)
 	g.mu.Unlock()
 	for _, a := range gone {
 		a.retire()
