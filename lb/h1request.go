@@ -95,18 +95,15 @@ func writeContentLength(bw *bufio.Writer, n int64, sendsLength bool) {
 // relays reports whether h, a request's outbound header, holds just the
 // fields of the client's head (rh, relayable) and what the proxy makes of
 // them: X-Request-Id added where the client sent none (ServeHTTP),
-// forwardHeader's X-Forwarded-For, -Proto, -Host where the client sent
-// none, and the empty User-Agent that keeps one from being added;
+// forwardHeader's X-Forwarded-For, -Proto and -Host (the client sent
+// none: parseH1Head), and the empty User-Agent that keeps one from being added;
 // Connection removed (outboundHeader). A request the proxy changes
 // otherwise is not relayable (parseH1Head). It returns the values of the
 // fields the proxy added, which it had to look up anyway, for writeFields.
 func (rh *requestHead) relays(h http.Header) (added proxyFields, ok bool) {
-	want := rh.keys + 2 // X-Forwarded-For, X-Forwarded-Proto
+	want := rh.keys + 3 // X-Forwarded-For, -Proto, -Host
 	if rh.hasConn {
 		want--
-	}
-	if !rh.hasXFH {
-		want++
 	}
 	if !rh.hasUA {
 		want++
@@ -122,13 +119,11 @@ func (rh *requestHead) relays(h http.Header) (added proxyFields, ok bool) {
 		return added, false
 	}
 	added.xff, added.xfp = xff[0], xfp[0]
-	if !rh.hasXFH {
-		xfh := h["X-Forwarded-Host"]
-		if len(xfh) != 1 {
-			return added, false
-		}
-		added.xfh = xfh[0]
+	xfh := h["X-Forwarded-Host"]
+	if len(xfh) != 1 {
+		return added, false
 	}
+	added.xfh = xfh[0]
 	if !rh.hasReqID {
 		id := h["X-Request-Id"]
 		if len(id) != 1 {
@@ -140,8 +135,7 @@ func (rh *requestHead) relays(h http.Header) (added proxyFields, ok bool) {
 }
 
 // proxyFields are the values of the fields the proxy adds to a relayed
-// request head (relays): X-Forwarded-Host and X-Request-Id only where the
-// client sent none.
+// request head (relays): X-Request-Id only where the client sent none.
 type proxyFields struct{ xff, xfp, xfh, reqID string }
 
 // writeFields writes the client's field lines as they came, less those
@@ -151,9 +145,7 @@ func (rh *requestHead) writeFields(bw *bufio.Writer, added *proxyFields) {
 	rh.lines.writeTo(bw)
 	writeHeaderField(bw, "X-Forwarded-For", added.xff)
 	writeHeaderField(bw, "X-Forwarded-Proto", added.xfp)
-	if !rh.hasXFH {
-		writeHeaderField(bw, "X-Forwarded-Host", added.xfh)
-	}
+	writeHeaderField(bw, "X-Forwarded-Host", added.xfh)
 	if !rh.hasReqID {
 		writeHeaderField(bw, "X-Request-Id", added.reqID)
 	}

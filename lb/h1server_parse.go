@@ -52,7 +52,6 @@ type requestHead struct {
 	keys      int        // names in the parsed header
 	hasConn   bool       // the request has these fields
 	hasUA     bool       //
-	hasXFH    bool       //
 	hasReqID  bool       // one X-Request-Id the proxy keeps (proxy.go: 1 to 200 bytes)
 	relayable bool       // the lines may be relayed (see parseH1Head)
 }
@@ -149,8 +148,8 @@ func parseH1Head(s string, req *http.Request, u *url.URL, rh *requestHead) bool 
 	// transport writes itself (Host, Content-Length) and those the proxy
 	// removes (Connection naming no field but keep-alive or close, which
 	// browsers send) are left out, and a request with another field the
-	// proxy replaces, merges or removes is not relayed: X-Forwarded-For
-	// and -Proto, other hop-by-hop fields, Trailer (writeRequestHead drops
+	// proxy replaces, merges or removes is not relayed: X-Forwarded-For,
+	// -Proto and -Host, other hop-by-hop fields, Trailer (writeRequestHead drops
 	// it), a second or empty User-Agent (it sends the first, and no empty
 	// one), an X-Request-Id the proxy replaces.
 	var rel requestHead
@@ -177,12 +176,10 @@ func parseH1Head(s string, req *http.Request, u *url.URL, rh *requestHead) bool 
 			// The transport sends no empty one (it keeps Go's out).
 			relayable = relayable && !rel.hasUA && value != ""
 			rel.hasUA = true
-		case "X-Forwarded-Host":
-			rel.hasXFH = true
 		case "X-Request-Id":
 			reqIDs++
 			rel.hasReqID = reqIDs == 1 && value != "" && len(value) <= 200
-		case "X-Forwarded-For", "X-Forwarded-Proto", "Trailer":
+		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Trailer":
 			relayable = false
 		default:
 			if isHopHeader(key) {

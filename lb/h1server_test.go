@@ -751,12 +751,12 @@ func testRelaysRequestFields(t *testing.T, route RouteConfig) {
 			"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\n", got)
 	}
 	// No X-Request-Id: the proxy's goes last.
-	got := send("DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Forwarded-Host: orig\r\n\r\n")
+	got := send("DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Custom: orig\r\n\r\n")
 	id, ok := strings.CutPrefix(got[strings.LastIndex(got[:len(got)-4], "\r\n")+2:], "X-Request-Id: ")
 	require.True(t, ok, "X-Request-Id last in %q", got)
 	require.Len(t, strings.TrimSpace(id), 32)
-	require.Equal(t, "DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Forwarded-Host: orig\r\n"+
-		"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Request-Id: "+id, got)
+	require.Equal(t, "DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Custom: orig\r\n"+
+		"X-Forwarded-For: "+lb+"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\nX-Request-Id: "+id, got)
 	// A browser's Connection: keep-alive is left out.
 	got = send("GET /b HTTP/1.1\r\nHost: front\r\nConnection: keep-alive\r\nAccept: text/html\r\nX-Request-Id: b\r\n\r\n")
 	require.Equal(t, "GET /b HTTP/1.1\r\nHost: front\r\nAccept: text/html\r\nX-Request-Id: b\r\n"+
@@ -778,11 +778,18 @@ func testRelaysRequestFields(t *testing.T, route RouteConfig) {
 
 	require.Equal(t, []string{"192.0.2.9, " + lb}, r.Header.Values("X-Forwarded-For"))
 	require.Equal(t, []string{"m"}, r.Header.Values("X-Request-Id"))
+	// A client's X-Forwarded-Host is replaced by the request's Host: at
+	// the edge it is whatever the client likes, and upstreams build
+	// links from it.
+	got = send("GET / HTTP/1.1\r\nHost: front\r\nX-Forwarded-Host: evil.example\r\nX-Request-Id: h\r\n\r\n")
+	r, err = http.ReadRequest(bufio.NewReader(strings.NewReader(got)))
+	require.NoError(t, err)
+	require.Equal(t, []string{"front"}, r.Header.Values("X-Forwarded-Host"))
 	require.Zero(t, srv.listeners[0].fast.handedOff.Load(), "served by the fast loop")
 
 	for _, h := range []string{
 		"GET /p?q=1 HTTP/1.1\r\nzeta: z\r\nHost: front\r\naccept: */*\r\nX-Two: 1\r\nContent-Length: 0\r\nx-two: 2\r\nX-Request-Id: fixed\r\n\r\n",
-		"DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Forwarded-Host: orig\r\n\r\n",
+		"DELETE /d HTTP/1.1\r\nHost: front\r\nUser-Agent: ua\r\nX-Custom: orig\r\n\r\n",
 		"GET /b HTTP/1.1\r\nHost: front\r\nConnection: keep-alive\r\nAccept: text/html\r\nX-Request-Id: b\r\n\r\n",
 	} {
 		relayed, ok := outboundHead(t, []byte(h), true)
@@ -1179,4 +1186,29 @@ func TestClientGoneIsNotAnsweredEmpty(t *testing.T) {
 	got, err := io.ReadAll(nc)
 	require.NoError(t, err)
 	require.False(t, strings.HasPrefix(string(got), "HTTP/1.1 200"), "answered: %q", got)
+}
+
+// A client's X-Forwarded-Host is replaced by the request's Host on the
+// requests net/http serves too (here a chunked one, which the fast loop
+// hands over, and its map path in forwardHeader).
+func TestClientXForwardedHostIsReplaced(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, strings.Join(r.Header.Values("X-Forwarded-Host"), ","))
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	for _, req := range []string{
+		"POST /x HTTP/1.1\r\nHost: front\r\nX-Forwarded-Host: evil.example\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+		"GET /x HTTP/1.1\r\nHost: front\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Host: worse.example\r\nConnection: close\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		require.NoError(t, err)
+		_, err = io.WriteString(c, req)
+		require.NoError(t, err)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		got, _ := io.ReadAll(res.Body)
+		c.Close()
+		require.Equal(t, "front", string(got), req)
+	}
 }

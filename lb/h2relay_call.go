@@ -35,7 +35,6 @@ type relayCall struct {
 	fieldsBuf        [10]hpack.HeaderField // their storage, for what grpc-go sends
 	host, path       string
 	reqID, xff       string
-	hasFwdHost       bool
 	start, tryStart  time.Time
 	triedBuf         [4]*Upstream
 	tried            []*Upstream
@@ -104,8 +103,6 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 			} else {
 				prior += ", " + hf.Value
 			}
-		case "x-forwarded-host":
-			r.hasFwdHost = true
 		}
 	}
 	if r.reqID == "" || len(r.reqID) > 200 {

@@ -702,14 +702,14 @@ func TestH2RelayHeadersMetadataAndMetrics(t *testing.T) {
 	client := dialLB(t, srv.Addr())
 
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-request-id", "rid-1", "x-custom", "v",
-		"x-custom-bin", string([]byte{0, 1, 2, 255}), "x-forwarded-for", "10.0.0.1")
+		"x-custom-bin", string([]byte{0, 1, 2, 255}), "x-forwarded-for", "10.0.0.1", "x-forwarded-host", "evil.example")
 	var hdr metadata.MD
 	_, err = client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
 	require.NoError(t, err)
 	require.Equal(t, []string{"rid-1"}, hdr.Get("x-request-id"), "returned to the client")
 	require.Equal(t, []string{"rid-1"}, hdr.Get("seen-x-request-id"), "kept upstream")
 	require.Equal(t, []string{"10.0.0.1, 127.0.0.1"}, hdr.Get("seen-x-forwarded-for"))
-	require.Equal(t, []string{srv.Addr()}, hdr.Get("seen-x-forwarded-host"))
+	require.Equal(t, []string{srv.Addr()}, hdr.Get("seen-x-forwarded-host"), "the client's replaced by its :authority")
 	require.Equal(t, []string{"http"}, hdr.Get("seen-x-forwarded-proto"))
 	require.Equal(t, []string{addr}, hdr.Get("seen-authority"))
 	require.Equal(t, []string{"v"}, hdr.Get("seen-x-custom"))

@@ -249,7 +249,7 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 		switch hf.Name {
 		case ":authority":
 			hf.Value = r.u.Addr
-		case "x-request-id", "x-forwarded-for", "x-forwarded-proto":
+		case "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host":
 			continue
 		default:
 			if hopByHop(hf.Name) {
@@ -262,8 +262,8 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 	if r.xff != "" {
 		c.field("x-forwarded-for", r.xff, false)
 	}
-	if !r.hasFwdHost && r.host != "" {
-		c.field("x-forwarded-host", r.host, false)
+	if r.host != "" {
+		c.field("x-forwarded-host", r.host, false) // set, not kept (forwardHeader)
 	}
 	proto := "http"
 	if r.down.c.reqTemplate.TLS != nil {

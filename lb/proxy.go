@@ -1058,9 +1058,11 @@ func outboundHeader(r *http.Request, upgrade string) http.Header {
 	} else {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
-	if _, ok := h["X-Forwarded-Host"]; !ok {
-		h["X-Forwarded-Host"] = []string{r.Host}
-	}
+	// Set, not kept: at the edge a client's own X-Forwarded-Host is
+	// whatever it likes, and upstreams build links (redirects, password
+	// resets) from it. Behind another proxy that keeps Host, the value
+	// is the same.
+	h["X-Forwarded-Host"] = []string{r.Host}
 	if _, ok := h["User-Agent"]; !ok {
 		// Keep Go's transport from adding its own.
 		h["User-Agent"] = emptyValue
@@ -1105,10 +1107,8 @@ func forwardHeader(r *http.Request, upgrade string) http.Header {
 	} else {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
-	if _, ok := h["X-Forwarded-Host"]; !ok {
-		vals[1] = r.Host
-		h["X-Forwarded-Host"] = vals[1:2:2]
-	}
+	vals[1] = r.Host // set, not kept (outboundHeader)
+	h["X-Forwarded-Host"] = vals[1:2:2]
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = emptyValue
 	}
