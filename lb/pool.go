@@ -28,8 +28,11 @@ type Pool struct {
 
 	// pending counts requests in flight through the pool, for the breaker.
 	pending atomic.Int64
-	// ownsTransport is false once a successor took the transport over.
+	// ownsTransport is false once a successor took the transport over;
+	// takenFrom is the predecessor this pool took it from (Provision),
+	// until start makes the takeover final.
 	ownsTransport atomic.Bool
+	takenFrom     *Pool
 	// ejectMu serialises outlier ejections (recordOutcome).
 	ejectMu sync.Mutex
 }
@@ -72,12 +75,7 @@ func (p *Pool) Provision(prev *Pool) error {
 	p.scheme = urlScheme(p.cfg.Protocol)
 	if prev != nil && transportKey(prev.cfg) == transportKey(p.cfg) && prev.ownsTransport.CompareAndSwap(true, false) {
 		p.transport, p.grpc = prev.transport, prev.grpc
-		// Connections to upstreams the reload removed go now, not when
-		// their idle time runs out.
-		if t, ok := p.transport.(*h1Transport); ok {
-			t.keepOnly(p.cfg.Upstreams)
-		}
-		p.grpc.keepOnly(p.cfg.Upstreams)
+		p.takenFrom = prev
 	} else {
 		p.transport, p.grpc = newTransport(p.cfg), &grpcConns{}
 	}
@@ -94,8 +92,28 @@ func (p *Pool) Provision(prev *Pool) error {
 	return nil
 }
 
+// giveBack returns a transport taken over by Provision to its
+// predecessor: the generation was not installed (a later part of its
+// config failed), and the running one goes on with it.
+func (p *Pool) giveBack() {
+	if prev := p.takenFrom; prev != nil {
+		p.takenFrom = nil
+		p.ownsTransport.Store(false)
+		prev.ownsTransport.Store(true)
+	}
+}
+
 // start launches the background health loop.
 func (p *Pool) start() {
+	if p.takenFrom != nil {
+		// Installed: connections to upstreams the reload removed go
+		// now, not when their idle time runs out.
+		p.takenFrom = nil
+		if t, ok := p.transport.(*h1Transport); ok {
+			t.keepOnly(p.cfg.Upstreams)
+		}
+		p.grpc.keepOnly(p.cfg.Upstreams)
+	}
 	if p.active != nil {
 		p.active.start()
 	}

@@ -436,3 +436,29 @@ func TestReloadRetiresGRPCConnectionsOfRemovedUpstreams(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "g2", res.GetServerId())
 }
+
+// A generation whose build fails after some of its pools took over the
+// running pools' transports gives them back: closing them with the
+// failed generation would close the running one's (found by a review;
+// validation keeps Provision from failing today, so the test builds one
+// that does by hand).
+func TestFailedBuildGivesTransportsBack(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+	srv, _ := startLB(t, cfg)
+	running := srv.state.Load()
+	next := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+	bad := next.Pools[0]
+	bad.Name, bad.Policy = "bad", "no_such_policy" // fails in Provision
+	next.Pools = append(next.Pools, bad)
+	next.SetDefaults()
+	_, err := srv.buildState(next, running)
+	require.Error(t, err)
+	p := running.pools["p"]
+	require.True(t, p.ownsTransport.Load(), "the running pool lost its transport")
+	tr := p.transport.(*h1Transport)
+	tr.mu.Lock()
+	closed := tr.closed
+	tr.mu.Unlock()
+	require.False(t, closed, "the failed generation closed the running pool's transport")
+}

@@ -200,6 +200,7 @@ func (s *Server) buildState(cfg *Config, prev *state) (*state, error) {
 		}
 		if err := p.Provision(old); err != nil {
 			for _, q := range st.pools {
+				q.giveBack() // or Close would close the running generation's
 				q.Close()
 			}
 			return nil, err
