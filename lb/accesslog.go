@@ -39,8 +39,8 @@ func (s *Server) writeAccess(level slog.Level, reqID, method, host, path, proto,
 	attrs := []slog.Attr{
 		slog.String("request_id", reqID),
 		slog.String("method", method),
-		slog.String("host", host),
-		slog.String("path", path),
+		slog.String("host", logCap(host)),
+		slog.String("path", logCap(path)),
 		slog.String("proto", proto),
 		slog.String("remote", remote),
 		slog.String("route", routeName),
@@ -81,4 +81,17 @@ func lowerHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// logFieldMax bounds the client-chosen fields of an access log line
+// (host, path): they may be as long as max_header_bytes, and a client
+// would otherwise write that much to the log with each request.
+const logFieldMax = 2048
+
+// logCap cuts s to logFieldMax bytes, marking the cut.
+func logCap(s string) string {
+	if len(s) <= logFieldMax {
+		return s
+	}
+	return s[:logFieldMax] + "…(cut)"
 }

@@ -126,3 +126,16 @@ func TestTraceIDOf(t *testing.T) {
 		require.Equal(t, want, traceIDOf(tp), tp)
 	}
 }
+
+// A client's long path or host does not make a long log line.
+func TestAccessLogCapsClientFields(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	srv, buf := startLoggedLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	long := "/" + strings.Repeat("a", 20000)
+	code, _ := get(t, newClient(t), "http://"+srv.Addr()+long, nil)
+	require.Equal(t, http.StatusOK, code)
+	var lines []map[string]any
+	require.Eventually(t, func() bool { lines = buf.accessLines(t); return len(lines) == 1 }, 5*time.Second, 10*time.Millisecond)
+	path := lines[0]["path"].(string)
+	require.Equal(t, long[:logFieldMax]+"…(cut)", path)
+}
