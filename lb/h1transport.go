@@ -34,6 +34,11 @@ type h1Transport struct {
 	sweepArmed bool
 }
 
+// upstreamIdleTimeout is how long a connection to an upstream may carry
+// nothing before the lb closes it (HTTP/1.1: idle in the pool; HTTP/2:
+// with no stream open). A variable for tests.
+var upstreamIdleTimeout = 90 * time.Second
+
 // probeIdleAfter: connections idle longer than this are probed before
 // reuse. Under load a connection is reused within microseconds and skips
 // the probe; one that sat idle may have been closed by the upstream.
@@ -77,7 +82,7 @@ func newH1Transport(cfg PoolConfig, fallback *http.Transport) *h1Transport {
 		fallback:    fallback,
 		dialer:      &net.Dialer{Timeout: time.Duration(cfg.DialTimeout), KeepAlive: 30 * time.Second},
 		maxIdle:     cfg.MaxIdleConnsPerUpstream,
-		idleTimeout: 90 * time.Second,
+		idleTimeout: upstreamIdleTimeout,
 		idle:        map[string][]*h1Conn{},
 	}
 }

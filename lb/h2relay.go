@@ -167,9 +167,8 @@ func (c *h2conn) relayRoute(fields []hpack.HeaderField) (st *state, ro *route, r
 	return st, ro, ro == nil || ro.pool.cfg.Protocol == "h2c"
 }
 
-// onIdleTimer ends a client connection that has had no stream open for
-// the listener's idle_timeout, with GOAWAY so that the client knows no
-// stream was lost; otherwise it looks again when that could be the
+// onIdleTimer ends a connection that has had no stream open for its
+// idleTimeout, with GOAWAY so that the peer knows no stream was lost; otherwise it looks again when that could be the
 // case. The timer runs once per idle_timeout, not per call: a call only
 // notes the time when it leaves the connection without streams.
 func (c *h2conn) onIdleTimer() {

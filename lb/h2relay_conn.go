@@ -177,8 +177,9 @@ type h2conn struct {
 	// resetAt (server side; see h2ResetBurst).
 	resetDebt float64
 	resetAt   time.Time
-	// idleSince is when the last stream ended (server side): with no
-	// stream open for idleTimeout, idleTimer sends GOAWAY and closes.
+	// idleSince is when the last stream ended: with no stream open for
+	// idleTimeout (a listener's idle_timeout, upstreamIdleTimeout for an
+	// upstream), idleTimer sends GOAWAY and closes.
 	idleTimeout time.Duration
 	idleSince   time.Time
 	idleTimer   *time.Timer

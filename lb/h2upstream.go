@@ -195,6 +195,13 @@ func (a *upAddr) dial(log *slog.Logger) error {
 	if err == nil {
 		c = newH2Conn(nc, false, log)
 		c.onGone = a.remove
+		// Closed after upstreamIdleTimeout without a stream (GOAWAY):
+		// else an address no call picks any more (ejected, or removed
+		// while a call of the old config raced the reload) keeps it
+		// until the upstream closes it, which a gRPC server never does
+		// by default.
+		c.idleTimeout, c.idleSince = upstreamIdleTimeout, time.Now()
+		c.idleTimer = time.AfterFunc(upstreamIdleTimeout, c.onIdleTimer)
 		c.start(0)
 		if a.keepalive.enabled() {
 			c.startKeepalive(time.Duration(a.keepalive.Time), time.Duration(a.keepalive.Timeout))

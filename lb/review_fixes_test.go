@@ -462,3 +462,32 @@ func TestFailedBuildGivesTransportsBack(t *testing.T) {
 	tr.mu.Unlock()
 	require.False(t, closed, "the failed generation closed the running pool's transport")
 }
+
+// An upstream gRPC connection with no call open for upstreamIdleTimeout
+// is closed (GOAWAY); the next call dials again. Before, it stayed until
+// the upstream closed it, which a gRPC server never does by default.
+func TestIdleUpstreamGRPCConnectionsAreClosed(t *testing.T) {
+	defer func(d time.Duration) { upstreamIdleTimeout = d }(upstreamIdleTimeout)
+	upstreamIdleTimeout = 300 * time.Millisecond
+	g := newGRPCBackend(t, "g")
+	srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{g.addr}}, RouteConfig{}, true))
+	client := dialLB(t, srv.Addr())
+	_, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	gc := srv.state.Load().pools["p"].grpc
+	gc.mu.Lock()
+	a := gc.addrs[g.addr]
+	gc.mu.Unlock()
+	a.mu.Lock()
+	conns := slices.Clone(a.conns)
+	a.mu.Unlock()
+	require.Len(t, conns, 1)
+	require.Eventually(t, func() bool {
+		conns[0].mu.Lock()
+		defer conns[0].mu.Unlock()
+		return conns[0].closed
+	}, 3*time.Second, 20*time.Millisecond, "the idle upstream connection is still open")
+	res, err := client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "g", res.GetServerId())
+}
