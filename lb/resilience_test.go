@@ -278,3 +278,29 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	require.Equal(t, "done", r.body)
 	require.NoError(t, <-shutdownDone)
 }
+
+// The first requests of a new second, counted at once by many
+// goroutines, are all counted: the reset of the second's slot and the
+// counts are one compare-and-swap. The old slot, ten seconds before,
+// no longer counts.
+func TestRetryBudgetCountsEveryRequestOfANewSecond(t *testing.T) {
+	b := newRetryBudget(RetryBudget{})
+	t0 := time.Unix(1_800_000_000, 0)
+	for range 1000 {
+		b.requestAt(t0)
+	}
+	t1 := t0.Add(budgetWindow * time.Second) // the same slot
+	for range 50 {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 100 {
+					b.requestAt(t1)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	require.EqualValues(t, 8*100*50, countIn(&b.buckets[nowSec(t1)%budgetWindow].requests, nowSec(t1)))
+	require.Zero(t, countIn(&b.buckets[nowSec(t1)%budgetWindow].requests, nowSec(t1)+budgetWindow), "a slot ten seconds old")
+}

@@ -19,10 +19,42 @@ type retryBudget struct {
 
 const budgetWindow = 10 // seconds
 
+// budgetBucket counts one second's requests and retries. Each count is
+// one word with its second (seconds<<32 | count), so that the first
+// touch of a new second resets it in the same compare-and-swap that
+// counts: a reset and a count of its own could lose counts of that
+// second that came in between.
 type budgetBucket struct {
-	sec               atomic.Int64
-	requests, retries atomic.Int64
+	requests, retries atomic.Uint64
 }
+
+// countAt adds one to c for second sec.
+func countAt(c *atomic.Uint64, sec uint32) {
+	for {
+		v := c.Load()
+		next := uint64(sec)<<32 | 1
+		switch s := uint32(v >> 32); {
+		case s == sec:
+			next = v + 1
+		case s > sec:
+			return // a later second's already: this one is past
+		}
+		if c.CompareAndSwap(v, next) {
+			return
+		}
+	}
+}
+
+// countIn reads c's count when it is of a second in (sec-window, sec].
+func countIn(c *atomic.Uint64, sec uint32) int64 {
+	v := c.Load()
+	if s := uint32(v >> 32); s > sec-budgetWindow && s <= sec {
+		return int64(uint32(v))
+	}
+	return 0
+}
+
+func nowSec(now time.Time) uint32 { return uint32(now.Unix()) }
 
 func newRetryBudget(cfg RetryBudget) *retryBudget {
 	b := &retryBudget{}
@@ -30,40 +62,30 @@ func newRetryBudget(cfg RetryBudget) *retryBudget {
 	return b
 }
 
-func (b *retryBudget) bucket(now int64) *budgetBucket {
-	sec := now / int64(time.Second)
-	bk := &b.buckets[sec%budgetWindow]
-	if old := bk.sec.Load(); old != sec && bk.sec.CompareAndSwap(old, sec) {
-		// First touch of this second: the slot held data 10 s old.
-		bk.requests.Store(0)
-		bk.retries.Store(0)
-	}
-	return bk
-}
-
 // request records one incoming request.
 func (b *retryBudget) request() { b.requestAt(time.Now()) }
 
 // requestAt records one incoming request that arrived at now.
-func (b *retryBudget) requestAt(now time.Time) { b.bucket(now.UnixNano()).requests.Add(1) }
+func (b *retryBudget) requestAt(now time.Time) {
+	sec := nowSec(now)
+	countAt(&b.buckets[sec%budgetWindow].requests, sec)
+}
 
 // tryRetry reports whether a retry fits the budget and, if so, books it.
+// Retries checked at the same instant may both pass: the budget may be
+// overshot by the retries of one instant, never more.
 func (b *retryBudget) tryRetry() bool {
-	now := time.Now().UnixNano()
-	sec := now / int64(time.Second)
+	sec := nowSec(time.Now())
 	var reqs, retries int64
 	for i := range b.buckets {
-		bk := &b.buckets[i]
-		if s := bk.sec.Load(); s > sec-budgetWindow && s <= sec {
-			reqs += bk.requests.Load()
-			retries += bk.retries.Load()
-		}
+		reqs += countIn(&b.buckets[i].requests, sec)
+		retries += countIn(&b.buckets[i].retries, sec)
 	}
 	cfg := b.cfg.Load()
 	if float64(retries) >= cfg.ratio()*float64(reqs)+float64(cfg.minPerSecond()*budgetWindow) {
 		return false
 	}
-	b.bucket(now).retries.Add(1)
+	countAt(&b.buckets[sec%budgetWindow].retries, sec)
 	return true
 }
 
