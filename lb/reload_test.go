@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -165,4 +166,34 @@ func TestWatchConfigWaitsForTheFileToSettle(t *testing.T) {
 	require.Eventually(t, func() bool { _, body := get(t, c, base+"/", nil); return body == "b2" }, 10*time.Second, 20*time.Millisecond)
 	require.Zero(t, b3.hits.Load())
 	require.Equal(t, 2.0, counterValue(srv.metrics.reloads.WithLabelValues("ok")), "reloads: the watcher's first and b2's, not b3's")
+}
+
+// A renewal rewrites a TLS listener's certificate and key files in
+// place, with the config unchanged: the watcher reloads, and new
+// handshakes get the new certificate. Before, only SIGHUP or a change
+// to the config file did.
+func TestWatchConfigReloadsRenewedCertificates(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeCert(t, dir, 1)
+	path := filepath.Join(dir, "lb.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(
+		"listeners: [{name: tls, address: \"127.0.0.1:0\", tls: {cert_file: %q, key_file: %q}}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n",
+		certFile, keyFile, b.addr())), 0o600))
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	srv, _ := startLB(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- WatchConfig(ctx, path, srv) }()
+	t.Cleanup(func() { cancel(); <-done })
+	serial := func() int64 {
+		c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{InsecureSkipVerify: true})
+		require.NoError(t, err)
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	require.Equal(t, int64(1), serial())
+	writeCert(t, dir, 2) // the same two files, rewritten
+	require.Eventually(t, func() bool { return serial() == 2 }, 10*time.Second, 50*time.Millisecond, "the renewed certificate is not served")
 }

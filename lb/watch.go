@@ -16,7 +16,9 @@ import (
 const watchPollInterval = time.Second
 
 // WatchConfig reloads srv from path on SIGHUP and whenever the file's
-// content changes, until ctx ends. A config that fails to load or validate
+// content changes, or that of a TLS listener's certificate or key file
+// (a renewal rewrites them in place, with the config unchanged), until
+// ctx ends. A config that fails to load or validate
 // is logged with its precise error and the running config keeps serving.
 // A change is applied once the content stayed the same for a poll
 // interval: a file rewritten in place (`cat > lb.yaml`) may be read
@@ -28,7 +30,7 @@ func WatchConfig(ctx context.Context, path string, srv *Server) error {
 
 	// Apply the file as it is now: it may have changed between the caller's
 	// LoadConfig and this point, and no later tick would notice.
-	lastSum := fileSum(path)
+	lastSum := srv.watchSum(path)
 	var seenSum []byte // a changed content, applied if the next tick sees it again
 	srv.reloadFrom(path)
 	t := time.NewTicker(watchPollInterval)
@@ -39,10 +41,10 @@ func WatchConfig(ctx context.Context, path string, srv *Server) error {
 			return nil
 		case <-hup:
 			srv.log.Info("SIGHUP: reloading config", "path", path)
-			lastSum, seenSum = fileSum(path), nil
+			lastSum, seenSum = srv.watchSum(path), nil
 			srv.reloadFrom(path)
 		case <-t.C:
-			sum := fileSum(path)
+			sum := srv.watchSum(path)
 			if sum == nil || bytes.Equal(sum, lastSum) {
 				seenSum = nil
 				continue
@@ -52,7 +54,7 @@ func WatchConfig(ctx context.Context, path string, srv *Server) error {
 				continue
 			}
 			lastSum, seenSum = sum, nil
-			srv.log.Info("config file changed: reloading", "path", path)
+			srv.log.Info("config or certificate files changed: reloading", "path", path)
 			srv.reloadFrom(path)
 		}
 	}
@@ -68,13 +70,27 @@ func (s *Server) reloadFrom(path string) {
 	_ = s.Reload(cfg) // Reload logs and counts its own outcome
 }
 
-// fileSum is the content hash of path, nil when it cannot be read (a
-// half-written or briefly missing file is retried on the next tick).
-func fileSum(path string) []byte {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
+// watchSum is the content hash of the config file at path and of the
+// certificate and key files of the running config's TLS listeners; nil
+// when one cannot be read (a half-written or briefly missing file is
+// retried on the next tick).
+func (s *Server) watchSum(path string) []byte {
+	h := sha256.New()
+	files := []string{path}
+	if st := s.state.Load(); st != nil {
+		for _, l := range st.cfg.Listeners {
+			if l.TLS != nil {
+				files = append(files, l.TLS.CertFile, l.TLS.KeyFile)
+			}
+		}
 	}
-	sum := sha256.Sum256(data)
-	return sum[:]
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil
+		}
+		h.Write([]byte(f))
+		h.Write(data)
+	}
+	return h.Sum(nil)
 }
