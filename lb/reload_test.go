@@ -197,3 +197,38 @@ func TestWatchConfigReloadsRenewedCertificates(t *testing.T) {
 	writeCert(t, dir, 2) // the same two files, rewritten
 	require.Eventually(t, func() bool { return serial() == 2 }, 10*time.Second, 50*time.Millisecond, "the renewed certificate is not served")
 }
+
+// A config that moves to other certificate files applies even when the
+// old ones were deleted first: the watcher used to skip every tick once
+// a watched certificate could not be read, the config's change too.
+func TestWatchConfigMovesToOtherCertificates(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	oldDir, newDir := t.TempDir(), t.TempDir()
+	certFile, keyFile, _ := writeCert(t, oldDir, 1)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	write := func(cert, key string) {
+		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(
+			"listeners: [{name: tls, address: \"127.0.0.1:0\", tls: {cert_file: %q, key_file: %q}}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n",
+			cert, key, b.addr())), 0o600))
+	}
+	write(certFile, keyFile)
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	srv, _ := startLB(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- WatchConfig(ctx, path, srv) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.NoError(t, os.Remove(certFile))
+	require.NoError(t, os.Remove(keyFile))
+	newCert, newKey, _ := writeCert(t, newDir, 2)
+	write(newCert, newKey)
+	require.Eventually(t, func() bool {
+		c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64() == 2
+	}, 10*time.Second, 50*time.Millisecond, "the config's move to the new certificate is not applied")
+}

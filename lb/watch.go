@@ -29,7 +29,11 @@ func WatchConfig(ctx context.Context, path string, srv *Server) error {
 	defer signal.Stop(hup)
 
 	// Apply the file as it is now: it may have changed between the caller's
-	// LoadConfig and this point, and no later tick would notice.
+	// LoadConfig and this point, and no later tick would notice. lastSum
+	// is taken before each reload, not after: a reload that fails on a
+	// certificate and key read half-way through their renewal must be
+	// tried again once the renewal is done. (A reload that moves the
+	// certificate files is followed by one more, for their new sum.)
 	lastSum := srv.watchSum(path)
 	var seenSum []byte // a changed content, applied if the next tick sees it again
 	srv.reloadFrom(path)
@@ -72,25 +76,31 @@ func (s *Server) reloadFrom(path string) {
 
 // watchSum is the content hash of the config file at path and of the
 // certificate and key files of the running config's TLS listeners; nil
-// when one cannot be read (a half-written or briefly missing file is
-// retried on the next tick).
+// when the config file cannot be read (a half-written or briefly missing
+// file is retried on the next tick). A certificate file that cannot be
+// read counts as a content of its own: the config may be moving to other
+// files (the old ones deleted first), which must still apply.
 func (s *Server) watchSum(path string) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
 	h := sha256.New()
-	files := []string{path}
+	h.Write(data)
 	if st := s.state.Load(); st != nil {
 		for _, l := range st.cfg.Listeners {
-			if l.TLS != nil {
-				files = append(files, l.TLS.CertFile, l.TLS.KeyFile)
+			if l.TLS == nil {
+				continue
+			}
+			for _, f := range []string{l.TLS.CertFile, l.TLS.KeyFile} {
+				h.Write([]byte("\x00" + f + "\x00"))
+				if data, err := os.ReadFile(f); err == nil {
+					h.Write(data)
+				} else {
+					h.Write([]byte("\x00missing"))
+				}
 			}
 		}
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil
-		}
-		h.Write([]byte(f))
-		h.Write(data)
 	}
 	return h.Sum(nil)
 }
