@@ -807,7 +807,9 @@ type trackedBody struct {
 	watching bool // conn.watchBody ran (on the transport's writer goroutine)
 	// try is the running attempt's try_timeout, stopped while a read
 	// waits for the client (bodyTry); set before the attempt sends.
-	try *bodyTry
+	// Atomic: a retry's attempt sets it while the last attempt's writer
+	// might (were bodies read once retried) still be reading.
+	try atomic.Pointer[bodyTry]
 	// length is the body's declared length (0: unknown): a body read
 	// that far is whole, whether or not its reader says EOF (the
 	// transport stops there; the HTTP/2 engine's body says so only on
@@ -876,12 +878,13 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	if b.limit > 0 && int64(len(p)) > b.limit-b.read+1 {
 		p = p[:b.limit-b.read+1]
 	}
-	if b.try != nil {
-		b.try.wait(true)
+	try := b.try.Load()
+	if try != nil {
+		try.wait(true)
 	}
 	n, err := b.rc.Read(p)
-	if b.try != nil {
-		b.try.wait(false)
+	if try != nil {
+		try.wait(false)
 	}
 	b.read += int64(n)
 	if err == nil && b.length > 0 && b.read >= b.length {
@@ -947,7 +950,7 @@ func (b *trackedBody) expire() {
 }
 
 // setTry makes t the try_timeout the body's reads stop and restart.
-func (b *trackedBody) setTry(t *bodyTry) { b.try = t }
+func (b *trackedBody) setTry(t *bodyTry) { b.try.Store(t) }
 
 // release ends the connection's watch of the body, if its request ends
 // before the body did (an upstream answered without reading it all), so
