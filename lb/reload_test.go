@@ -168,18 +168,21 @@ func TestWatchConfigWaitsForTheFileToSettle(t *testing.T) {
 	require.Equal(t, 2.0, counterValue(srv.metrics.reloads.WithLabelValues("ok")), "reloads: the watcher's first and b2's, not b3's")
 }
 
-// A renewal rewrites a TLS listener's certificate and key files in
-// place, with the config unchanged: the watcher reloads, and new
-// handshakes get the new certificate. Before, only SIGHUP or a change
-// to the config file did.
-func TestWatchConfigReloadsRenewedCertificates(t *testing.T) {
+// watchedTLSLB starts an lb with one TLS listener on the certificate
+// and key files first given, from a config file watched by WatchConfig;
+// write(cert, key) rewrites the config for other files, and serial
+// reports the serial number of the certificate a handshake gets (0: the
+// handshake failed).
+func watchedTLSLB(t *testing.T, cert, key string) (write func(cert, key string), serial func() int64) {
+	t.Helper()
 	b := newBackend(t, "b", nil)
-	dir := t.TempDir()
-	certFile, keyFile, _ := writeCert(t, dir, 1)
-	path := filepath.Join(dir, "lb.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(
-		"listeners: [{name: tls, address: \"127.0.0.1:0\", tls: {cert_file: %q, key_file: %q}}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n",
-		certFile, keyFile, b.addr())), 0o600))
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	write = func(cert, key string) {
+		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(
+			"listeners: [{name: tls, address: \"127.0.0.1:0\", tls: {cert_file: %q, key_file: %q}}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n",
+			cert, key, b.addr())), 0o600))
+	}
+	write(cert, key)
 	cfg, err := LoadConfig(path)
 	require.NoError(t, err)
 	srv, _ := startLB(t, cfg)
@@ -187,12 +190,25 @@ func TestWatchConfigReloadsRenewedCertificates(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- WatchConfig(ctx, path, srv) }()
 	t.Cleanup(func() { cancel(); <-done })
-	serial := func() int64 {
+	serial = func() int64 {
 		c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{InsecureSkipVerify: true})
-		require.NoError(t, err)
+		if err != nil {
+			return 0
+		}
 		defer c.Close()
 		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 	}
+	return write, serial
+}
+
+// A renewal rewrites a TLS listener's certificate and key files in
+// place, with the config unchanged: the watcher reloads, and new
+// handshakes get the new certificate. Before, only SIGHUP or a change
+// to the config file did.
+func TestWatchConfigReloadsRenewedCertificates(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCertFiles(t, dir, 1)
+	_, serial := watchedTLSLB(t, certFile, keyFile)
 	require.Equal(t, int64(1), serial())
 	writeCert(t, dir, 2) // the same two files, rewritten
 	require.Eventually(t, func() bool { return serial() == 2 }, 10*time.Second, 50*time.Millisecond, "the renewed certificate is not served")
@@ -202,33 +218,17 @@ func TestWatchConfigReloadsRenewedCertificates(t *testing.T) {
 // old ones were deleted first: the watcher used to skip every tick once
 // a watched certificate could not be read, the config's change too.
 func TestWatchConfigMovesToOtherCertificates(t *testing.T) {
-	b := newBackend(t, "b", nil)
-	oldDir, newDir := t.TempDir(), t.TempDir()
-	certFile, keyFile, _ := writeCert(t, oldDir, 1)
-	path := filepath.Join(t.TempDir(), "lb.yaml")
-	write := func(cert, key string) {
-		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(
-			"listeners: [{name: tls, address: \"127.0.0.1:0\", tls: {cert_file: %q, key_file: %q}}]\npools: [{name: p, upstreams: [%q]}]\nroutes: [{pool: p}]\n",
-			cert, key, b.addr())), 0o600))
-	}
-	write(certFile, keyFile)
-	cfg, err := LoadConfig(path)
-	require.NoError(t, err)
-	srv, _ := startLB(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- WatchConfig(ctx, path, srv) }()
-	t.Cleanup(func() { cancel(); <-done })
+	certFile, keyFile := writeCertFiles(t, t.TempDir(), 1)
+	write, serial := watchedTLSLB(t, certFile, keyFile)
+	require.Equal(t, int64(1), serial())
 	require.NoError(t, os.Remove(certFile))
 	require.NoError(t, os.Remove(keyFile))
-	newCert, newKey, _ := writeCert(t, newDir, 2)
-	write(newCert, newKey)
-	require.Eventually(t, func() bool {
-		c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64() == 2
-	}, 10*time.Second, 50*time.Millisecond, "the config's move to the new certificate is not applied")
+	write(writeCertFiles(t, t.TempDir(), 2))
+	require.Eventually(t, func() bool { return serial() == 2 }, 10*time.Second, 50*time.Millisecond, "the config's move to the new certificate is not applied")
+}
+
+// writeCertFiles is writeCert for the file names alone.
+func writeCertFiles(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
+	certFile, keyFile, _ = writeCert(t, dir, serial)
+	return certFile, keyFile
 }
