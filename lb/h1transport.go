@@ -270,7 +270,7 @@ func (t *h1Transport) sweepIdle() {
 }
 
 // keepOnly closes the idle connections to addresses not in addrs: a
-// reload that keeps the transport dropped those upstreams.
+// reload that keeps the transport dropped those upstreams (nil: all).
 func (t *h1Transport) keepOnly(addrs []string) {
 	t.mu.Lock()
 	gone := takeOthers(t.idle, addrs)
@@ -300,15 +300,9 @@ func takeOthers[V any](m map[string]V, keep []string) []V {
 // the transport: nothing takes from its idle lists after that.
 func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
-	t.closed = true
-	idle := t.idle
-	t.idle = map[string][]*h1Conn{}
+	t.closed = true // put closes what comes back from now on
 	t.mu.Unlock()
-	for _, stack := range idle {
-		for _, c := range stack {
-			c.close()
-		}
-	}
+	t.keepOnly(nil)
 	t.fallback.CloseIdleConnections()
 }
 

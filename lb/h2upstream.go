@@ -64,19 +64,11 @@ func (g *grpcConns) forAddr(addr string, dialTimeout time.Duration, ka Keepalive
 // have ended by then (Pool.Close waits for them).
 func (g *grpcConns) close() {
 	g.closed.Store(true)
-	g.mu.Lock()
-	addrs := make([]*upAddr, 0, len(g.addrs))
-	for _, a := range g.addrs {
-		addrs = append(addrs, a)
-	}
-	g.mu.Unlock()
-	for _, a := range addrs {
-		a.retire()
-	}
+	g.keepOnly(nil)
 }
 
 // keepOnly retires the connections to addresses not in addrs: a reload
-// that keeps the set dropped those upstreams.
+// that keeps the set dropped those upstreams (nil: all of them).
 func (g *grpcConns) keepOnly(addrs []string) {
 	g.mu.Lock()
 	gone := takeOthers(g.addrs, addrs)
