@@ -411,9 +411,10 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 		bt = &bodyTry{clock: clock, left: tryTimeout}
 	}
 	switch {
-	case tryTimeout > 0 && clock != nil && bt == nil:
-		clock.beginTry(start, tryTimeout)
 	case tryTimeout > 0 && clock != nil:
+		if bt == nil {
+			clock.beginTry(start, tryTimeout)
+		} // else bt.run starts it on the clock, below
 	case tryTimeout > 0:
 		// Only a try time-out needs a context of its own; without one the
 		// request's context already ends the attempt.
