@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"slices"
+	"syscall"
 	"time"
 
 	"go.uber.org/fx"
@@ -96,9 +99,39 @@ func newApp(cfg *config.Config, names []string, m mode, extra ...fx.Option) (*fx
 // runUntilSignal starts the process, waits for SIGINT/SIGTERM (or ctx), then stops it,
 // draining in-flight requests.
 func runUntilSignal(ctx context.Context, cfg *config.Config, names []string, m mode, extra ...fx.Option) error {
+	// Caught for the process's life, from before the start (which may
+	// take minutes of migrations) to the end of the drain.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return run(ctx, cfg, names, m, extra...)
+	return run(ctx, cfg, names, m, append(slices.Clip(extra), logSIGHUP(ctx, hup, slices.Contains(names, "licensing")))...)
+}
+
+// logSIGHUP says what a SIGHUP did. Operators send it to reload, and
+// Go's default action for it is to exit: one `kill -HUP` (or `systemctl
+// reload`) took down every component of a process without licensing
+// (whose watcher catches it) at once, and any process while it started or
+// drained. These processes read their config only when they start; the
+// licensing component reloads its license file (licensing.Watcher), and
+// `vigil lb` its lb.yaml (lb.WatchConfig).
+func logSIGHUP(ctx context.Context, hup <-chan os.Signal, licensing bool) fx.Option {
+	msg := "SIGHUP ignored: this process reads its config only when it starts; restart it to apply changes"
+	if licensing {
+		msg = "SIGHUP: only the license file is reloaded; restart the process to apply other config changes"
+	}
+	return fx.Invoke(func(l *slog.Logger) {
+		go func() {
+			for {
+				select {
+				case <-hup:
+					l.Warn(msg)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	})
 }
 
 // run starts the app, waits until ctx ends, and stops the app. ctx ending

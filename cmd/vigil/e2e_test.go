@@ -360,6 +360,15 @@ func TestVigilAllEndToEnd(t *testing.T) {
 	// gateway's WebSocket through the load balancer.
 	liveNotification(ctx, t, c, login["workspaceId"].(string))
 
+	// SIGHUP, which operators send to reload: the process says what it
+	// reloads (only the license) and goes on serving.
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(p.stderr.String(), "SIGHUP: only the license file is reloaded")
+	}, 10*time.Second, 20*time.Millisecond)
+	code, got = c.json(http.MethodGet, "/v1/persons/"+ids[1], "")
+	require.Equal(t, http.StatusOK, code, got)
+
 	// SIGTERM while a request is in flight: the request completes, the process exits 0.
 	sigtermDuringRequest(t, p, c)
 }
