@@ -50,6 +50,10 @@ func (s *Server) writeAccess(level slog.Level, reqID, method, host, path, proto,
 		extra,
 		slog.Duration("duration", d),
 	}
+	if ex.client != "" {
+		// Behind a trusted proxy, the remote is that proxy.
+		attrs = append(attrs, slog.String("client", ex.client))
+	}
 	if id := traceIDOf(traceparent); id != "" {
 		// The trace id joins this line to the upstream's spans.
 		attrs = append(attrs, slog.String("trace_id", id))

@@ -30,6 +30,15 @@ type Config struct {
 	// (SIGTERM): requests in flight get that long to finish, then the
 	// connections left (WebSockets, gRPC streams) are closed. Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// TrustedProxies are the peers in front of the lb (a cloud load
+	// balancer, an ingress), as addresses or CIDR prefixes, whose
+	// X-Forwarded-* fields it believes: their X-Forwarded-Proto and -Host
+	// go upstream as they came, and the client a rate limit with key ip
+	// counts (and the access log's client) is the nearest
+	// X-Forwarded-For hop that is not one of them. Any other peer's are
+	// replaced (X-Forwarded-For is appended to either way). Default none:
+	// the lb is the edge.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // ListenerConfig is one listening socket.
@@ -441,6 +450,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		return fmt.Errorf("drain_timeout: %v is negative", time.Duration(c.DrainTimeout))
+	}
+	for i, e := range c.TrustedProxies {
+		if _, err := parseTrustedProxy(e); err != nil {
+			return fmt.Errorf("trusted_proxies[%d]: %v", i, err)
+		}
 	}
 	names := map[string]bool{}
 	addrs := map[string]bool{}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,7 @@ func (e *h2Relay) track(nc net.Conn) *h2conn {
 	c.remoteAddr = nc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remoteAddr); err == nil {
 		c.remoteIP = host
+		c.peer, _ = netip.ParseAddr(host)
 	}
 	c.rateKey = ipKey(c.remoteIP) // key: ip rate limits, made once
 	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}

@@ -31,29 +31,33 @@ type relayCall struct {
 	up      *leg      // the open upstream stream; nil while none is
 	u       *Upstream // the upstream of the current attempt
 
-	fields           []hpack.HeaderField   // the client's request headers
-	fieldsBuf        [10]hpack.HeaderField // their storage, for what grpc-go sends
-	host, path       string
-	reqID, xff       string
-	start, tryStart  time.Time
-	triedBuf         [4]*Upstream
-	tried            []*Upstream
-	hashReq          *httpRequestForHash
-	attempts, maxTry int
-	unsent           []byte // request bytes not yet given to an upstream stream
-	unsentNoCredit   int    // leading bytes of unsent credited before (a retry's resend)
-	sent             []byte // request bytes given to upstream, kept for a retry
-	sentLost         bool   // more was sent than kept: no retry any more
-	reqEnd           bool
-	total            int64
-	respStarted      bool // the upstream answered: no retry any more
-	hdrsSent         bool // response headers went to the client
-	timer            *time.Timer
-	finished         bool
-	status           int
-	code             codes.Code
-	err              error
-	lastUpstream     string
+	fields     []hpack.HeaderField   // the client's request headers
+	fieldsBuf  [10]hpack.HeaderField // their storage, for what grpc-go sends
+	host, path string
+	reqID, xff string
+	// client is the call's client when its peer is a trusted proxy
+	// (exchange.client), fwdProto and fwdHost that proxy's
+	// X-Forwarded-Proto and -Host, which go upstream as they came.
+	client, fwdProto, fwdHost string
+	start, tryStart           time.Time
+	triedBuf                  [4]*Upstream
+	tried                     []*Upstream
+	hashReq                   *httpRequestForHash
+	attempts, maxTry          int
+	unsent                    []byte // request bytes not yet given to an upstream stream
+	unsentNoCredit            int    // leading bytes of unsent credited before (a retry's resend)
+	sent                      []byte // request bytes given to upstream, kept for a retry
+	sentLost                  bool   // more was sent than kept: no retry any more
+	reqEnd                    bool
+	total                     int64
+	respStarted               bool // the upstream answered: no retry any more
+	hdrsSent                  bool // response headers went to the client
+	timer                     *time.Timer
+	finished                  bool
+	status                    int
+	code                      codes.Code
+	err                       error
+	lastUpstream              string
 }
 
 // relayRetainLimit bounds the request bytes kept to resend when an
@@ -112,6 +116,11 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 	if prior != "" {
 		r.xff = prior + ", " + r.xff
 	}
+	if peer := r.down.c.peer; st.trust.trusts(peer) {
+		r.client = st.trust.client(peer, []string{prior}).String()
+		r.fwdProto = fieldValue(f.Fields, "x-forwarded-proto")
+		r.fwdHost = fieldValue(f.Fields, "x-forwarded-host")
+	}
 	// (A request that is no gRPC call never gets here: see
 	// relayRoute.)
 	if f.Truncated {
@@ -132,6 +141,9 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 			if v := fieldValue(f.Fields, strings.ToLower(ro.limiter.header)); v != "" {
 				key = "k:" + v
 			}
+		}
+		if key == "" && r.client != "" {
+			key = ipKey(r.client)
 		}
 		if key == "" {
 			key = r.down.c.rateKey
@@ -643,7 +655,7 @@ func (r *relayCall) finishLocked(o outcome) {
 		r.ro.metrics.observe(r.status, d)
 	}
 	if r.st.accessLog {
-		ex := exchange{route: r.ro, upstream: r.lastUpstream, status: r.status, attempts: r.attempts, err: r.err}
+		ex := exchange{route: r.ro, client: r.client, upstream: r.lastUpstream, status: r.status, attempts: r.attempts, err: r.err}
 		r.s.logGRPCAccess(r.path, r.host, r.down.c.remoteAddr, r.reqID, fieldValue(r.fields, "traceparent"), &ex, r.code, d)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -114,8 +115,9 @@ type h2conn struct {
 	// of every call (server side); remoteIP is it without port, rateKey
 	// its key for key: ip rate limits (ipKey).
 	remoteAddr, remoteIP, rateKey string
-	srv                           *Server  // server side: whose routes the calls use
-	engine                        *h2Relay // server side: the engine that serves it
+	peer                          netip.Addr // remoteIP, for trusted_proxies
+	srv                           *Server    // server side: whose routes the calls use
+	engine                        *h2Relay   // server side: the engine that serves it
 	// serve: a TLS listener's client connection (h2serve.go, serveHTTP),
 	// whose streams are mostly HTTP requests: its writer batches their
 	// answers, it offers fewer streams and a smaller window. On every

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"net"
@@ -261,12 +262,17 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 	if r.xff != "" {
 		c.field("x-forwarded-for", r.xff, false)
 	}
-	if r.host != "" {
-		c.field("x-forwarded-host", r.host, false) // set, not kept (forwardHeader)
+	// Set, not kept, but a trusted proxy's (outboundHeader).
+	if host := cmp.Or(r.fwdHost, r.host); host != "" {
+		c.field("x-forwarded-host", host, false)
 	}
-	proto := "http"
-	if r.down.c.reqTemplate.TLS != nil {
+	proto := r.fwdProto
+	switch {
+	case proto != "":
+	case r.down.c.reqTemplate.TLS != nil:
 		proto = "https"
+	default:
+		proto = "http"
 	}
 	c.field("x-forwarded-proto", proto, false)
 	end := r.reqEnd && len(r.unsent) == 0

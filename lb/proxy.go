@@ -22,7 +22,10 @@ import (
 
 // exchange is what the access log and metrics learn about one request.
 type exchange struct {
-	route    *route
+	route *route
+	// client is the address the request came from when its peer is a
+	// trusted proxy (proxyTrust.client); "" otherwise (the peer is).
+	client   string
 	upstream string
 	status   int
 	attempts int
@@ -110,6 +113,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if st.trust != nil {
+		if peer := peerAddr(r.RemoteAddr); st.trust.trusts(peer) {
+			ex.client = st.trust.client(peer, r.Header["X-Forwarded-For"]).String()
+		}
+	}
 	if hasDotSegment(r.URL.Path) {
 		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "path has . or .. segments")
 		return
@@ -190,7 +198,7 @@ func (w *h1ResponseWriter) recycle(px *proxyExchange, reqHeader http.Header) {
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *proxyExchange) {
 	ex := &px.ex
 	if ro.limiter != nil {
-		if ok, wait := ro.limiter.allow(ro.limiter.clientKey(r), time.Now()); !ok {
+		if ok, wait := ro.limiter.allow(ro.limiter.clientKey(r, ex.client), time.Now()); !ok {
 			ro.metrics.reject("rate_limit")
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 			ex.status = writeError(w, r, http.StatusTooManyRequests, codes.ResourceExhausted, "rate limit exceeded")
@@ -244,7 +252,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "upgrade request with a body")
 		return
 	}
-	hdr := forwardHeader(r, upgrade)
+	hdr := forwardHeader(r, upgrade, ex.client != "")
 
 	// native: the h1Transport's own path carries the request, which
 	// keeps nothing of it once its answer is read.
@@ -1038,8 +1046,9 @@ func isHopHeader(k string) bool {
 
 // outboundHeader is the request header sent upstream: the client's, minus
 // hop-by-hop fields, plus X-Forwarded-*. "TE: trailers" survives because
-// gRPC needs it end to end.
-func outboundHeader(r *http.Request, upgrade string) http.Header {
+// gRPC needs it end to end. trusted: the peer is a trusted proxy, whose
+// X-Forwarded-Proto and -Host are kept (proxyTrust).
+func outboundHeader(r *http.Request, upgrade string, trusted bool) http.Header {
 	h := cloneHeader(r.Header, 4)
 	teTrailers := false
 	for _, v := range h["Te"] {
@@ -1057,16 +1066,20 @@ func outboundHeader(r *http.Request, upgrade string) http.Header {
 		}
 		h["X-Forwarded-For"] = []string{ip}
 	}
-	if r.TLS != nil {
+	switch {
+	case trusted && len(h["X-Forwarded-Proto"]) > 0:
+	case r.TLS != nil:
 		h["X-Forwarded-Proto"] = protoHTTPS
-	} else {
+	default:
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
-	// Set, not kept: at the edge a client's own X-Forwarded-Host is
-	// whatever it likes, and upstreams build links (redirects, password
-	// resets) from it. Behind another proxy that keeps Host, the value
-	// is the same.
-	h["X-Forwarded-Host"] = []string{r.Host}
+	// Set, not kept, but from a trusted proxy: at the edge a client's own
+	// X-Forwarded-Host is whatever it likes, and upstreams build links
+	// (redirects, password resets) from it. Behind another proxy that
+	// keeps Host, the value is the same.
+	if !trusted || len(h["X-Forwarded-Host"]) == 0 {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
 	if _, ok := h["User-Agent"]; !ok {
 		// Keep Go's transport from adding its own.
 		h["User-Agent"] = emptyValue
@@ -1076,17 +1089,18 @@ func outboundHeader(r *http.Request, upgrade string) http.Header {
 
 // forwardHeader is outboundHeader without the copy when there is
 // nothing to remove or merge but an HTTP/1.1 request's Connection naming
-// no field (keep-alive, which browsers send, or close), and no
-// X-Forwarded-For yet: nearly every request. The X-Forwarded-* fields
+// no field (keep-alive, which browsers send, or close), no
+// X-Forwarded-For yet and no trusted proxy's fields to keep: nearly every
+// request. The X-Forwarded-* fields
 // (and the empty User-Agent) are added to the client's header itself,
 // which then goes upstream as it is. The handler owns r.Header, and
 // nothing after this reads the added fields (the X-Request-Id added above
 // is in both anyway) or the removed Connection (an HTTP/1.1 request's
 // close is in r.Close; its keep-alive means nothing).
-func forwardHeader(r *http.Request, upgrade string) http.Header {
+func forwardHeader(r *http.Request, upgrade string, trusted bool) http.Header {
 	h := r.Header
-	if upgrade != "" || h == nil || len(h) > 16 {
-		return outboundHeader(r, upgrade)
+	if upgrade != "" || h == nil || len(h) > 16 || trusted {
+		return outboundHeader(r, upgrade, trusted)
 	}
 	dropConn := false
 	for k, vv := range h {
@@ -1095,7 +1109,7 @@ func forwardHeader(r *http.Request, upgrade string) http.Header {
 			continue
 		}
 		if isHopHeader(k) || k == "X-Forwarded-For" {
-			return outboundHeader(r, upgrade)
+			return outboundHeader(r, upgrade, false)
 		}
 	}
 	if dropConn {

@@ -52,12 +52,16 @@ func newRateLimiter(cfg RateLimitConfig) *rateLimiter {
 	return rl
 }
 
-// clientKey names the client a request is counted against.
-func (rl *rateLimiter) clientKey(r *http.Request) string {
+// clientKey names the client a request is counted against; client is
+// its address when its peer is a trusted proxy (exchange.client).
+func (rl *rateLimiter) clientKey(r *http.Request, client string) string {
 	if rl.header != "" {
 		if v := r.Header.Get(rl.header); v != "" {
 			return "k:" + v
 		}
+	}
+	if client != "" {
+		return ipKey(client)
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -44,6 +44,7 @@ type state struct {
 	router    *router
 	pools     map[string]*Pool
 	accessLog bool
+	trust     *proxyTrust // trusted_proxies; nil: none
 }
 
 type listener struct {
@@ -191,7 +192,7 @@ func (l *listener) loadCert() error {
 // buildState provisions a generation from cfg, taking over what still
 // fits from prev.
 func (s *Server) buildState(cfg *Config, prev *state) (*state, error) {
-	st := &state{cfg: cfg, pools: map[string]*Pool{}, router: &router{}, accessLog: *cfg.AccessLog}
+	st := &state{cfg: cfg, pools: map[string]*Pool{}, router: &router{}, accessLog: *cfg.AccessLog, trust: newProxyTrust(cfg.TrustedProxies)}
 	for _, pc := range cfg.Pools {
 		p := newPool(pc, s.log, s.metrics)
 		var old *Pool

@@ -393,7 +393,7 @@ func TestRateLimitCountsIPv6ByPrefix(t *testing.T) {
 	rl := newRateLimiter(RateLimitConfig{Key: "ip", Rate: 0.001, Burst: 1})
 	now := time.Now()
 	allowed := func(remote string) bool {
-		ok, _ := rl.allow(rl.clientKey(&http.Request{RemoteAddr: remote, Header: http.Header{}}), now)
+		ok, _ := rl.allow(rl.clientKey(&http.Request{RemoteAddr: remote, Header: http.Header{}}, ""), now)
 		return ok
 	}
 	require.True(t, allowed("[2001:db8::1]:1000"))

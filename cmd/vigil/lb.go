@@ -56,7 +56,9 @@ func frontDoor() []fx.Option {
 
 func newFrontDoor(cfg *config.Config, l *slog.Logger, reg prometheus.Registerer,
 	ln *grpcserver.Listener, gw *gateway.Gateway) (*lb.Server, error) {
-	return lb.New(lb.DefaultAllInOne(cfg.PublicListen, gw.DialAddr(), ln.DialAddr()), l.With("service", "lb"), reg)
+	lc := lb.DefaultAllInOne(cfg.PublicListen, gw.DialAddr(), ln.DialAddr())
+	lc.TrustedProxies = cfg.TrustedProxies
+	return lb.New(lc, l.With("service", "lb"), reg)
 }
 
 // lbMetricsListenEnv names where a standalone `vigil lb` serves /metrics

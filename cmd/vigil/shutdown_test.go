@@ -271,3 +271,15 @@ func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestAllPassesTrustedProxiesToTheFrontDoor: trusted_proxies reaches the
+// load balancer of `vigil all`, which validates it (lb's own tests cover
+// what it does).
+func TestAllPassesTrustedProxiesToTheFrontDoor(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TrustedProxies = []string{"10.0.0.0/8", "proxy.example"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // were it to start
+	defer cancel()
+	err := run(ctx, cfg, mustAll(t), modeAll)
+	require.ErrorContains(t, err, `trusted_proxies[1]: "proxy.example" is neither an IP address nor a CIDR prefix`)
+}

@@ -42,6 +42,11 @@ type Core struct {
 	HTTPListen string `yaml:"http_listen"`
 	// PublicListen is the public port of the load balancer in `vigil all`.
 	PublicListen string `yaml:"public_listen"`
+	// TrustedProxies are the proxies in front of the public port (a cloud
+	// load balancer, an ingress), as addresses or CIDR prefixes, whose
+	// X-Forwarded-* fields the load balancer believes (lb's
+	// trusted_proxies). Default none: the public port is the edge.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
 	// AutoMigrate applies every component's migrations when a process starts.
