@@ -28,7 +28,7 @@ func TestProxyTrustClient(t *testing.T) {
 	}{
 		{nil, "10.1.1.1"}, // no hops: the proxy itself
 		{[]string{"203.0.113.9"}, "203.0.113.9"},
-		{[]string{"198.51.100.1, 203.0.113.9"}, "203.0.113.9"},          // the client's own claim (left) is not believed
+		{[]string{"198.51.100.1, 203.0.113.9"}, "203.0.113.9"},           // the client's own claim (left) is not believed
 		{[]string{"198.51.100.1, 203.0.113.9, 10.2.2.2"}, "203.0.113.9"}, // a second trusted hop is skipped
 		{[]string{"198.51.100.1", "203.0.113.9, 192.0.2.7"}, "203.0.113.9"},
 		{[]string{"10.3.3.3, 10.2.2.2"}, "10.3.3.3"}, // all trusted: the leftmost
@@ -37,7 +37,7 @@ func TestProxyTrustClient(t *testing.T) {
 		{[]string{"[2001:db9::2]"}, "2001:db9::2"},
 		{[]string{"::ffff:203.0.113.9"}, "203.0.113.9"},
 		{[]string{"172.16.5.5, 203.0.113.9,,"}, "203.0.113.9"},
-		{[]string{"172.16.5.5, 10.9.9.9"}, "172.16.5.5"}, // trusted through the mapped prefix: leftmost
+		{[]string{"172.16.5.5, 10.9.9.9"}, "172.16.5.5"},          // trusted through the mapped prefix: leftmost
 		{[]string{"198.51.100.1, unknown, 10.2.2.2"}, "10.2.2.2"}, // garbage ends the walk at the last trusted hop
 		{[]string{"<script>"}, "10.1.1.1"},
 	} {
