@@ -167,3 +167,29 @@ func TestTrustedProxyGRPC(t *testing.T) {
 		}
 	})
 }
+
+// FuzzProxyTrustClient: X-Forwarded-For is whatever the client wrote
+// (left of the trusted hops); the client found is always the peer or an
+// address one of the hops names, and never a trusted proxy unless every
+// hop is one.
+func FuzzProxyTrustClient(f *testing.F) {
+	for _, s := range []string{"203.0.113.9", "1.2.3.4, 10.0.0.1", "[::1]:80,,", "x, 10.0.0.2", ",", "::ffff:10.1.2.3"} {
+		f.Add(s, "10.2.2.2")
+	}
+	trust := newProxyTrust([]string{"10.0.0.0/8", "::1"})
+	f.Fuzz(func(t *testing.T, xff, second string) {
+		peer := netip.MustParseAddr("10.1.1.1")
+		got := trust.client(peer, []string{xff, second})
+		require.True(t, got.IsValid())
+		if got == peer {
+			return
+		}
+		named := false
+		for _, hop := range strings.Split(xff+","+second, ",") {
+			if a, ok := hopAddr(strings.TrimSpace(hop)); ok && a.Unmap() == got {
+				named = true
+			}
+		}
+		require.True(t, named, "%v is no hop of %q, %q", got, xff, second)
+	})
+}
