@@ -198,7 +198,7 @@ func BenchmarkOutboundHeader(b *testing.B) {
 	r.Header.Set("Connection", "keep-alive")
 	b.ReportAllocs()
 	for b.Loop() {
-		h := outboundHeader(r, "", false)
+		h := outboundHeader(r, "", "")
 		if h.Get("X-Forwarded-For") != "10.1.2.3" {
 			b.Fatal("no X-Forwarded-For")
 		}
@@ -260,8 +260,8 @@ func TestForwardHeaderMatchesOutboundHeader(t *testing.T) {
 			}
 			return r
 		}
-		want := outboundHeader(mk(), "", false)
-		got := forwardHeader(mk(), "", false)
+		want := outboundHeader(mk(), "", "")
+		got := forwardHeader(mk(), "", "")
 		require.Equal(t, want, got, "case %d", i)
 	}
 }

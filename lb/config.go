@@ -32,12 +32,15 @@ type Config struct {
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// TrustedProxies are the peers in front of the lb (a cloud load
 	// balancer, an ingress), as addresses or CIDR prefixes, whose
-	// X-Forwarded-* fields it believes: their X-Forwarded-Proto and -Host
-	// go upstream as they came, and the client a rate limit with key ip
-	// counts (and the access log's client) is the nearest
-	// X-Forwarded-For hop that is not one of them. Any other peer's are
-	// replaced (X-Forwarded-For is appended to either way). Default none:
-	// the lb is the edge.
+	// X-Forwarded-For and -Proto it believes: their X-Forwarded-Proto goes
+	// upstream as it came, and the client (what a rate limit with key ip
+	// counts, the access log's client, the X-Forwarded-For hop the lb
+	// appends) is the nearest X-Forwarded-For hop that is not one of them,
+	// as with nginx's real_ip_recursive. Such a proxy must set both fields
+	// itself (overwrite X-Forwarded-Proto, append to X-Forwarded-For), or
+	// its clients' own values pass for its. Any other peer's
+	// X-Forwarded-Proto is replaced; X-Forwarded-Host is always the
+	// request's Host. Default none: the lb is the edge.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 

@@ -141,7 +141,7 @@ func outboundHead(t *testing.T, head []byte, relay bool) (string, bool) {
 		r.Header["X-Request-Id"] = []string{"req-1"}
 	}
 	out := *r
-	out.Header = forwardHeader(r, upgradeType(r), false)
+	out.Header = forwardHeader(r, upgradeType(r), "")
 	out.URL = &url.URL{Scheme: "http", Host: "up", Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI, out.Close, out.Body = "", false, nil
 	var b bytes.Buffer

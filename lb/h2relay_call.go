@@ -36,28 +36,28 @@ type relayCall struct {
 	host, path string
 	reqID, xff string
 	// client is the call's client when its peer is a trusted proxy
-	// (exchange.client), fwdProto and fwdHost that proxy's
-	// X-Forwarded-Proto and -Host, which go upstream as they came.
-	client, fwdProto, fwdHost string
-	start, tryStart           time.Time
-	triedBuf                  [4]*Upstream
-	tried                     []*Upstream
-	hashReq                   *httpRequestForHash
-	attempts, maxTry          int
-	unsent                    []byte // request bytes not yet given to an upstream stream
-	unsentNoCredit            int    // leading bytes of unsent credited before (a retry's resend)
-	sent                      []byte // request bytes given to upstream, kept for a retry
-	sentLost                  bool   // more was sent than kept: no retry any more
-	reqEnd                    bool
-	total                     int64
-	respStarted               bool // the upstream answered: no retry any more
-	hdrsSent                  bool // response headers went to the client
-	timer                     *time.Timer
-	finished                  bool
-	status                    int
-	code                      codes.Code
-	err                       error
-	lastUpstream              string
+	// (exchange.client), fwdProto that proxy's X-Forwarded-Proto, which
+	// goes upstream as it came (outboundHeader).
+	client, fwdProto string
+	start, tryStart  time.Time
+	triedBuf         [4]*Upstream
+	tried            []*Upstream
+	hashReq          *httpRequestForHash
+	attempts, maxTry int
+	unsent           []byte // request bytes not yet given to an upstream stream
+	unsentNoCredit   int    // leading bytes of unsent credited before (a retry's resend)
+	sent             []byte // request bytes given to upstream, kept for a retry
+	sentLost         bool   // more was sent than kept: no retry any more
+	reqEnd           bool
+	total            int64
+	respStarted      bool // the upstream answered: no retry any more
+	hdrsSent         bool // response headers went to the client
+	timer            *time.Timer
+	finished         bool
+	status           int
+	code             codes.Code
+	err              error
+	lastUpstream     string
 }
 
 // relayRetainLimit bounds the request bytes kept to resend when an
@@ -113,13 +113,13 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 		r.reqID = newRequestID()
 	}
 	r.xff = r.down.c.remoteIP
-	if prior != "" {
-		r.xff = prior + ", " + r.xff
-	}
 	if peer := r.down.c.peer; st.trust.trusts(peer) {
 		r.client = st.trust.client(peer, []string{prior}).String()
+		r.xff = r.client // forwardedFor
 		r.fwdProto = fieldValue(f.Fields, "x-forwarded-proto")
-		r.fwdHost = fieldValue(f.Fields, "x-forwarded-host")
+	}
+	if prior != "" {
+		r.xff = prior + ", " + r.xff
 	}
 	// (A request that is no gRPC call never gets here: see
 	// relayRoute.)

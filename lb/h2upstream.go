@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"cmp"
 	"errors"
 	"log/slog"
 	"net"
@@ -262,9 +261,8 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 	if r.xff != "" {
 		c.field("x-forwarded-for", r.xff, false)
 	}
-	// Set, not kept, but a trusted proxy's (outboundHeader).
-	if host := cmp.Or(r.fwdHost, r.host); host != "" {
-		c.field("x-forwarded-host", host, false)
+	if r.host != "" {
+		c.field("x-forwarded-host", r.host, false) // set, not kept (outboundHeader)
 	}
 	proto := r.fwdProto
 	switch {

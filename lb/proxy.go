@@ -252,7 +252,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		ex.status = writeError(w, r, http.StatusBadRequest, codes.InvalidArgument, "upgrade request with a body")
 		return
 	}
-	hdr := forwardHeader(r, upgrade, ex.client != "")
+	hdr := forwardHeader(r, upgrade, ex.client)
 
 	// native: the h1Transport's own path carries the request, which
 	// keeps nothing of it once its answer is read.
@@ -1046,9 +1046,9 @@ func isHopHeader(k string) bool {
 
 // outboundHeader is the request header sent upstream: the client's, minus
 // hop-by-hop fields, plus X-Forwarded-*. "TE: trailers" survives because
-// gRPC needs it end to end. trusted: the peer is a trusted proxy, whose
-// X-Forwarded-Proto and -Host are kept (proxyTrust).
-func outboundHeader(r *http.Request, upgrade string, trusted bool) http.Header {
+// gRPC needs it end to end. client is the request's client when its peer
+// is a trusted proxy (exchange.client), else "".
+func outboundHeader(r *http.Request, upgrade, client string) http.Header {
 	h := cloneHeader(r.Header, 4)
 	teTrailers := false
 	for _, v := range h["Te"] {
@@ -1060,26 +1060,27 @@ func outboundHeader(r *http.Request, upgrade string, trusted bool) http.Header {
 	if teTrailers {
 		h["Te"] = []string{"trailers"}
 	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	if ip := forwardedFor(r.RemoteAddr, client); ip != "" {
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		h["X-Forwarded-For"] = []string{ip}
 	}
-	switch {
-	case trusted && len(h["X-Forwarded-Proto"]) > 0:
+	switch xfp := h["X-Forwarded-Proto"]; {
+	case client != "" && len(xfp) > 0 && xfp[0] != "":
+		// A trusted proxy's, which terminated the client's TLS (or not).
+		h["X-Forwarded-Proto"] = xfp[:1:1]
 	case r.TLS != nil:
 		h["X-Forwarded-Proto"] = protoHTTPS
 	default:
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
-	// Set, not kept, but from a trusted proxy: at the edge a client's own
-	// X-Forwarded-Host is whatever it likes, and upstreams build links
-	// (redirects, password resets) from it. Behind another proxy that
-	// keeps Host, the value is the same.
-	if !trusted || len(h["X-Forwarded-Host"]) == 0 {
-		h["X-Forwarded-Host"] = []string{r.Host}
-	}
+	// Set, not kept, even from a trusted proxy: a client's own
+	// X-Forwarded-Host is whatever it likes, upstreams build links
+	// (redirects, password resets) from it, and the usual proxies in front
+	// (cloud load balancers, nginx's proxy_pass) keep Host and pass a
+	// client's X-Forwarded-Host on unchanged. Behind them Host is right.
+	h["X-Forwarded-Host"] = []string{r.Host}
 	if _, ok := h["User-Agent"]; !ok {
 		// Keep Go's transport from adding its own.
 		h["User-Agent"] = emptyValue
@@ -1087,20 +1088,37 @@ func outboundHeader(r *http.Request, upgrade string, trusted bool) http.Header {
 	return h
 }
 
+// forwardedFor is the address the lb appends to X-Forwarded-For: the
+// peer's, or, when the peer is a trusted proxy, the client's that its
+// X-Forwarded-For names (as nginx's real_ip module makes its
+// $proxy_add_x_forwarded_for). The last hop is then the client for
+// upstreams that read it as the address our proxy saw (auth.PeerAddr,
+// the audit log), which would otherwise all see the proxy in front.
+func forwardedFor(remoteAddr, client string) string {
+	if client != "" {
+		return client
+	}
+	ip, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return ""
+	}
+	return ip
+}
+
 // forwardHeader is outboundHeader without the copy when there is
 // nothing to remove or merge but an HTTP/1.1 request's Connection naming
 // no field (keep-alive, which browsers send, or close), no
-// X-Forwarded-For yet and no trusted proxy's fields to keep: nearly every
+// X-Forwarded-For yet and no trusted proxy in front: nearly every
 // request. The X-Forwarded-* fields
 // (and the empty User-Agent) are added to the client's header itself,
 // which then goes upstream as it is. The handler owns r.Header, and
 // nothing after this reads the added fields (the X-Request-Id added above
 // is in both anyway) or the removed Connection (an HTTP/1.1 request's
 // close is in r.Close; its keep-alive means nothing).
-func forwardHeader(r *http.Request, upgrade string, trusted bool) http.Header {
+func forwardHeader(r *http.Request, upgrade, client string) http.Header {
 	h := r.Header
-	if upgrade != "" || h == nil || len(h) > 16 || trusted {
-		return outboundHeader(r, upgrade, trusted)
+	if upgrade != "" || h == nil || len(h) > 16 || client != "" {
+		return outboundHeader(r, upgrade, client)
 	}
 	dropConn := false
 	for k, vv := range h {
@@ -1109,7 +1127,7 @@ func forwardHeader(r *http.Request, upgrade string, trusted bool) http.Header {
 			continue
 		}
 		if isHopHeader(k) || k == "X-Forwarded-For" {
-			return outboundHeader(r, upgrade, false)
+			return outboundHeader(r, upgrade, client)
 		}
 	}
 	if dropConn {

@@ -8,14 +8,15 @@ import (
 )
 
 // proxyTrust is trusted_proxies: the peers (a cloud load balancer, an
-// ingress, a CDN) whose X-Forwarded-* fields the lb believes. A request
-// from one of them keeps its X-Forwarded-Proto and -Host (the lb in
-// front of vigil lb terminated TLS and saw the client's Host), and its
-// client is the nearest X-Forwarded-For hop that is not a trusted proxy:
-// the address rate limits with key ip count it by, and the access log's
-// client. From any other peer the lb sets those fields itself, as an
-// edge proxy must (a client's own value is whatever it likes). A nil
-// *proxyTrust trusts nobody.
+// ingress, a CDN) whose X-Forwarded-For and -Proto the lb believes. A
+// request from one of them keeps its X-Forwarded-Proto (the proxy in
+// front terminated the client's TLS, or not), and its client is the
+// nearest X-Forwarded-For hop that is not a trusted proxy: the address
+// rate limits with key ip count it by, the access log's client, and the
+// hop the lb appends to X-Forwarded-For (forwardedFor). From any other
+// peer the lb sets X-Forwarded-Proto itself, as an edge proxy must (a
+// client's own value is whatever it likes). X-Forwarded-Host is always
+// the lb's own (outboundHeader). A nil *proxyTrust trusts nobody.
 type proxyTrust struct{ prefixes []netip.Prefix }
 
 // newProxyTrust parses trusted_proxies (addresses or CIDR prefixes);
@@ -66,22 +67,13 @@ func (t *proxyTrust) trusts(a netip.Addr) bool {
 	if t == nil || !a.IsValid() {
 		return false
 	}
-	a = a.Unmap()
+	a = a.Unmap().WithZone("") // a link-local peer's zone names our interface
 	for _, p := range t.prefixes {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
-}
-
-// trustsPeer reports whether the peer of remoteAddr ("host:port", as
-// http.Request.RemoteAddr) is a trusted proxy.
-func (t *proxyTrust) trustsPeer(remoteAddr string) bool {
-	if t == nil {
-		return false
-	}
-	return t.trusts(peerAddr(remoteAddr))
 }
 
 // peerAddr is the address of "host:port", or the zero Addr.

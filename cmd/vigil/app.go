@@ -97,36 +97,38 @@ func newApp(cfg *config.Config, names []string, m mode, extra ...fx.Option) (*fx
 }
 
 // runUntilSignal starts the process, waits for SIGINT/SIGTERM (or ctx), then stops it,
-// draining in-flight requests.
+// draining in-flight requests. SIGHUP never ends it (logSIGHUP).
 func runUntilSignal(ctx context.Context, cfg *config.Config, names []string, m mode, extra ...fx.Option) error {
 	// Caught for the process's life, from before the start (which may
 	// take minutes of migrations) to the end of the drain.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	defer close(done)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	return run(ctx, cfg, names, m, append(slices.Clip(extra), logSIGHUP(ctx, hup, slices.Contains(names, "licensing")))...)
+	return run(ctx, cfg, names, m, append(slices.Clip(extra), logSIGHUP(hup, done, slices.Contains(names, "licensing")))...)
 }
 
-// logSIGHUP says what a SIGHUP did. Operators send it to reload, and
-// Go's default action for it is to exit: one `kill -HUP` (or `systemctl
-// reload`) took down every component of a process without licensing
-// (whose watcher catches it) at once, and any process while it started or
-// drained. These processes read their config only when they start; the
-// licensing component reloads its license file (licensing.Watcher), and
-// `vigil lb` its lb.yaml (lb.WatchConfig).
-func logSIGHUP(ctx context.Context, hup <-chan os.Signal, licensing bool) fx.Option {
-	msg := "SIGHUP ignored: this process reads its config only when it starts; restart it to apply changes"
+// logSIGHUP says what a SIGHUP does, until done. Operators send it to
+// reload, and Go's default action for it is to exit: one `kill -HUP` (or
+// `systemctl reload`) took down every component of a process at once,
+// but for the licensing component's time between its start and stop,
+// when its watcher catches it. These processes read their config only
+// when they start; the licensing component reloads its license file
+// (licensing.Watcher), and `vigil lb` its lb.yaml (lb.WatchConfig).
+func logSIGHUP(hup <-chan os.Signal, done <-chan struct{}, licensing bool) fx.Option {
+	level, msg := slog.LevelWarn, "SIGHUP ignored: this process reads its config only when it starts; restart it to apply changes"
 	if licensing {
-		msg = "SIGHUP: only the license file is reloaded; restart the process to apply other config changes"
+		level, msg = slog.LevelInfo, "SIGHUP: the licensing component reloads the license file; other config is read only at start"
 	}
 	return fx.Invoke(func(l *slog.Logger) {
 		go func() {
 			for {
 				select {
 				case <-hup:
-					l.Warn(msg)
-				case <-ctx.Done():
+					l.Log(context.Background(), level, msg)
+				case <-done:
 					return
 				}
 			}

@@ -364,7 +364,7 @@ func TestVigilAllEndToEnd(t *testing.T) {
 	// reloads (only the license) and goes on serving.
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool {
-		return strings.Contains(p.stderr.String(), "SIGHUP: only the license file is reloaded")
+		return strings.Contains(p.stderr.String(), "SIGHUP: the licensing component reloads the license file")
 	}, 10*time.Second, 20*time.Millisecond)
 	code, got = c.json(http.MethodGet, "/v1/persons/"+ids[1], "")
 	require.Equal(t, http.StatusOK, code, got)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -246,10 +247,11 @@ func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	logs := &lockedBuffer{}
 	go func() {
-		done <- run(ctx, cfg, []string{"verifymatcher"}, modeServe, fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server) {
+		done <- runUntilSignal(ctx, cfg, []string{"verifymatcher"}, modeServe, fx.Invoke(func(lc fx.Lifecycle, s *grpcserver.Server) {
 			lc.Append(fx.StartHook(func() { ready <- s.Addr() }))
-		}))
+		}), fx.Decorate(func(l *slog.Logger) *slog.Logger { return slog.New(slog.NewJSONHandler(logs, nil)) }))
 	}()
 	var addr string
 	select {
@@ -268,6 +270,14 @@ func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status)
 	_, err = health.Check(ctx, &healthpb.HealthCheckRequest{Service: "vigil.backend.v1.PersonService"})
 	require.Equal(t, codes.NotFound, status.Code(err), "the backend does not run in this process")
+
+	// SIGHUP, without licensing to catch it: the process says it reloads
+	// nothing and goes on serving (Go's default action was to exit).
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "SIGHUP ignored") }, 10*time.Second, 10*time.Millisecond)
+	resp, err = health.Check(ctx, &healthpb.HealthCheckRequest{Service: "vigil.verifymatcher.v1.VerifyMatcherService"})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status)
 	cancel()
 	require.NoError(t, <-done)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -42,10 +43,10 @@ type Core struct {
 	HTTPListen string `yaml:"http_listen"`
 	// PublicListen is the public port of the load balancer in `vigil all`.
 	PublicListen string `yaml:"public_listen"`
-	// TrustedProxies are the proxies in front of the public port (a cloud
-	// load balancer, an ingress), as addresses or CIDR prefixes, whose
-	// X-Forwarded-* fields the load balancer believes (lb's
-	// trusted_proxies). Default none: the public port is the edge.
+	// TrustedProxies are the proxies in front of the public port of `vigil
+	// all` (a cloud load balancer, an ingress), as addresses or CIDR
+	// prefixes, whose X-Forwarded-For and -Proto its load balancer believes
+	// (lb's trusted_proxies). Default none: the public port is the edge.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
@@ -136,6 +137,11 @@ func (c *Core) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_timeout: must be positive"))
+	}
+	for i, e := range c.TrustedProxies {
+		if !validPrefixOrAddr(e) {
+			errs = append(errs, fmt.Errorf("trusted_proxies[%d]: %q is neither an IP address nor a CIDR prefix", i, e))
+		}
 	}
 	for name, addr := range c.Peers {
 		if addr == "" {
@@ -266,4 +272,13 @@ func (c *Config) Effective() map[string]any {
 		out[name] = redact(v)
 	}
 	return out
+}
+
+// validPrefixOrAddr reports whether s is an IP address or a CIDR prefix.
+func validPrefixOrAddr(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }

@@ -118,6 +118,7 @@ func TestErrors(t *testing.T) {
 		{name: "s3 endpoint without keys", yaml: "s3:\n  endpoint: s3.example.com\n", want: "access_key"},
 		{name: "bad yaml", yaml: "grpc_listen: [\n", want: "parse config"},
 		{name: "wrong type", yaml: "kafka: 3\n", want: "config"},
+		{name: "bad trusted proxy", env: map[string]string{"VIGIL_TRUSTED_PROXIES": "10.0.0.0/8, lb.example"}, want: `trusted_proxies[1]: "lb.example" is neither`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
