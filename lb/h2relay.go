@@ -40,6 +40,9 @@ type h2Relay struct {
 	// httpRequests counts the HTTP requests served (h2serve.go), for
 	// lb_http2_requests_total.
 	httpRequests atomic.Uint64
+	// kitsReused counts the HTTP requests that had an earlier one's
+	// storage (h2Kit), for tests.
+	kitsReused atomic.Uint64
 }
 
 var errRelayStopped = errors.New("gRPC engine stopped")

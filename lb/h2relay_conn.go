@@ -127,6 +127,9 @@ type h2conn struct {
 	serve       bool
 	reqTemplate *http.Request
 	canon       map[string]string
+	// kits: storage the connection's finished HTTP requests left for the
+	// next ones (h2Kit); under mu.
+	kits        []*h2Kit
 	maxStreams  int           // the MAX_CONCURRENT_STREAMS we offer (server side)
 	bodyTimeout time.Duration // the listener's body_read_timeout
 	sendTimeout time.Duration // the listener's send_timeout (h2Stream.Write)

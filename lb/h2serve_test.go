@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -824,4 +825,89 @@ func TestH2ServeClientResetMidStream(t *testing.T) {
 	code, body := h2Get(t, h2Client(t, roots), base+"/")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ok", body)
+}
+
+// TestH2ServeReusesStorageWithoutLeaks: the requests of a connection
+// reuse what earlier ones left (h2Kit), and none sees another's fields:
+// neither the upstream (request fields) nor the client (answer fields),
+// one request after another and many at once.
+func TestH2ServeReusesStorageWithoutLeaks(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		var names []string
+		for k, vv := range r.Header {
+			if strings.HasPrefix(k, "X-Req-") || k == "X-Even" || k == "Cookie" {
+				names = append(names, k+"="+strings.Join(vv, ","))
+			}
+		}
+		sort.Strings(names)
+		w.Header().Set("X-Resp-"+r.URL.Query().Get("i"), "v")
+		if r.URL.Query().Get("even") == "1" {
+			w.Header().Set("X-Resp-Even", "yes")
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(strings.Join(names, ";"))))
+		io.WriteString(w, strings.Join(names, ";"))
+	})
+	srv, base, roots := startTLSLB(t, addrs(b), RouteConfig{})
+	c := h2Client(t, roots)
+	check := func(i int) error {
+		even := i%2 == 0
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/echo?i=%d&even=%d", base, i, map[bool]int{true: 1}[even]), nil)
+		req.Header.Set(fmt.Sprintf("X-Req-%d", i), fmt.Sprintf("v%d", i))
+		want := []string{fmt.Sprintf("X-Req-%d=v%d", i, i)}
+		if even {
+			req.Header.Set("X-Even", "yes")
+			want = append(want, "X-Even=yes")
+		}
+		if i%3 == 0 {
+			req.Header.Set("Cookie", fmt.Sprintf("c=%d", i))
+			want = append(want, fmt.Sprintf("Cookie=c=%d", i))
+		}
+		sort.Strings(want)
+		res, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return err
+		}
+		if got := string(body); got != strings.Join(want, ";") {
+			return fmt.Errorf("request %d: upstream saw %q, want %q", i, got, strings.Join(want, ";"))
+		}
+		for k := range res.Header {
+			if strings.HasPrefix(k, "X-Resp-") && k != fmt.Sprintf("X-Resp-%d", i) && !(even && k == "X-Resp-Even") {
+				return fmt.Errorf("request %d: answer has %s", i, k)
+			}
+		}
+		if res.Header.Get(fmt.Sprintf("X-Resp-%d", i)) != "v" || len(res.Header.Values("X-Request-Id")) != 1 {
+			return fmt.Errorf("request %d: answer fields %v", i, res.Header)
+		}
+		return nil
+	}
+	for i := range 60 {
+		require.NoError(t, check(i))
+	}
+	e := srv.listeners[0].h2
+	require.GreaterOrEqual(t, e.kitsReused.Load(), uint64(55), "of 60 requests one after another")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 20 {
+				if err := check(1000 + g*20 + j); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	require.Equal(t, 1, engineConns(srv), "one connection")
 }

@@ -31,9 +31,10 @@ type exchange struct {
 	attempts int
 	bytes    int64
 	err      error
-	// sendNow: the answer is complete; send it once the bookkeeping is
+	// whole: the answer, of known length without trailers, was relayed
+	// to its end; sendNow (HTTP/1.x): send it once the bookkeeping is
 	// done (see sendNow).
-	sendNow bool
+	whole, sendNow bool
 	// pending is the pool whose count of requests in flight (max_pending)
 	// this one holds, until it ends or becomes a tunnel (relayUpgrade).
 	pending *Pool
@@ -68,7 +69,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.TLS = st // handed over by the fast loop (newHTTPServer)
 		}
 	}
-	px := hw.takeExchange()
+	hs, _ := w.(*h2Stream)
+	var px *proxyExchange
+	if hs != nil {
+		px = hs.takeExchange()
+	} else {
+		px = hw.takeExchange()
+	}
 	px.start = start
 	ex := &px.ex
 
@@ -109,7 +116,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sendNow(w)
 		}
 		if px.reusable {
-			hw.recycle(px, r.Header)
+			if hs != nil {
+				hs.recycle(px, r.Header)
+			} else {
+				hw.recycle(px, r.Header)
+			}
 		}
 	}()
 
@@ -359,7 +370,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			}()
 			s.respond(w, r, res, ex, upgrade)
 		}()
-		if native && ex.sendNow && out == &px.out {
+		if native && ex.whole && out == &px.out {
 			px.reusable, px.res = true, res
 		}
 		return
@@ -653,8 +664,9 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 		}
 		return
 	}
-	if sized && announced == 0 && len(res.Trailer) == 0 && r.ProtoMajor == 1 {
-		ex.sendNow = true
+	if sized && announced == 0 && len(res.Trailer) == 0 {
+		ex.whole = true
+		ex.sendNow = r.ProtoMajor == 1
 		return
 	}
 	if len(res.Trailer) == announced {
