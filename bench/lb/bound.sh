@@ -26,7 +26,9 @@
 # nginx origin (run.sh's first scenario, where CPU 0 is the bottleneck);
 # PERF=1 prints the origin's and the proxy's system calls and context
 # switches per request of the load generator, the origin and the proxy
-# (perf stat).
+# (perf stat); PERFEV=ev,ev… counts those perf events instead (e.g.
+# syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sendto
+# for the system calls by type).
 # Needs wrk, nginx, haproxy, taskset, openssl for TLS, h2load
 # (nghttp2-client) for H2;
 # uses loopback ports 18090-18093.
@@ -121,7 +123,7 @@ for target in "$@"; do
 		sleep 0.2
 		perfs=()
 		for who in load:$w origin:$origin proxy:$(pgrep -d, -P "$p" | sed 's/.$/&,/')$p; do
-			perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "${who#*:}" -o "$dir/perf.${who%%:*}" -- sleep "$((d - 1))" &
+			perf stat -x, -e ${PERFEV:-raw_syscalls:sys_enter,context-switches} -p "${who#*:}" -o "$dir/perf.${who%%:*}" -- sleep "$((d - 1))" &
 			perfs+=($!)
 		done
 	fi
@@ -142,7 +144,7 @@ for target in "$@"; do
 	if [ -n "${PERF:-}" ]; then
 		wait "${perfs[@]}"
 		for who in load origin proxy; do
-			awk -F, -v n="$r" -v d="$d" -v who="$who" '$3 ~ /sys_enter|context/ {printf "    %-6s %-26s %5.2f per request\n", who, $3, $1/(n*(d-1)/d)}' "$dir/perf.$who"
+			awk -F, -v n="$r" -v d="$d" -v who="$who" '$3 ~ /sys_enter|context|syscalls/ {printf "    %-6s %-26s %5.2f per request\n", who, $3, $1/(n*(d-1)/d)}' "$dir/perf.$who"
 		done
 	fi
 	printf '%-16s %9s req/s  %5.1f CPU µs/req  %s\n' "$(basename "$target")" "$rps" "$(echo "($a1-$a0)*10000/$r" | bc -l)" "$lat"
