@@ -184,6 +184,9 @@ func (c *h2conn) onIdleTimer() {
 	}
 	wait := c.idleTimeout
 	if len(c.streams) == 0 {
+		// Nothing in flight at a look: an idle connection does not keep
+		// its finished requests' storage (h2Kit) for the next.
+		c.kits = nil
 		if wait -= time.Since(c.idleSince); wait <= 0 {
 			c.goAway = true
 			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)

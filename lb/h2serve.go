@@ -465,14 +465,20 @@ func (hs *h2Stream) giveBack() {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !hs.down.closed || c.closed || len(c.kits) >= h2KitsPerConn {
+	closed := hs.down.closed
+	c.mu.Unlock()
+	if !closed {
 		return
 	}
+	// Still the stream's own: cleared before the connection gets it.
 	clear(k.reqHdr)
 	clear(k.resHdr)
 	clear(k.vals[:cap(k.vals)]) // no old values pinned
-	c.kits = append(c.kits, k)
+	c.mu.Lock()
+	if !c.closed && len(c.kits) < h2KitsPerConn {
+		c.kits = append(c.kits, k)
+	}
+	c.mu.Unlock()
 }
 
 // end cancels the request's context (cause nil: it is over) and runs
