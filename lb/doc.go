@@ -58,6 +58,7 @@
 // scheduling latency shows the process saturated; on Linux;
 // VIGIL_LB_ANSWER_POLLER=off never uses it, =on always), rawio_*.go (read and write system
 // calls without the scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
+// trust.go (trusted_proxies: whose X-Forwarded-For and -Proto to believe),
 // metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
 // polling), stamps_*.go (a latency breakdown of the HTTP/1.1 fast path
 // from the kernel's receive stamps, built with -tags lbstamps only).
