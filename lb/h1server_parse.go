@@ -715,10 +715,33 @@ func nextField(s string, pos int) (name, value string, next int, done, ok bool) 
 			return "", "", 0, false, false
 		}
 	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
-			return "", "", 0, false, false
-		}
+	if !plainFieldValue(value) {
+		return "", "", 0, false, false
 	}
 	return name, value, end + 2, false, true
+}
+
+// plainFieldValue reports whether v has only visible ASCII, spaces and
+// tabs: no controls, and no obs-text (bytes from 0x80), which the fast
+// loop leaves to net/http. Eight bytes at a time: a word with no byte
+// below 0x20 or above 0x7e passes at once (the borrow and carry tricks
+// flag every such byte, and at worst a byte next to one); a flagged
+// word, with a tab say, is checked byte by byte.
+func plainFieldValue(v string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		b := v[i : i+8]
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if ((w-0x20*ones)&^w|(w+ones)|w)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
