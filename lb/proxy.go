@@ -1133,13 +1133,21 @@ func forwardHeader(r *http.Request, upgrade, client string) http.Header {
 		return outboundHeader(r, upgrade, client)
 	}
 	dropConn := false
-	for k, vv := range h {
-		if k == "Connection" && r.ProtoMajor == 1 && r.ProtoMinor == 1 && namesNoFields(vv) {
-			dropConn = true
-			continue
-		}
-		if isHopHeader(k) || k == "X-Forwarded-For" {
-			return outboundHeader(r, upgrade, client)
+	if x, ok := r.Context().(*h1ConnCtx); ok && x.reqHead != nil && r.ProtoMinor == 1 {
+		// The fast loop's scan of the head found what the loop below
+		// looks for (parseH1Head: relayable, so no hop-by-hop field but a
+		// Connection naming none, no X-Forwarded-*), and whether there
+		// was a Connection.
+		dropConn = x.reqHead.hasConn
+	} else {
+		for k, vv := range h {
+			if k == "Connection" && r.ProtoMajor == 1 && r.ProtoMinor == 1 && namesNoFields(vv) {
+				dropConn = true
+				continue
+			}
+			if isHopHeader(k) || k == "X-Forwarded-For" {
+				return outboundHeader(r, upgrade, client)
+			}
 		}
 	}
 	if dropConn {
