@@ -2,12 +2,14 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -219,4 +221,41 @@ func TestH1TransportClientGoneAbortsUpstreamWait(t *testing.T) {
 			require.Eventually(t, func() bool { return len(closed) == 1 }, 5*time.Second, 5*time.Millisecond)
 		})
 	}
+}
+
+// TestStdTransportUploadsWithoutACopyBufferEach: net/http's transport,
+// which carries the uploads the h1Transport leaves to it, writes their
+// bodies through a pooled buffer (pooledReadFromConn): a TCPConn's own
+// ReadFrom made a new 32 KiB one per upload.
+func TestStdTransportUploadsWithoutACopyBufferEach(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop what it is given")
+	}
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	})
+	cfg := PoolConfig{Upstreams: addrs(b), Protocol: "http1", MaxIdleConnsPerUpstream: 4}
+	tr := newStdTransport(cfg)
+	t.Cleanup(tr.CloseIdleConnections)
+	body := bytes.Repeat([]byte("x"), 256<<10)
+	upload := func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addrs(b)[0]+"/up", bytes.NewReader(body))
+		res, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	for range 5 {
+		upload() // warm: the connection, the pools
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 40
+	for range n {
+		upload()
+	}
+	runtime.ReadMemStats(&after)
+	perUpload := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("%d bytes allocated per upload (client transport and test server together)", perUpload)
+	require.Less(t, perUpload, uint64(24<<10))
 }

@@ -1,7 +1,9 @@
 package lb
 
 import (
+	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -30,10 +32,20 @@ func newTransport(cfg PoolConfig) upstreamTransport {
 // or multiplexes streams over few connections (HTTP/2).
 func newStdTransport(cfg PoolConfig) *http.Transport {
 	dialer := &net.Dialer{Timeout: time.Duration(cfg.DialTimeout), KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if cfg.Protocol == "http1" {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return pooledReadFromConn{nc}, nil
+		}
+	}
 	t := &http.Transport{
 		// Never take a proxy from the environment: the upstreams are ours.
 		Proxy:               nil,
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		MaxIdleConns:        0, // no global cap; the per-host cap governs
 		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerUpstream,
 		IdleConnTimeout:     90 * time.Second,
@@ -64,6 +76,26 @@ func newStdTransport(cfg PoolConfig) *http.Transport {
 	}
 	return t
 }
+
+// pooledReadFromConn is an HTTP/1.1 upstream connection of net/http's
+// transport whose ReadFrom copies through a pooled buffer. The transport
+// writes a request body (one the h1Transport leaves to it: larger than
+// 16 KiB, or of unknown length) with io.Copy, which reaches the
+// connection's ReadFrom once its write buffer is flushed; a TCPConn's,
+// with no file or socket to splice from, then copies through a new 32
+// KiB buffer: 28 KB of garbage per upload, a quarter of the proxy's user
+// time on 256 KiB uploads.
+type pooledReadFromConn struct{ net.Conn }
+
+func (c pooledReadFromConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(writeOnly{c.Conn}, r, *bp)
+}
+
+// writeOnly hides its writer's ReadFrom from io.CopyBuffer, which would
+// call it instead of using the buffer given.
+type writeOnly struct{ io.Writer }
 
 // urlScheme is the scheme of outbound request URLs for a pool protocol.
 func urlScheme(protocol string) string {
