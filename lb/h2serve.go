@@ -419,13 +419,10 @@ func (hs *h2Stream) serve() {
 // takeExchange returns the exchange an earlier request left in the
 // stream's kit, cleared, or a new one.
 func (hs *h2Stream) takeExchange() *proxyExchange {
-	if hs == nil || hs.kit == nil || hs.kit.px == nil {
+	if hs == nil || hs.kit == nil {
 		return &proxyExchange{}
 	}
-	px := hs.kit.px
-	hs.kit.px = nil
-	*px = proxyExchange{}
-	return px
+	return takeKept(&hs.kit.px)
 }
 
 // recycle keeps the request's storage in the stream's kit once ServeHTTP
@@ -442,15 +439,11 @@ func (hs *h2Stream) recycle(px *proxyExchange, reqHeader http.Header) {
 		k = &h2Kit{}
 		hs.kit = k
 	}
-	res := px.res
-	px.ex, px.out, px.outURL, px.res = exchange{}, http.Request{}, url.URL{}, nil
+	res := px.endForReuse()
 	k.px, k.reqHdr, k.resHdr = px, reqHeader, hs.hdr
-	if x := hs.ctx; x.lent != nil && res == &x.lent.res {
+	if res != nil {
 		// The answer's map was copied into hs.hdr (respond), not adopted.
-		free := res.Header
-		clear(free)
-		*x.lent = h1Response{hdr: free}
-		k.answer, x.lent = x.lent, nil
+		k.answer = hs.ctx.takeLent(res, res.Header)
 	}
 	hs.recycled = true
 }

@@ -164,11 +164,20 @@ type proxyExchange struct {
 // takeExchange returns the exchange the connection's last request left
 // for reuse, cleared, or a new one; w may be nil (not the fast loop).
 func (w *h1ResponseWriter) takeExchange() *proxyExchange {
-	if w == nil || w.c.px == nil {
+	if w == nil {
 		return &proxyExchange{}
 	}
-	px := w.c.px
-	w.c.px = nil
+	return takeKept(&w.c.px)
+}
+
+// takeKept returns the exchange *kept holds, cleared, and empties *kept;
+// a new exchange when it holds none.
+func takeKept(kept **proxyExchange) *proxyExchange {
+	px := *kept
+	if px == nil {
+		return &proxyExchange{}
+	}
+	*kept = nil
 	*px = proxyExchange{}
 	return px
 }
@@ -186,24 +195,41 @@ func (w *h1ResponseWriter) recycle(px *proxyExchange, reqHeader http.Header) {
 		return
 	}
 	c := w.c
-	// What kept is cleared now, not when it is next used, so that an idle
-	// connection pins nothing else: the upstream connection the answer
-	// came on, a route of a config since reloaded. px.reqID stays: the
-	// answer, written after this, may still show it.
-	res := px.res
-	px.ex, px.out, px.outURL, px.res = exchange{}, http.Request{}, url.URL{}, nil
+	res := px.endForReuse()
 	c.px, c.reqHeader = px, reqHeader
-	x := c.ctx
-	if x.lent == nil || res != &x.lent.res {
-		return // not borrowed (another context), or not this answer
-	}
 	free := w.released
-	if free == nil {
+	if free == nil && res != nil {
 		free = res.Header // copied into the writer's map, not adopted
 	}
+	if a := c.ctx.takeLent(res, free); a != nil {
+		c.ctx.answer = a
+	}
+}
+
+// endForReuse clears what px keeps of the request that ends, now rather
+// than when it is next used, so that a kept exchange pins nothing else
+// (the upstream connection the answer came on, a route of a config since
+// reloaded), and returns the answer it relayed. px.reqID stays: the
+// answer, written after this, may still show it.
+func (px *proxyExchange) endForReuse() *http.Response {
+	res := px.res
+	px.ex, px.out, px.outURL, px.res = exchange{}, http.Request{}, url.URL{}, nil
+	return res
+}
+
+// takeLent takes back the answer storage (borrowAnswer) that res was
+// read into, for the next request, with free (cleared) as its header
+// map; nil when res was not borrowed from x (another context, or an
+// answer read otherwise).
+func (x *h1ConnCtx) takeLent(res *http.Response, free http.Header) *h1Response {
+	if x.lent == nil || res != &x.lent.res {
+		return nil
+	}
 	clear(free)
-	*x.lent = h1Response{hdr: free}
-	x.answer, x.lent = x.lent, nil
+	a := x.lent
+	*a = h1Response{hdr: free}
+	x.lent = nil
+	return a
 }
 
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *proxyExchange) {
