@@ -404,3 +404,52 @@ func TestRateLimitCountsIPv6ByPrefix(t *testing.T) {
 	require.True(t, allowed("192.0.2.2:1000"), "IPv4 clients are counted by address")
 	require.False(t, allowed("[::ffff:192.0.2.2]:1000"), "an IPv4-mapped address is that IPv4 client")
 }
+
+// TestUpgradeTunnelPassesHalfClose: a client that ends its side of a
+// WebSocket tunnel (FIN) has the upstream see its EOF, and still gets
+// what the upstream sends after it.
+func TestUpgradeTunnelPassesHalfClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.Header.Get("Upgrade") == "" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				got, _ := io.ReadAll(br) // to the client's EOF
+				io.WriteString(c, "after-eof:"+string(got))
+			}()
+		}
+	}()
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{ln.Addr().String()}}, RouteConfig{}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	_, err = io.WriteString(c, "last words")
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rest, err := io.ReadAll(br)
+	require.NoError(t, err, "the upstream never saw the client's EOF")
+	require.Equal(t, "after-eof:last words", string(rest))
+}
