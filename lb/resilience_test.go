@@ -304,3 +304,30 @@ func TestRetryBudgetCountsEveryRequestOfANewSecond(t *testing.T) {
 	require.EqualValues(t, 8*100*50, countIn(&b.buckets[nowSec(t1)%budgetWindow].requests, nowSec(t1)))
 	require.Zero(t, countIn(&b.buckets[nowSec(t1)%budgetWindow].requests, nowSec(t1)+budgetWindow), "a slot ten seconds old")
 }
+
+// TestRetryBudgetHoldsUnderConcurrentRetries: retries checked at the same
+// instant by many goroutines together pass no more than the budget (10
+// here: 1/s over the 10 s window, no requests), since each books before
+// it checks.
+func TestRetryBudgetHoldsUnderConcurrentRetries(t *testing.T) {
+	for range 200 {
+		b := newRetryBudget(RetryBudget{Ratio: ptr(0.0), MinPerSecond: ptr(1)})
+		var allowed atomic.Int64
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				<-start
+				for range 4 {
+					if b.tryRetry() {
+						allowed.Add(1)
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.LessOrEqual(t, allowed.Load(), int64(10))
+		require.Positive(t, allowed.Load())
+	}
+}

@@ -45,6 +45,19 @@ func countAt(c *atomic.Uint64, sec uint32) {
 	}
 }
 
+// uncountAt takes back one that countAt added to c for second sec.
+func uncountAt(c *atomic.Uint64, sec uint32) {
+	for {
+		v := c.Load()
+		if uint32(v>>32) != sec || uint32(v) == 0 {
+			return // the slot went on to a later second: nothing to take back
+		}
+		if c.CompareAndSwap(v, v-1) {
+			return
+		}
+	}
+}
+
 // countIn reads c's count when it is of a second in (sec-window, sec].
 func countIn(c *atomic.Uint64, sec uint32) int64 {
 	v := c.Load()
@@ -72,20 +85,24 @@ func (b *retryBudget) requestAt(now time.Time) {
 }
 
 // tryRetry reports whether a retry fits the budget and, if so, books it.
-// Retries checked at the same instant may both pass: the budget may be
-// overshot by the retries of one instant, never more.
+// It books first and checks after, taking back a booking that does not
+// fit: retries checked at the same instant each see the others', so
+// together they never pass more than the budget allows (they may pass
+// fewer, each counting the others' bookings that are then taken back).
 func (b *retryBudget) tryRetry() bool {
 	sec := nowSec(time.Now())
+	slot := &b.buckets[sec%budgetWindow].retries
+	countAt(slot, sec)
 	var reqs, retries int64
 	for i := range b.buckets {
 		reqs += countIn(&b.buckets[i].requests, sec)
 		retries += countIn(&b.buckets[i].retries, sec)
 	}
 	cfg := b.cfg.Load()
-	if float64(retries) >= cfg.ratio()*float64(reqs)+float64(cfg.minPerSecond()*budgetWindow) {
+	if float64(retries-1) >= cfg.ratio()*float64(reqs)+float64(cfg.minPerSecond()*budgetWindow) {
+		uncountAt(slot, sec)
 		return false
 	}
-	countAt(&b.buckets[sec%budgetWindow].retries, sec)
 	return true
 }
 
