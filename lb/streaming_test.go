@@ -16,25 +16,29 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestWebSocketPassesThroughIntact(t *testing.T) {
-	b := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
+// echoWebSocket accepts a WebSocket and sends each message back with
+// prefix before it, until the connection ends.
+func echoWebSocket(w http.ResponseWriter, r *http.Request, prefix string) {
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 20)
+	ctx := r.Context()
+	for {
+		typ, msg, err := conn.Read(ctx)
 		if err != nil {
 			return
 		}
-		defer conn.CloseNow()
-		conn.SetReadLimit(1 << 20)
-		ctx := r.Context()
-		for {
-			typ, msg, err := conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			if err := conn.Write(ctx, typ, append([]byte("echo:"), msg...)); err != nil {
-				return
-			}
+		if err := conn.Write(ctx, typ, append([]byte(prefix), msg...)); err != nil {
+			return
 		}
-	})
+	}
+}
+
+func TestWebSocketPassesThroughIntact(t *testing.T) {
+	b := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) { echoWebSocket(w, r, "echo:") })
 	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{TryTimeout: Duration(time.Second)}))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -77,17 +81,7 @@ func TestUpgradeLimits(t *testing.T) {
 			fmt.Fprintf(w, "plain; upgrade %q", r.Header.Get("Upgrade"))
 			return
 		}
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		for {
-			typ, msg, err := conn.Read(r.Context())
-			if err != nil || conn.Write(r.Context(), typ, msg) != nil {
-				return
-			}
-		}
+		echoWebSocket(w, r, "")
 	}
 	b := newBackend(t, "ws", echo)
 	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b), MaxPending: 2}, RouteConfig{}))
@@ -409,33 +403,21 @@ func TestRateLimitCountsIPv6ByPrefix(t *testing.T) {
 // WebSocket tunnel (FIN) has the upstream see its EOF, and still gets
 // what the upstream sends after it.
 func TestUpgradeTunnelPassesHalfClose(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if req.Header.Get("Upgrade") == "" {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-				got, _ := io.ReadAll(br) // to the client's EOF
-				io.WriteString(c, "after-eof:"+string(got))
-			}()
+	up := serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{ln.Addr().String()}}, RouteConfig{}))
+		if req.Header.Get("Upgrade") == "" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		got, _ := io.ReadAll(br) // to the client's EOF
+		io.WriteString(c, "after-eof:"+string(got))
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
 	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	require.NoError(t, err)
 	defer c.Close()

@@ -227,21 +227,7 @@ func TestTLSListenerEndsStalledAndBrokenHandshakes(t *testing.T) {
 // pass both ways, and the upstream is told the client came over https.
 func TestTLSListenerPassesWebSocket(t *testing.T) {
 	b := newBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
-		proto := r.Header.Get("X-Forwarded-Proto")
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		for {
-			typ, msg, err := conn.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := conn.Write(r.Context(), typ, append([]byte(proto+":"), msg...)); err != nil {
-				return
-			}
-		}
+		echoWebSocket(w, r, r.Header.Get("X-Forwarded-Proto")+":")
 	})
 	certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
 	srv, _ := startLB(t, &Config{
