@@ -53,6 +53,7 @@ type h1Server struct {
 	parkAfter time.Duration
 	parked    atomic.Int64 // connections parked now
 
+	ln       net.Listener // what start accepts from
 	draining atomic.Bool
 	mu       sync.Mutex
 	conns    map[*h1ServerConn]struct{}
@@ -99,11 +100,17 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 	}
 }
 
-// serve accepts until ln is closed; acceptWG.Add(1) comes before it.
-func (hs *h1Server) serve(ln net.Listener) {
+// start accepts from ln, and serves what it accepts, until shutdown.
+func (hs *h1Server) start(ln net.Listener) {
+	hs.ln = ln
+	hs.acceptWG.Add(1)
+	go hs.serve()
+}
+
+func (hs *h1Server) serve() {
 	defer hs.acceptWG.Done()
 	for {
-		nc, err := acceptRetrying(ln, hs.s.log)
+		nc, err := acceptRetrying(hs.ln, hs.s.log)
 		if err != nil {
 			return
 		}
@@ -116,10 +123,21 @@ func (hs *h1Server) serve(ln net.Listener) {
 	}
 }
 
-// shutdown drains the fast loop: idle connections close at once, busy
-// ones after their current answer (sent with Connection: close). When
-// ctx ends first, the rest are closed and their requests cancelled.
+// shutdown closes the fast loop's listener and drains it: idle
+// connections close at once, busy ones after their current answer (sent
+// with Connection: close). When ctx ends first, the rest are closed and
+// their requests cancelled.
 func (hs *h1Server) shutdown(ctx context.Context) error {
+	// The accept loop ends first: a connection it took (the sniffer's
+	// hand-offs, which come until it closes the listener, carry a request
+	// begun) must not be refused as the drain's.
+	hs.ln.Close()
+	accepted := make(chan struct{})
+	go func() { hs.acceptWG.Wait(); close(accepted) }()
+	select {
+	case <-accepted:
+	case <-ctx.Done():
+	}
 	hs.mu.Lock()
 	hs.draining.Store(true) // under mu: newConn adds no connection after this
 	hs.mu.Unlock()

@@ -46,8 +46,7 @@ func startH1(t *testing.T, handler http.Handler, lc ListenerConfig) (string, *h1
 	hs := s.newH1Server(l, handoff)
 	hs.handler = handler
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: time.Duration(lc.ReadHeaderTimeout), MaxHeaderBytes: int(lc.MaxHeaderBytes)}
-	hs.acceptWG.Add(1)
-	go hs.serve(ln)
+	hs.start(ln)
 	go srv.Serve(handoff)
 	t.Cleanup(func() {
 		ln.Close()
@@ -364,8 +363,7 @@ func TestH1ServerShutdownDrains(t *testing.T) {
 		}
 		io.WriteString(w, "done")
 	})
-	hs.acceptWG.Add(1)
-	go hs.serve(ln)
+	hs.start(ln)
 
 	idle, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)

@@ -122,6 +122,13 @@ func (e *h2Relay) serveConn(c *h2conn) {
 		return
 	}
 	c.start(uint32(e.l.cfg.MaxHeaderBytes))
+	if e.isDraining() {
+		// GracefulStop found this connection not yet started (or came
+		// since): its GOAWAY is ours to send.
+		c.mu.Lock()
+		c.goAwayLocked()
+		c.unlock()
+	}
 	f, err := c.fr.ReadFrame()
 	if err == nil {
 		err = c.dispatch(f) // must be SETTINGS
@@ -188,9 +195,7 @@ func (c *h2conn) onIdleTimer() {
 		// its finished requests' storage (h2Kit) for the next.
 		c.kits = nil
 		if wait -= time.Since(c.idleSince); wait <= 0 {
-			c.goAway = true
-			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
-			c.closeLocked()
+			c.goAwayLocked() // with no stream, it closes
 			c.unlock()
 			return
 		}
@@ -204,18 +209,37 @@ func (c *h2conn) onIdleTimer() {
 func (e *h2Relay) GracefulStop() {
 	for _, c := range e.closeListener(&e.draining) {
 		c.mu.Lock()
-		if !c.started {
-			c.nc.Close() // still in its handshake: no call to wait for
-		} else if !c.closed {
-			c.goAway = true
-			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
-			if len(c.streams) == 0 {
-				c.closeLocked()
-			}
+		// One still in its handshake (its preface, which the sniffer has
+		// read already, being taken) gets its GOAWAY as it starts (see
+		// serveConn): a request it sent with its preface is then known
+		// not to have been served, and the client may send it elsewhere.
+		if c.started {
+			c.goAwayLocked()
 		}
 		c.unlock()
 	}
 	e.wg.Wait()
+}
+
+// isDraining reports whether GracefulStop or Stop has begun.
+func (e *h2Relay) isDraining() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.draining || e.stopped
+}
+
+// goAwayLocked tells the client that no stream after the last one taken
+// will be served, and closes the connection when none is in flight (else
+// the last one's end does). Sent twice, a GOAWAY says the same again.
+func (c *h2conn) goAwayLocked() {
+	if c.closed {
+		return
+	}
+	c.goAway = true
+	_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+	if len(c.streams) == 0 {
+		c.closeLocked()
+	}
 }
 
 // closeListener sets the flag (draining or stopped) that keeps new

@@ -319,8 +319,9 @@ func TestSniffingListenerOutlivesEMFILE(t *testing.T) {
 	t.Cleanup(func() { raw.Close() })
 	fl := &flakyListener{Listener: raw}
 	fl.n.Store(3)
-	h1, h2 := newChanListener(raw.Addr()), newChanListener(raw.Addr())
-	go splitByProtocol(fl, h1, h2, time.Second, testLogger())
+	sn := newSniffer(raw.Addr(), time.Second, testLogger())
+	go sn.run(fl)
+	h1 := sn.h1
 	c, err := net.Dial("tcp", raw.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()

@@ -57,6 +57,7 @@ type listener struct {
 	// With native_grpc: h2c connections go to grpcSrv, the rest to srv.
 	grpcSrv  grpcEngine
 	grpcDone chan struct{}
+	sniff    *sniffer // splits the port between the two
 
 	// HTTP/1.x connections, over TLS too, go to the fast loop, which
 	// hands srv the requests it leaves to net/http (h1server.go), and h2
@@ -309,20 +310,19 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, l := range s.listeners {
 		httpLn := l.ln
 		if l.grpcSrv != nil {
-			h1, h2 := newChanListener(l.ln.Addr()), newChanListener(l.ln.Addr())
-			go splitByProtocol(l.ln, h1, h2, time.Duration(l.cfg.ReadHeaderTimeout), s.log)
-			httpLn = h1
+			l.sniff = newSniffer(l.ln.Addr(), time.Duration(l.cfg.ReadHeaderTimeout), s.log)
+			go l.sniff.run(l.ln)
+			httpLn = l.sniff.h1
 			go func() {
 				defer close(l.grpcDone)
-				if err := l.grpcSrv.Serve(h2); err != nil {
+				if err := l.grpcSrv.Serve(l.sniff.h2); err != nil {
 					s.log.Error("gRPC engine stopped", "listener", l.cfg.Name, "err", err)
 				}
 			}()
 		}
 		handoff := newChanListener(l.ln.Addr())
 		l.fast = s.newH1Server(l, handoff)
-		l.fast.acceptWG.Add(1)
-		go l.fast.serve(httpLn)
+		l.fast.start(httpLn)
 		httpLn = handoff
 		go func() {
 			defer close(l.done)
@@ -463,7 +463,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if l.grpcSrv != nil {
 				l.ln.Close() // stop the sniffer's accepts; both engines drain below
 				wg.Add(1)
-				go func() { defer wg.Done(); drainEngine(ctx, l.grpcSrv) }()
+				go func() {
+					defer wg.Done()
+					if !l.sniff.wait(ctx) {
+						l.sniff.abort()
+					}
+					drainEngine(ctx, l.grpcSrv)
+				}()
 			}
 			if l.h2 != nil {
 				wg.Add(1)
@@ -473,12 +479,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				var fastErr error
+				if l.sniff != nil && !l.sniff.wait(ctx) {
+					l.sniff.abort() // the fast loop's drain then ends at once too
+				}
 				if l.fast != nil {
 					// The fast loop drains first: until it is done, its
-					// connections may still hand requests to srv.
-					if l.grpcSrv == nil {
-						l.ln.Close()
-					}
+					// connections may still hand requests to srv. It
+					// closes its listener (l.ln, or the sniffer's, which
+					// closes once it has handed on what it held).
 					fastErr = l.fast.shutdown(ctx)
 				}
 				errs[i] = errors.Join(fastErr, l.srv.Shutdown(ctx))

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,45 +15,159 @@ import (
 // h2Preface starts every HTTP/2 connection with prior knowledge (h2c).
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// splitByProtocol accepts from raw and hands each connection to h2 when it
+// sniffer accepts from a listener and hands each connection to h2 when it
 // opens with the HTTP/2 preface and to h1 otherwise, so that one port
-// serves HTTP/1.1 through net/http and h2c through grpc-go. The sniff must
-// finish within timeout (the listener's read_header_timeout).
-func splitByProtocol(raw net.Listener, h1, h2 *chanListener, timeout time.Duration, log *slog.Logger) {
+// serves HTTP/1.1 (the fast loop) and h2c (the gRPC engine). A sniff must
+// finish within the listener's read_header_timeout.
+//
+// In a drain (the listener closed) it closes the connections that have
+// sent nothing yet, as a drain closes idle ones, lets those that have
+// begun finish their sniff and be handed on, and then closes h1, h2 and
+// done: a request sent just before the drain is served, not cut.
+type sniffer struct {
+	h1, h2  *chanListener
+	timeout time.Duration
+	log     *slog.Logger
+	done    chan struct{}
+
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	draining bool
+	// sniffing maps each connection being sniffed to whether its client
+	// has sent a byte yet (then it is no longer idle).
+	sniffing map[net.Conn]bool
+}
+
+func newSniffer(addr net.Addr, timeout time.Duration, log *slog.Logger) *sniffer {
+	return &sniffer{h1: newChanListener(addr), h2: newChanListener(addr), timeout: timeout, log: log,
+		done: make(chan struct{}), sniffing: map[net.Conn]bool{}}
+}
+
+// run accepts from raw until it is closed, then drains.
+func (sn *sniffer) run(raw net.Listener) {
 	for {
-		c, err := acceptRetrying(raw, log)
+		c, err := acceptRetrying(raw, sn.log)
 		if err != nil {
-			h1.Close()
-			h2.Close()
+			sn.closeIdle()
+			sn.wg.Wait()
+			sn.h1.Close()
+			sn.h2.Close()
+			close(sn.done)
 			return
 		}
+		if !sn.add(c) {
+			c.Close()
+			continue
+		}
 		go func() {
-			_ = c.SetReadDeadline(time.Now().Add(timeout))
-			// Read what has arrived, as the server's own buffered reader
-			// would: leaving request bytes unread in the kernel would turn
-			// the server's close after an error reply into a reset.
-			buf := make([]byte, 4096)
-			n := 0
-			for n < len(h2Preface) {
-				m, err := c.Read(buf[n:])
-				n += m
-				if err != nil {
-					c.Close()
-					return
-				}
-				if !bytes.HasPrefix([]byte(h2Preface), buf[:min(n, len(h2Preface))]) {
-					break
-				}
-			}
-			_ = c.SetReadDeadline(time.Time{})
-			pc := &prefixConn{Conn: c, prefix: buf[:n]}
-			if n >= len(h2Preface) && string(buf[:len(h2Preface)]) == h2Preface {
-				h2.push(pc)
-			} else {
-				h1.push(pc)
+			defer sn.wg.Done()
+			pc, isH2 := sn.sniff(c)
+			switch {
+			case pc == nil:
+			case isH2:
+				sn.h2.push(pc)
+			default:
+				sn.h1.push(pc)
 			}
 		}()
 	}
+}
+
+// wait waits until the drain has handed on what had begun; false when
+// ctx ended first (then call abort).
+func (sn *sniffer) wait(ctx context.Context) bool {
+	select {
+	case <-sn.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// abort ends the drain at once: the connections still being sniffed
+// are closed, and so are h1 and h2, whose accepts then end.
+func (sn *sniffer) abort() {
+	sn.mu.Lock()
+	sn.draining = true
+	for c := range sn.sniffing {
+		c.Close()
+		delete(sn.sniffing, c)
+	}
+	sn.mu.Unlock()
+	sn.h1.Close()
+	sn.h2.Close()
+}
+
+func (sn *sniffer) add(c net.Conn) bool {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.draining {
+		return false
+	}
+	sn.sniffing[c] = false
+	sn.wg.Add(1)
+	return true
+}
+
+// closeIdle starts the drain: the connections that have sent nothing are
+// closed (their sniff's read fails), the others left to finish.
+func (sn *sniffer) closeIdle() {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	sn.draining = true
+	for c, begun := range sn.sniffing {
+		if !begun {
+			c.Close()
+			delete(sn.sniffing, c)
+		}
+	}
+}
+
+// begun notes that c's client has sent bytes; false when the drain
+// closed c first.
+func (sn *sniffer) begun(c net.Conn) bool {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if _, ok := sn.sniffing[c]; !ok {
+		return false
+	}
+	sn.sniffing[c] = true
+	return true
+}
+
+func (sn *sniffer) forget(c net.Conn) {
+	sn.mu.Lock()
+	delete(sn.sniffing, c)
+	sn.mu.Unlock()
+}
+
+// sniff reads c's first bytes: the connection with them to replay, and
+// whether they are the HTTP/2 preface; nil when c failed or the drain
+// closed it (it is closed).
+func (sn *sniffer) sniff(c net.Conn) (pc *prefixConn, isH2 bool) {
+	defer sn.forget(c)
+	_ = c.SetReadDeadline(time.Now().Add(sn.timeout))
+	// Read what has arrived, as the server's own buffered reader would:
+	// leaving request bytes unread in the kernel would turn the server's
+	// close after an error reply into a reset.
+	buf := make([]byte, 4096)
+	n := 0
+	for n < len(h2Preface) {
+		m, err := c.Read(buf[n:])
+		if n == 0 && m > 0 && !sn.begun(c) {
+			err = net.ErrClosed // the drain closed it, as idle
+		}
+		n += m
+		if err != nil {
+			c.Close()
+			return nil, false
+		}
+		if !bytes.HasPrefix([]byte(h2Preface), buf[:min(n, len(h2Preface))]) {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return &prefixConn{Conn: c, prefix: buf[:n]}, n >= len(h2Preface) && string(buf[:len(h2Preface)]) == h2Preface
 }
 
 // acceptRetrying accepts from ln and waits out the failures that pass (out

@@ -1,0 +1,155 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+)
+
+// drainWhileSniffing starts a server whose port is split by the protocol
+// sniffer (native_grpc), opens one connection that sends first (the
+// sniff's first read has it) and one that sends nothing, and begins a
+// shutdown once the sniffer holds both. It returns the two connections
+// and the shutdown's result.
+func drainWhileSniffing(t *testing.T, first string) (begun, idle net.Conn, shutdown <-chan error) {
+	t.Helper()
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "done "+string(body))
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+	cfg.Listeners[0].NativeGRPC = true
+	cfg.Listeners[0].ReadHeaderTimeout = Duration(20 * time.Second) // longer than the test may wait
+	srv, _ := startLB(t, cfg)
+	sn := srv.listeners[0].sniff
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	begun, idle = dial(), dial()
+	_, err := io.WriteString(begun, first)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		sn.mu.Lock()
+		defer sn.mu.Unlock()
+		n := 0
+		for _, sent := range sn.sniffing {
+			if sent {
+				n++
+			}
+		}
+		return len(sn.sniffing) == 2 && n == 1
+	}, 5*time.Second, time.Millisecond, "the sniffer holds both connections")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", srv.Addr())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 5*time.Second, time.Millisecond, "the port closes")
+	// The connection that sent nothing is closed as idle, at once.
+	idle.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = idle.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "the idle connection is closed, not left to its read_header_timeout")
+	return begun, idle, done
+}
+
+// A request whose first bytes reached the protocol sniffer of a
+// native_grpc port before a shutdown is served: the sniffer used to close
+// its hand-offs once the port closed, cutting the request without an
+// answer. Its first byte, P, is also the HTTP/2 preface's, so the sniff
+// waits for more while the drain begins.
+func TestShutdownServesAnHTTPRequestBeingSniffed(t *testing.T) {
+	begun, _, done := drainWhileSniffing(t, "P")
+	_, err := io.WriteString(begun, "OST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	require.NoError(t, err)
+	begun.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(begun), nil)
+	require.NoError(t, err, "the request begun before the drain gets its answer")
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "done hi", string(body))
+	require.True(t, res.Close, "the answer closes the draining connection")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the shutdown did not finish")
+	}
+}
+
+// An h2c connection whose preface had begun before a shutdown is handed
+// to the gRPC engine, which answers with its SETTINGS and a GOAWAY that
+// says no stream was taken: its client knows that a call sent with the
+// preface was not served and may send it elsewhere. It used to be closed
+// without a frame.
+func TestShutdownSendsGOAWAYToAPrefaceBeingSniffed(t *testing.T) {
+	begun, _, done := drainWhileSniffing(t, h2Preface[:10])
+	_, err := io.WriteString(begun, h2Preface[10:])
+	require.NoError(t, err)
+	fr := http2.NewFramer(begun, begun)
+	require.NoError(t, fr.WriteSettings())
+	begun.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var goAway *http2.GoAwayFrame
+	for goAway == nil {
+		f, err := fr.ReadFrame()
+		require.NoError(t, err, "frames before the connection ends")
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goAway = g
+		}
+	}
+	require.Equal(t, http2.ErrCodeNo, goAway.ErrCode)
+	require.Zero(t, goAway.LastStreamID)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the shutdown did not finish")
+	}
+}
+
+// A connection still being sniffed when the drain's time runs out is
+// closed, and the shutdown returns.
+func TestShutdownAbortsASniffPastTheDrainTimeout(t *testing.T) {
+	cfg := oneRoute(PoolConfig{Upstreams: []string{"127.0.0.1:1"}}, RouteConfig{})
+	cfg.Listeners[0].NativeGRPC = true
+	cfg.Listeners[0].ReadHeaderTimeout = Duration(time.Minute)
+	srv, _ := startLB(t, cfg)
+	c, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	io.WriteString(c, "P")
+	sn := srv.listeners[0].sniff
+	require.Eventually(t, func() bool {
+		sn.mu.Lock()
+		defer sn.mu.Unlock()
+		for _, sent := range sn.sniffing {
+			return sent
+		}
+		return false
+	}, 5*time.Second, time.Millisecond, "the sniffer has the connection's first byte")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.ErrorIs(t, srv.Shutdown(ctx), context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 3*time.Second)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+}
