@@ -61,6 +61,14 @@ type ListenerConfig struct {
 	// (h2serve.go). gRPC upstreams see the lb's address as :authority (the
 	// client's is in X-Forwarded-Host).
 	NativeGRPC bool `yaml:"native_grpc"`
+	// ProxyProtocol: every connection begins with a PROXY protocol header
+	// (version 1 or 2), which a layer-4 load balancer in front (AWS NLB,
+	// HAProxy in TCP mode, an ingress controller) sends with the client's
+	// address; that address is then the connection's client. Only peers
+	// in trusted_proxies may send one (so it must not be empty), and a
+	// connection without a valid header, or from another peer, is closed.
+	// The header must arrive within read_header_timeout.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (the slowloris defence).
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
@@ -485,6 +493,11 @@ func (c *Config) Validate() error {
 		}
 		if l.NativeGRPC && !l.H2C {
 			return fmt.Errorf("%s.native_grpc: needs h2c: true (it serves the listener's h2c connections)", at)
+		}
+		if l.ProxyProtocol && len(c.TrustedProxies) == 0 {
+			// Believed from anyone, the header would let any client
+			// choose the address that rate limits and logs see.
+			return fmt.Errorf("%s.proxy_protocol: needs trusted_proxies, the addresses of the balancers that send the header", at)
 		}
 		if l.MaxHeaderBytes < 1024 {
 			return fmt.Errorf("%s.max_header_bytes: %d is below the 1024-byte minimum", at, l.MaxHeaderBytes)

@@ -35,6 +35,7 @@ type h2Relay struct {
 	draining bool
 	stopped  bool
 	wg       sync.WaitGroup
+	acceptWG sync.WaitGroup // Serve's loop
 
 	panics atomic.Int64
 	// httpRequests counts the HTTP requests served (h2serve.go), for
@@ -57,7 +58,9 @@ func (e *h2Relay) Serve(ln net.Listener) error {
 		return nil
 	}
 	e.ln = ln
+	e.acceptWG.Add(1)
 	e.mu.Unlock()
+	defer e.acceptWG.Done()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -69,7 +72,7 @@ func (e *h2Relay) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		c := e.track(nc)
+		c := e.track(nc, true)
 		if c == nil {
 			nc.Close()
 			continue
@@ -78,15 +81,22 @@ func (e *h2Relay) Serve(ln net.Listener) error {
 	}
 }
 
-// track registers a new client connection; nil once stopping.
-func (e *h2Relay) track(nc net.Conn) *h2conn {
+// track registers a new client connection; nil once stopped, or once
+// draining for one adopted (not accepted by Serve). Serve's, which the
+// sniffer handed on with the client's first bytes, are taken until its
+// listener closes: the drain waits for its loop (closeListener), so that
+// the connection is answered (serveConn's GOAWAY), not cut.
+func (e *h2Relay) track(nc net.Conn, accepted bool) *h2conn {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stopped || e.draining {
+	if e.stopped || e.draining && !accepted {
 		return nil
 	}
 	c := newH2Conn(nc, true, e.s.log)
 	c.srv, c.engine = e.s, e
+	if pc, ok := nc.(*prefixConn); ok && len(pc.prefix) >= len(h2Preface) {
+		c.prefaced = true
+	}
 	c.panics = func() { e.panics.Add(1) }
 	c.remoteAddr = nc.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(c.remoteAddr); err == nil {
@@ -209,13 +219,15 @@ func (c *h2conn) onIdleTimer() {
 func (e *h2Relay) GracefulStop() {
 	for _, c := range e.closeListener(&e.draining) {
 		c.mu.Lock()
-		// One still in its handshake (its preface, which the sniffer has
-		// read already, being taken) gets its GOAWAY as it starts (see
-		// serveConn): a request it sent with its preface is then known
-		// not to have been served, and the client may send it elsewhere.
-		if c.started {
+		switch {
+		case c.started:
 			c.goAwayLocked()
+		case !c.prefaced:
+			c.nc.Close() // waiting for its preface: an idle connection
 		}
+		// One whose preface the sniffer read gets its GOAWAY as it starts
+		// (serveConn): a request it sent with its preface is then known
+		// not to have been served, and the client may send it elsewhere.
 		c.unlock()
 	}
 	e.wg.Wait()
@@ -243,14 +255,18 @@ func (c *h2conn) goAwayLocked() {
 }
 
 // closeListener sets the flag (draining or stopped) that keeps new
-// connections out, stops accepting, and returns the connections open now.
+// connections out, stops accepting, and, once Serve's loop has ended,
+// returns the connections open now.
 func (e *h2Relay) closeListener(flag *bool) []*h2conn {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	*flag = true
 	if e.ln != nil {
 		e.ln.Close()
 	}
+	e.mu.Unlock()
+	e.acceptWG.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	conns := make([]*h2conn, 0, len(e.conns))
 	for c := range e.conns {
 		conns = append(conns, c)

@@ -90,7 +90,7 @@ func FuzzH2RelayServerConn(f *testing.F) {
 // connection must end, and nothing may have panicked.
 func fuzzEngineConn(t *testing.T, e *h2Relay, serve bool, data []byte) {
 	client, server := net.Pipe()
-	c := e.track(server)
+	c := e.track(server, true)
 	if c == nil {
 		t.Fatal("engine stopped")
 	}

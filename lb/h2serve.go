@@ -55,7 +55,7 @@ var (
 // loop's handshake hands it over); false when the engine is draining,
 // and the caller closes it.
 func (e *h2Relay) adopt(tc *tls.Conn, st *tls.ConnectionState) bool {
-	c := e.track(tc)
+	c := e.track(tc, false)
 	if c == nil {
 		return false
 	}

@@ -319,7 +319,7 @@ func TestSniffingListenerOutlivesEMFILE(t *testing.T) {
 	t.Cleanup(func() { raw.Close() })
 	fl := &flakyListener{Listener: raw}
 	fl.n.Store(3)
-	sn := newSniffer(raw.Addr(), time.Second, testLogger())
+	sn := newSniffer(raw.Addr(), time.Second, testLogger(), true, nil)
 	go sn.run(fl)
 	h1 := sn.h1
 	c, err := net.Dial("tcp", raw.Addr().String())

@@ -302,23 +302,30 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 			return fmt.Errorf("lb: listener %s: %w", l.cfg.Name, err)
 		}
-		if l.cfg.TLS != nil {
-			ln = tls.NewListener(ln, l.srv.TLSConfig)
-		}
 		l.ln = ln
 	}
 	for _, l := range s.listeners {
 		httpLn := l.ln
-		if l.grpcSrv != nil {
-			l.sniff = newSniffer(l.ln.Addr(), time.Duration(l.cfg.ReadHeaderTimeout), s.log)
+		if l.grpcSrv != nil || l.cfg.ProxyProtocol {
+			var proxy func() *proxyTrust
+			if l.cfg.ProxyProtocol {
+				proxy = func() *proxyTrust { return s.state.Load().trust }
+			}
+			l.sniff = newSniffer(l.ln.Addr(), time.Duration(l.cfg.ReadHeaderTimeout), s.log, l.grpcSrv != nil, proxy)
 			go l.sniff.run(l.ln)
 			httpLn = l.sniff.h1
+		}
+		if l.grpcSrv != nil {
 			go func() {
 				defer close(l.grpcDone)
 				if err := l.grpcSrv.Serve(l.sniff.h2); err != nil {
 					s.log.Error("gRPC engine stopped", "listener", l.cfg.Name, "err", err)
 				}
 			}()
+		}
+		if l.cfg.TLS != nil {
+			// After any PROXY header, which comes before the handshake.
+			httpLn = tls.NewListener(httpLn, l.srv.TLSConfig)
 		}
 		handoff := newChanListener(l.ln.Addr())
 		l.fast = s.newH1Server(l, handoff)
@@ -330,7 +337,7 @@ func (s *Server) Start(ctx context.Context) error {
 				s.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
 			}
 		}()
-		s.log.Info("listening", "listener", l.cfg.Name, "addr", l.ln.Addr().String(), "tls", l.cfg.TLS != nil, "h2c", l.cfg.H2C)
+		s.log.Info("listening", "listener", l.cfg.Name, "addr", l.ln.Addr().String(), "tls", l.cfg.TLS != nil, "h2c", l.cfg.H2C, "proxy_protocol", l.cfg.ProxyProtocol)
 	}
 	s.started = true
 	return nil
@@ -460,8 +467,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(s.listeners))
 		for i, l := range s.listeners {
+			if l.sniff != nil {
+				l.ln.Close() // stop the sniffer's accepts; the engines drain below
+			}
 			if l.grpcSrv != nil {
-				l.ln.Close() // stop the sniffer's accepts; both engines drain below
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

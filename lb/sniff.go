@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,32 +16,38 @@ import (
 // h2Preface starts every HTTP/2 connection with prior knowledge (h2c).
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// sniffer accepts from a listener and hands each connection to h2 when it
-// opens with the HTTP/2 preface and to h1 otherwise, so that one port
-// serves HTTP/1.1 (the fast loop) and h2c (the gRPC engine). A sniff must
+// sniffer reads what a connection begins with before the servers see
+// it, in a goroutine of its own: the PROXY protocol header (proxy
+// != nil; proxyproto.go) and, on a native_grpc port (split), whether the
+// HTTP/2 preface follows. It then hands the connection to h2 (the gRPC
+// engine) when it opens with the preface and to h1 (the fast loop)
+// otherwise, so that one port serves HTTP/1.1 and h2c. A sniff must
 // finish within the listener's read_header_timeout.
 //
 // In a drain (the listener closed) it closes the connections that have
-// sent nothing yet, as a drain closes idle ones, lets those that have
-// begun finish their sniff and be handed on, and then closes h1, h2 and
-// done: a request sent just before the drain is served, not cut.
+// sent nothing yet (a PROXY header aside), as a drain closes idle ones,
+// lets those that have begun finish their sniff and be handed on, and
+// then closes h1, h2 and done: a request sent just before the drain is
+// served, not cut.
 type sniffer struct {
 	h1, h2  *chanListener
 	timeout time.Duration
 	log     *slog.Logger
 	done    chan struct{}
+	split   bool
+	// proxy returns trusted_proxies, the peers that may send a PROXY
+	// header; nil: the listener takes none.
+	proxy func() *proxyTrust
 
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	draining bool
-	// sniffing maps each connection being sniffed to whether its client
-	// has sent a byte yet (then it is no longer idle).
-	sniffing map[net.Conn]bool
+	sniffing map[net.Conn]*sniffState // the connections being sniffed
 }
 
-func newSniffer(addr net.Addr, timeout time.Duration, log *slog.Logger) *sniffer {
+func newSniffer(addr net.Addr, timeout time.Duration, log *slog.Logger, split bool, proxy func() *proxyTrust) *sniffer {
 	return &sniffer{h1: newChanListener(addr), h2: newChanListener(addr), timeout: timeout, log: log,
-		done: make(chan struct{}), sniffing: map[net.Conn]bool{}}
+		split: split, proxy: proxy, done: make(chan struct{}), sniffing: map[net.Conn]*sniffState{}}
 }
 
 // run accepts from raw until it is closed, then drains.
@@ -98,27 +105,48 @@ func (sn *sniffer) abort() {
 	sn.h2.Close()
 }
 
+type sniffState struct {
+	begun    bool      // the client has sent a byte: no longer idle
+	deadline time.Time // the end of its read_header_timeout
+}
+
+// sniffDrainGrace: how long, at most, a drain waits for the rest of what
+// a client began to send (a preface split across packets comes at once):
+// one client that stops after a byte must not hold off the drain of the
+// whole listener (the engines drain once the sniffs are done).
+const sniffDrainGrace = time.Second
+
+// add notes c, whose sniff then begins; false once draining. c's
+// deadline is set here, not by the sniff, so that closeIdle's shorter
+// one cannot be overwritten.
 func (sn *sniffer) add(c net.Conn) bool {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	if sn.draining {
 		return false
 	}
-	sn.sniffing[c] = false
+	st := &sniffState{deadline: time.Now().Add(sn.timeout)}
+	_ = c.SetReadDeadline(st.deadline)
+	sn.sniffing[c] = st
 	sn.wg.Add(1)
 	return true
 }
 
 // closeIdle starts the drain: the connections that have sent nothing are
-// closed (their sniff's read fails), the others left to finish.
+// closed (their sniff's read fails), the others get sniffDrainGrace at
+// most to finish.
 func (sn *sniffer) closeIdle() {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	sn.draining = true
-	for c, begun := range sn.sniffing {
-		if !begun {
+	grace := time.Now().Add(sniffDrainGrace)
+	for c, st := range sn.sniffing {
+		switch {
+		case !st.begun:
 			c.Close()
 			delete(sn.sniffing, c)
+		case grace.Before(st.deadline):
+			_ = c.SetReadDeadline(grace)
 		}
 	}
 }
@@ -128,46 +156,105 @@ func (sn *sniffer) closeIdle() {
 func (sn *sniffer) begun(c net.Conn) bool {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
-	if _, ok := sn.sniffing[c]; !ok {
+	st := sn.sniffing[c]
+	if st == nil {
 		return false
 	}
-	sn.sniffing[c] = true
+	st.begun = true
 	return true
 }
 
+// forget ends c's sniff: its deadline is cleared under mu, so that a
+// closeIdle cannot shorten it after (and the server it goes to inherit
+// it).
 func (sn *sniffer) forget(c net.Conn) {
 	sn.mu.Lock()
 	delete(sn.sniffing, c)
+	_ = c.SetReadDeadline(time.Time{})
 	sn.mu.Unlock()
 }
 
-// sniff reads c's first bytes: the connection with them to replay, and
-// whether they are the HTTP/2 preface; nil when c failed or the drain
-// closed it (it is closed).
+// sniff reads c's first bytes: the connection, with the bytes read after
+// any PROXY header to replay, and whether they are the HTTP/2 preface;
+// nil when c failed, was refused or the drain closed it (it is closed).
 func (sn *sniffer) sniff(c net.Conn) (pc *prefixConn, isH2 bool) {
 	defer sn.forget(c)
-	_ = c.SetReadDeadline(time.Now().Add(sn.timeout))
 	// Read what has arrived, as the server's own buffered reader would:
 	// leaving request bytes unread in the kernel would turn the server's
 	// close after an error reply into a reset.
 	buf := make([]byte, 4096)
 	n := 0
-	for n < len(h2Preface) {
-		m, err := c.Read(buf[n:])
-		if n == 0 && m > 0 && !sn.begun(c) {
-			err = net.ErrClosed // the drain closed it, as idle
+	read := func() bool {
+		if n == len(buf) { // only a PROXY v2 header with many TLVs
+			buf = append(buf, make([]byte, len(buf))...)
 		}
+		m, err := c.Read(buf[n:])
 		n += m
 		if err != nil {
 			c.Close()
+			return false
+		}
+		return true
+	}
+	var nc net.Conn = c
+	if sn.proxy != nil {
+		var ok bool
+		if nc, ok = sn.proxyHeader(c, &buf, &n, read); !ok {
+			c.Close()
 			return nil, false
 		}
-		if !bytes.HasPrefix([]byte(h2Preface), buf[:min(n, len(h2Preface))]) {
-			break
+	}
+	if sn.split {
+		// The client's first byte (past any PROXY header): the connection
+		// is then no longer idle for the drain.
+		if n == 0 && !read() {
+			return nil, false
+		}
+		if !sn.begun(c) {
+			c.Close() // the drain closed it, as idle
+			return nil, false
+		}
+		for n < len(h2Preface) && bytes.HasPrefix([]byte(h2Preface), buf[:n]) {
+			if !read() {
+				return nil, false
+			}
 		}
 	}
-	_ = c.SetReadDeadline(time.Time{})
-	return &prefixConn{Conn: c, prefix: buf[:n]}, n >= len(h2Preface) && string(buf[:len(h2Preface)]) == h2Preface
+	return &prefixConn{Conn: nc, prefix: buf[:n]}, sn.split && n >= len(h2Preface) && string(buf[:len(h2Preface)]) == h2Preface
+}
+
+// proxyHeader reads and removes c's PROXY header (buf[:*n] holds what
+// was read; read reads more): the connection to hand on, which reports
+// the header's client as its address. false refuses c: its peer is not a
+// trusted proxy, or its header is not valid.
+func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool) (net.Conn, bool) {
+	peer := netip.Addr{}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		peer = ta.AddrPort().Addr()
+	}
+	if !sn.proxy().trusts(peer) {
+		sn.log.Debug("lb: PROXY protocol connection refused: the peer is not in trusted_proxies", "peer", c.RemoteAddr().String())
+		return nil, false
+	}
+	for {
+		if !read() {
+			return nil, false
+		}
+		hn, client, err := parseProxyHeader((*buf)[:*n])
+		if err == errProxyHeaderShort {
+			continue
+		}
+		if err != nil {
+			sn.log.Debug("lb: PROXY protocol connection refused", "peer", c.RemoteAddr().String(), "err", err)
+			return nil, false
+		}
+		*n = copy(*buf, (*buf)[hn:*n])
+		tc, isTCP := c.(*net.TCPConn)
+		if !client.IsValid() || !isTCP {
+			return c, true // LOCAL, UNKNOWN: the peer's own address stands
+		}
+		return &proxiedConn{TCPConn: tc, client: net.TCPAddrFromAddrPort(client)}, true
+	}
 }
 
 // acceptRetrying accepts from ln and waits out the failures that pass (out

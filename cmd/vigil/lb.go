@@ -56,9 +56,17 @@ func frontDoor() []fx.Option {
 
 func newFrontDoor(cfg *config.Config, l *slog.Logger, reg prometheus.Registerer,
 	ln *grpcserver.Listener, gw *gateway.Gateway) (*lb.Server, error) {
-	lc := lb.DefaultAllInOne(cfg.PublicListen, gw.DialAddr(), ln.DialAddr())
+	return lb.New(frontDoorConfig(cfg, gw.DialAddr(), ln.DialAddr()), l.With("service", "lb"), reg)
+}
+
+// frontDoorConfig is the load balancer's config in `vigil all`: the
+// public port in front of the gateway and the gRPC listener, with the
+// platform config's trusted_proxies and proxy_protocol.
+func frontDoorConfig(cfg *config.Config, gatewayAddr, grpcAddr string) *lb.Config {
+	lc := lb.DefaultAllInOne(cfg.PublicListen, gatewayAddr, grpcAddr)
 	lc.TrustedProxies = cfg.TrustedProxies
-	return lb.New(lc, l.With("service", "lb"), reg)
+	lc.Listeners[0].ProxyProtocol = cfg.ProxyProtocol
+	return lc
 }
 
 // lbMetricsListenEnv names where a standalone `vigil lb` serves /metrics

@@ -282,9 +282,9 @@ func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// TestAllPassesTrustedProxiesToTheFrontDoor: trusted_proxies reaches the
-// load balancer of `vigil all`, which validates it (lb's own tests cover
-// what it does).
+// TestAllPassesTrustedProxiesToTheFrontDoor: trusted_proxies and
+// proxy_protocol reach the load balancer of `vigil all`, which validates
+// them (lb's own tests cover what they do).
 func TestAllPassesTrustedProxiesToTheFrontDoor(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.TrustedProxies = []string{"10.0.0.0/8", "proxy.example"}
@@ -292,4 +292,11 @@ func TestAllPassesTrustedProxiesToTheFrontDoor(t *testing.T) {
 	defer cancel()
 	err := run(ctx, cfg, mustAll(t), modeAll)
 	require.ErrorContains(t, err, `trusted_proxies[1]: "proxy.example" is neither an IP address nor a CIDR prefix`)
+
+	cfg.TrustedProxies = []string{"10.0.0.0/8"}
+	cfg.ProxyProtocol = true
+	lc := frontDoorConfig(cfg, "127.0.0.1:1", "127.0.0.1:2")
+	require.Equal(t, []string{"10.0.0.0/8"}, lc.TrustedProxies)
+	require.True(t, lc.Listeners[0].ProxyProtocol, "the public port reads PROXY headers")
+	require.NoError(t, lc.Validate())
 }

@@ -48,6 +48,12 @@ type Core struct {
 	// prefixes, whose X-Forwarded-For and -Proto its load balancer believes
 	// (lb's trusted_proxies). Default none: the public port is the edge.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol makes the public port read a PROXY protocol header
+	// (version 1 or 2) at the start of every connection, as a layer-4
+	// balancer in front (AWS NLB, HAProxy in TCP mode) sends with the
+	// client's address (lb's proxy_protocol). Only trusted_proxies may
+	// send one, so it needs them.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
 	// AutoMigrate applies every component's migrations when a process starts.
@@ -142,6 +148,9 @@ func (c *Core) Validate() error {
 		if !validPrefixOrAddr(e) {
 			errs = append(errs, fmt.Errorf("trusted_proxies[%d]: %q is neither an IP address nor a CIDR prefix", i, e))
 		}
+	}
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		errs = append(errs, errors.New("proxy_protocol: needs trusted_proxies, the addresses of the balancers that send the header (VIGIL_TRUSTED_PROXIES)"))
 	}
 	for name, addr := range c.Peers {
 		if addr == "" {

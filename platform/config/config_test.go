@@ -119,6 +119,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad yaml", yaml: "grpc_listen: [\n", want: "parse config"},
 		{name: "wrong type", yaml: "kafka: 3\n", want: "config"},
 		{name: "bad trusted proxy", env: map[string]string{"VIGIL_TRUSTED_PROXIES": "10.0.0.0/8, lb.example"}, want: `trusted_proxies[1]: "lb.example" is neither`},
+		{name: "proxy protocol without trusted proxies", env: map[string]string{"VIGIL_PROXY_PROTOCOL": "true"}, want: "proxy_protocol: needs trusted_proxies"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

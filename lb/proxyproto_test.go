@@ -1,0 +1,374 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+)
+
+// proxyV2 builds a version 2 header: cmd 1 (PROXY) or 0 (LOCAL), fam
+// (0x11 TCP over IPv4, 0x21 over IPv6, …), the addresses' bytes and any
+// TLVs after them.
+func proxyV2(cmd, fam byte, body []byte) []byte {
+	h := append([]byte(proxyV2Sig), 0x20|cmd, fam, 0, 0)
+	binary.BigEndian.PutUint16(h[14:], uint16(len(body)))
+	return append(h, body...)
+}
+
+// proxyV2Addrs is a PROXY command's header for client → server over TCP,
+// with tlv after the addresses.
+func proxyV2Addrs(client, server netip.AddrPort, tlv []byte) []byte {
+	var body []byte
+	fam := byte(0x11)
+	if client.Addr().Is4() {
+		a, b := client.Addr().As4(), server.Addr().As4()
+		body = append(append(body, a[:]...), b[:]...)
+	} else {
+		fam = 0x21
+		a, b := client.Addr().As16(), server.Addr().As16()
+		body = append(append(body, a[:]...), b[:]...)
+	}
+	body = binary.BigEndian.AppendUint16(body, client.Port())
+	body = binary.BigEndian.AppendUint16(body, server.Port())
+	return proxyV2(1, fam, append(body, tlv...))
+}
+
+func TestParseProxyHeader(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	cases := []struct {
+		name   string
+		in     string
+		n      int
+		client string // "" when the header names no client to use
+		err    string // "" ok, "short" errProxyHeaderShort, else a part of the error
+	}{
+		{"v1 TCP4", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /", 44, "203.0.113.7:56324", ""},
+		{"v1 TCP6", "PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n", 44, "[2001:db8::7]:1", ""},
+		{"v1 TCP6 mapped", "PROXY TCP6 ::ffff:203.0.113.7 ::1 80 81\r\n", 41, "203.0.113.7:80", ""},
+		{"v1 UNKNOWN", "PROXY UNKNOWN\r\n", 15, "", ""},
+		{"v1 UNKNOWN with addresses", "PROXY UNKNOWN ffff:f...f ffff:f...f 65535 65535\r\nX", 49, "", ""},
+		{"v1 port 0", "PROXY TCP4 1.2.3.4 5.6.7.8 0 0\r\n", 32, "1.2.3.4:0", ""},
+		{"v1 partial", "PROXY TCP4 203.0.1", 0, "", "short"},
+		{"v1 partial CR", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r", 0, "", "short"},
+		{"v1 start", "PRO", 0, "", "short"},
+		{"v1 no CRLF in 107", "PROXY TCP4 " + strings.Repeat("1", 100), 0, "", "no CRLF"},
+		{"v1 bare LF", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 0, "", "no CRLF"},
+		{"v1 UNKNOWN with a bare LF", "PROXY UNKNOWN x\ny\r\n", 0, "", "bare LF"},
+		{"v1 family mismatch", "PROXY TCP4 2001:db8::7 192.0.2.1 1 2\r\n", 0, "", "not an TCP4 address"},
+		{"v1 TCP6 with IPv4", "PROXY TCP6 1.2.3.4 2001:db8::1 1 2\r\n", 0, "", "not an TCP6 address"},
+		{"v1 zone", "PROXY TCP6 fe80::1%eth0 fe80::2 1 2\r\n", 0, "", "not an TCP6 address"},
+		{"v1 port too big", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", 0, "", "not a port"},
+		{"v1 port leading zero", "PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n", 0, "", "not a port"},
+		{"v1 port sign", "PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n", 0, "", "not a port"},
+		{"v1 double space", "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN"},
+		{"v1 too few fields", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN"},
+		{"v1 UDP", "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN"},
+		{"no header", "GET / HTTP/1.1\r\n\r\n", 0, "", "does not begin with a PROXY"},
+		{"lower case", "proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "does not begin with a PROXY"},
+		{"empty", "", 0, "", "short"},
+		{"v2 IPv4", string(proxyV2Addrs(ap("203.0.113.7:56324"), ap("192.0.2.1:443"), nil)) + "GET", 28, "203.0.113.7:56324", ""},
+		{"v2 IPv6 with a TLV", string(proxyV2Addrs(ap("[2001:db8::7]:9"), ap("[2001:db8::1]:443"), []byte{0xEA, 0, 3, 'v', 'p', 'c'})), 58, "[2001:db8::7]:9", ""},
+		{"v2 IPv6 mapped", string(proxyV2Addrs(ap("[::ffff:203.0.113.7]:9"), ap("[::1]:443"), nil)), 52, "203.0.113.7:9", ""},
+		{"v2 LOCAL", string(proxyV2(0, 0x00, nil)), 16, "", ""},
+		{"v2 LOCAL with addresses", string(proxyV2(0, 0x11, make([]byte, 12))), 28, "", ""},
+		{"v2 UNSPEC", string(proxyV2(1, 0x00, []byte{1, 2, 3})), 19, "", ""},
+		{"v2 UNIX", string(proxyV2(1, 0x31, make([]byte, 216))), 232, "", ""},
+		{"v2 UDP over IPv4", string(proxyV2(1, 0x12, make([]byte, 12))), 28, "", ""},
+		{"v2 partial signature", proxyV2Sig[:7], 0, "", "short"},
+		{"v2 partial fixed part", proxyV2Sig + "\x21\x11", 0, "", "short"},
+		{"v2 partial addresses", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), nil)[:20]), 0, "", "short"},
+		{"v2 version 1", proxyV2Sig + "\x11\x11\x00\x0c" + strings.Repeat("\x00", 12), 0, "", "version 1"},
+		{"v2 command 2", proxyV2Sig + "\x22\x11\x00\x0c" + strings.Repeat("\x00", 12), 0, "", "command 2"},
+		{"v2 IPv4 too short", string(proxyV2(1, 0x11, make([]byte, 11))), 0, "", "fewer than 12"},
+		{"v2 IPv6 too short", string(proxyV2(1, 0x21, make([]byte, 35))), 0, "", "fewer than 36"},
+		{"v2 unknown family", string(proxyV2(1, 0x41, make([]byte, 12))), 0, "", "unknown address family"},
+		{"v2 bad signature", "\r\n\r\n\x00\r\nQUIT!" + strings.Repeat("\x00", 20), 0, "", "does not begin with a PROXY"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n, client, err := parseProxyHeader([]byte(c.in))
+			switch c.err {
+			case "":
+				require.NoError(t, err)
+				require.Equal(t, c.n, n)
+				if c.client == "" {
+					require.False(t, client.IsValid(), "no client: %v", client)
+				} else {
+					require.Equal(t, c.client, client.String())
+				}
+			case "short":
+				require.ErrorIs(t, err, errProxyHeaderShort)
+			default:
+				require.Error(t, err)
+				require.NotErrorIs(t, err, errProxyHeaderShort)
+				require.Contains(t, err.Error(), c.err)
+			}
+		})
+	}
+}
+
+// FuzzParseProxyHeader: no input panics; a header's length lies within
+// what was given; every strict prefix of a valid header asks for more
+// (the sniffer's reads rely on it), and whatever follows a header does
+// not change what it says. Headers built from the fuzzed client parse
+// back to it, in both versions.
+func FuzzParseProxyHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET"), []byte{203, 0, 113, 7}, uint16(56324))
+	f.Add([]byte("PROXY UNKNOWN\r\n"), []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, uint16(1))
+	f.Add(proxyV2Addrs(netip.MustParseAddrPort("[2001:db8::7]:9"), netip.MustParseAddrPort("[2001:db8::1]:443"), []byte{1, 0, 1, 'h'}), []byte{1, 2, 3, 4}, uint16(0))
+	f.Add(proxyV2(0, 0, nil), []byte{}, uint16(65535))
+	f.Add([]byte("PROXY UNKNOWN a\nb\r\n"), []byte{}, uint16(0))
+	f.Fuzz(func(t *testing.T, b, ip []byte, port uint16) {
+		n, client, err := parseProxyHeader(b)
+		if err == nil {
+			require.Positive(t, n)
+			require.LessOrEqual(t, n, len(b))
+			for k := range n {
+				_, _, perr := parseProxyHeader(b[:k])
+				require.ErrorIs(t, perr, errProxyHeaderShort, "the first %d bytes of a %d-byte header", k, n)
+			}
+			n2, client2, err2 := parseProxyHeader(append(b[:n:n], "GET / HTTP/1.1\r\n"...))
+			require.NoError(t, err2)
+			require.Equal(t, n, n2)
+			require.Equal(t, client, client2)
+		}
+		if len(ip) != 4 && len(ip) != 16 {
+			return
+		}
+		a, _ := netip.AddrFromSlice(ip)
+		want := netip.AddrPortFrom(a.Unmap(), port)
+		server := netip.AddrPortFrom(netip.IPv6Loopback(), 443)
+		if a.Is4() {
+			server = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 443)
+		}
+		fam := "TCP4"
+		if !a.Is4() {
+			fam = "TCP6"
+		}
+		for _, h := range [][]byte{
+			fmt.Appendf(nil, "PROXY %s %s %s %d %d\r\n", fam, a, server.Addr(), port, server.Port()),
+			proxyV2Addrs(netip.AddrPortFrom(a, port), server, nil),
+		} {
+			n, got, err := parseProxyHeader(h)
+			require.NoError(t, err, "%q", h)
+			require.Equal(t, len(h), n)
+			require.Equal(t, want, got)
+		}
+	})
+}
+
+// proxyLB starts an lb whose listener takes PROXY headers from the
+// trusted proxies given (edit changes the listener further), with one
+// route to a backend answering its X-Forwarded-For, and a rate limit
+// of one request per client (key ip).
+func proxyLB(t *testing.T, trusted []string, edit func(*ListenerConfig)) (*Server, *lockedBuffer) {
+	t.Helper()
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Join(r.Header.Values("X-Forwarded-For"), ","))
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{RateLimit: &RateLimitConfig{Key: "ip", Rate: 0.001, Burst: 1}})
+	cfg.TrustedProxies = trusted
+	cfg.Listeners[0].ProxyProtocol = true
+	if edit != nil {
+		edit(&cfg.Listeners[0])
+	}
+	return startLoggedLB(t, cfg)
+}
+
+// proxySend opens a connection to addr, writes header and then, through
+// wrap (TLS; nil: plain), an HTTP/1.1 request with the X-Forwarded-For
+// given, and returns the answer's status and body; err when the lb
+// closed the connection instead.
+func proxySend(t *testing.T, addr string, header []byte, xff string, wrap func(net.Conn) net.Conn) (int, string, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(header); err != nil {
+		return 0, "", err
+	}
+	var conn net.Conn = c
+	if wrap != nil {
+		conn = wrap(c)
+	}
+	req := "GET /x HTTP/1.1\r\nHost: lb.internal\r\n"
+	if xff != "" {
+		req += "X-Forwarded-For: " + xff + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		return 0, "", err
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	body, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(body), err
+}
+
+// A listener with proxy_protocol takes the client's address from the
+// header of a trusted balancer, in either version: it is the
+// X-Forwarded-For hop the upstream sees (a client's own X-Forwarded-For
+// is not believed), what a rate limit with key ip counts, and the access
+// log's remote. The fast loop serves these connections, on its
+// descriptor I/O. A LOCAL header (a balancer's health check) leaves the
+// balancer's own address.
+func TestProxyProtocolHTTP(t *testing.T) {
+	srv, buf := proxyLB(t, []string{"127.0.0.1"}, nil)
+	ap := netip.MustParseAddrPort
+	v1 := []byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n")
+	code, body, err := proxySend(t, srv.Addr(), v1, "198.51.100.66", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "198.51.100.66, 203.0.113.7", body)
+
+	code, _, err = proxySend(t, srv.Addr(), v1, "", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusTooManyRequests, code, "the same client, on another connection")
+
+	v2 := proxyV2Addrs(ap("[2001:db8::7]:40000"), ap("[2001:db8::1]:443"), []byte{0xEA, 0, 2, 'i', 'd'})
+	code, body, err = proxySend(t, srv.Addr(), v2, "", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, "another client behind the same balancer")
+	require.Equal(t, "2001:db8::7", body)
+
+	code, body, err = proxySend(t, srv.Addr(), proxyV2(0, 0, nil), "", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "127.0.0.1", body, "LOCAL: the balancer's own address")
+
+	var lines []map[string]any
+	require.Eventually(t, func() bool { lines = buf.accessLines(t); return len(lines) == 4 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, "203.0.113.7:56324", lines[0]["remote"])
+	require.Equal(t, "[2001:db8::7]:40000", lines[2]["remote"])
+	require.True(t, strings.HasPrefix(lines[3]["remote"].(string), "127.0.0.1:"), lines[3]["remote"])
+	require.EqualValues(t, 4, srv.listeners[0].fast.served.Load(), "served by the fast loop")
+	require.Zero(t, srv.listeners[0].fast.handedOff.Load())
+}
+
+// A connection without a valid header, or whose peer is not a trusted
+// proxy, is closed without an answer; one whose header arrives in pieces
+// is served.
+func TestProxyProtocolRefusals(t *testing.T) {
+	srv, _ := proxyLB(t, []string{"127.0.0.1"}, nil)
+	for name, header := range map[string]string{
+		"no header":  "",
+		"bad header": "PROXY TCP4 203.0.113.7 192.0.2.1 56324\r\n",
+		"v2 garbage": proxyV2Sig + "\x21\x41\x00\x00",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := proxySend(t, srv.Addr(), []byte(header), "", nil)
+			require.Error(t, err, "the connection must be closed")
+		})
+	}
+	t.Run("in pieces", func(t *testing.T) {
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		h := "PROXY TCP4 203.0.113.9 192.0.2.1 1000 443\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+		for i := 0; i < len(h); i += 7 {
+			_, err := io.WriteString(c, h[i:min(i+7, len(h))])
+			require.NoError(t, err)
+			time.Sleep(2 * time.Millisecond)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		require.Equal(t, "203.0.113.9", string(body))
+	})
+
+	untrusted, _ := proxyLB(t, []string{"10.0.0.0/8"}, nil)
+	_, _, err := proxySend(t, untrusted.Addr(), []byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n"), "", nil)
+	require.Error(t, err, "a header from a peer outside trusted_proxies")
+}
+
+// On a TLS listener the header comes before the handshake.
+func TestProxyProtocolTLS(t *testing.T) {
+	certFile, keyFile, roots := writeCert(t, t.TempDir(), 1)
+	srv, _ := proxyLB(t, []string{"127.0.0.1"}, func(l *ListenerConfig) {
+		l.H2C = false
+		l.TLS = &TLSConfig{CertFile: certFile, KeyFile: keyFile}
+	})
+	wrap := func(c net.Conn) net.Conn {
+		return tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	}
+	code, body, err := proxySend(t, srv.Addr(), []byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n"), "", wrap)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "203.0.113.7", body)
+
+	// HTTP/2, which the fast loop hands to the HTTP/2 engine.
+	tr := &http2.Transport{
+		DialTLSContext: func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := c.Write(proxyV2Addrs(netip.MustParseAddrPort("[2001:db8::5]:7"), netip.MustParseAddrPort("[::1]:443"), nil)); err != nil {
+				return nil, err
+			}
+			tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+			return tc, tc.HandshakeContext(ctx)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + srv.Addr() + "/x")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "2001:db8::5", string(b))
+}
+
+// On a native_grpc port the header comes before the sniff: HTTP/1.1
+// goes to the fast loop, h2c (here an HTTP request over it, which the
+// frame engine serves) to the gRPC engine, both with the header's client.
+func TestProxyProtocolH2C(t *testing.T) {
+	srv, _ := proxyLB(t, []string{"127.0.0.1"}, func(l *ListenerConfig) { l.NativeGRPC = true })
+	code, body, err := proxySend(t, srv.Addr(), []byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n"), "", nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "203.0.113.7", body)
+
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				_, err = io.WriteString(c, "PROXY TCP6 2001:db8::9 ::1 7 80\r\n")
+			}
+			return c, err
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + srv.Addr() + "/x")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "2001:db8::9", string(b))
+}
+
+func TestProxyProtocolNeedsTrustedProxies(t *testing.T) {
+	cfg := oneRoute(PoolConfig{Upstreams: []string{"127.0.0.1:1"}}, RouteConfig{})
+	cfg.Listeners[0].ProxyProtocol = true
+	_, err := New(cfg, testLogger(), nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "listeners[0].proxy_protocol: needs trusted_proxies")
+	require.False(t, errors.Is(err, errProxyHeaderShort))
+}
