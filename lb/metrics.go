@@ -119,6 +119,7 @@ var (
 	handoffDesc  = prometheus.NewDesc("lb_http1_handoffs_total", "HTTP/1.x connections the lb's own loop handed to net/http (a request it does not parse itself).", []string{"listener"}, nil)
 	h2ConnsDesc  = prometheus.NewDesc("lb_http2_connections", "Client connections the lb's own HTTP/2 engine serves now (TLS listeners, and native_grpc listeners' h2c), by listener.", []string{"listener"}, nil)
 	h2ReqsDesc   = prometheus.NewDesc("lb_http2_requests_total", "HTTP requests (not relayed gRPC calls) the lb's own HTTP/2 engine served, by listener.", []string{"listener"}, nil)
+	proxyRefDesc = prometheus.NewDesc("lb_proxy_protocol_refused_total", "Connections of a proxy_protocol listener closed for their PROXY header: reason untrusted (the peer is not in trusted_proxies; no header is read) or invalid (none, or not valid).", []string{"listener", "reason"}, nil)
 )
 
 var (
@@ -138,6 +139,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- parkedDesc
 	ch <- h2ConnsDesc
 	ch <- h2ReqsDesc
+	ch <- proxyRefDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -147,6 +149,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(fastDesc, prometheus.CounterValue, float64(f.served.Load()), l.cfg.Name)
 			ch <- prometheus.MustNewConstMetric(handoffDesc, prometheus.CounterValue, float64(f.handedOff.Load()), l.cfg.Name)
 			ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(f.parked.Load()), l.cfg.Name)
+		}
+		if sn := l.sniff; sn != nil && sn.proxy != nil {
+			ch <- prometheus.MustNewConstMetric(proxyRefDesc, prometheus.CounterValue, float64(sn.refusedUntrusted.Load()), l.cfg.Name, "untrusted")
+			ch <- prometheus.MustNewConstMetric(proxyRefDesc, prometheus.CounterValue, float64(sn.refusedInvalid.Load()), l.cfg.Name, "invalid")
 		}
 		e := l.h2
 		if e == nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 )
@@ -295,6 +296,18 @@ func TestProxyProtocolRefusals(t *testing.T) {
 	untrusted, _ := proxyLB(t, []string{"10.0.0.0/8"}, nil)
 	_, _, err := proxySend(t, untrusted.Addr(), []byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n"), "", nil)
 	require.Error(t, err, "a header from a peer outside trusted_proxies")
+
+	// Operators see why: lb_proxy_protocol_refused_total by reason.
+	for _, c := range []struct {
+		srv                *Server
+		untrusted, invalid float64
+	}{{srv, 0, 3}, {untrusted, 1, 0}} {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(&stateCollector{s: c.srv})
+		m := metricValues(t, reg)
+		require.Equal(t, c.untrusted, m["lb_proxy_protocol_refused_total{listener=test,reason=untrusted,}"])
+		require.Equal(t, c.invalid, m["lb_proxy_protocol_refused_total{listener=test,reason=invalid,}"])
+	}
 }
 
 // On a TLS listener the header comes before the handshake.

@@ -38,6 +38,9 @@ type sniffer struct {
 	// proxy returns trusted_proxies, the peers that may send a PROXY
 	// header; nil: the listener takes none.
 	proxy func() *proxyTrust
+	// Connections refused for their PROXY header: from a peer not in
+	// trusted_proxies, or not valid (lb_proxy_protocol_refused_total).
+	refusedUntrusted, refusedInvalid atomic.Uint64
 
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -233,6 +236,7 @@ func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool
 		peer = ta.AddrPort().Addr()
 	}
 	if !sn.proxy().trusts(peer) {
+		sn.refusedUntrusted.Add(1)
 		sn.log.Debug("lb: PROXY protocol connection refused: the peer is not in trusted_proxies", "peer", c.RemoteAddr().String())
 		return nil, false
 	}
@@ -245,6 +249,7 @@ func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool
 			continue
 		}
 		if err != nil {
+			sn.refusedInvalid.Add(1)
 			sn.log.Debug("lb: PROXY protocol connection refused", "peer", c.RemoteAddr().String(), "err", err)
 			return nil, false
 		}
