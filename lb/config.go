@@ -66,8 +66,12 @@ type ListenerConfig struct {
 	// HAProxy in TCP mode, an ingress controller) sends with the client's
 	// address; that address is then the connection's client. Only peers
 	// in trusted_proxies may send one (so it must not be empty), and a
-	// connection without a valid header, or from another peer, is closed.
-	// The header must arrive within read_header_timeout.
+	// connection without a valid header, or from another peer, is closed,
+	// as is one whose header names no TCP client (v1 UNKNOWN, v2 over a
+	// UNIX socket): the balancer's trusted address would then stand for
+	// it, and its own X-Forwarded-For be believed. v2's LOCAL (the
+	// balancer's health checks) is served as the balancer's. The header
+	// must arrive within read_header_timeout.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (the slowloris defence).

@@ -95,7 +95,7 @@ func (e *h2Relay) track(nc net.Conn, accepted bool) *h2conn {
 	c := newH2Conn(nc, true, e.s.log)
 	c.srv, c.engine = e.s, e
 	if pc, ok := nc.(*prefixConn); ok && len(pc.prefix) >= len(h2Preface) {
-		c.prefaced = true
+		c.prefaced = true // the sniffer read it
 	}
 	c.panics = func() { e.panics.Add(1) }
 	c.remoteAddr = nc.RemoteAddr().String()
@@ -131,6 +131,9 @@ func (e *h2Relay) serveConn(c *h2conn) {
 		c.nc.Close()
 		return
 	}
+	c.mu.Lock()
+	c.prefaced = true // a drain from now on answers it (GracefulStop)
+	c.mu.Unlock()
 	c.start(uint32(e.l.cfg.MaxHeaderBytes))
 	if e.isDraining() {
 		// GracefulStop found this connection not yet started (or came
@@ -225,7 +228,7 @@ func (e *h2Relay) GracefulStop() {
 		case !c.prefaced:
 			c.nc.Close() // waiting for its preface: an idle connection
 		}
-		// One whose preface the sniffer read gets its GOAWAY as it starts
+		// One whose preface is read gets its GOAWAY as it starts
 		// (serveConn): a request it sent with its preface is then known
 		// not to have been served, and the client may send it elsewhere.
 		c.unlock()

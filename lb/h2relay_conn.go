@@ -153,7 +153,7 @@ type h2conn struct {
 	// encResized: the peer set its table size; see writeFieldLocked.
 	encResized bool
 	started    bool // the writer runs (start was called)
-	prefaced   bool // a client's, whose preface the sniffer has read
+	prefaced   bool // a client's, whose preface is read (or in the sniffer's prefix)
 	closed     bool // no more frames: the writer closes the socket after the last batch
 	shut       bool // shutdown ran
 	streams    map[uint32]*leg

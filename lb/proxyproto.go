@@ -25,6 +25,15 @@ import (
 // and must find the request's first byte there or in the sniffer's
 // prefix, which is what it is given.
 
+// proxyV2Len is the length of the version 2 header b begins with, once
+// its fixed part is in; 0 otherwise.
+func proxyV2Len(b []byte) int {
+	if len(b) < proxyV2Fixed || string(b[:len(proxyV2Sig)]) != proxyV2Sig {
+		return 0
+	}
+	return proxyV2Fixed + int(binary.BigEndian.Uint16(b[14:16]))
+}
+
 // proxyV2Sig starts every version 2 header.
 const proxyV2Sig = "\r\n\r\n\x00\r\nQUIT\n"
 
@@ -34,16 +43,22 @@ const (
 	proxyV2MaxHeader = proxyV2Fixed + 0xffff
 )
 
-var errProxyHeaderShort = errors.New("PROXY header incomplete")
+var (
+	errProxyHeaderShort = errors.New("PROXY header incomplete")
+	errProxyNoClient    = errors.New("the PROXY header names no TCP client (UNKNOWN, or another address family)")
+)
 
 // parseProxyHeader reads a PROXY protocol header at the start of b. It
 // returns the header's length and the client's address, which is invalid
-// when the header names none to use (version 1's UNKNOWN, version 2's
-// LOCAL command, which a balancer's health checks send, or an address
-// family other than TCP over IPv4 or IPv6): the connection's own peer
-// then stands. errProxyHeaderShort says b holds only the start of a
-// header that may still be valid: read more. Any other error refuses the
-// connection.
+// for version 2's LOCAL command (the balancer's own connection, as its
+// health checks are): the connection's own peer then stands.
+// errProxyHeaderShort says b holds only the start of a header that may
+// still be valid: read more. Any other error refuses the connection, and
+// errProxyNoClient does so for a relayed connection whose client the
+// header does not name (version 1's UNKNOWN; version 2 with no TCP
+// address): the spec would have the balancer's address stand, but the
+// balancer is a trusted proxy, so its client's own X-Forwarded-For would
+// then be believed, and a layer-4 balancer writes none.
 func parseProxyHeader(b []byte) (n int, client netip.AddrPort, err error) {
 	switch {
 	case len(b) >= len(proxyV2Sig) && string(b[:len(proxyV2Sig)]) == proxyV2Sig:
@@ -76,7 +91,7 @@ func parseProxyV1(b []byte) (int, netip.AddrPort, error) {
 	n := end + 2
 	f := bytes.Split(b[6:end], []byte(" "))
 	if string(f[0]) == "UNKNOWN" {
-		return n, none, nil // the rest of the line is to be ignored
+		return 0, none, errProxyNoClient
 	}
 	if len(f) != 5 || string(f[0]) != "TCP4" && string(f[0]) != "TCP6" {
 		return 0, none, fmt.Errorf("PROXY v1 header: %q is not TCP4, TCP6 or UNKNOWN with two addresses and two ports", b[:end])
@@ -123,7 +138,7 @@ func parseProxyV2(b []byte) (int, netip.AddrPort, error) {
 		return 0, none, errProxyHeaderShort
 	}
 	verCmd, fam := b[12], b[13]
-	n := proxyV2Fixed + int(binary.BigEndian.Uint16(b[14:16]))
+	n := proxyV2Len(b)
 	if verCmd>>4 != 2 {
 		return 0, none, fmt.Errorf("PROXY v2 header: version %d", verCmd>>4)
 	}
@@ -150,9 +165,8 @@ func parseProxyV2(b []byte) (int, netip.AddrPort, error) {
 			return 0, none, errors.New("PROXY v2 header: TCP over IPv6 with fewer than 36 bytes of addresses")
 		}
 		client = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[0:16])).Unmap(), binary.BigEndian.Uint16(body[32:34]))
-	case 0x00, 0x31, 0x32, 0x12, 0x22:
-		// UNSPEC, a UNIX socket, or UDP: nothing to use; the receiver
-		// keeps the connection's own addresses, as the spec asks.
+	case 0x00, 0x31, 0x32, 0x12, 0x22: // UNSPEC, a UNIX socket, UDP
+		return 0, none, errProxyNoClient
 	default:
 		return 0, none, fmt.Errorf("PROXY v2 header: unknown address family and protocol 0x%02x", fam)
 	}

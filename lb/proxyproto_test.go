@@ -59,8 +59,8 @@ func TestParseProxyHeader(t *testing.T) {
 		{"v1 TCP4", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /", 44, "203.0.113.7:56324", ""},
 		{"v1 TCP6", "PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n", 44, "[2001:db8::7]:1", ""},
 		{"v1 TCP6 mapped", "PROXY TCP6 ::ffff:203.0.113.7 ::1 80 81\r\n", 41, "203.0.113.7:80", ""},
-		{"v1 UNKNOWN", "PROXY UNKNOWN\r\n", 15, "", ""},
-		{"v1 UNKNOWN with addresses", "PROXY UNKNOWN ffff:f...f ffff:f...f 65535 65535\r\nX", 49, "", ""},
+		{"v1 UNKNOWN", "PROXY UNKNOWN\r\n", 0, "", "names no TCP client"},
+		{"v1 UNKNOWN with addresses", "PROXY UNKNOWN ffff:f...f ffff:f...f 65535 65535\r\nX", 0, "", "names no TCP client"},
 		{"v1 port 0", "PROXY TCP4 1.2.3.4 5.6.7.8 0 0\r\n", 32, "1.2.3.4:0", ""},
 		{"v1 partial", "PROXY TCP4 203.0.1", 0, "", "short"},
 		{"v1 partial CR", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r", 0, "", "short"},
@@ -85,9 +85,9 @@ func TestParseProxyHeader(t *testing.T) {
 		{"v2 IPv6 mapped", string(proxyV2Addrs(ap("[::ffff:203.0.113.7]:9"), ap("[::1]:443"), nil)), 52, "203.0.113.7:9", ""},
 		{"v2 LOCAL", string(proxyV2(0, 0x00, nil)), 16, "", ""},
 		{"v2 LOCAL with addresses", string(proxyV2(0, 0x11, make([]byte, 12))), 28, "", ""},
-		{"v2 UNSPEC", string(proxyV2(1, 0x00, []byte{1, 2, 3})), 19, "", ""},
-		{"v2 UNIX", string(proxyV2(1, 0x31, make([]byte, 216))), 232, "", ""},
-		{"v2 UDP over IPv4", string(proxyV2(1, 0x12, make([]byte, 12))), 28, "", ""},
+		{"v2 UNSPEC", string(proxyV2(1, 0x00, []byte{1, 2, 3})), 0, "", "names no TCP client"},
+		{"v2 UNIX", string(proxyV2(1, 0x31, make([]byte, 216))), 0, "", "names no TCP client"},
+		{"v2 UDP over IPv4", string(proxyV2(1, 0x12, make([]byte, 12))), 0, "", "names no TCP client"},
 		{"v2 partial signature", proxyV2Sig[:7], 0, "", "short"},
 		{"v2 partial fixed part", proxyV2Sig + "\x21\x11", 0, "", "short"},
 		{"v2 partial addresses", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), nil)[:20]), 0, "", "short"},
@@ -270,9 +270,13 @@ func TestProxyProtocolRefusals(t *testing.T) {
 		"no header":  "",
 		"bad header": "PROXY TCP4 203.0.113.7 192.0.2.1 56324\r\n",
 		"v2 garbage": proxyV2Sig + "\x21\x41\x00\x00",
+		// No client named: the balancer's address (trusted) would stand,
+		// and the client's own X-Forwarded-For be believed.
+		"v1 UNKNOWN": "PROXY UNKNOWN\r\n",
+		"v2 UNIX":    string(proxyV2(1, 0x31, make([]byte, 216))),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := proxySend(t, srv.Addr(), []byte(header), "", nil)
+			_, _, err := proxySend(t, srv.Addr(), []byte(header), "198.51.100.66", nil)
 			require.Error(t, err, "the connection must be closed")
 		})
 	}
@@ -301,7 +305,7 @@ func TestProxyProtocolRefusals(t *testing.T) {
 	for _, c := range []struct {
 		srv                *Server
 		untrusted, invalid float64
-	}{{srv, 0, 3}, {untrusted, 1, 0}} {
+	}{{srv, 0, 5}, {untrusted, 1, 0}} {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(&stateCollector{s: c.srv})
 		m := metricValues(t, reg)
@@ -384,4 +388,34 @@ func TestProxyProtocolNeedsTrustedProxies(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "listeners[0].proxy_protocol: needs trusted_proxies")
 	require.False(t, errors.Is(err, errProxyHeaderShort))
+}
+
+// A version 2 header larger than the sniffer's buffer (a balancer's many
+// TLVs), sent in one write with a request and its body after it: the
+// sniffer reads the header to its end and no further, so what follows
+// reaches the fast loop whole.
+func TestProxyProtocolLargeHeader(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %d %s", r.Header.Get("X-Forwarded-For"), len(body), body[len(body)-3:])
+	})
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{})
+	cfg.TrustedProxies = []string{"127.0.0.1"}
+	cfg.Listeners[0].ProxyProtocol = true
+	srv, _ := startLB(t, cfg)
+	tlv := append([]byte{0xE0, 0x50, 0x00}, make([]byte, 0x5000)...) // a 20 KiB TLV
+	h := proxyV2Addrs(netip.MustParseAddrPort("203.0.113.8:1234"), netip.MustParseAddrPort("192.0.2.1:80"), tlv)
+	body := strings.Repeat("b", 9000) + "end"
+	msg := append(h, fmt.Sprintf("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", len(body), body)...)
+	c, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(msg)
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	got, _ := io.ReadAll(res.Body)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(got))
+	require.Equal(t, "203.0.113.8 9003 end", string(got))
 }

@@ -185,12 +185,9 @@ func (sn *sniffer) sniff(c net.Conn) (pc *prefixConn, isH2 bool) {
 	// Read what has arrived, as the server's own buffered reader would:
 	// leaving request bytes unread in the kernel would turn the server's
 	// close after an error reply into a reset.
-	buf := make([]byte, 4096)
+	buf := make([]byte, sniffBufSize)
 	n := 0
 	read := func() bool {
-		if n == len(buf) { // only a PROXY v2 header with many TLVs
-			buf = append(buf, make([]byte, len(buf))...)
-		}
 		m, err := c.Read(buf[n:])
 		n += m
 		if err != nil {
@@ -207,16 +204,17 @@ func (sn *sniffer) sniff(c net.Conn) (pc *prefixConn, isH2 bool) {
 			return nil, false
 		}
 	}
+	if sn.split && n == 0 && !read() {
+		return nil, false
+	}
+	// The client's first byte (past any PROXY header): the connection is
+	// then no longer idle for the drain. With none yet, a connection
+	// that is not split is handed on as it is, idle.
+	if n > 0 && !sn.begun(c) {
+		c.Close() // the drain closed it, as idle
+		return nil, false
+	}
 	if sn.split {
-		// The client's first byte (past any PROXY header): the connection
-		// is then no longer idle for the drain.
-		if n == 0 && !read() {
-			return nil, false
-		}
-		if !sn.begun(c) {
-			c.Close() // the drain closed it, as idle
-			return nil, false
-		}
 		for n < len(h2Preface) && bytes.HasPrefix([]byte(h2Preface), buf[:n]) {
 			if !read() {
 				return nil, false
@@ -240,12 +238,22 @@ func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool
 		sn.log.Debug("lb: PROXY protocol connection refused: the peer is not in trusted_proxies", "peer", c.RemoteAddr().String())
 		return nil, false
 	}
+	tc, isTCP := c.(*net.TCPConn)
+	if !isTCP {
+		return nil, false
+	}
 	for {
 		if !read() {
 			return nil, false
 		}
 		hn, client, err := parseProxyHeader((*buf)[:*n])
 		if err == errProxyHeaderShort {
+			if hl := proxyV2Len((*buf)[:*n]); hl > len(*buf) {
+				// A version 2 header longer than the buffer (many TLVs):
+				// read it to its end, and not a byte past it, so that what
+				// follows still fits the fast loop's buffer.
+				*buf = append(*buf, make([]byte, hl-len(*buf))...)
+			}
 			continue
 		}
 		if err != nil {
@@ -254,13 +262,19 @@ func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool
 			return nil, false
 		}
 		*n = copy(*buf, (*buf)[hn:*n])
-		tc, isTCP := c.(*net.TCPConn)
-		if !client.IsValid() || !isTCP {
-			return c, true // LOCAL, UNKNOWN: the peer's own address stands
+		*buf = (*buf)[:sniffBufSize]
+		if !client.IsValid() {
+			return c, true // LOCAL: the balancer's own connection
 		}
 		return &proxiedConn{TCPConn: tc, client: net.TCPAddrFromAddrPort(client)}, true
 	}
 }
+
+// sniffBufSize bounds what a sniff reads past any PROXY header: the
+// fast loop's buffer (h1BufSize) must hold it.
+const sniffBufSize = 4096
+
+var _ [h1BufSize - sniffBufSize]struct{} // compiles while sniffBufSize <= h1BufSize
 
 // acceptRetrying accepts from ln and waits out the failures that pass (out
 // of descriptors, a handshake the client aborted, a time-out) with a
