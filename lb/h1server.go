@@ -48,6 +48,7 @@ type h1Server struct {
 	bodyTimeout       time.Duration // body_read_timeout
 	sendTimeout       time.Duration // send_timeout
 	maxHead           int
+	proxyProtocol     bool // the listener's proxy_protocol (h1ConnCtx.noForwarded)
 	// parkAfter: a keep-alive connection idle this long gives up its
 	// goroutine (idleParker); 0 or not below idleTimeout: never.
 	parkAfter time.Duration
@@ -95,6 +96,7 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 		bodyTimeout:       time.Duration(l.cfg.BodyReadTimeout),
 		sendTimeout:       time.Duration(l.cfg.SendTimeout),
 		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
+		proxyProtocol:     l.cfg.ProxyProtocol,
 		parkAfter:         idleParkAfter,
 		conns:             map[*h1ServerConn]struct{}{},
 	}
@@ -376,7 +378,7 @@ func (c *h1ServerConn) serve() {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.mu.Lock()
-	c.ctx, c.cancel = &h1ConnCtx{Context: ctx}, cancel
+	c.ctx, c.cancel = &h1ConnCtx{Context: ctx, noForwarded: c.hs.proxyProtocol}, cancel
 	c.mu.Unlock()
 	c.tmpl = (&http.Request{RemoteAddr: c.remote, TLS: tlsState}).WithContext(c.ctx)
 	c.cw = newSendWriter(c.nc, c.hs.sendTimeout) // bw, taken with the first request, writes to it
@@ -727,6 +729,10 @@ type h1ConnCtx struct {
 	// relayed upstream as they came (writeRequestHead). Only the goroutine
 	// serving the connection touches it.
 	reqHead *requestHead
+	// noForwarded: the connection came through a PROXY protocol header
+	// (proxy_protocol), so no X-Forwarded-* field on it is believed,
+	// whatever trusted_proxies says (forwardedTrusted).
+	noForwarded bool
 }
 
 // setOnExpire sets (or, nil, clears) onExpire.

@@ -107,6 +107,13 @@ func (e *h2Relay) track(nc net.Conn, accepted bool) *h2conn {
 	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}
 	c.bodyTimeout = time.Duration(e.l.cfg.BodyReadTimeout)
 	c.sendTimeout = time.Duration(e.l.cfg.SendTimeout)
+	// The client has read_header_timeout to send its preface and
+	// SETTINGS. Set here, under mu, so that a drain's shorter one
+	// (GracefulStop) comes after it.
+	if t := time.Duration(e.l.cfg.ReadHeaderTimeout); t > 0 {
+		c.prefaceBy = time.Now().Add(t)
+		_ = nc.SetReadDeadline(c.prefaceBy)
+	}
 	if e.conns == nil {
 		e.conns = map[*h2conn]struct{}{}
 	}
@@ -122,10 +129,6 @@ func (e *h2Relay) serveConn(c *h2conn) {
 		e.mu.Unlock()
 		e.wg.Done()
 	}()
-	// The client has read_header_timeout to send its preface and SETTINGS.
-	if t := time.Duration(e.l.cfg.ReadHeaderTimeout); t > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(t))
-	}
 	var preface [len(h2Preface)]byte
 	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != h2Preface {
 		c.nc.Close()
@@ -226,7 +229,13 @@ func (e *h2Relay) GracefulStop() {
 		case c.started:
 			c.goAwayLocked()
 		case !c.prefaced:
-			c.nc.Close() // waiting for its preface: an idle connection
+			// Still to send its preface (an adopted TLS connection): one
+			// sent with requests just before the drain is read at once
+			// and answered with GOAWAY (serveConn); one that stays idle
+			// ends when this grace does, not at read_header_timeout.
+			if d := time.Now().Add(sniffDrainGrace); c.prefaceBy.IsZero() || d.Before(c.prefaceBy) {
+				_ = c.nc.SetReadDeadline(d)
+			}
 		}
 		// One whose preface is read gets its GOAWAY as it starts
 		// (serveConn): a request it sent with its preface is then known

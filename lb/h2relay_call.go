@@ -113,7 +113,7 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 		r.reqID = newRequestID()
 	}
 	r.xff = r.down.c.remoteIP
-	if peer := r.down.c.peer; st.trust.trusts(peer) {
+	if peer := r.down.c.peer; st.trust.trusts(peer) && !r.down.c.engine.l.cfg.ProxyProtocol { // forwardedTrusted
 		r.client = st.trust.client(peer, []string{prior}).String()
 		r.xff = r.client // forwardedFor
 		r.fwdProto = fieldValue(f.Fields, "x-forwarded-proto")

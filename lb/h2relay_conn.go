@@ -152,10 +152,11 @@ type h2conn struct {
 	encBuf bytes.Buffer
 	// encResized: the peer set its table size; see writeFieldLocked.
 	encResized bool
-	started    bool // the writer runs (start was called)
-	prefaced   bool // a client's, whose preface is read (or in the sniffer's prefix)
-	closed     bool // no more frames: the writer closes the socket after the last batch
-	shut       bool // shutdown ran
+	started    bool      // the writer runs (start was called)
+	prefaced   bool      // a client's, whose preface is read (or in the sniffer's prefix)
+	prefaceBy  time.Time // a client's read_header_timeout for its preface (zero: none)
+	closed     bool      // no more frames: the writer closes the socket after the last batch
+	shut       bool      // shutdown ran
 	streams    map[uint32]*leg
 	blocked    []*leg     // legs with DATA waiting for credit
 	credits    []h2credit // owed to other connections, paid after unlock

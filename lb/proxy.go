@@ -124,7 +124,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	if st.trust != nil {
+	if st.trust != nil && forwardedTrusted(r) {
 		if peer := peerAddr(r.RemoteAddr); st.trust.trusts(peer) {
 			ex.client = st.trust.client(peer, r.Header["X-Forwarded-For"]).String()
 		}

@@ -18,6 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 )
 
 // proxyV2 builds a version 2 header: cmd 1 (PROXY) or 0 (LOCAL), fam
@@ -247,10 +250,10 @@ func TestProxyProtocolHTTP(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "another client behind the same balancer")
 	require.Equal(t, "2001:db8::7", body)
 
-	code, body, err = proxySend(t, srv.Addr(), proxyV2(0, 0, nil), "", nil)
+	code, body, err = proxySend(t, srv.Addr(), proxyV2(0, 0, nil), "198.51.100.66", nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "127.0.0.1", body, "LOCAL: the balancer's own address")
+	require.Equal(t, "198.51.100.66, 127.0.0.1", body, "LOCAL: the balancer's own address, and its X-Forwarded-For is not believed")
 
 	var lines []map[string]any
 	require.Eventually(t, func() bool { lines = buf.accessLines(t); return len(lines) == 4 }, 5*time.Second, 10*time.Millisecond)
@@ -418,4 +421,85 @@ func TestProxyProtocolLargeHeader(t *testing.T) {
 	got, _ := io.ReadAll(res.Body)
 	require.Equal(t, http.StatusOK, res.StatusCode, string(got))
 	require.Equal(t, "203.0.113.8 9003 end", string(got))
+}
+
+// On a proxy_protocol listener no X-Forwarded-* field is believed, on
+// any engine: the trusted peers are layer-4 balancers, which write none,
+// so what a request carries is its client's. Neither a LOCAL connection
+// (the balancer's address, which HAProxy also uses for relayed clients it
+// has no address for) nor a client whose PROXY address lies in a trusted
+// range may choose the client that rate limits and logs see.
+func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
+	trusted := []string{"127.0.0.1", "10.1.0.0/16"}
+	inRange := []byte("PROXY TCP4 10.1.2.3 10.1.0.1 4000 80\r\n")
+	t.Run("http1", func(t *testing.T) {
+		srv, _ := proxyLB(t, trusted, nil)
+		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
+			code, body, err := proxySend(t, srv.Addr(), h, "198.51.100.66", nil)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, code)
+			require.NotContains(t, body, "198.51.100.66, 198.51.100.66", "the forged hop was believed")
+			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, body)
+		}
+	})
+	t.Run("net/http", func(t *testing.T) {
+		// A request the fast loop leaves to net/http (chunked).
+		srv, _ := proxyLB(t, trusted, nil)
+		for i, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
+			c, err := net.Dial("tcp", srv.Addr())
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Write(append(h, "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.66\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"...))
+			require.NoError(t, err)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(res.Body)
+			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, string(b))
+			require.EqualValues(t, i+1, srv.listeners[0].fast.handedOff.Load(), "served by net/http")
+		}
+	})
+	t.Run("h2c", func(t *testing.T) {
+		srv, _ := proxyLB(t, trusted, func(l *ListenerConfig) { l.NativeGRPC = true })
+		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
+			tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err == nil {
+					_, err = c.Write(h)
+				}
+				return c, err
+			}}
+			req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr()+"/x", nil)
+			req.Header.Set("X-Forwarded-For", "198.51.100.66")
+			res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+			require.NoError(t, err)
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			tr.CloseIdleConnections()
+			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, string(b))
+		}
+	})
+	t.Run("grpc relay", func(t *testing.T) {
+		addr, _ := startGRPCServer(t, mdService{})
+		cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true)
+		cfg.TrustedProxies = trusted
+		cfg.Listeners[0].ProxyProtocol = true
+		srv, _ := startLB(t, cfg)
+		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
+			client := dialLBOpts(t, srv.Addr(), grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				if err == nil {
+					_, err = c.Write(h)
+				}
+				return c, err
+			}))
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "198.51.100.66", "x-forwarded-proto", "https")
+			var hdr metadata.MD
+			_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
+			require.NoError(t, err)
+			require.Len(t, hdr.Get("seen-x-forwarded-for"), 1)
+			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, hdr.Get("seen-x-forwarded-for")[0])
+			require.Equal(t, []string{"http"}, hdr.Get("seen-x-forwarded-proto"), "the client's own X-Forwarded-Proto is replaced")
+		}
+	})
 }

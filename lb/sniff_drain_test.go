@@ -206,3 +206,69 @@ func TestShutdownClosesAnHTTP2ConnectionWaitingForItsPreface(t *testing.T) {
 	require.NoError(t, srv.Shutdown(ctx))
 	require.Less(t, time.Since(start), 2*time.Second)
 }
+
+// A TLS client that negotiated h2 and sends its preface (with a request)
+// as the drain begins is answered with SETTINGS and GOAWAY, which tell
+// it that the request was not served: its connection, waiting for the
+// preface, gets a grace to send it rather than a bare close.
+func TestShutdownAnswersAnHTTP2PrefaceSentAsTheDrainBegins(t *testing.T) {
+	srv, _, roots := startTLSLBWith(t, []string{"127.0.0.1:1"}, RouteConfig{}, func(l *ListenerConfig) {
+		l.ReadHeaderTimeout = Duration(20 * time.Second)
+	})
+	c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	require.NoError(t, err)
+	defer c.Close()
+	require.Eventually(t, func() bool { return engineConns(srv) == 1 }, 5*time.Second, time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	e := srv.listeners[0].h2
+	require.Eventually(t, func() bool { return e.isDraining() }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // GracefulStop has looked at the connection
+	_, err = io.WriteString(c, h2Preface)
+	require.NoError(t, err)
+	fr := http2.NewFramer(c, c)
+	require.NoError(t, fr.WriteSettings())
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var goAway *http2.GoAwayFrame
+	for goAway == nil {
+		f, err := fr.ReadFrame()
+		require.NoError(t, err, "frames before the connection ends")
+		goAway, _ = f.(*http2.GoAwayFrame)
+	}
+	require.Zero(t, goAway.LastStreamID)
+	require.NoError(t, <-done)
+}
+
+// On a proxy_protocol listener (no native_grpc), a request whose PROXY
+// header and first bytes came before the drain is served, with the
+// header's client.
+func TestShutdownServesARequestBegunBehindAPROXYHeader(t *testing.T) {
+	srv, _ := proxyLB(t, []string{"127.0.0.1"}, nil)
+	c, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /x HT")
+	require.NoError(t, err)
+	fast := srv.listeners[0].fast
+	require.Eventually(t, func() bool { return len(fast.connList()) == 1 }, 5*time.Second, time.Millisecond, "the fast loop has the connection")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	require.Eventually(t, func() bool { return fast.draining.Load() }, 5*time.Second, time.Millisecond)
+	_, err = io.WriteString(c, "TP/1.1\r\nHost: a\r\n\r\n")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	require.Equal(t, "203.0.113.7", string(body))
+	require.True(t, res.Close)
+	require.NoError(t, <-done)
+}

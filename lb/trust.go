@@ -3,6 +3,7 @@ package lb
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 )
@@ -74,6 +75,23 @@ func (t *proxyTrust) trusts(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// forwardedTrusted reports whether r's X-Forwarded-* fields may be
+// believed from a trusted proxy: not on a proxy_protocol listener. There
+// the PROXY header names the client, and the trusted peers are layer-4
+// balancers, which write no X-Forwarded-For: what a request carries is
+// its client's own. A connection a balancer opens for itself (v2 LOCAL,
+// which HAProxy also sends for relayed clients it has no address for)
+// keeps the balancer's address, which is in trusted_proxies, and a
+// client's PROXY address may fall in a trusted range: either would
+// otherwise let a client choose the address rate limits and logs see.
+func forwardedTrusted(r *http.Request) bool {
+	if x := connCtxOf(r.Context()); x != nil {
+		return !x.noForwarded
+	}
+	l, _ := r.Context().Value(listenerKey{}).(*listener)
+	return l == nil || !l.cfg.ProxyProtocol
 }
 
 // peerAddr is the address of "host:port", or the zero Addr.
