@@ -124,6 +124,7 @@ func (e *h2Relay) track(nc net.Conn, accepted bool) *h2conn {
 
 func (e *h2Relay) serveConn(c *h2conn) {
 	defer func() {
+		close(c.readDone) // after the reader: the writer's close may go on (finish)
 		e.mu.Lock()
 		delete(e.conns, c)
 		e.mu.Unlock()

@@ -152,11 +152,12 @@ type h2conn struct {
 	encBuf bytes.Buffer
 	// encResized: the peer set its table size; see writeFieldLocked.
 	encResized bool
-	started    bool      // the writer runs (start was called)
-	prefaced   bool      // a client's, whose preface is read (or in the sniffer's prefix)
-	prefaceBy  time.Time // a client's read_header_timeout for its preface (zero: none)
-	closed     bool      // no more frames: the writer closes the socket after the last batch
-	shut       bool      // shutdown ran
+	started    bool          // the writer runs (start was called)
+	prefaced   bool          // a client's, whose preface is read (or in the sniffer's prefix)
+	readDone   chan struct{} // a client's: closed as serveConn, which runs its reader, returns (finish)
+	prefaceBy  time.Time     // a client's read_header_timeout for its preface (zero: none)
+	closed     bool          // no more frames: the writer closes the socket after the last batch
+	shut       bool          // shutdown ran
 	streams    map[uint32]*leg
 	blocked    []*leg     // legs with DATA waiting for credit
 	credits    []h2credit // owed to other connections, paid after unlock
@@ -256,7 +257,9 @@ func newH2Conn(nc net.Conn, server bool, log *slog.Logger) *h2conn {
 		nextID:       1,
 		maxStreams:   h2MaxStreams,
 	}
-	if !server {
+	if server {
+		c.readDone = make(chan struct{})
+	} else {
 		c.streamWindow = h2UpStreamWindow
 	}
 	c.cond = sync.NewCond(&c.mu)
@@ -347,7 +350,7 @@ func (c *h2conn) writeLoop() {
 			}
 		}
 		if closed {
-			c.nc.Close()
+			c.finish()
 			return
 		}
 		c.mu.Lock()
@@ -359,6 +362,40 @@ func (c *h2conn) writeLoop() {
 		}
 		c.unlock()
 	}
+}
+
+// h2Linger bounds how long a client connection that we close (a GOAWAY,
+// an idle or drained one) is read on after our last frame.
+const h2Linger = time.Second
+
+// finish closes the connection once its last frames are out. A client's
+// lingers first, as x/net's server and net/http's do: our side is shut
+// for writing and what the client still sends is read (by the reader,
+// or here once it has stopped) until it closes or h2Linger passes.
+// Closed at once with the client's bytes unread, the socket would send
+// a reset, which may destroy what we wrote last (the GOAWAY that tells
+// the client which of its requests were not served) before it is read.
+func (c *h2conn) finish() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if c.readDone == nil || !ok {
+		c.nc.Close()
+		return
+	}
+	_ = cw.CloseWrite()
+	// A timer, not a read deadline, ends the linger: the reader may still
+	// be in its handshake, which clears its deadline once the client's
+	// SETTINGS are in.
+	t := time.AfterFunc(h2Linger, func() { c.nc.Close() })
+	select {
+	case <-c.readDone:
+		// The reader has stopped (a connection error, a failed
+		// handshake): discard here.
+		_, _ = io.Copy(io.Discard, c.nc)
+	default:
+		<-c.readDone // it reads on until the client closes or the timer
+	}
+	t.Stop()
+	c.nc.Close()
 }
 
 func (c *h2conn) recoverPanic() {

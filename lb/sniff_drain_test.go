@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -271,4 +272,55 @@ func TestShutdownServesARequestBegunBehindAPROXYHeader(t *testing.T) {
 	require.Equal(t, "203.0.113.7", string(body))
 	require.True(t, res.Close)
 	require.NoError(t, <-done)
+}
+
+// When the HTTP/2 engine closes a client's connection (here after the
+// client's GOAWAY) while the client is still sending, it shuts its side
+// and reads on before closing: the client reads to a clean end. Closed
+// with the client's bytes unread, the socket sent a reset, which may
+// destroy the last frames written (h2spec's GOAWAY cases failed on it
+// now and then).
+func TestH2CloseLingersWhileTheClientSends(t *testing.T) {
+	cfg := oneRoute(PoolConfig{Upstreams: []string{"127.0.0.1:1"}}, RouteConfig{})
+	cfg.Listeners[0].NativeGRPC = true
+	srv, _ := startLB(t, cfg)
+	var pings bytes.Buffer
+	pfr := http2.NewFramer(&pings, nil)
+	for i := range 200 {
+		require.NoError(t, pfr.WritePing(false, [8]byte{byte(i)}))
+	}
+	for range 10 {
+		c, err := net.Dial("tcp", srv.Addr())
+		require.NoError(t, err)
+		var out bytes.Buffer
+		out.WriteString(h2Preface)
+		fr := http2.NewFramer(&out, nil)
+		require.NoError(t, fr.WriteSettings())
+		require.NoError(t, fr.WriteGoAway(0, http2.ErrCodeNo, nil))
+		_, err = c.Write(out.Bytes())
+		require.NoError(t, err)
+		// PINGs keep coming while the engine closes the connection.
+		stop := make(chan struct{})
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(pings.Bytes()); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		close(stop)
+		<-sent
+		c.Close()
+		require.NoError(t, err, "the connection must end cleanly, not be reset")
+	}
 }
