@@ -365,23 +365,33 @@ func TestProxyProtocolH2C(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "203.0.113.7", body)
 
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err == nil {
-				_, err = io.WriteString(c, "PROXY TCP6 2001:db8::9 ::1 7 80\r\n")
-			}
-			return c, err
-		},
+	code, body = h2cProxySend(t, srv.Addr(), []byte("PROXY TCP6 2001:db8::9 ::1 7 80\r\n"), "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "2001:db8::9", body)
+}
+
+// h2cProxySend is proxySend over h2c (prior knowledge): a GET of /x on a
+// new connection that begins with header, with the X-Forwarded-For given.
+func h2cProxySend(t *testing.T, addr string, header []byte, xff string) (int, string) {
+	t.Helper()
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			_, err = c.Write(header)
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/x", nil)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
 	}
-	t.Cleanup(tr.CloseIdleConnections)
-	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + srv.Addr() + "/x")
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
 	require.NoError(t, err)
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode)
-	require.Equal(t, "2001:db8::9", string(b))
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(b)
 }
 
 func TestProxyProtocolNeedsTrustedProxies(t *testing.T) {
@@ -462,21 +472,9 @@ func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 	t.Run("h2c", func(t *testing.T) {
 		srv, _ := proxyLB(t, trusted, func(l *ListenerConfig) { l.NativeGRPC = true })
 		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
-			tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-				if err == nil {
-					_, err = c.Write(h)
-				}
-				return c, err
-			}}
-			req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr()+"/x", nil)
-			req.Header.Set("X-Forwarded-For", "198.51.100.66")
-			res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
-			require.NoError(t, err)
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			tr.CloseIdleConnections()
-			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, string(b))
+			code, body := h2cProxySend(t, srv.Addr(), h, "198.51.100.66")
+			require.Equal(t, http.StatusOK, code)
+			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, body)
 		}
 	})
 	t.Run("grpc relay", func(t *testing.T) {

@@ -129,16 +129,19 @@ func TestShutdownSendsGOAWAYToAPrefaceBeingSniffed(t *testing.T) {
 	}
 }
 
-// A connection still being sniffed when the drain's time runs out is
-// closed, and the shutdown returns.
-func TestShutdownAbortsASniffPastTheDrainTimeout(t *testing.T) {
+// stalledSniff starts a native_grpc listener with a long
+// read_header_timeout and a connection that sent one byte, "P" (the
+// HTTP/2 preface's first too), and nothing more; it returns them once
+// the sniffer has that byte.
+func stalledSniff(t *testing.T) (*Server, net.Conn) {
+	t.Helper()
 	cfg := oneRoute(PoolConfig{Upstreams: []string{"127.0.0.1:1"}}, RouteConfig{})
 	cfg.Listeners[0].NativeGRPC = true
 	cfg.Listeners[0].ReadHeaderTimeout = Duration(time.Minute)
 	srv, _ := startLB(t, cfg)
 	c, err := net.Dial("tcp", srv.Addr())
 	require.NoError(t, err)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	io.WriteString(c, "P")
 	sn := srv.listeners[0].sniff
 	require.Eventually(t, func() bool {
@@ -149,13 +152,20 @@ func TestShutdownAbortsASniffPastTheDrainTimeout(t *testing.T) {
 		}
 		return false
 	}, 5*time.Second, time.Millisecond, "the sniffer has the connection's first byte")
+	return srv, c
+}
+
+// A connection still being sniffed when the drain's time runs out is
+// closed, and the shutdown returns.
+func TestShutdownAbortsASniffPastTheDrainTimeout(t *testing.T) {
+	srv, c := stalledSniff(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	require.ErrorIs(t, srv.Shutdown(ctx), context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 3*time.Second)
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, err = c.Read(make([]byte, 1))
+	_, err := c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF)
 }
 
@@ -163,23 +173,7 @@ func TestShutdownAbortsASniffPastTheDrainTimeout(t *testing.T) {
 // its listener for sniffDrainGrace at most, not for its
 // read_header_timeout: the engines drain only once the sniffs are done.
 func TestShutdownGivesAStalledSniffAGraceOnly(t *testing.T) {
-	cfg := oneRoute(PoolConfig{Upstreams: []string{"127.0.0.1:1"}}, RouteConfig{})
-	cfg.Listeners[0].NativeGRPC = true
-	cfg.Listeners[0].ReadHeaderTimeout = Duration(time.Minute)
-	srv, _ := startLB(t, cfg)
-	c, err := net.Dial("tcp", srv.Addr())
-	require.NoError(t, err)
-	defer c.Close()
-	io.WriteString(c, "P")
-	sn := srv.listeners[0].sniff
-	require.Eventually(t, func() bool {
-		sn.mu.Lock()
-		defer sn.mu.Unlock()
-		for _, st := range sn.sniffing {
-			return st.begun
-		}
-		return false
-	}, 5*time.Second, time.Millisecond, "the sniffer has the connection's first byte")
+	srv, _ := stalledSniff(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
