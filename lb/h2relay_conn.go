@@ -381,18 +381,26 @@ func (c *h2conn) finish() {
 		c.nc.Close()
 		return
 	}
-	_ = cw.CloseWrite()
 	// A timer, not a read deadline, ends the linger: the reader may still
 	// be in its handshake, which clears its deadline once the client's
-	// SETTINGS are in.
-	t := time.AfterFunc(h2Linger, func() { c.nc.Close() })
+	// SETTINGS are in. It starts first, and closes the socket under any
+	// TLS: a close_notify may wait on a client that reads nothing.
+	expired := make(chan struct{})
+	t := time.AfterFunc(h2Linger, func() {
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			tc.NetConn().Close()
+		} else {
+			c.nc.Close()
+		}
+		close(expired)
+	})
+	_ = cw.CloseWrite()
 	select {
 	case <-c.readDone:
-		// The reader has stopped (a connection error, a failed
-		// handshake): discard here.
+		// The reader has stopped (the client closed; a connection error,
+		// a failed handshake): discard what still comes, here.
 		_, _ = io.Copy(io.Discard, c.nc)
-	default:
-		<-c.readDone // it reads on until the client closes or the timer
+	case <-expired:
 	}
 	t.Stop()
 	c.nc.Close()

@@ -442,39 +442,45 @@ func TestProxyProtocolLargeHeader(t *testing.T) {
 func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 	trusted := []string{"127.0.0.1", "10.1.0.0/16"}
 	inRange := []byte("PROXY TCP4 10.1.2.3 10.1.0.1 4000 80\r\n")
+	// Each header, and the X-Forwarded-For the upstream must see: the
+	// client's value, then the connection's client (not believed).
+	cases := []struct {
+		h   []byte
+		xff string
+	}{{proxyV2(0, 0, nil), "198.51.100.66, 127.0.0.1"}, {inRange, "198.51.100.66, 10.1.2.3"}}
 	t.Run("http1", func(t *testing.T) {
 		srv, _ := proxyLB(t, trusted, nil)
-		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
-			code, body, err := proxySend(t, srv.Addr(), h, "198.51.100.66", nil)
+		for _, tc := range cases {
+			code, body, err := proxySend(t, srv.Addr(), tc.h, "198.51.100.66", nil)
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, code)
 			require.NotContains(t, body, "198.51.100.66, 198.51.100.66", "the forged hop was believed")
-			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, body)
+			require.Equal(t, tc.xff, body)
 		}
 	})
 	t.Run("net/http", func(t *testing.T) {
 		// A request the fast loop leaves to net/http (chunked).
 		srv, _ := proxyLB(t, trusted, nil)
-		for i, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
+		for i, tc := range cases {
 			c, err := net.Dial("tcp", srv.Addr())
 			require.NoError(t, err)
 			defer c.Close()
-			_, err = c.Write(append(h, "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.66\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"...))
+			_, err = c.Write(append(tc.h, "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.66\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"...))
 			require.NoError(t, err)
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			res, err := http.ReadResponse(bufio.NewReader(c), nil)
 			require.NoError(t, err)
 			b, _ := io.ReadAll(res.Body)
-			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, string(b))
+			require.Equal(t, tc.xff, string(b))
 			require.EqualValues(t, i+1, srv.listeners[0].fast.handedOff.Load(), "served by net/http")
 		}
 	})
 	t.Run("h2c", func(t *testing.T) {
 		srv, _ := proxyLB(t, trusted, func(l *ListenerConfig) { l.NativeGRPC = true })
-		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
-			code, body := h2cProxySend(t, srv.Addr(), h, "198.51.100.66")
+		for _, tc := range cases {
+			code, body := h2cProxySend(t, srv.Addr(), tc.h, "198.51.100.66")
 			require.Equal(t, http.StatusOK, code)
-			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, body)
+			require.Equal(t, tc.xff, body)
 		}
 	})
 	t.Run("grpc relay", func(t *testing.T) {
@@ -483,11 +489,11 @@ func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 		cfg.TrustedProxies = trusted
 		cfg.Listeners[0].ProxyProtocol = true
 		srv, _ := startLB(t, cfg)
-		for _, h := range [][]byte{proxyV2(0, 0, nil), inRange} {
+		for _, tc := range cases {
 			client := dialLBOpts(t, srv.Addr(), grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 				if err == nil {
-					_, err = c.Write(h)
+					_, err = c.Write(tc.h)
 				}
 				return c, err
 			}))
@@ -496,7 +502,7 @@ func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 			_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
 			require.NoError(t, err)
 			require.Len(t, hdr.Get("seen-x-forwarded-for"), 1)
-			require.Regexp(t, `^198\.51\.100\.66, (127\.0\.0\.1|10\.1\.2\.3)$`, hdr.Get("seen-x-forwarded-for")[0])
+			require.Equal(t, tc.xff, hdr.Get("seen-x-forwarded-for")[0])
 			require.Equal(t, []string{"http"}, hdr.Get("seen-x-forwarded-proto"), "the client's own X-Forwarded-Proto is replaced")
 		}
 	})
