@@ -40,7 +40,9 @@ type Config struct {
 	// itself (overwrite X-Forwarded-Proto, append to X-Forwarded-For), or
 	// its clients' own values pass for its. Any other peer's
 	// X-Forwarded-Proto is replaced; X-Forwarded-Host is always the
-	// request's Host. Default none: the lb is the edge.
+	// request's Host. On a listener with proxy_protocol, these are the
+	// balancers that may send a PROXY header, and no X-Forwarded-* field is
+	// believed there. Default none: the lb is the edge.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
@@ -67,11 +69,15 @@ type ListenerConfig struct {
 	// address; that address is then the connection's client. Only peers
 	// in trusted_proxies may send one (so it must not be empty), and a
 	// connection without a valid header, or from another peer, is closed,
-	// as is one whose header names no TCP client (v1 UNKNOWN, v2 over a
-	// UNIX socket): the balancer's trusted address would then stand for
-	// it, and its own X-Forwarded-For be believed. v2's LOCAL (the
-	// balancer's health checks) is served as the balancer's. The header
-	// must arrive within read_header_timeout.
+	// as is one whose header names no TCP client (v1 UNKNOWN; v2 UNSPEC,
+	// UNIX or UDP), which would have no client of its own: rate limits
+	// with key ip would count its requests as the balancer's. v2's LOCAL
+	// (the balancer's health checks) is served as the balancer's. On such
+	// a listener no X-Forwarded-* field is believed, whatever
+	// trusted_proxies says: the balancers write none, so they would be
+	// the client's own. X-Forwarded-Proto is the lb's (http on a plain
+	// listener, even if the balancer terminated TLS). The header must
+	// arrive within read_header_timeout.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (the slowloris defence).

@@ -410,7 +410,7 @@ func (c *h1ServerConn) handshake(tc *tls.Conn) (st *tls.ConnectionState, handedO
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
 		if !c.hs.h2.adopt(tc, &state) {
-			tc.Close() // draining
+			refuseH2(tc) // draining
 		}
 		return nil, true
 	}
@@ -825,14 +825,30 @@ func (x *h1ConnCtx) takeAbort() func() {
 func (c *h1ServerConn) beforeWait() bool {
 	idle := c.w == 0
 	c.rdIdle = idle
+	now := time.Now()
 	if idle {
 		c.releaseIdle() // before the state says idle (tests look)
 		c.state.Store(connIdle)
 		if c.hs.draining.Load() {
-			return false
+			if !c.rdFirst {
+				return false
+			}
+			// A connection's first request, awaited once the drain has
+			// begun (a TLS handshake it met, a goroutine late to start):
+			// it gets sniffDrainGrace, as the sniffer's do, rather than
+			// a close that could cut one on its way.
+			if c.rdHeadStart.IsZero() {
+				c.rdHeadStart = now
+			}
+			d := now.Add(sniffDrainGrace)
+			if t := c.rdHeadStart.Add(c.hs.readHeaderTimeout); c.hs.readHeaderTimeout > 0 && t.Before(d) {
+				d = t
+			}
+			c.nc.SetReadDeadline(d)
+			c.idleDeadline, c.deadlineSet = time.Time{}, true
+			return true
 		}
 	}
-	now := time.Now()
 	if idle && !c.rdFirst {
 		// Moving a deadline costs a timer update, and clearing it once the
 		// head is in costs another: two per keep-alive request. So the

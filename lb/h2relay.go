@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -244,6 +245,20 @@ func (e *h2Relay) GracefulStop() {
 		c.unlock()
 	}
 	e.wg.Wait()
+}
+
+// refuseH2 answers an HTTP/2 connection that the draining engine no
+// longer takes (a TLS handshake that completed during the drain) with
+// SETTINGS and GOAWAY(0): whatever it sent was not served, and its client
+// may send it elsewhere. Then it closes with a linger, as h2conn.finish
+// does, on the fast loop's goroutine, which the drain waits for.
+func refuseH2(tc *tls.Conn) {
+	_ = tc.SetDeadline(time.Now().Add(sniffDrainGrace))
+	fr := http2.NewFramer(tc, nil)
+	if fr.WriteSettings() == nil && fr.WriteGoAway(0, http2.ErrCodeNo, nil) == nil && tc.CloseWrite() == nil {
+		_, _ = io.Copy(io.Discard, tc)
+	}
+	tc.Close()
 }
 
 // isDraining reports whether GracefulStop or Stop has begun.

@@ -119,7 +119,7 @@ var (
 	handoffDesc  = prometheus.NewDesc("lb_http1_handoffs_total", "HTTP/1.x connections the lb's own loop handed to net/http (a request it does not parse itself).", []string{"listener"}, nil)
 	h2ConnsDesc  = prometheus.NewDesc("lb_http2_connections", "Client connections the lb's own HTTP/2 engine serves now (TLS listeners, and native_grpc listeners' h2c), by listener.", []string{"listener"}, nil)
 	h2ReqsDesc   = prometheus.NewDesc("lb_http2_requests_total", "HTTP requests (not relayed gRPC calls) the lb's own HTTP/2 engine served, by listener.", []string{"listener"}, nil)
-	proxyRefDesc = prometheus.NewDesc("lb_proxy_protocol_refused_total", "Connections of a proxy_protocol listener closed for their PROXY header: reason untrusted (the peer is not in trusted_proxies; no header is read) or invalid (none, or not valid).", []string{"listener", "reason"}, nil)
+	proxyRefDesc = prometheus.NewDesc("lb_proxy_protocol_refused_total", "Connections of a proxy_protocol listener closed for their PROXY header: reason untrusted (the peer is not in trusted_proxies; no header is read) or invalid (the bytes are no valid header, or one that names no TCP client). A connection that closes or times out before a whole header is not counted.", []string{"listener", "reason"}, nil)
 )
 
 var (

@@ -56,9 +56,9 @@ var (
 // still be valid: read more. Any other error refuses the connection, and
 // errProxyNoClient does so for a relayed connection whose client the
 // header does not name (version 1's UNKNOWN; version 2 with no TCP
-// address): the spec would have the balancer's address stand, but the
-// balancer is a trusted proxy, so its client's own X-Forwarded-For would
-// then be believed, and a layer-4 balancer writes none.
+// address): the spec would have the balancer's address stand, and the
+// requests of every such client would then count as the balancer's (rate
+// limits with key ip, the logs).
 func parseProxyHeader(b []byte) (n int, client netip.AddrPort, err error) {
 	switch {
 	case len(b) >= len(proxyV2Sig) && string(b[:len(proxyV2Sig)]) == proxyV2Sig:

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -323,4 +324,69 @@ func TestH2CloseLingersWhileTheClientSends(t *testing.T) {
 		c.Close()
 		require.NoError(t, err, "the connection must end cleanly, not be reset")
 	}
+}
+
+// tlsHandshakeDuringDrain opens a TCP connection to a TLS listener,
+// starts a shutdown once the fast loop holds it (its handshake not yet
+// begun), and returns it with the shutdown's result once the fast loop
+// drains.
+func tlsHandshakeDuringDrain(t *testing.T) (net.Conn, *x509.CertPool, <-chan error) {
+	t.Helper()
+	b := newBackend(t, "b", nil)
+	srv, _, roots := startTLSLBWith(t, addrs(b), RouteConfig{}, nil)
+	c, err := net.Dial("tcp", srv.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	fast := srv.listeners[0].fast
+	require.Eventually(t, func() bool { return len(fast.connList()) == 1 }, 5*time.Second, time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	require.Eventually(t, func() bool { return fast.draining.Load() && srv.listeners[0].h2.isDraining() }, 5*time.Second, time.Millisecond)
+	return c, roots, done
+}
+
+// A TLS client whose handshake meets the drain is served: HTTP/1.1 gets
+// its first request answered (the fast loop gave a new connection's
+// first request no time once draining), and HTTP/2 gets SETTINGS and
+// GOAWAY(0) (it was closed bare).
+func TestShutdownServesATLSHandshakeItMet(t *testing.T) {
+	t.Run("http/1.1", func(t *testing.T) {
+		c, roots, done := tlsHandshakeDuringDrain(t)
+		tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		require.NoError(t, tc.Handshake())
+		time.Sleep(20 * time.Millisecond) // the fast loop waits for the request
+		_, err := io.WriteString(tc, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		require.NoError(t, err)
+		res, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		require.NoError(t, err, "the first request is served")
+		body, _ := io.ReadAll(res.Body)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Equal(t, "b", string(body))
+		require.True(t, res.Close)
+		require.NoError(t, <-done)
+	})
+	t.Run("h2", func(t *testing.T) {
+		c, roots, done := tlsHandshakeDuringDrain(t)
+		tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		require.NoError(t, tc.Handshake())
+		require.Equal(t, "h2", tc.ConnectionState().NegotiatedProtocol)
+		_, err := io.WriteString(tc, h2Preface)
+		require.NoError(t, err)
+		fr := http2.NewFramer(tc, tc)
+		require.NoError(t, fr.WriteSettings())
+		var goAway *http2.GoAwayFrame
+		for goAway == nil {
+			f, err := fr.ReadFrame()
+			require.NoError(t, err, "frames before the connection ends")
+			goAway, _ = f.(*http2.GoAwayFrame)
+		}
+		require.Zero(t, goAway.LastStreamID)
+		require.NoError(t, <-done)
+	})
 }

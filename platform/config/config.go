@@ -46,13 +46,16 @@ type Core struct {
 	// TrustedProxies are the proxies in front of the public port of `vigil
 	// all` (a cloud load balancer, an ingress), as addresses or CIDR
 	// prefixes, whose X-Forwarded-For and -Proto its load balancer believes
-	// (lb's trusted_proxies). Default none: the public port is the edge.
+	// (lb's trusted_proxies); with proxy_protocol, the balancers that may
+	// send the PROXY header instead, and no X-Forwarded-* field is believed.
+	// Default none: the public port is the edge.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ProxyProtocol makes the public port read a PROXY protocol header
 	// (version 1 or 2) at the start of every connection, as a layer-4
 	// balancer in front (AWS NLB, HAProxy in TCP mode) sends with the
 	// client's address (lb's proxy_protocol). Only trusted_proxies may
-	// send one, so it needs them.
+	// send one, so it needs them; requests' own X-Forwarded-* fields are
+	// then not believed.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
