@@ -109,19 +109,7 @@ func TestShutdownSendsGOAWAYToAPrefaceBeingSniffed(t *testing.T) {
 	begun, _, done := drainWhileSniffing(t, h2Preface[:10])
 	_, err := io.WriteString(begun, h2Preface[10:])
 	require.NoError(t, err)
-	fr := http2.NewFramer(begun, begun)
-	require.NoError(t, fr.WriteSettings())
-	begun.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var goAway *http2.GoAwayFrame
-	for goAway == nil {
-		f, err := fr.ReadFrame()
-		require.NoError(t, err, "frames before the connection ends")
-		if g, ok := f.(*http2.GoAwayFrame); ok {
-			goAway = g
-		}
-	}
-	require.Equal(t, http2.ErrCodeNo, goAway.ErrCode)
-	require.Zero(t, goAway.LastStreamID)
+	settingsThenGOAWAY(t, begun)
 	select {
 	case err := <-done:
 		require.NoError(t, err)
@@ -229,16 +217,7 @@ func TestShutdownAnswersAnHTTP2PrefaceSentAsTheDrainBegins(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	_, err = io.WriteString(c, h2Preface)
 	require.NoError(t, err)
-	fr := http2.NewFramer(c, c)
-	require.NoError(t, fr.WriteSettings())
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var goAway *http2.GoAwayFrame
-	for goAway == nil {
-		f, err := fr.ReadFrame()
-		require.NoError(t, err, "frames before the connection ends")
-		goAway, _ = f.(*http2.GoAwayFrame)
-	}
-	require.Zero(t, goAway.LastStreamID)
+	settingsThenGOAWAY(t, c)
 	require.NoError(t, <-done)
 }
 
@@ -378,15 +357,25 @@ func TestShutdownServesATLSHandshakeItMet(t *testing.T) {
 		require.Equal(t, "h2", tc.ConnectionState().NegotiatedProtocol)
 		_, err := io.WriteString(tc, h2Preface)
 		require.NoError(t, err)
-		fr := http2.NewFramer(tc, tc)
-		require.NoError(t, fr.WriteSettings())
-		var goAway *http2.GoAwayFrame
-		for goAway == nil {
-			f, err := fr.ReadFrame()
-			require.NoError(t, err, "frames before the connection ends")
-			goAway, _ = f.(*http2.GoAwayFrame)
-		}
-		require.Zero(t, goAway.LastStreamID)
+		settingsThenGOAWAY(t, tc)
 		require.NoError(t, <-done)
 	})
+}
+
+// settingsThenGOAWAY sends c's SETTINGS (its preface sent) and reads the
+// engine's frames up to a GOAWAY, which must say that no stream was
+// taken (last stream 0, no error).
+func settingsThenGOAWAY(t *testing.T, c net.Conn) {
+	t.Helper()
+	fr := http2.NewFramer(c, c)
+	require.NoError(t, fr.WriteSettings())
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var goAway *http2.GoAwayFrame
+	for goAway == nil {
+		f, err := fr.ReadFrame()
+		require.NoError(t, err, "frames before the connection ends")
+		goAway, _ = f.(*http2.GoAwayFrame)
+	}
+	require.Equal(t, http2.ErrCodeNo, goAway.ErrCode)
+	require.Zero(t, goAway.LastStreamID)
 }
