@@ -57,7 +57,7 @@ type listener struct {
 	// With native_grpc: h2c connections go to grpcSrv, the rest to srv.
 	grpcSrv  grpcEngine
 	grpcDone chan struct{}
-	sniff    *sniffer // splits the port between the two
+	sniff    *sniffer // reads PROXY headers and/or splits the port between the two; nil: neither
 
 	// HTTP/1.x connections, over TLS too, go to the fast loop, which
 	// hands srv the requests it leaves to net/http (h1server.go), and h2
