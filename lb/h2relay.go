@@ -250,15 +250,16 @@ func (e *h2Relay) GracefulStop() {
 // refuseH2 answers an HTTP/2 connection that the draining engine no
 // longer takes (a TLS handshake that completed during the drain) with
 // SETTINGS and GOAWAY(0): whatever it sent was not served, and its client
-// may send it elsewhere. Then it closes with a linger, as h2conn.finish
-// does, on the fast loop's goroutine, which the drain waits for.
+// may send it elsewhere. Then it closes with a linger (lingerClose), on
+// the fast loop's goroutine, which the drain waits for.
 func refuseH2(tc *tls.Conn) {
-	_ = tc.SetDeadline(time.Now().Add(sniffDrainGrace))
+	_ = tc.SetWriteDeadline(time.Now().Add(h2Linger))
 	fr := http2.NewFramer(tc, nil)
-	if fr.WriteSettings() == nil && fr.WriteGoAway(0, http2.ErrCodeNo, nil) == nil && tc.CloseWrite() == nil {
-		_, _ = io.Copy(io.Discard, tc)
+	if fr.WriteSettings() != nil || fr.WriteGoAway(0, http2.ErrCodeNo, nil) != nil {
+		tc.Close()
+		return
 	}
-	tc.Close()
+	lingerClose(tc, nil)
 }
 
 // isDraining reports whether GracefulStop or Stop has begun.

@@ -368,17 +368,27 @@ func (c *h2conn) writeLoop() {
 // an idle or drained one) is read on after our last frame.
 const h2Linger = time.Second
 
-// finish closes the connection once its last frames are out. A client's
-// lingers first, as x/net's server and net/http's do: our side is shut
-// for writing and what the client still sends is read (by the reader,
-// or here once it has stopped) until it closes or h2Linger passes.
-// Closed at once with the client's bytes unread, the socket would send
-// a reset, which may destroy what we wrote last (the GOAWAY that tells
-// the client which of its requests were not served) before it is read.
+// finish closes the connection once its last frames are out: a
+// client's with a linger (lingerClose), an upstream's at once.
 func (c *h2conn) finish() {
-	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if c.readDone == nil || !ok {
+	if c.readDone == nil {
 		c.nc.Close()
+		return
+	}
+	lingerClose(c.nc, c.readDone)
+}
+
+// lingerClose closes a client's connection as x/net's server and
+// net/http's do: our side is shut for writing, and what the client still
+// sends is read (by its reader until readDone closes, then here; nil: no
+// reader runs) until it closes or h2Linger passes. Closed at once with
+// the client's bytes unread, the socket would send a reset, which may
+// destroy what we wrote last (the GOAWAY that tells the client which of
+// its requests were not served) before it is read.
+func lingerClose(nc net.Conn, readDone <-chan struct{}) {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok {
+		nc.Close()
 		return
 	}
 	// A timer, not a read deadline, ends the linger: the reader may still
@@ -387,23 +397,26 @@ func (c *h2conn) finish() {
 	// TLS: a close_notify may wait on a client that reads nothing.
 	expired := make(chan struct{})
 	t := time.AfterFunc(h2Linger, func() {
-		if tc, ok := c.nc.(*tls.Conn); ok {
+		if tc, ok := nc.(*tls.Conn); ok {
 			tc.NetConn().Close()
 		} else {
-			c.nc.Close()
+			nc.Close()
 		}
 		close(expired)
 	})
 	_ = cw.CloseWrite()
-	select {
-	case <-c.readDone:
-		// The reader has stopped (the client closed; a connection error,
-		// a failed handshake): discard what still comes, here.
-		_, _ = io.Copy(io.Discard, c.nc)
-	case <-expired:
+	if readDone != nil {
+		select {
+		case <-readDone:
+		case <-expired:
+		}
 	}
+	// No reader runs now (the client closed; a connection error, a failed
+	// handshake; none ran): discard what still comes, until the client
+	// closes or the timer closes the socket.
+	_, _ = io.Copy(io.Discard, nc)
 	t.Stop()
-	c.nc.Close()
+	nc.Close()
 }
 
 func (c *h2conn) recoverPanic() {

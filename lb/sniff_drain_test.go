@@ -172,18 +172,27 @@ func TestShutdownGivesAStalledSniffAGraceOnly(t *testing.T) {
 	require.Less(t, took, sniffDrainGrace+2*time.Second)
 }
 
-// A TLS client that negotiated h2 but has not sent its preface is idle:
-// a drain closes it after sniffDrainGrace rather than wait out its
-// read_header_timeout.
-func TestShutdownClosesAnHTTP2ConnectionWaitingForItsPreface(t *testing.T) {
+// h2OverTLSWithoutPreface starts a TLS listener with a long
+// read_header_timeout and a client connection that negotiated h2 but
+// has sent no preface yet, which the HTTP/2 engine holds.
+func h2OverTLSWithoutPreface(t *testing.T) (*Server, *tls.Conn) {
+	t.Helper()
 	srv, _, roots := startTLSLBWith(t, []string{"127.0.0.1:1"}, RouteConfig{}, func(l *ListenerConfig) {
 		l.ReadHeaderTimeout = Duration(20 * time.Second)
 	})
 	c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
 	require.NoError(t, err)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	require.Equal(t, "h2", c.ConnectionState().NegotiatedProtocol)
 	require.Eventually(t, func() bool { return engineConns(srv) == 1 }, 5*time.Second, time.Millisecond)
+	return srv, c
+}
+
+// A TLS client that negotiated h2 but has not sent its preface is idle:
+// a drain closes it after sniffDrainGrace rather than wait out its
+// read_header_timeout.
+func TestShutdownClosesAnHTTP2ConnectionWaitingForItsPreface(t *testing.T) {
+	srv, _ := h2OverTLSWithoutPreface(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -196,13 +205,7 @@ func TestShutdownClosesAnHTTP2ConnectionWaitingForItsPreface(t *testing.T) {
 // it that the request was not served: its connection, waiting for the
 // preface, gets a grace to send it rather than a bare close.
 func TestShutdownAnswersAnHTTP2PrefaceSentAsTheDrainBegins(t *testing.T) {
-	srv, _, roots := startTLSLBWith(t, []string{"127.0.0.1:1"}, RouteConfig{}, func(l *ListenerConfig) {
-		l.ReadHeaderTimeout = Duration(20 * time.Second)
-	})
-	c, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
-	require.NoError(t, err)
-	defer c.Close()
-	require.Eventually(t, func() bool { return engineConns(srv) == 1 }, 5*time.Second, time.Millisecond)
+	srv, c := h2OverTLSWithoutPreface(t)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -215,7 +218,7 @@ func TestShutdownAnswersAnHTTP2PrefaceSentAsTheDrainBegins(t *testing.T) {
 	// has not, the preface is read first and the GOAWAY still comes (from
 	// serveConn, as for a sniffed connection).
 	time.Sleep(100 * time.Millisecond)
-	_, err = io.WriteString(c, h2Preface)
+	_, err := io.WriteString(c, h2Preface)
 	require.NoError(t, err)
 	settingsThenGOAWAY(t, c)
 	require.NoError(t, <-done)
