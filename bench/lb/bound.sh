@@ -4,7 +4,8 @@
 # CPU 0, so that the proxy's core is the bottleneck (the proxy-bound
 # scenario of run.sh, one proxy at a time). Targets are lbbench builds or
 # the words haproxy and nginx, with run.go's configs (lbbench conf: the
-# same work as vigil lb, -headers same). Prints req/s, the proxy's CPU µs per request
+# same work as vigil lb, -headers same). Prints req/s, the proxy's CPU µs per request (and of them
+# its own code's, user time, the rest being the kernel's)
 # and wrk's latency percentiles up to p99.99.
 #
 #   bench/lb/bound.sh /tmp/lb-old /tmp/lb-new haproxy nginx /tmp/lb-old /tmp/lb-new
@@ -110,7 +111,7 @@ for target in "$@"; do
 		load=(wrk -t1 -c64 "${hdrs[@]}" -d)
 	fi
 	taskset -c 0 "${load[@]}" 1 "$url" >/dev/null 2>&1
-	a0=$(treesum cpu $p)
+	a0=$(treesum cpu $p) u0=$(treesum ucpu $p)
 	if [ -n "${H2:-}" ]; then
 		taskset -c 0 "${load[@]}" "$d" "$url" >"$dir/w" 2>&1 &
 	else
@@ -128,7 +129,7 @@ for target in "$@"; do
 		done
 	fi
 	wait $w
-	a1=$(treesum cpu $p)
+	a1=$(treesum cpu $p) u1=$(treesum ucpu $p)
 	kill -TERM $p 2>/dev/null || true
 	wait $p 2>/dev/null || true
 	if [ -n "${H2:-}" ]; then
@@ -147,6 +148,7 @@ for target in "$@"; do
 			awk -F, -v n="$r" -v d="$d" -v who="$who" '$3 ~ /sys_enter|context|syscalls/ {printf "    %-6s %-26s %5.2f per request\n", who, $3, $1/(n*(d-1)/d)}' "$dir/perf.$who"
 		done
 	fi
-	printf '%-16s %9s req/s  %5.1f CPU µs/req  %s\n' "$(basename "$target")" "$rps" "$(echo "($a1-$a0)*10000/$r" | bc -l)" "$lat"
+	printf '%-16s %9s req/s  %5.1f CPU µs/req (%4.1f user)  %s\n' "$(basename "$target")" "$rps" \
+		"$(echo "($a1-$a0)*10000/$r" | bc -l)" "$(echo "($u1-$u0)*10000/$r" | bc -l)" "$lat"
 	sleep 0.5
 done

@@ -17,6 +17,11 @@ YAML
 # cpu PID: the process's user+system CPU time in ticks (1/100 s).
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
+# ucpu PID: its user CPU time alone, in ticks: the proxy's own code; the
+# rest of cpu is the kernel's work for it (the system calls, loopback's
+# TCP), the same for every proxy that makes the same calls.
+ucpu() { awk '{print $14}' "/proc/$1/stat"; }
+
 # rss PID: the process's resident memory in KiB.
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
