@@ -75,10 +75,19 @@ type ListenerConfig struct {
 	// (the balancer's health checks) is served as the balancer's. On such
 	// a listener no X-Forwarded-* field is believed, whatever
 	// trusted_proxies says: the balancers write none, so they would be
-	// the client's own. X-Forwarded-Proto is the lb's (http on a plain
-	// listener, even if the balancer terminated TLS). The header must
-	// arrive within read_header_timeout.
+	// the client's own. X-Forwarded-Proto is the lb's: https where it
+	// terminates TLS, or where a v2 header's SSL TLV says the balancer
+	// did (HAProxy's send-proxy-v2-ssl), or with forwarded_proto; http
+	// otherwise. The header must arrive within read_header_timeout.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// ForwardedProto "https" says a layer-4 balancer in front terminates
+	// the clients' TLS and passes the lb plain TCP (AWS NLB's TLS
+	// listeners, HAProxy or Envoy in TCP mode): the X-Forwarded-Proto the
+	// lb sets is then https, as upstreams building links and redirects
+	// need; without it they would see http and redirect the clients to
+	// https, again and again. Default: the lb's own, https only where it
+	// terminates TLS itself (or where a PROXY header says so).
+	ForwardedProto string `yaml:"forwarded_proto"`
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (the slowloris defence).
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
@@ -508,6 +517,9 @@ func (c *Config) Validate() error {
 			// Believed from anyone, the header would let any client
 			// choose the address that rate limits and logs see.
 			return fmt.Errorf("%s.proxy_protocol: needs trusted_proxies, the addresses of the balancers that send the header", at)
+		}
+		if l.ForwardedProto != "" && l.ForwardedProto != "https" {
+			return fmt.Errorf("%s.forwarded_proto: %q is not https, its one value (leave it out for the lb's own)", at, l.ForwardedProto)
 		}
 		if l.MaxHeaderBytes < 1024 {
 			return fmt.Errorf("%s.max_header_bytes: %d is below the 1024-byte minimum", at, l.MaxHeaderBytes)

@@ -77,6 +77,10 @@ routes: [{pool: a, rate_limit: {key: ip, rate: .inf, burst: 1}}]`, "routes[0].ra
 listeners: [{address: ":1"}]
 pools: [{name: a, upstreams: ["h:1"]}]
 routes: [{pool: a}, {name: x, pool: b}]`, `routes[1].pool: unknown pool "b" (defined: a)`},
+		{"forwarded_proto", `
+listeners: [{address: ":1", forwarded_proto: HTTPS}]
+pools: [{name: a, upstreams: ["h:1"]}]
+routes: [{pool: a}]`, `listeners[0].forwarded_proto: "HTTPS" is not https, its one value`},
 		{"bad upstream", `
 listeners: [{address: ":1"}]
 pools: [{name: a, upstreams: ["nohostport"]}]

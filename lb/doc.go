@@ -60,7 +60,8 @@
 // calls without the scheduler's entersyscall), retry.go (retry budget), ratelimit.go,
 // trust.go (trusted_proxies: whose X-Forwarded-For and -Proto to believe),
 // proxyproto.go (the PROXY protocol header a listener with proxy_protocol
-// reads; sniff.go reads it, and splits native_grpc ports by protocol),
+// reads, and whether a balancer in front terminated the client's TLS;
+// sniff.go reads it, and splits native_grpc ports by protocol),
 // metrics.go, accesslog.go, requestid.go, watch.go (SIGHUP and file
 // polling), stamps_*.go (a latency breakdown of the HTTP/1.1 fast path
 // from the kernel's receive stamps, built with -tags lbstamps only).

@@ -48,7 +48,8 @@ type h1Server struct {
 	bodyTimeout       time.Duration // body_read_timeout
 	sendTimeout       time.Duration // send_timeout
 	maxHead           int
-	proxyProtocol     bool // the listener's proxy_protocol (h1ConnCtx.noForwarded)
+	proxyProtocol     bool   // the listener's proxy_protocol (h1ConnCtx.noForwarded)
+	forwardedProto    string // the listener's forwarded_proto (balancerTLS)
 	// parkAfter: a keep-alive connection idle this long gives up its
 	// goroutine (idleParker); 0 or not below idleTimeout: never.
 	parkAfter time.Duration
@@ -97,6 +98,7 @@ func (s *Server) newH1Server(l *listener, handoff *chanListener) *h1Server {
 		sendTimeout:       time.Duration(l.cfg.SendTimeout),
 		maxHead:           min(h1BufSize, int(l.cfg.MaxHeaderBytes)),
 		proxyProtocol:     l.cfg.ProxyProtocol,
+		forwardedProto:    l.cfg.ForwardedProto,
 		parkAfter:         idleParkAfter,
 		conns:             map[*h1ServerConn]struct{}{},
 	}
@@ -378,7 +380,8 @@ func (c *h1ServerConn) serve() {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.mu.Lock()
-	c.ctx, c.cancel = &h1ConnCtx{Context: ctx, noForwarded: c.hs.proxyProtocol}, cancel
+	c.ctx, c.cancel = &h1ConnCtx{Context: ctx, noForwarded: c.hs.proxyProtocol,
+		balancerTLS: balancerTLS(c.hs.forwardedProto, c.nc)}, cancel
 	c.mu.Unlock()
 	c.tmpl = (&http.Request{RemoteAddr: c.remote, TLS: tlsState}).WithContext(c.ctx)
 	c.cw = newSendWriter(c.nc, c.hs.sendTimeout) // bw, taken with the first request, writes to it
@@ -733,6 +736,9 @@ type h1ConnCtx struct {
 	// (proxy_protocol), so no X-Forwarded-* field on it is believed,
 	// whatever trusted_proxies says (forwardedTrusted).
 	noForwarded bool
+	// balancerTLS: a layer-4 balancer in front terminated the client's
+	// TLS (balancerTLS), so its requests were https (clientTLS).
+	balancerTLS bool
 }
 
 // setOnExpire sets (or, nil, clears) onExpire.

@@ -106,6 +106,7 @@ func (e *h2Relay) track(nc net.Conn, accepted bool) *h2conn {
 	}
 	c.rateKey = ipKey(c.remoteIP) // key: ip rate limits, made once
 	c.reqTemplate = &http.Request{Proto: "HTTP/2.0", ProtoMajor: 2, RemoteAddr: c.remoteAddr}
+	c.balancerTLS = balancerTLS(e.l.cfg.ForwardedProto, nc)
 	c.bodyTimeout = time.Duration(e.l.cfg.BodyReadTimeout)
 	c.sendTimeout = time.Duration(e.l.cfg.SendTimeout)
 	// The client has read_header_timeout to send its preface and

@@ -116,6 +116,7 @@ type h2conn struct {
 	// its key for key: ip rate limits (ipKey).
 	remoteAddr, remoteIP, rateKey string
 	peer                          netip.Addr // remoteIP, for trusted_proxies
+	balancerTLS                   bool       // server side: see h1ConnCtx.balancerTLS
 	srv                           *Server    // server side: whose routes the calls use
 	engine                        *h2Relay   // server side: the engine that serves it
 	// serve: a TLS listener's client connection (h2serve.go, serveHTTP),

@@ -372,7 +372,7 @@ func (hs *h2Stream) parse(f *h2hdrs) (status int, code http2.ErrCode) {
 	// context.AfterFunc per wait and derived contexts with timers per
 	// attempt.
 	cctx, cancel := context.WithCancelCause(context.Background())
-	ctx := &h1ConnCtx{Context: cctx, noForwarded: c.engine.l.cfg.ProxyProtocol}
+	ctx := &h1ConnCtx{Context: cctx, noForwarded: c.engine.l.cfg.ProxyProtocol, balancerTLS: c.balancerTLS}
 	if k := hs.kit; k != nil {
 		ctx.answer, k.answer = k.answer, nil
 	}

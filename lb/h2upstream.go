@@ -267,7 +267,7 @@ func (c *h2conn) openStream(r *relayCall, l *leg) bool {
 	proto := r.fwdProto
 	switch {
 	case proto != "":
-	case r.down.c.reqTemplate.TLS != nil:
+	case r.down.c.reqTemplate.TLS != nil || r.down.c.balancerTLS:
 		proto = "https"
 	default:
 		proto = "http"

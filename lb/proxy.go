@@ -1108,7 +1108,7 @@ func outboundHeader(r *http.Request, upgrade, client string) http.Header {
 	case client != "" && len(xfp) > 0 && xfp[0] != "":
 		// A trusted proxy's, which terminated the client's TLS (or not).
 		h["X-Forwarded-Proto"] = xfp[:1:1]
-	case r.TLS != nil:
+	case clientTLS(r):
 		h["X-Forwarded-Proto"] = protoHTTPS
 	default:
 		h["X-Forwarded-Proto"] = protoHTTP
@@ -1184,7 +1184,7 @@ func forwardHeader(r *http.Request, upgrade, client string) http.Header {
 		vals[0] = ip
 		h["X-Forwarded-For"] = vals[0:1:1]
 	}
-	if r.TLS != nil {
+	if clientTLS(r) {
 		h["X-Forwarded-Proto"] = protoHTTPS
 	} else {
 		h["X-Forwarded-Proto"] = protoHTTP

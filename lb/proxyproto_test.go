@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,61 +59,74 @@ func TestParseProxyHeader(t *testing.T) {
 		n      int
 		client string // "" when the header names no client to use
 		err    string // "" ok, "short" errProxyHeaderShort, else a part of the error
+		tls    bool   // the header says the client came over TLS
 	}{
-		{"v1 TCP4", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /", 44, "203.0.113.7:56324", ""},
-		{"v1 TCP6", "PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n", 44, "[2001:db8::7]:1", ""},
-		{"v1 TCP6 mapped", "PROXY TCP6 ::ffff:203.0.113.7 ::1 80 81\r\n", 41, "203.0.113.7:80", ""},
-		{"v1 UNKNOWN", "PROXY UNKNOWN\r\n", 0, "", "names no TCP client"},
-		{"v1 UNKNOWN with addresses", "PROXY UNKNOWN ffff:f...f ffff:f...f 65535 65535\r\nX", 0, "", "names no TCP client"},
-		{"v1 port 0", "PROXY TCP4 1.2.3.4 5.6.7.8 0 0\r\n", 32, "1.2.3.4:0", ""},
-		{"v1 partial", "PROXY TCP4 203.0.1", 0, "", "short"},
-		{"v1 partial CR", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r", 0, "", "short"},
-		{"v1 start", "PRO", 0, "", "short"},
-		{"v1 no CRLF in 107", "PROXY TCP4 " + strings.Repeat("1", 100), 0, "", "no CRLF"},
-		{"v1 bare LF", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 0, "", "no CRLF"},
-		{"v1 UNKNOWN with a bare LF", "PROXY UNKNOWN x\ny\r\n", 0, "", "bare LF"},
-		{"v1 family mismatch", "PROXY TCP4 2001:db8::7 192.0.2.1 1 2\r\n", 0, "", "not an TCP4 address"},
-		{"v1 TCP6 with IPv4", "PROXY TCP6 1.2.3.4 2001:db8::1 1 2\r\n", 0, "", "not an TCP6 address"},
-		{"v1 zone", "PROXY TCP6 fe80::1%eth0 fe80::2 1 2\r\n", 0, "", "not an TCP6 address"},
-		{"v1 port too big", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", 0, "", "not a port"},
-		{"v1 port leading zero", "PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n", 0, "", "not a port"},
-		{"v1 port sign", "PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n", 0, "", "not a port"},
-		{"v1 double space", "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN"},
-		{"v1 too few fields", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN"},
-		{"v1 UDP", "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN"},
-		{"no header", "GET / HTTP/1.1\r\n\r\n", 0, "", "does not begin with a PROXY"},
-		{"lower case", "proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "does not begin with a PROXY"},
-		{"empty", "", 0, "", "short"},
-		{"v2 IPv4", string(proxyV2Addrs(ap("203.0.113.7:56324"), ap("192.0.2.1:443"), nil)) + "GET", 28, "203.0.113.7:56324", ""},
-		{"v2 IPv6 with a TLV", string(proxyV2Addrs(ap("[2001:db8::7]:9"), ap("[2001:db8::1]:443"), []byte{0xEA, 0, 3, 'v', 'p', 'c'})), 58, "[2001:db8::7]:9", ""},
-		{"v2 IPv6 mapped", string(proxyV2Addrs(ap("[::ffff:203.0.113.7]:9"), ap("[::1]:443"), nil)), 52, "203.0.113.7:9", ""},
-		{"v2 LOCAL", string(proxyV2(0, 0x00, nil)), 16, "", ""},
-		{"v2 LOCAL with addresses", string(proxyV2(0, 0x11, make([]byte, 12))), 28, "", ""},
-		{"v2 UNSPEC", string(proxyV2(1, 0x00, []byte{1, 2, 3})), 0, "", "names no TCP client"},
-		{"v2 UNIX", string(proxyV2(1, 0x31, make([]byte, 216))), 0, "", "names no TCP client"},
-		{"v2 UDP over IPv4", string(proxyV2(1, 0x12, make([]byte, 12))), 0, "", "names no TCP client"},
-		{"v2 partial signature", proxyV2Sig[:7], 0, "", "short"},
-		{"v2 partial fixed part", proxyV2Sig + "\x21\x11", 0, "", "short"},
-		{"v2 partial addresses", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), nil)[:20]), 0, "", "short"},
-		{"v2 version 1", proxyV2Sig + "\x11\x11\x00\x0c" + strings.Repeat("\x00", 12), 0, "", "version 1"},
-		{"v2 command 2", proxyV2Sig + "\x22\x11\x00\x0c" + strings.Repeat("\x00", 12), 0, "", "command 2"},
-		{"v2 IPv4 too short", string(proxyV2(1, 0x11, make([]byte, 11))), 0, "", "fewer than 12"},
-		{"v2 IPv6 too short", string(proxyV2(1, 0x21, make([]byte, 35))), 0, "", "fewer than 36"},
-		{"v2 unknown family", string(proxyV2(1, 0x41, make([]byte, 12))), 0, "", "unknown address family"},
-		{"v2 bad signature", "\r\n\r\n\x00\r\nQUIT!" + strings.Repeat("\x00", 20), 0, "", "does not begin with a PROXY"},
+		{"v1 TCP4", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /", 44, "203.0.113.7:56324", "", false},
+		{"v1 TCP6", "PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n", 44, "[2001:db8::7]:1", "", false},
+		{"v1 TCP6 mapped", "PROXY TCP6 ::ffff:203.0.113.7 ::1 80 81\r\n", 41, "203.0.113.7:80", "", false},
+		{"v1 UNKNOWN", "PROXY UNKNOWN\r\n", 0, "", "names no TCP client", false},
+		{"v1 UNKNOWN with addresses", "PROXY UNKNOWN ffff:f...f ffff:f...f 65535 65535\r\nX", 0, "", "names no TCP client", false},
+		{"v1 port 0", "PROXY TCP4 1.2.3.4 5.6.7.8 0 0\r\n", 32, "1.2.3.4:0", "", false},
+		{"v1 partial", "PROXY TCP4 203.0.1", 0, "", "short", false},
+		{"v1 partial CR", "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r", 0, "", "short", false},
+		{"v1 start", "PRO", 0, "", "short", false},
+		{"v1 no CRLF in 107", "PROXY TCP4 " + strings.Repeat("1", 100), 0, "", "no CRLF", false},
+		{"v1 bare LF", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", 0, "", "no CRLF", false},
+		{"v1 UNKNOWN with a bare LF", "PROXY UNKNOWN x\ny\r\n", 0, "", "bare LF", false},
+		{"v1 family mismatch", "PROXY TCP4 2001:db8::7 192.0.2.1 1 2\r\n", 0, "", "not an TCP4 address", false},
+		{"v1 TCP6 with IPv4", "PROXY TCP6 1.2.3.4 2001:db8::1 1 2\r\n", 0, "", "not an TCP6 address", false},
+		{"v1 zone", "PROXY TCP6 fe80::1%eth0 fe80::2 1 2\r\n", 0, "", "not an TCP6 address", false},
+		{"v1 port too big", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", 0, "", "not a port", false},
+		{"v1 port leading zero", "PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n", 0, "", "not a port", false},
+		{"v1 port sign", "PROXY TCP4 1.2.3.4 5.6.7.8 +80 2\r\n", 0, "", "not a port", false},
+		{"v1 double space", "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN", false},
+		{"v1 too few fields", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN", false},
+		{"v1 UDP", "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "not TCP4, TCP6 or UNKNOWN", false},
+		{"no header", "GET / HTTP/1.1\r\n\r\n", 0, "", "does not begin with a PROXY", false},
+		{"lower case", "proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n", 0, "", "does not begin with a PROXY", false},
+		{"empty", "", 0, "", "short", false},
+		{"v2 IPv4", string(proxyV2Addrs(ap("203.0.113.7:56324"), ap("192.0.2.1:443"), nil)) + "GET", 28, "203.0.113.7:56324", "", false},
+		{"v2 IPv6 with a TLV", string(proxyV2Addrs(ap("[2001:db8::7]:9"), ap("[2001:db8::1]:443"), []byte{0xEA, 0, 3, 'v', 'p', 'c'})), 58, "[2001:db8::7]:9", "", false},
+		{"v2 IPv6 mapped", string(proxyV2Addrs(ap("[::ffff:203.0.113.7]:9"), ap("[::1]:443"), nil)), 52, "203.0.113.7:9", "", false},
+		{"v2 LOCAL", string(proxyV2(0, 0x00, nil)), 16, "", "", false},
+		{"v2 LOCAL with addresses", string(proxyV2(0, 0x11, make([]byte, 12))), 28, "", "", false},
+		{"v2 UNSPEC", string(proxyV2(1, 0x00, []byte{1, 2, 3})), 0, "", "names no TCP client", false},
+		{"v2 UNIX", string(proxyV2(1, 0x31, make([]byte, 216))), 0, "", "names no TCP client", false},
+		{"v2 UDP over IPv4", string(proxyV2(1, 0x12, make([]byte, 12))), 0, "", "names no TCP client", false},
+		{"v2 partial signature", proxyV2Sig[:7], 0, "", "short", false},
+		{"v2 partial fixed part", proxyV2Sig + "\x21\x11", 0, "", "short", false},
+		{"v2 partial addresses", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), nil)[:20]), 0, "", "short", false},
+		{"v2 version 1", proxyV2Sig + "\x11\x11\x00\x0c" + strings.Repeat("\x00", 12), 0, "", "version 1", false},
+		{"v2 command 2", proxyV2Sig + "\x22\x11\x00\x0c" + strings.Repeat("\x00", 12), 0, "", "command 2", false},
+		{"v2 IPv4 too short", string(proxyV2(1, 0x11, make([]byte, 11))), 0, "", "fewer than 12", false},
+		{"v2 IPv6 too short", string(proxyV2(1, 0x21, make([]byte, 35))), 0, "", "fewer than 36", false},
+		{"v2 unknown family", string(proxyV2(1, 0x41, make([]byte, 12))), 0, "", "unknown address family", false},
+		{"v2 bad signature", "\r\n\r\n\x00\r\nQUIT!" + strings.Repeat("\x00", 20), 0, "", "does not begin with a PROXY", false},
+		// HAProxy 2.6's send-proxy-v2-ssl with proxy-v2-options crc32c,
+		// for a TLS client, as it sent it (haproxyV2SSL).
+		{"v2 HAProxy over TLS", string(haproxyV2SSL) + "GET", len(haproxyV2SSL), "127.0.0.1:" + haproxyV2SSLPort, "", true},
+		{"v2 HAProxy over TLS, a checksum bit flipped", string(flipByte(haproxyV2SSL, haproxyV2CRCAt)), 0, "", "CRC32C does not match", false},
+		{"v2 HAProxy over TLS, an address byte changed", string(flipByte(haproxyV2SSL, 16)), 0, "", "CRC32C does not match", false},
+		{"v2 SSL TLV, client not over TLS", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x20, 0, 5, 0, 0, 0, 0, 0})), 36, "1.2.3.4:1", "", false},
+		{"v2 SSL TLV, client over TLS", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x04, 0, 2, 0, 0, 0x20, 0, 5, 0x07, 0, 0, 0, 1})), 41, "1.2.3.4:1", "", true},
+		{"v2 SSL TLV too short", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x20, 0, 1, 1})), 0, "", "an SSL TLV of 1 bytes", false},
+		{"v2 CRC32C TLV too short", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x03, 0, 2, 1, 2})), 0, "", "a CRC32C of 2 bytes", false},
+		{"v2 TLV past the end", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0xEA, 0, 4, 'v', 'p', 'c'})), 0, "", "a TLV runs past", false},
+		{"v2 TLV cut in its length", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0xEA, 0})), 0, "", "a TLV runs past", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, client, err := parseProxyHeader([]byte(c.in))
+			h, err := parseProxyHeader([]byte(c.in))
 			switch c.err {
 			case "":
 				require.NoError(t, err)
-				require.Equal(t, c.n, n)
+				require.Equal(t, c.n, h.len)
 				if c.client == "" {
-					require.False(t, client.IsValid(), "no client: %v", client)
+					require.False(t, h.client.IsValid(), "no client: %v", h.client)
 				} else {
-					require.Equal(t, c.client, client.String())
+					require.Equal(t, c.client, h.client.String())
 				}
+				require.Equal(t, c.tls, h.tls, "the client came over TLS")
 			case "short":
 				require.ErrorIs(t, err, errProxyHeaderShort)
 			default:
@@ -134,20 +148,20 @@ func FuzzParseProxyHeader(f *testing.F) {
 	f.Add([]byte("PROXY UNKNOWN\r\n"), []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, uint16(1))
 	f.Add(proxyV2Addrs(netip.MustParseAddrPort("[2001:db8::7]:9"), netip.MustParseAddrPort("[2001:db8::1]:443"), []byte{1, 0, 1, 'h'}), []byte{1, 2, 3, 4}, uint16(0))
 	f.Add(proxyV2(0, 0, nil), []byte{}, uint16(65535))
+	f.Add(haproxyV2SSL, []byte{}, uint16(0))
 	f.Add([]byte("PROXY UNKNOWN a\nb\r\n"), []byte{}, uint16(0))
 	f.Fuzz(func(t *testing.T, b, ip []byte, port uint16) {
-		n, client, err := parseProxyHeader(b)
+		h, err := parseProxyHeader(b)
 		if err == nil {
-			require.Positive(t, n)
-			require.LessOrEqual(t, n, len(b))
-			for k := range n {
-				_, _, perr := parseProxyHeader(b[:k])
-				require.ErrorIs(t, perr, errProxyHeaderShort, "the first %d bytes of a %d-byte header", k, n)
+			require.Positive(t, h.len)
+			require.LessOrEqual(t, h.len, len(b))
+			for k := range h.len {
+				_, perr := parseProxyHeader(b[:k])
+				require.ErrorIs(t, perr, errProxyHeaderShort, "the first %d bytes of a %d-byte header", k, h.len)
 			}
-			n2, client2, err2 := parseProxyHeader(append(b[:n:n], "GET / HTTP/1.1\r\n"...))
+			h2, err2 := parseProxyHeader(append(b[:h.len:h.len], "GET / HTTP/1.1\r\n"...))
 			require.NoError(t, err2)
-			require.Equal(t, n, n2)
-			require.Equal(t, client, client2)
+			require.Equal(t, h, h2)
 		}
 		if len(ip) != 4 && len(ip) != 16 {
 			return
@@ -166,10 +180,9 @@ func FuzzParseProxyHeader(f *testing.F) {
 			fmt.Appendf(nil, "PROXY %s %s %s %d %d\r\n", fam, a, server.Addr(), port, server.Port()),
 			proxyV2Addrs(netip.AddrPortFrom(a, port), server, nil),
 		} {
-			n, got, err := parseProxyHeader(h)
+			got, err := parseProxyHeader(h)
 			require.NoError(t, err, "%q", h)
-			require.Equal(t, len(h), n)
-			require.Equal(t, want, got)
+			require.Equal(t, proxyHeader{len: len(h), client: want}, got)
 		}
 	})
 }
@@ -180,10 +193,17 @@ func FuzzParseProxyHeader(f *testing.F) {
 // of one request per client (key ip).
 func proxyLB(t *testing.T, trusted []string, edit func(*ListenerConfig)) (*Server, *lockedBuffer) {
 	t.Helper()
+	return proxyLBEchoing(t, "X-Forwarded-For", &RateLimitConfig{Key: "ip", Rate: 0.001, Burst: 1}, trusted, edit)
+}
+
+// proxyLBEchoing is proxyLB with a backend that answers the request
+// field named instead, and the rate limit given (nil: none).
+func proxyLBEchoing(t *testing.T, field string, limit *RateLimitConfig, trusted []string, edit func(*ListenerConfig)) (*Server, *lockedBuffer) {
+	t.Helper()
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, strings.Join(r.Header.Values("X-Forwarded-For"), ","))
+		io.WriteString(w, strings.Join(r.Header.Values(field), ","))
 	})
-	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{RateLimit: &RateLimitConfig{Key: "ip", Rate: 0.001, Burst: 1}})
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{RateLimit: limit})
 	cfg.TrustedProxies = trusted
 	cfg.Listeners[0].ProxyProtocol = true
 	if edit != nil {
@@ -462,16 +482,7 @@ func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 		// A request the fast loop leaves to net/http (chunked).
 		srv, _ := proxyLB(t, trusted, nil)
 		for i, tc := range cases {
-			c, err := net.Dial("tcp", srv.Addr())
-			require.NoError(t, err)
-			defer c.Close()
-			_, err = c.Write(append(tc.h, "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.66\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"...))
-			require.NoError(t, err)
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			res, err := http.ReadResponse(bufio.NewReader(c), nil)
-			require.NoError(t, err)
-			b, _ := io.ReadAll(res.Body)
-			require.Equal(t, tc.xff, string(b))
+			require.Equal(t, tc.xff, chunkedProxySend(t, srv.Addr(), tc.h, "X-Forwarded-For: 198.51.100.66"))
 			require.EqualValues(t, i+1, srv.listeners[0].fast.handedOff.Load(), "served by net/http")
 		}
 	})
@@ -484,19 +495,9 @@ func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 		}
 	})
 	t.Run("grpc relay", func(t *testing.T) {
-		addr, _ := startGRPCServer(t, mdService{})
-		cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true)
-		cfg.TrustedProxies = trusted
-		cfg.Listeners[0].ProxyProtocol = true
-		srv, _ := startLB(t, cfg)
+		srv := grpcProxyLB(t, trusted, nil)
 		for _, tc := range cases {
-			client := dialLBOpts(t, srv.Addr(), grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-				if err == nil {
-					_, err = c.Write(tc.h)
-				}
-				return c, err
-			}))
+			client := dialProxied(t, srv.Addr(), tc.h)
 			ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "198.51.100.66", "x-forwarded-proto", "https")
 			var hdr metadata.MD
 			_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
@@ -506,4 +507,163 @@ func TestProxyProtocolBelievesNoForwardedFields(t *testing.T) {
 			require.Equal(t, []string{"http"}, hdr.Get("seen-x-forwarded-proto"), "the client's own X-Forwarded-Proto is replaced")
 		}
 	})
+}
+
+// chunkedProxySend sends header and then a chunked POST with the field
+// line given, which the fast loop hands to net/http, on a new connection
+// to addr, and returns the answer's body.
+func chunkedProxySend(t *testing.T, addr string, header []byte, field string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(append(append([]byte(nil), header...), "POST /x HTTP/1.1\r\nHost: a\r\n"+field+"\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"...))
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+// grpcProxyLB starts an lb that relays gRPC calls to an mdService on
+// a listener with proxy_protocol from the trusted proxies given (edit,
+// when not nil, changes the listener further).
+func grpcProxyLB(t *testing.T, trusted []string, edit func(*ListenerConfig)) *Server {
+	t.Helper()
+	addr, _ := startGRPCServer(t, mdService{})
+	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true)
+	cfg.TrustedProxies = trusted
+	cfg.Listeners[0].ProxyProtocol = true
+	if edit != nil {
+		edit(&cfg.Listeners[0])
+	}
+	srv, _ := startLB(t, cfg)
+	return srv
+}
+
+// dialProxied is a gRPC client of addr whose connections begin with
+// header, as a balancer's would.
+func dialProxied(t *testing.T, addr string, header []byte) testpb.TestServiceClient {
+	t.Helper()
+	return dialLBOpts(t, addr, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_, err = c.Write(header)
+		}
+		return c, err
+	}))
+}
+
+// haproxyV2SSL is a version 2 header as HAProxy 2.6.12 (Debian 12's)
+// sent it for a client of its TLS frontend, to a server with
+// "send-proxy-v2-ssl proxy-v2-options crc32c": the addresses, then the
+// TLVs CRC32C and SSL (PP2_CLIENT_SSL, with the TLS version and cipher
+// as sub-TLVs). Its checksum's value is at haproxyV2CRCAt.
+var haproxyV2SSL = mustHex("0d0a0d0a000d0a515549540a211100257f0000017f0000019a79480b" + // addresses, ports
+	"030004df6dcd66" + // CRC32C
+	"20000f0100000000210007544c5376312e33") // SSL: client SSL, verified, version TLSv1.3
+
+const (
+	haproxyV2SSLPort = "39545"
+	haproxyV2CRCAt   = 31
+)
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// flipByte is b with one bit of b[i] flipped.
+func flipByte(b []byte, i int) []byte {
+	out := append([]byte(nil), b...)
+	out[i] ^= 1
+	return out
+}
+
+// X-Forwarded-Proto behind a layer-4 balancer that terminates the
+// clients' TLS: https where a v2 header's SSL TLV says the client came
+// over TLS (HAProxy's send-proxy-v2-ssl, haproxyV2SSL), or where the
+// listener's forwarded_proto says so for every client (with or without
+// PROXY headers); http for a v1 header, which cannot say, and for a v2
+// one without the TLV. In every engine: the fast loop, net/http (a
+// chunked request, which the fast loop hands over), h2c requests (on the
+// HTTP/2 engine and on net/http's) and gRPC calls (the engine's relay).
+func TestProxyProtocolForwardedProto(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	v1 := []byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n")
+	plainV2 := proxyV2Addrs(ap("203.0.113.7:1"), ap("192.0.2.1:443"), []byte{0xEA, 0, 3, 'v', 'p', 'c'})
+	https := func(l *ListenerConfig) { l.ForwardedProto = "https" }
+	noPROXY := func(l *ListenerConfig) { l.ProxyProtocol, l.ForwardedProto = false, "https" }
+	cases := []struct {
+		name   string
+		header []byte
+		edit   func(*ListenerConfig)
+		want   string
+	}{
+		{"v1", v1, nil, "http"},
+		{"v2 without TLS", plainV2, nil, "http"},
+		{"v2 from HAProxy over TLS", haproxyV2SSL, nil, "https"},
+		{"v1 with forwarded_proto", v1, https, "https"},
+		{"forwarded_proto without PROXY headers", nil, noPROXY, "https"},
+	}
+	trusted := []string{"127.0.0.1"}
+	both := func(edits ...func(*ListenerConfig)) func(*ListenerConfig) {
+		return func(l *ListenerConfig) {
+			for _, e := range edits {
+				if e != nil {
+					e(l)
+				}
+			}
+		}
+	}
+	for _, c := range cases {
+		// Without PROXY headers, a peer in trusted_proxies would be an
+		// HTTP proxy whose X-Forwarded-Proto is believed: none here.
+		trusted := trusted
+		if c.header == nil {
+			trusted = nil
+		}
+		t.Run(c.name, func(t *testing.T) {
+			t.Run("http1", func(t *testing.T) {
+				srv, _ := proxyLBEchoing(t, "X-Forwarded-Proto", nil, trusted, c.edit)
+				code, body, err := proxySend(t, srv.Addr(), c.header, "", nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, code, body)
+				require.Equal(t, c.want, body)
+				// A client's X-Forwarded-For takes the path that rebuilds
+				// the fields (outboundHeader).
+				code, body, err = proxySend(t, srv.Addr(), c.header, "198.51.100.66", nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, code, body)
+				require.Equal(t, c.want, body)
+				require.EqualValues(t, 2, srv.listeners[0].fast.served.Load(), "served by the fast loop")
+			})
+			t.Run("net/http", func(t *testing.T) {
+				srv, _ := proxyLBEchoing(t, "X-Forwarded-Proto", nil, trusted, c.edit)
+				require.Equal(t, c.want, chunkedProxySend(t, srv.Addr(), c.header, "X-Forwarded-Proto: ftp"))
+				require.EqualValues(t, 1, srv.listeners[0].fast.handedOff.Load(), "served by net/http")
+			})
+			for _, native := range []bool{true, false} {
+				// h2c on the HTTP/2 engine (native_grpc), or net/http's.
+				t.Run(fmt.Sprintf("h2c native %v", native), func(t *testing.T) {
+					srv, _ := proxyLBEchoing(t, "X-Forwarded-Proto", nil, trusted, both(func(l *ListenerConfig) { l.NativeGRPC = native }, c.edit))
+					code, body := h2cProxySend(t, srv.Addr(), c.header, "")
+					require.Equal(t, http.StatusOK, code)
+					require.Equal(t, c.want, body)
+				})
+			}
+			t.Run("grpc relay", func(t *testing.T) {
+				client := dialProxied(t, grpcProxyLB(t, trusted, c.edit).Addr(), c.header)
+				ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-proto", "ftp")
+				var hdr metadata.MD
+				_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
+				require.NoError(t, err)
+				require.Equal(t, []string{c.want}, hdr.Get("seen-x-forwarded-proto"))
+			})
+		})
+	}
 }

@@ -154,6 +154,9 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 	// TLS state from the context (ServeHTTP), for X-Forwarded-Proto.
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		ctx = context.WithValue(ctx, listenerKey{}, l)
+		if balancerTLS(l.cfg.ForwardedProto, c) {
+			ctx = context.WithValue(ctx, balancerTLSKey{}, true)
+		}
 		if pc, ok := c.(*prefixConn); ok {
 			ctx = context.WithValue(ctx, handedConnKey{}, pc) // its body_read_timeout
 			if tc, ok := pc.Conn.(*tls.Conn); ok {
@@ -177,6 +180,10 @@ type handedConnKey struct{}
 // handedTLSKey carries the TLS state of a connection the fast loop
 // handed to net/http (see newHTTPServer).
 type handedTLSKey struct{}
+
+// balancerTLSKey marks, in the context of net/http's requests, a
+// connection whose TLS a balancer in front terminated (balancerTLS).
+type balancerTLSKey struct{}
 
 func (l *listener) loadCert() error {
 	if l.cfg.TLS == nil {

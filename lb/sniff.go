@@ -246,7 +246,7 @@ func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool
 		if !read() {
 			return nil, false
 		}
-		hn, client, err := parseProxyHeader((*buf)[:*n])
+		ph, err := parseProxyHeader((*buf)[:*n])
 		if err == errProxyHeaderShort {
 			if hl := proxyV2Len((*buf)[:*n]); hl > len(*buf) {
 				// A version 2 header longer than the buffer (many TLVs):
@@ -261,12 +261,12 @@ func (sn *sniffer) proxyHeader(c net.Conn, buf *[]byte, n *int, read func() bool
 			sn.log.Debug("lb: PROXY protocol connection refused", "peer", c.RemoteAddr().String(), "err", err)
 			return nil, false
 		}
-		*n = copy(*buf, (*buf)[hn:*n])
+		*n = copy(*buf, (*buf)[ph.len:*n])
 		*buf = (*buf)[:sniffBufSize]
-		if !client.IsValid() {
+		if !ph.client.IsValid() {
 			return c, true // LOCAL: the balancer's own connection
 		}
-		return &proxiedConn{TCPConn: tc, client: net.TCPAddrFromAddrPort(client)}, true
+		return &proxiedConn{TCPConn: tc, client: net.TCPAddrFromAddrPort(ph.client), tls: ph.tls}, true
 	}
 }
 

@@ -61,11 +61,12 @@ func newFrontDoor(cfg *config.Config, l *slog.Logger, reg prometheus.Registerer,
 
 // frontDoorConfig is the load balancer's config in `vigil all`: the
 // public port in front of the gateway and the gRPC listener, with the
-// platform config's trusted_proxies and proxy_protocol.
+// platform config's trusted_proxies, proxy_protocol and forwarded_proto.
 func frontDoorConfig(cfg *config.Config, gatewayAddr, grpcAddr string) *lb.Config {
 	lc := lb.DefaultAllInOne(cfg.PublicListen, gatewayAddr, grpcAddr)
 	lc.TrustedProxies = cfg.TrustedProxies
 	lc.Listeners[0].ProxyProtocol = cfg.ProxyProtocol
+	lc.Listeners[0].ForwardedProto = cfg.ForwardedProto
 	return lc
 }
 

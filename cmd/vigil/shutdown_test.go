@@ -282,8 +282,8 @@ func TestServeRunsOnlyTheNamedComponents(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// TestAllPassesTrustedProxiesToTheFrontDoor: trusted_proxies and
-// proxy_protocol reach the load balancer of `vigil all`, which validates
+// TestAllPassesTrustedProxiesToTheFrontDoor: trusted_proxies,
+// proxy_protocol and forwarded_proto reach the load balancer of `vigil all`, which validates
 // them (lb's own tests cover what they do).
 func TestAllPassesTrustedProxiesToTheFrontDoor(t *testing.T) {
 	cfg := testConfig(t)
@@ -294,9 +294,10 @@ func TestAllPassesTrustedProxiesToTheFrontDoor(t *testing.T) {
 	require.ErrorContains(t, err, `trusted_proxies[1]: "proxy.example" is neither an IP address nor a CIDR prefix`)
 
 	cfg.TrustedProxies = []string{"10.0.0.0/8"}
-	cfg.ProxyProtocol = true
+	cfg.ProxyProtocol, cfg.ForwardedProto = true, "https"
 	lc := frontDoorConfig(cfg, "127.0.0.1:1", "127.0.0.1:2")
 	require.Equal(t, []string{"10.0.0.0/8"}, lc.TrustedProxies)
 	require.True(t, lc.Listeners[0].ProxyProtocol, "the public port reads PROXY headers")
+	require.Equal(t, "https", lc.Listeners[0].ForwardedProto, "the balancer terminates TLS")
 	require.NoError(t, lc.Validate())
 }

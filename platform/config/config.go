@@ -57,6 +57,12 @@ type Core struct {
 	// send one, so it needs them; requests' own X-Forwarded-* fields are
 	// then not believed.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// ForwardedProto "https" says the balancer in front terminates the
+	// clients' TLS and passes the public port plain TCP (lb's
+	// forwarded_proto): requests then go to the gateway with
+	// X-Forwarded-Proto https. Without it, only a PROXY v2 header's SSL
+	// field (HAProxy's send-proxy-v2-ssl) says so for a connection.
+	ForwardedProto string `yaml:"forwarded_proto"`
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
 	// AutoMigrate applies every component's migrations when a process starts.
@@ -154,6 +160,9 @@ func (c *Core) Validate() error {
 	}
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
 		errs = append(errs, errors.New("proxy_protocol: needs trusted_proxies, the addresses of the balancers that send the header (VIGIL_TRUSTED_PROXIES)"))
+	}
+	if c.ForwardedProto != "" && c.ForwardedProto != "https" {
+		errs = append(errs, fmt.Errorf("forwarded_proto: %q is not https, its one value (VIGIL_FORWARDED_PROTO)", c.ForwardedProto))
 	}
 	for name, addr := range c.Peers {
 		if addr == "" {

@@ -120,6 +120,7 @@ func TestErrors(t *testing.T) {
 		{name: "wrong type", yaml: "kafka: 3\n", want: "config"},
 		{name: "bad trusted proxy", env: map[string]string{"VIGIL_TRUSTED_PROXIES": "10.0.0.0/8, lb.example"}, want: `trusted_proxies[1]: "lb.example" is neither`},
 		{name: "proxy protocol without trusted proxies", env: map[string]string{"VIGIL_PROXY_PROTOCOL": "true"}, want: "proxy_protocol: needs trusted_proxies"},
+		{name: "forwarded proto", env: map[string]string{"VIGIL_FORWARDED_PROTO": "tls"}, want: `forwarded_proto: "tls" is not https`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
