@@ -85,8 +85,10 @@ type ListenerConfig struct {
 	// listeners, HAProxy or Envoy in TCP mode): the X-Forwarded-Proto the
 	// lb sets is then https, as upstreams building links and redirects
 	// need; without it they would see http and redirect the clients to
-	// https, again and again. Default: the lb's own, https only where it
-	// terminates TLS itself (or where a PROXY header says so).
+	// https, again and again. A trusted HTTP proxy's own X-Forwarded-Proto,
+	// where believed (trusted_proxies), still wins. Default: the lb's own,
+	// https only where it terminates TLS itself (or where a PROXY header
+	// says so).
 	ForwardedProto string `yaml:"forwarded_proto"`
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (the slowloris defence).

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -107,6 +108,8 @@ func TestParseProxyHeader(t *testing.T) {
 		{"v2 HAProxy over TLS", string(haproxyV2SSL) + "GET", len(haproxyV2SSL), "127.0.0.1:" + haproxyV2SSLPort, "", true},
 		{"v2 HAProxy over TLS, a checksum bit flipped", string(flipByte(haproxyV2SSL, haproxyV2CRCAt)), 0, "", "CRC32C does not match", false},
 		{"v2 HAProxy over TLS, an address byte changed", string(flipByte(haproxyV2SSL, 16)), 0, "", "CRC32C does not match", false},
+		{"v2 checksum after other TLVs", string(withCRC32C(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x04, 0, 2, 0, 0, 0x20, 0, 5, 0x01, 0, 0, 0, 0, 0x03, 0, 4, 0, 0, 0, 0}))), 48, "1.2.3.4:1", "", true},
+		{"v2 checksum after other TLVs, wrong", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x04, 0, 2, 0, 0, 0x20, 0, 5, 0x01, 0, 0, 0, 0, 0x03, 0, 4, 0, 0, 0, 0})), 0, "", "CRC32C does not match", false},
 		{"v2 SSL TLV, client not over TLS", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x20, 0, 5, 0, 0, 0, 0, 0})), 36, "1.2.3.4:1", "", false},
 		{"v2 SSL TLV, client over TLS", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x04, 0, 2, 0, 0, 0x20, 0, 5, 0x07, 0, 0, 0, 1})), 41, "1.2.3.4:1", "", true},
 		{"v2 SSL TLV too short", string(proxyV2Addrs(ap("1.2.3.4:1"), ap("5.6.7.8:2"), []byte{0x20, 0, 1, 1})), 0, "", "an SSL TLV of 1 bytes", false},
@@ -144,13 +147,13 @@ func TestParseProxyHeader(t *testing.T) {
 // not change what it says. Headers built from the fuzzed client parse
 // back to it, in both versions.
 func FuzzParseProxyHeader(f *testing.F) {
-	f.Add([]byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET"), []byte{203, 0, 113, 7}, uint16(56324))
-	f.Add([]byte("PROXY UNKNOWN\r\n"), []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, uint16(1))
-	f.Add(proxyV2Addrs(netip.MustParseAddrPort("[2001:db8::7]:9"), netip.MustParseAddrPort("[2001:db8::1]:443"), []byte{1, 0, 1, 'h'}), []byte{1, 2, 3, 4}, uint16(0))
-	f.Add(proxyV2(0, 0, nil), []byte{}, uint16(65535))
-	f.Add(haproxyV2SSL, []byte{}, uint16(0))
-	f.Add([]byte("PROXY UNKNOWN a\nb\r\n"), []byte{}, uint16(0))
-	f.Fuzz(func(t *testing.T, b, ip []byte, port uint16) {
+	f.Add([]byte("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET"), []byte{203, 0, 113, 7}, uint16(56324), false)
+	f.Add([]byte("PROXY UNKNOWN\r\n"), []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, uint16(1), true)
+	f.Add(proxyV2Addrs(netip.MustParseAddrPort("[2001:db8::7]:9"), netip.MustParseAddrPort("[2001:db8::1]:443"), []byte{1, 0, 1, 'h'}), []byte{1, 2, 3, 4}, uint16(0), false)
+	f.Add(proxyV2(0, 0, nil), []byte{}, uint16(65535), true)
+	f.Add(haproxyV2SSL, []byte{}, uint16(0), true)
+	f.Add([]byte("PROXY UNKNOWN a\nb\r\n"), []byte{}, uint16(0), false)
+	f.Fuzz(func(t *testing.T, b, ip []byte, port uint16, clientTLS bool) {
 		h, err := parseProxyHeader(b)
 		if err == nil {
 			require.Positive(t, h.len)
@@ -184,6 +187,15 @@ func FuzzParseProxyHeader(f *testing.F) {
 			require.NoError(t, err, "%q", h)
 			require.Equal(t, proxyHeader{len: len(h), client: want}, got)
 		}
+		// Version 2 with TLVs: padding, the SSL field, a checksum.
+		client := byte(0)
+		if clientTLS {
+			client = proxySSLClientSSL
+		}
+		v2 := withCRC32C(proxyV2Addrs(netip.AddrPortFrom(a, port), server, []byte{0x04, 0, 1, 0, 0x20, 0, 5, client, 0, 0, 0, 0, 0x03, 0, 4, 0, 0, 0, 0}))
+		got, err := parseProxyHeader(v2)
+		require.NoError(t, err, "%x", v2)
+		require.Equal(t, proxyHeader{len: len(v2), client: want, tls: clientTLS}, got)
 	})
 }
 
@@ -558,11 +570,12 @@ func dialProxied(t *testing.T, addr string, header []byte) testpb.TestServiceCli
 // haproxyV2SSL is a version 2 header as HAProxy 2.6.12 (Debian 12's)
 // sent it for a client of its TLS frontend, to a server with
 // "send-proxy-v2-ssl proxy-v2-options crc32c": the addresses, then the
-// TLVs CRC32C and SSL (PP2_CLIENT_SSL, with the TLS version and cipher
-// as sub-TLVs). Its checksum's value is at haproxyV2CRCAt.
+// TLVs CRC32C and SSL (PP2_CLIENT_SSL, verify 0 as no client certificate
+// was asked for, the TLS version as a sub-TLV). Its checksum's value is
+// at haproxyV2CRCAt.
 var haproxyV2SSL = mustHex("0d0a0d0a000d0a515549540a211100257f0000017f0000019a79480b" + // addresses, ports
 	"030004df6dcd66" + // CRC32C
-	"20000f0100000000210007544c5376312e33") // SSL: client SSL, verified, version TLSv1.3
+	"20000f0100000000210007544c5376312e33") // SSL: client SSL, verify 0, version TLSv1.3
 
 const (
 	haproxyV2SSLPort = "39545"
@@ -575,6 +588,15 @@ func mustHex(s string) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// withCRC32C is h, a version 2 header whose last TLV is a CRC32C with
+// the value zero, with that value set: the CRC32c of the whole header
+// with it zero.
+func withCRC32C(h []byte) []byte {
+	out := append([]byte(nil), h...)
+	binary.BigEndian.PutUint32(out[len(out)-4:], crc32.Checksum(h, crc32.MakeTable(crc32.Castagnoli)))
+	return out
 }
 
 // flipByte is b with one bit of b[i] flipped.
@@ -665,5 +687,42 @@ func TestProxyProtocolForwardedProto(t *testing.T) {
 				require.Equal(t, []string{c.want}, hdr.Get("seen-x-forwarded-proto"))
 			})
 		})
+	}
+}
+
+// forwarded_proto yields to a trusted HTTP proxy's own X-Forwarded-Proto
+// (trusted_proxies), which says what that proxy's client spoke; from that
+// proxy without one, the listener's https stands. In the fast loop,
+// net/http and the gRPC relay.
+func TestForwardedProtoYieldsToTrustedProxies(t *testing.T) {
+	trusted := []string{"127.0.0.1"}
+	edit := func(l *ListenerConfig) { l.ProxyProtocol, l.ForwardedProto = false, "https" }
+	srv, _ := proxyLBEchoing(t, "X-Forwarded-Proto", nil, trusted, edit)
+	get := func(xfp string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr()+"/x", nil)
+		if xfp != "" {
+			req.Header.Set("X-Forwarded-Proto", xfp)
+		}
+		res, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Equal(t, "http", get("http"))
+	require.Equal(t, "https", get(""))
+	require.Equal(t, "http", chunkedProxySend(t, srv.Addr(), nil, "X-Forwarded-Proto: http"))
+
+	client := dialProxied(t, grpcProxyLB(t, trusted, edit).Addr(), nil)
+	for _, c := range []struct{ sent, want string }{{"http", "http"}, {"", "https"}} {
+		ctx := context.Background()
+		if c.sent != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "x-forwarded-proto", c.sent)
+		}
+		var hdr metadata.MD
+		_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Header(&hdr))
+		require.NoError(t, err)
+		require.Equal(t, []string{c.want}, hdr.Get("seen-x-forwarded-proto"), "sent %q", c.sent)
 	}
 }

@@ -344,7 +344,7 @@ func (s *Server) Start(ctx context.Context) error {
 				s.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
 			}
 		}()
-		s.log.Info("listening", "listener", l.cfg.Name, "addr", l.ln.Addr().String(), "tls", l.cfg.TLS != nil, "h2c", l.cfg.H2C, "proxy_protocol", l.cfg.ProxyProtocol)
+		s.log.Info("listening", "listener", l.cfg.Name, "addr", l.ln.Addr().String(), "tls", l.cfg.TLS != nil, "h2c", l.cfg.H2C, "proxy_protocol", l.cfg.ProxyProtocol, "forwarded_proto", l.cfg.ForwardedProto)
 	}
 	s.started = true
 	return nil

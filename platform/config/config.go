@@ -60,8 +60,9 @@ type Core struct {
 	// ForwardedProto "https" says the balancer in front terminates the
 	// clients' TLS and passes the public port plain TCP (lb's
 	// forwarded_proto): requests then go to the gateway with
-	// X-Forwarded-Proto https. Without it, only a PROXY v2 header's SSL
-	// field (HAProxy's send-proxy-v2-ssl) says so for a connection.
+	// X-Forwarded-Proto https (unless a trusted HTTP proxy's own is
+	// believed). Without it, only a PROXY v2 header's SSL field (HAProxy's
+	// send-proxy-v2-ssl) says so for a connection.
 	ForwardedProto string `yaml:"forwarded_proto"`
 	// DatabaseURL is the PostgreSQL connection string.
 	DatabaseURL string `yaml:"database_url" redact:"url"`
