@@ -361,7 +361,9 @@ func (c *h2conn) onRequestHeaders(f *h2hdrs) error {
 	}
 	c.lastID = id
 	if c.closed || c.goAway || len(c.streams) >= c.maxStreams {
-		if !c.closed && !c.goAway && !c.resetAllowedLocked() {
+		// Refused streams count for the rapid-reset bound, also after a
+		// GOAWAY (either side's): the refusals must not pile up unread.
+		if !c.closed && (!c.resetAllowedLocked() || c.floodedLocked()) {
 			c.mu.Unlock()
 			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 		}

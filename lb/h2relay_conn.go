@@ -707,6 +707,14 @@ func (c *h2conn) trailersLocked(l *leg, fields []hpack.HeaderField) {
 // bufRoom is how much more DATA the write buffer takes now.
 func (c *h2conn) bufRoom() int64 { return int64(h2WriteBufLimit - len(c.wb.b)) }
 
+// floodedLocked reports whether the frames written in answer to the
+// peer's own (PING and SETTINGS acknowledgements, RST_STREAM for frames
+// on closed or refused streams) have piled up past twice the write
+// buffer's limit: a peer that sends them without reading its answers
+// would otherwise grow the buffer while the writer waits out
+// h2WriteTimeout. The connection then ends with ENHANCE_YOUR_CALM.
+func (c *h2conn) floodedLocked() bool { return len(c.wb.b) > 2*h2WriteBufLimit }
+
 // releaseLocked sends queued DATA as far as new credit allows.
 func (c *h2conn) releaseLocked() {
 	c.wakeWritersLocked()
@@ -824,7 +832,14 @@ func (c *h2conn) readLoop() {
 			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), nil)
 		}
 		c.closeLocked()
+		flooded := c.floodedLocked()
 		c.unlock()
+		if flooded {
+			// The peer does not read: its GOAWAY would wait behind the
+			// rest while the writer waits out h2WriteTimeout, holding
+			// the buffer. The socket goes now (and the writer with it).
+			c.nc.Close()
+		}
 	} else if errors.Is(err, http2.ErrFrameTooLarge) {
 		c.mu.Lock()
 		if !c.closed {
@@ -872,7 +887,7 @@ func (c *h2conn) dispatch(f http2.Frame) error {
 	case *http2.PingFrame:
 		if !f.IsAck() {
 			c.mu.Lock()
-			if len(c.wb.b) > 2*h2WriteBufLimit {
+			if c.floodedLocked() {
 				c.mu.Unlock()
 				return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 			}
@@ -901,7 +916,7 @@ func (c *h2conn) onStreamError(se http2.StreamError) error {
 	if l == nil && c.server && se.StreamID%2 == 1 && se.StreamID > c.lastID {
 		c.lastID = se.StreamID // a new stream with malformed headers
 	}
-	if c.server && !c.resetAllowedLocked() {
+	if c.server && !c.resetAllowedLocked() || c.floodedLocked() {
 		// Malformed streams are refused streams too, for the rapid-reset
 		// bound.
 		c.mu.Unlock()
@@ -944,6 +959,10 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 		if known, weReset := c.closedHowLocked(id); known && !weReset && !c.closed {
 			// Closed by its end or the client's RST_STREAM: a stream
 			// error. After ours, the client's DATA in flight is ignored.
+			if c.floodedLocked() {
+				c.mu.Unlock()
+				return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+			}
 			_ = c.fr.WriteRSTStream(id, http2.ErrCodeStreamClosed)
 		}
 		c.unlock()
@@ -1009,7 +1028,7 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 		return nil
 	}
 	c.mu.Lock()
-	if len(c.wb.b) > 2*h2WriteBufLimit {
+	if c.floodedLocked() {
 		c.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -1024,4 +1025,52 @@ func TestH2RelayHeadersPaddingPastPayload(t *testing.T) {
 	require.NoError(t, c.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPadded|http2.FlagHeadersEndHeaders, 1, []byte{200, 0x82, 0x86, 0x84}))
 	ga := c.until(t, func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
 	require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
+}
+
+// TestH2RelayAnswerFlood: a client that never reads and sends frames the
+// relay answers with RST_STREAM (DATA on a stream that has ended; new
+// streams after its own GOAWAY, which are refused) has its connection
+// ended within a few seconds, as a PING or SETTINGS flood has, instead
+// of the relay queueing the answers for as long as its writer waits
+// (h2WriteTimeout, 30 s): at line rate, gigabytes per connection.
+func TestH2RelayAnswerFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(c *rawH2Client)
+		frame func(c *rawH2Client, i uint32) error
+	}{
+		{"DATA on an ended stream", func(c *rawH2Client) {
+			c.headers(t, 1, true, ":method", "GET", ":scheme", "http", ":path", "/nowhere", ":authority", "lb")
+			time.Sleep(200 * time.Millisecond) // its answer (404) ends it
+		}, func(c *rawH2Client, _ uint32) error { return c.fr.WriteData(1, false, nil) }},
+		{"streams after a GOAWAY", func(c *rawH2Client) {
+			// A call left open keeps the connection up after the GOAWAY.
+			c.headers(t, 1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/UnaryCall",
+				":authority", "lb", "content-type", "application/grpc", "te", "trailers")
+			time.Sleep(200 * time.Millisecond)
+			require.NoError(t, c.fr.WriteGoAway(0, http2.ErrCodeNo, nil))
+		}, func(c *rawH2Client, i uint32) error {
+			c.buf.Reset()
+			for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/x"}, {":authority", "lb"}} {
+				_ = c.enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+			}
+			return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2*i + 1, BlockFragment: c.buf.Bytes(), EndStream: true, EndHeaders: true})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := countingUpstream(t)
+			srv, _ := startLB(t, grpcRouteConfig(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}, true))
+			c := dialRawH2(t, srv.Addr())
+			_ = c.nc.SetDeadline(time.Now().Add(20 * time.Second))
+			tc.start(c)
+			start := time.Now()
+			var err error
+			for i := uint32(1); err == nil && time.Since(start) < 8*time.Second; i++ {
+				err = tc.frame(c, i)
+			}
+			require.Error(t, err, "the relay still takes frames after %v", time.Since(start))
+			var ne net.Error
+			require.False(t, errors.As(err, &ne) && ne.Timeout(), "the relay stopped reading but kept the connection: %v", err)
+		})
+	}
 }
