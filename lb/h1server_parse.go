@@ -501,16 +501,19 @@ func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http
 		}
 	}
 	x.hop = hopUnknown
-	if n < 0 || req.Method == http.MethodHead {
+	if n < 0 {
 		return http.ReadResponse(br, req)
 	}
 	head, _ := br.Peek(n)
+	if req.Method == http.MethodHead {
+		return readResponseNamed(br, req, head)
+	}
 	res := &x.res
 	*res = http.Response{Request: req, Header: x.hdr}
 	x.hdr = nil
 	ok, hop := parseResponseHead(head, res, &x.head)
 	if !ok {
-		return http.ReadResponse(br, req)
+		return readResponseNamed(br, req, head)
 	}
 	x.hop = hop
 	br.Discard(n)
@@ -521,6 +524,42 @@ func readResponseInto(br *bufio.Reader, req *http.Request, x *h1Response) (*http
 		res.Body = &x.sized
 	}
 	return res, nil
+}
+
+// readResponseNamed is http.ReadResponse for an answer whose whole head
+// is buffered, less the fields its Connection names: the reader deletes
+// a Connection that says close, names and all, and removeHopHeaders
+// would then find no names to remove (RFC 9110 section 7.6.1).
+func readResponseNamed(br *bufio.Reader, req *http.Request, head []byte) (*http.Response, error) {
+	named := connectionNamed(string(head)) // copied: the read reuses the buffer
+	res, err := http.ReadResponse(br, req)
+	if err == nil {
+		for _, k := range named {
+			res.Header.Del(k)
+		}
+	}
+	return res, err
+}
+
+// connectionNamed returns the fields a head's Connection lines name, less
+// close and keep-alive, as far as its lines are well formed.
+func connectionNamed(s string) []string {
+	var named []string
+	for pos := strings.IndexByte(s, '\n') + 1; pos > 0 && pos < len(s); {
+		name, value, next, done, ok := nextField(s, pos)
+		if !ok || done {
+			break
+		}
+		if strings.EqualFold(name, "Connection") {
+			for t := range strings.SplitSeq(value, ",") {
+				if t = trimOWS(t); t != "" && !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") {
+					named = append(named, strings.Clone(t))
+				}
+			}
+		}
+		pos = next
+	}
+	return named
 }
 
 // parseResponseHead parses a complete response head into res; a
@@ -616,7 +655,12 @@ func parseResponseHead(head []byte, res *http.Response, ah *answerHead) (ok bool
 	} else {
 		res.Close = hasClose
 		if hasClose {
-			delete(h, "Connection") // as net/http does for responses
+			// As net/http does for responses, but the fields it names go
+			// first: without it, removeHopHeaders would not know them.
+			if !namesNoFields(conn) {
+				removeHopHeaders(h, "")
+			}
+			delete(h, "Connection")
 		}
 	}
 	res.Header = h

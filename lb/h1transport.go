@@ -383,6 +383,9 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
+		if res.StatusCode < 100 {
+			return fail(errStatusInvalid(res.StatusCode))
+		}
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("upstream switched protocols without an upgrade request"))

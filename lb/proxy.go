@@ -524,11 +524,22 @@ func (s *Server) attempt(out *http.Request, pool *Pool, u *Upstream, tryTimeout 
 		}
 		return nil, cancelFn, err
 	}
+	if res.StatusCode < 100 {
+		// Go's response reader takes "099"; no client could.
+		res.Body.Close()
+		return nil, cancelFn, errStatusInvalid(res.StatusCode)
+	}
 	end := time.Now()
 	d := end.Sub(start)
 	u.observeLatencyAt(d, end.UnixNano())
 	u.metrics.latency.Observe(d.Seconds())
 	return res, cancelFn, nil
+}
+
+// errStatusInvalid is an upstream's answer with a status code below 100,
+// which HTTP has not (RFC 9110 section 15): the upstream failed (502).
+func errStatusInvalid(code int) error {
+	return fmt.Errorf("upstream answered with status %d, which is no HTTP status", code)
 }
 
 // bodyTry runs an attempt's try_timeout while its request body still
@@ -683,9 +694,11 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *http.Respo
 	ex.bytes = n
 	if err != nil {
 		ex.err = err
-		if errors.Is(err, errUpstreamRead) && r.Context().Err() == nil {
-			// The upstream broke off mid-body. Abort the client's stream
-			// too, rather than letting a truncated body look complete.
+		if errors.Is(err, errUpstreamRead) {
+			// The upstream broke off mid-body, or its read was aborted
+			// (the client gone or half-closed, the route's time-out).
+			// Abort the client's stream too, rather than letting a
+			// truncated body look complete (a chunked one's last chunk).
 			panic(http.ErrAbortHandler)
 		}
 		return

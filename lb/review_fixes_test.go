@@ -492,3 +492,88 @@ func TestIdleUpstreamGRPCConnectionsAreClosed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "g", res.GetServerId())
 }
+
+// An upstream status below 100 ("HTTP/1.1 099 X", which Go's response
+// reader takes) is an upstream error, answered 502: the lb's own
+// transport took it for an interim answer and waited for another until
+// try_timeout, and net/http's (bodies over 16 KiB) made WriteHeader
+// panic, which left the client an empty reply.
+func TestUpstreamStatusBelow100Is502(t *testing.T) {
+	up := rawUpstream(t, func(int, string) string { return "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nhi" })
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{TryTimeout: Duration(10 * time.Second)}))
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, size := range []int{0, 20 << 10} { // the lb's transport; net/http's
+		req, _ := http.NewRequest(http.MethodPost, base+"/x", strings.NewReader(strings.Repeat("b", size)))
+		res, err := c.Do(req)
+		require.NoError(t, err, "a body of %d bytes", size)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusBadGateway, res.StatusCode, "a body of %d bytes", size)
+	}
+}
+
+// The fields an upstream's Connection names are hop-by-hop (RFC 9110
+// section 7.6.1) and never reach the client, also when Connection says
+// close as well: the parser deleted Connection (as net/http's reader
+// does for close) before the names in it were read. Through the lb's own
+// transport: a sized answer (its own parser), a chunked one and one to a
+// HEAD (Go's reader, on a head the transport has in its buffer).
+func TestConnectionNamedAnswerFieldsStayUpstream(t *testing.T) {
+	for _, conn := range []string{"close, X-Internal", "X-Internal, close", "X-Internal", "keep-alive, x-internal"} {
+		t.Run(conn, func(t *testing.T) {
+			up := rawUpstream(t, func(_ int, head string) string {
+				fields := "HTTP/1.1 200 OK\r\nConnection: " + conn + "\r\nX-Internal: secret\r\nX-Public: yes\r\n"
+				switch {
+				case strings.HasPrefix(head, "HEAD "):
+					return fields + "Content-Length: 2\r\n\r\n"
+				case strings.Contains(head, "/chunked"):
+					return fields + "Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+				}
+				return fields + "Content-Length: 2\r\n\r\nhi"
+			})
+			_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+			c := &http.Client{Timeout: 5 * time.Second}
+			for _, tc := range []struct{ method, path, body string }{{"GET", "/sized", "hi"}, {"GET", "/chunked", "hi"}, {"HEAD", "/head", ""}} {
+				req, _ := http.NewRequest(tc.method, base+tc.path, nil)
+				res, err := c.Do(req)
+				require.NoError(t, err)
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				require.Equal(t, tc.body, string(b))
+				require.Equal(t, "yes", res.Header.Get("X-Public"), "%s %s", tc.method, tc.path)
+				require.Empty(t, res.Header.Values("X-Internal"), "%s %s", tc.method, tc.path)
+			}
+		})
+	}
+}
+
+// A client that half-closes after its request is taken for gone (as by
+// nginx) and the upstream's answer aborted; a chunked answer cut short
+// that way is cut off for the client too, never closed with the last
+// chunk as if it were whole.
+func TestAbortedChunkedAnswerDoesNotLookWhole(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "second")
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	body, err := io.ReadAll(res.Body)
+	require.Error(t, err, "the body %q ended as if whole", body)
+	require.NotContains(t, string(body), "second")
+}
