@@ -491,3 +491,66 @@ func testGRPCHash(t *testing.T, e grpcEngineCase) {
 	}
 	require.Len(t, owners, 2, "keys spread over both upstreams")
 }
+
+// stallingService answers unary calls and never reads a client stream's
+// messages: its upstream windows fill, and what the client sends on
+// waits in the lb.
+type stallingService struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (stallingService) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	return &testpb.SimpleResponse{Payload: &testpb.Payload{Body: in.GetPayload().GetBody()[:min(8, len(in.GetPayload().GetBody()))]}}, nil
+}
+
+func (stallingService) StreamingInputCall(stream testpb.TestService_StreamingInputCallServer) error {
+	<-stream.Context().Done()
+	return nil
+}
+
+// A client-streaming call whose upstream stops reading (an agent's
+// stream to a busy service) holds back what it sends, and not the other
+// calls on the same client connection: a unary call with a body still
+// goes through while the stalled stream holds its whole stream window in
+// the lb. The connection's window is several streams' (4 MiB against 1),
+// in each engine, as grpc-go's own server never blocks a connection on
+// one stream.
+func TestGRPCStalledStreamLeavesOtherCallsAlone(t *testing.T) {
+	forEachGRPCEngine(t, func(t *testing.T, e grpcEngineCase) {
+		// A fixed upstream window (no BDP growth): the upstream takes
+		// 64 KiB of the stream and no more.
+		addr, _ := startGRPCServer(t, stallingService{}, grpc.InitialWindowSize(64<<10), grpc.InitialConnWindowSize(64<<10))
+		srv, _ := startLB(t, e.config(PoolConfig{Upstreams: []string{addr}}, RouteConfig{}))
+		client := testpb.NewTestServiceClient(e.conn(t, srv.Addr()))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stream, err := client.StreamingInputCall(ctx)
+		require.NoError(t, err)
+		chunk := &testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: make([]byte, 64<<10)}}
+		sent := make(chan int, 64)
+		go func() {
+			for i := 1; i <= 48; i++ { // 3 MiB: past its stream window, whatever it is
+				if stream.Send(chunk) != nil {
+					return
+				}
+				sent <- i
+			}
+		}()
+		// Until the sender blocks: no message for a while.
+		n := 0
+	wait:
+		for {
+			select {
+			case n = <-sent:
+			case <-time.After(500 * time.Millisecond):
+				break wait
+			}
+		}
+		require.Less(t, n, 48, "the stalled stream never blocked")
+		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ucancel()
+		res, err := client.UnaryCall(uctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 256<<10)}})
+		require.NoError(t, err, "a unary call behind a stalled stream (%d KiB of it sent)", n*64)
+		require.Len(t, res.GetPayload().GetBody(), 8)
+	})
+}

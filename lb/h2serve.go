@@ -39,11 +39,16 @@ import (
 const h2ServeMaxStreams = 250
 
 // h2ServeConnWindow is an HTTP client connection's receive window: the
-// most of its request bodies the lb holds unread (a handler reads them as
-// its upstream takes them), as net/http's server allows. The relay's 16
-// MiB would let each connection park that much in front of slow
-// upstreams.
-const h2ServeConnWindow = 1 << 20
+// most of its request bodies (and gRPC streams' messages) the lb holds
+// unread, in front of upstreams that take them slower than the client
+// sends. Four streams' windows (h2StreamWindow): a stream whose upstream
+// stops reading holds its own window's worth, and the connection's
+// other requests still go through, as with a gRPC server's own
+// connection, whose window is credited as data arrives; only four such
+// streams at once hold the whole connection back. The relay's 16 MiB
+// would let each connection park that much in front of slow upstreams.
+// net/http's server gets the same (h2ServeConnWindow in newHTTPServer).
+const h2ServeConnWindow = 4 * h2StreamWindow
 
 var (
 	errStreamGone      = errors.New("http2: stream closed")

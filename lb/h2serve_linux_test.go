@@ -14,7 +14,7 @@ import (
 )
 
 // An HTTP/2 client connection may have at most h2ServeConnWindow of its
-// request bodies unread in the lb: here two bodies wait for an upstream
+// request bodies unread in the lb: here seven bodies wait for an upstream
 // that cannot be reached (its dial hangs), and a client that sends more
 // than the window without waiting for credit breaks flow control
 // (GOAWAY FLOW_CONTROL_ERROR), rather than making the lb hold it.
@@ -29,13 +29,17 @@ func TestH2ServeBoundsUnreadBodies(t *testing.T) {
 	c := dialRawH2TLS(t, srv.Addr(), roots)
 	chunk := make([]byte, h2MaxFrame)
 	const perStream = 40 * h2MaxFrame // 640 KiB, within the stream window
-	for _, id := range []uint32{1, 3} {
+	var ids []uint32                  // enough streams' bodies to pass the connection's window
+	for i := range h2ServeConnWindow/perStream + 1 {
+		ids = append(ids, uint32(2*i+1))
+	}
+	for _, id := range ids {
 		c.headers(t, id, false, ":method", "POST", ":scheme", "https", ":path", "/", ":authority", "lb",
 			"content-length", "1000000")
 	}
 	go func() {
 		for sent := 0; sent < perStream; sent += len(chunk) {
-			for _, id := range []uint32{1, 3} {
+			for _, id := range ids {
 				if c.fr.WriteData(id, false, chunk) != nil {
 					return
 				}

@@ -138,6 +138,11 @@ func (s *Server) newHTTPServer(l *listener) *http.Server {
 		IdleTimeout:       time.Duration(l.cfg.IdleTimeout),
 		MaxHeaderBytes:    int(l.cfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// HTTP/2 (h2c without native_grpc): the native engine's windows,
+		// so that one stream whose upstream stops reading does not hold
+		// back the connection's other streams (net/http's default
+		// connection window is one stream's).
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerConnection: h2ServeConnWindow, MaxReceiveBufferPerStream: h2StreamWindow},
 	}
 	if l.cfg.TLS != nil {
 		srv.TLSConfig = &tls.Config{
