@@ -1208,8 +1208,11 @@ func (b *h1ReqBody) Close() error {
 
 // discardRest reads up to limit more bytes of the body, as net/http does
 // before answering, so that a client that writes its whole request
-// before reading is not stuck. It reports whether the body is now done.
-func (b *h1ReqBody) discardRest(limit int64) bool {
+// before reading is not stuck. It reports whether the body is now done
+// or, with onlyCheck, whether it could be: the body may still be in use
+// (an early answer's head while the upload still goes upstream), and is
+// read at the handler's end instead.
+func (b *h1ReqBody) discardRest(limit int64, onlyCheck bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.remain == 0 && b.err == nil {
@@ -1217,6 +1220,9 @@ func (b *h1ReqBody) discardRest(limit int64) bool {
 	}
 	if b.closed || b.err != nil || b.remain >= limit {
 		return false
+	}
+	if onlyCheck {
+		return true
 	}
 	var buf [4096]byte
 	for b.remain > 0 {

@@ -286,6 +286,11 @@ func (w *h1ResponseWriter) finish() bool {
 	}
 	if !w.headerSent {
 		w.sendHead()
+	} else if req := w.req; req.ContentLength != 0 && !w.closeAfter && w.body != nil {
+		// The head went out before the handler was done (writeHead):
+		// the body it left unread is read now, or the connection closes
+		// after this answer (h1ReqBody.finish).
+		w.body.discardRest(256<<10, false)
 	}
 	if w.chunking && w.werr == nil {
 		bw := w.c.bw
@@ -390,9 +395,13 @@ func (w *h1ResponseWriter) writeHead(p []byte) {
 	}
 
 	// A request body the handler left unread: read a little of it so
-	// the connection can carry on, or give up on the connection.
+	// the connection can carry on, or give up on the connection. A head
+	// sent by a flush before the handler is done may be an upstream's
+	// early answer while it still takes the upload (full duplex): the
+	// body is still being relayed, and only checked here; finish reads
+	// what is left of it.
 	if req.ContentLength != 0 && !w.closeAfter && w.body != nil {
-		if !w.body.discardRest(256 << 10) {
+		if !w.body.discardRest(256<<10, !w.handlerDone) {
 			w.closeAfter = true
 			exclConn, setConn = true, "close"
 		}

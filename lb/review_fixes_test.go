@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -576,4 +577,46 @@ func TestAbortedChunkedAnswerDoesNotLookWhole(t *testing.T) {
 	body, err := io.ReadAll(res.Body)
 	require.Error(t, err, "the body %q ended as if whole", body)
 	require.NotContains(t, string(body), "second")
+}
+
+// An upstream that answers while it still reads the upload (full duplex:
+// progress while a file comes in) gets all of it: the fast loop's
+// writer, sending the answer's head on the first flush, used to read the
+// rest of the client's body and drop it, as for a handler done with it,
+// while the transport was still relaying it.
+func TestEarlyAnswerKeepsTheUploadGoing(t *testing.T) {
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		first := make([]byte, 1000)
+		if _, err := io.ReadFull(r.Body, first); err != nil {
+			return
+		}
+		io.WriteString(w, "started\n")
+		w.(http.Flusher).Flush()
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "read %d, %v\n", n+1000, err)
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: addrs(b)}, RouteConfig{}))
+	// The answer's head and the rest of the upload race: a few rounds.
+	for i := range 8 {
+		for _, length := range []int64{200000, -1} { // sized; chunked
+			t.Run(fmt.Sprint(i, " ", length), func(t *testing.T) {
+				pr, pw := io.Pipe()
+				go func() {
+					pw.Write(make([]byte, 100000))
+					time.Sleep(300 * time.Millisecond) // the answer's head has gone out
+					pw.Write(make([]byte, 100000))
+					pw.Close()
+				}()
+				req, _ := http.NewRequest(http.MethodPost, base+"/upload", pr)
+				req.ContentLength = length
+				res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+				require.NoError(t, err)
+				defer res.Body.Close()
+				body, err := io.ReadAll(res.Body)
+				require.NoError(t, err)
+				require.Equal(t, "started\nread 200000, <nil>\n", string(body))
+			})
+		}
+	}
 }
