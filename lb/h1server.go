@@ -1141,6 +1141,11 @@ func (b *h1ReqBody) readConn(p []byte) (int, error) {
 		err = errBodyIdle
 	default:
 		c.nc.SetReadDeadline(time.Time{})
+		if b.expired.Load() {
+			// expire ran since the check above: its deadline must stand
+			// for the next read, which sets none of its own.
+			c.nc.SetReadDeadline(time.Unix(1, 0))
+		}
 	}
 	return n, err
 }

@@ -57,6 +57,12 @@ type h1Conn struct {
 	exchanges int           // requests written, for answerWait.sampleLoad
 	stamps    upStamps      // -tags lbstamps only (stamps_on.go)
 	idleAt    time.Time
+	// bodiless: its last answer had no body by its kind (to a HEAD; 204,
+	// 304), after which a faulty upstream may still send one, in a
+	// packet of its own: such a connection is probed before its next
+	// use, however soon (get), so that those bytes are not taken for the
+	// next request's answer.
+	bodiless bool
 
 	// Set by roundTrip for the flush that sends a whole head at once:
 	// that write waits for the answer too (writeAwaiter). writes counts
@@ -177,7 +183,7 @@ func (t *h1Transport) get(ctx context.Context, addr string, probe bool) (*h1Conn
 			go c.close()
 			continue
 		}
-		if (probe || idleFor > probeIdleAfter) && !connAlive(c.nc) {
+		if (probe || c.bodiless || idleFor > probeIdleAfter) && !connAlive(c.nc) {
 			// Closed by the upstream while idle (restart, idle time-out).
 			go c.close()
 			continue
@@ -395,6 +401,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (res *http.Response, sentNothing b
 	if x.hop != hopUnknown && x.head.relayable {
 		head = &x.head
 	}
+	c.bodiless = req.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
 	if res.Body == http.NoBody || res.Body == nil {
 		c.release(keep)
 		if res.Body == http.NoBody && head != nil {

@@ -620,3 +620,45 @@ func TestEarlyAnswerKeepsTheUploadGoing(t *testing.T) {
 		}
 	}
 }
+
+// Bytes an upstream sends after an answer that has no body by its kind
+// (to a HEAD; 204, 304), arriving apart from it, are never taken for the
+// next request's answer on that connection: such a connection is probed
+// before its next use, however soon. (One idle a while is probed anyway;
+// bytes that came with the answer close it at once.)
+func TestStrayBytesAfterBodilessAnswerAreNotTheNextAnswer(t *testing.T) {
+	up := serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			for l := line; l != "\r\n"; {
+				if l, err = br.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			if strings.HasPrefix(line, "HEAD ") {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+				time.Sleep(5 * time.Millisecond)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray") // as if its body, wrongly
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	_, base := startLB(t, oneRoute(PoolConfig{Upstreams: []string{up}}, RouteConfig{}))
+	c := &http.Client{Timeout: 5 * time.Second}
+	for range 5 {
+		res, err := c.Head(base + "/h")
+		require.NoError(t, err)
+		res.Body.Close()
+		time.Sleep(20 * time.Millisecond) // the stray bytes are in, the connection idle for less than probeIdleAfter
+		res, err = c.Get(base + "/g")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.Equal(t, "ok", string(b))
+	}
+}
