@@ -628,6 +628,11 @@ func (p PoolConfig) validate(at string) error {
 		default:
 			return fmt.Errorf("%s.health_check.type: %q is not http or grpc", at, hc.Type)
 		}
+		if hc.Interval <= 0 || hc.Timeout <= 0 {
+			// A config built in Go can hold what YAML would not: a
+			// negative interval panicked the checker's ticker.
+			return fmt.Errorf("%s.health_check: interval %v and timeout %v must be above 0", at, time.Duration(hc.Interval), time.Duration(hc.Timeout))
+		}
 		if hc.Timeout > hc.Interval {
 			return fmt.Errorf("%s.health_check.timeout: %v is longer than interval %v", at, time.Duration(hc.Timeout), time.Duration(hc.Interval))
 		}
@@ -663,7 +668,7 @@ func (r RouteConfig) validate(at string) error {
 			return fmt.Errorf("%s.match.grpc_services[%d]: %q is not a fully qualified service name like pkg.v1.FooService", at, j, s)
 		}
 	}
-	if *r.Retries < 0 || *r.Retries > 10 {
+	if r.Retries != nil && (*r.Retries < 0 || *r.Retries > 10) { // nil until SetDefaults
 		return fmt.Errorf("%s.retries: %d is outside 0-10", at, *r.Retries)
 	}
 	if r.Timeout != 0 && r.TryTimeout > r.Timeout {

@@ -554,3 +554,37 @@ func TestGRPCStalledStreamLeavesOtherCallsAlone(t *testing.T) {
 		require.Len(t, res.GetPayload().GetBody(), 8)
 	})
 }
+
+// An upstream whose gRPC health checks failed for a while (its process
+// down for seconds) is marked healthy again within a few intervals of
+// its return: the checks' connection waits no longer than the interval
+// between reconnects, where gRPC's default backoff had grown to seconds
+// (120 s at most) and held the verdict that long.
+func TestGRPCHealthCheckRecoversPromptly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) *grpc.Server {
+		s := grpc.NewServer()
+		healthpb.RegisterHealthServer(s, health.NewServer()) // "" is SERVING
+		go s.Serve(ln)
+		t.Cleanup(s.Stop)
+		return s
+	}
+	g := serve(ln)
+	cfg := grpcRouteConfig(PoolConfig{Upstreams: []string{addr}, HealthCheck: &HealthCheckConfig{Type: "grpc",
+		Interval: Duration(50 * time.Millisecond), Timeout: Duration(50 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1}},
+		RouteConfig{}, true)
+	srv, _ := startLB(t, cfg)
+	u := srv.state.Load().pools["p"].upstreams[0]
+	require.Eventually(t, func() bool { return u.healthy.Load() }, 5*time.Second, 10*time.Millisecond)
+	g.Stop()
+	require.Eventually(t, func() bool { return !u.healthy.Load() }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(4 * time.Second) // gRPC's backoff would be past 2.5 s by now
+	ln, err = net.Listen("tcp", addr)
+	require.NoError(t, err)
+	serve(ln)
+	back := time.Now()
+	require.Eventually(t, func() bool { return u.healthy.Load() }, 5*time.Second, 10*time.Millisecond)
+	require.Less(t, time.Since(back), time.Second, "healthy again only after %v", time.Since(back))
+}

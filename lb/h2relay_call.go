@@ -156,8 +156,7 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 		}
 	}
 	pool := ro.pool
-	if n := pool.pending.Add(1); n > int64(pool.cfg.MaxPending) {
-		pool.pending.Add(-1)
+	if !pool.admit() {
 		ro.metrics.reject("circuit_open")
 		r.status = 503
 		r.failLocked(codes.Unavailable, "upstream pool is saturated", outcomeSuccess)
@@ -324,7 +323,7 @@ func (r *relayCall) upFailedLocked(refused bool, err error) {
 	if !errors.Is(err, errPoolClosed) { // the lb's own reload, not the upstream's fault
 		r.pool.recordOutcome(u, outcomeGatewayFailure)
 	}
-	if refused && !r.respStarted && !r.sentLost && r.attempts < r.maxTry && r.s.budget.tryRetry() {
+	if refused && !r.respStarted && !r.sentLost && r.attempts < r.maxTry && canRetry(r.pool.upstreams, r.tried) && r.s.budget.tryRetry() {
 		r.ro.metrics.retries.Inc()
 		if len(r.sent) > 0 {
 			r.unsent = append(r.sent, r.unsent...)
@@ -648,7 +647,7 @@ func (r *relayCall) finishLocked(o outcome) {
 		r.u = nil
 	}
 	if r.pool != nil {
-		r.pool.pending.Add(-1)
+		r.pool.done()
 	}
 	d := time.Since(r.start)
 	if r.ro != nil {

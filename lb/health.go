@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -176,7 +177,15 @@ func (c *activeChecker) grpcConn(addr string) (*grpc.ClientConn, error) {
 	if c.pool.cfg.Protocol == "h2" {
 		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: c.pool.cfg.TLSInsecureSkipVerify}) //nolint:gosec // opt-in per pool
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	// gRPC's reconnect backoff grows to 120 s, and a check on a
+	// connection waiting it out fails at once: an upstream down for a few
+	// minutes would stay marked down that long after it came back. The
+	// checks' own interval is the longest wait.
+	bo := backoff.DefaultConfig
+	bo.BaseDelay = min(bo.BaseDelay, time.Duration(c.cfg.Interval))
+	bo.MaxDelay = time.Duration(c.cfg.Interval)
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: time.Duration(c.cfg.Timeout)}))
 	if err != nil {
 		return nil, err
 	}

@@ -177,7 +177,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := time.Now().UnixNano()
 	for _, p := range st.pools {
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(p.pending.Load()), p.Name)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(p.breaker.Load()), p.Name)
 		for _, u := range p.upstreams {
 			ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(u.Inflight()), p.Name, u.Addr)
 			ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, boolFloat(u.healthy.Load()), p.Name, u.Addr)

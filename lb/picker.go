@@ -34,15 +34,19 @@ func newPicker(cfg PoolConfig, ups []*Upstream) (Picker, error) {
 }
 
 // candidates returns the upstreams a picker may choose from: the available
-// untried ones, or, when none is available, every untried one ("panic
-// mode": trying a suspect upstream beats refusing the request).
+// untried ones, or, when no upstream of the pool is available, tried or
+// not, every untried one ("panic mode": trying a suspect upstream beats
+// refusing the request). A retry after an available upstream failed
+// goes to no upstream known to be down: it would cost that one's dial
+// time-out, and the client gets the available one's answer instead.
 func candidates(ups, tried []*Upstream, buf []*Upstream) []*Upstream {
 	// The clock is read only for an upstream ejected at some time: most
 	// never were, and time.Now costs about as much as the rest of this.
 	var now int64
 	out := buf[:0]
+	available := false
 	for _, u := range ups {
-		if !u.healthy.Load() || slices.Contains(tried, u) {
+		if !u.healthy.Load() {
 			continue
 		}
 		if e := u.ejectedUntil.Load(); e != 0 {
@@ -53,9 +57,13 @@ func candidates(ups, tried []*Upstream, buf []*Upstream) []*Upstream {
 				continue
 			}
 		}
+		available = true
+		if len(tried) > 0 && slices.Contains(tried, u) {
+			continue
+		}
 		out = append(out, u)
 	}
-	if len(out) > 0 {
+	if len(out) > 0 || available {
 		return out
 	}
 	for _, u := range ups {
@@ -64,6 +72,13 @@ func candidates(ups, tried []*Upstream, buf []*Upstream) []*Upstream {
 		}
 	}
 	return out
+}
+
+// canRetry reports whether a request that tried these upstreams has one
+// left that a picker would choose (candidates).
+func canRetry(ups, tried []*Upstream) bool {
+	var buf [16]*Upstream
+	return len(candidates(ups, tried, buf[:])) > 0
 }
 
 // RoundRobin cycles through the available upstreams.
@@ -218,9 +233,11 @@ func (p *ConsistentHash) Pick(r *http.Request, ups, tried []*Upstream) *Upstream
 	})
 	now := time.Now().UnixNano()
 	var fallback *Upstream
+	available := false // an upstream tried already is (see candidates)
 	for i := 0; i < len(p.ring); i++ {
 		u := p.ring[(start+i)%len(p.ring)].up
 		if slices.Contains(tried, u) {
+			available = available || u.Available(now)
 			continue
 		}
 		if u.Available(now) {
@@ -229,6 +246,9 @@ func (p *ConsistentHash) Pick(r *http.Request, ups, tried []*Upstream) *Upstream
 		if fallback == nil {
 			fallback = u
 		}
+	}
+	if available {
+		return nil
 	}
 	return fallback
 }

@@ -26,7 +26,12 @@ type Pool struct {
 	log       *slog.Logger
 	metrics   *metrics
 
-	// pending counts requests in flight through the pool, for the breaker.
+	// breaker counts the requests in flight through the pool of this name
+	// in every generation, for max_pending: a reload hands it on
+	// (Provision), or each reload would admit another max_pending while
+	// the old generation's requests (long gRPC streams) still run.
+	// pending counts this generation's alone (Close waits for them).
+	breaker *atomic.Int64
 	pending atomic.Int64
 	// ownsTransport is false once a successor took the transport over;
 	// takenFrom is the predecessor this pool took it from (Provision),
@@ -38,7 +43,24 @@ type Pool struct {
 }
 
 func newPool(cfg PoolConfig, log *slog.Logger, m *metrics) *Pool {
-	return &Pool{Name: cfg.Name, cfg: cfg, log: log.With("pool", cfg.Name), metrics: m}
+	return &Pool{Name: cfg.Name, cfg: cfg, log: log.With("pool", cfg.Name), metrics: m, breaker: new(atomic.Int64)}
+}
+
+// admit counts a request in, unless the pool has max_pending requests in
+// flight already (the breaker is open).
+func (p *Pool) admit() bool {
+	if n := p.breaker.Add(1); n > int64(p.cfg.MaxPending) {
+		p.breaker.Add(-1)
+		return false
+	}
+	p.pending.Add(1)
+	return true
+}
+
+// done counts an admitted request out.
+func (p *Pool) done() {
+	p.pending.Add(-1)
+	p.breaker.Add(-1)
 }
 
 // Validate checks the pool's config on its own.
@@ -52,6 +74,7 @@ func (p *Pool) Validate() error {
 func (p *Pool) Provision(prev *Pool) error {
 	byAddr := map[string]*Upstream{}
 	if prev != nil {
+		p.breaker = prev.breaker
 		for _, u := range prev.upstreams {
 			byAddr[u.Addr] = u
 		}

@@ -271,8 +271,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	}
 
 	pool := ro.pool
-	if n := pool.pending.Add(1); n > int64(pool.cfg.MaxPending) {
-		pool.pending.Add(-1)
+	if !pool.admit() {
 		ro.metrics.reject("circuit_open")
 		ex.status = writeError(w, r, http.StatusServiceUnavailable, codes.Unavailable, "upstream pool is saturated")
 		return
@@ -357,9 +356,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 
 		res, tryCancel, err := s.attempt(out, pool, u, tryTimeout, clock)
 		// A retry goes to an upstream not tried yet (the pickers avoid
-		// the tried ones, in panic mode too): with none left, a failed
-		// answer is relayed as it is, and no budget is spent.
-		mayRetry := attempt < maxAttempts && !timedOut() && len(tried) < len(pool.upstreams)
+		// the tried ones, in panic mode too, and those known to be down
+		// while one is up): with none left, a failed answer is relayed
+		// as it is, and no budget is spent.
+		mayRetry := attempt < maxAttempts && !timedOut() && len(tried) < len(pool.upstreams) && canRetry(pool.upstreams, tried)
 		if err != nil {
 			lastErr, lastStatus = err, 0
 			if !timedOut() && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errClientBody) {
@@ -631,7 +631,7 @@ func (t *bodyTry) end() (fired bool, last time.Time) {
 func (ex *exchange) releasePending() {
 	if p := ex.pending; p != nil {
 		ex.pending = nil
-		p.pending.Add(-1)
+		p.done()
 	}
 }
 

@@ -168,7 +168,14 @@ func TestCircuitBreakerRefusesAbovePending(t *testing.T) {
 		<-release
 	})
 	cfg := oneRoute(PoolConfig{Upstreams: addrs(b), MaxPending: 2}, RouteConfig{})
-	_, base := startLB(t, cfg)
+	srv, base := startLB(t, cfg)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release) // a failed test's requests must end
+		}
+	})
 	c := newClient(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
@@ -179,6 +186,14 @@ func TestCircuitBreakerRefusesAbovePending(t *testing.T) {
 	<-entered
 	code, _ := get(t, c, base+"/", nil)
 	require.Equal(t, http.StatusServiceUnavailable, code)
+	// A reload (here a new route name) keeps counting the requests the
+	// old generation still runs: it must not admit max_pending more.
+	cfg2 := oneRoute(PoolConfig{Upstreams: addrs(b), MaxPending: 2}, RouteConfig{Name: "r2"})
+	require.NoError(t, srv.Reload(cfg2))
+	// Admitted, it would wait for release: a client that gives up fails
+	// the test instead of hanging it.
+	code, _ = get(t, &http.Client{Timeout: 3 * time.Second}, base+"/", nil)
+	require.Equal(t, http.StatusServiceUnavailable, code, "admitted past max_pending after a reload")
 	close(release)
 	wg.Wait()
 	code, _ = get(t, c, base+"/", nil)

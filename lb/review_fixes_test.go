@@ -662,3 +662,71 @@ func TestStrayBytesAfterBodilessAnswerAreNotTheNextAnswer(t *testing.T) {
 		require.Equal(t, "ok", string(b))
 	}
 }
+
+// A retry goes to no upstream known to be down while one is up: when the
+// only available upstream fails a GET, its answer is relayed, and the
+// upstreams marked down (health checks, ejection) are not tried in
+// "panic mode" (each would cost its dial time-out). With every upstream
+// down, the request still tries them. For every policy.
+func TestRetryAvoidsDownUpstreamsWhileOneIsUp(t *testing.T) {
+	for _, policy := range []string{"round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
+		t.Run(policy, func(t *testing.T) {
+			busy := newBackend(t, "busy", func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "upstream says: busy")
+			})
+			down1 := newBackend(t, "down1", nil)
+			down2 := newBackend(t, "down2", nil)
+			pc := PoolConfig{Upstreams: addrs(busy, down1, down2), Policy: policy}
+			if policy == "consistent_hash" {
+				pc.HashHeader = "X-Key"
+			}
+			srv, base := startLB(t, oneRoute(pc, RouteConfig{Retries: ptr(2)}))
+			ups := srv.state.Load().pools["p"].upstreams
+			ups[1].healthy.Store(false)
+			ups[2].ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+			c := newClient(t)
+			for i := range 6 {
+				code, body := get(t, c, base+"/", map[string]string{"X-Key": strconv.Itoa(i)})
+				require.Equal(t, http.StatusServiceUnavailable, code)
+				require.Equal(t, "upstream says: busy", body)
+			}
+			require.Zero(t, down1.hits.Load()+down2.hits.Load(), "a down upstream was tried")
+
+			// All down: panic mode tries them all the same.
+			ups[0].healthy.Store(false)
+			code, _ := get(t, c, base+"/", nil)
+			require.Equal(t, http.StatusOK, code)
+			require.Positive(t, down1.hits.Load()+down2.hits.Load())
+		})
+	}
+}
+
+// The pickers themselves: with the one available upstream tried, none of
+// the down ones is offered; with none available, an untried one is.
+func TestPickersOfferNoDownUpstreamForARetry(t *testing.T) {
+	for _, policy := range []string{"round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
+		ups := []*Upstream{newUpstream("a:1"), newUpstream("b:1"), newUpstream("c:1")}
+		p, err := newPicker(PoolConfig{Policy: policy, HashHeader: "X-Key"}, ups)
+		require.NoError(t, err)
+		ups[1].healthy.Store(false)
+		ups[2].ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("X-Key", "k") // consistent_hash's key
+		require.Nil(t, p.Pick(r, ups, ups[:1]), policy)
+		require.False(t, canRetry(ups, ups[:1]), policy)
+		ups[0].healthy.Store(false)
+		require.NotNil(t, p.Pick(r, ups, ups[:1]), policy)
+		require.True(t, canRetry(ups, ups[:1]), policy)
+	}
+}
+
+// A config built in Go (as `vigil all` builds its own) with a negative
+// health-check interval is refused with the field named; it used to pass
+// and panic the checker's ticker, ending the process.
+func TestNegativeHealthCheckIntervalIsRefused(t *testing.T) {
+	cfg := oneRoute(PoolConfig{Upstreams: []string{"127.0.0.1:1"}, HealthCheck: &HealthCheckConfig{Type: "http", Path: "/",
+		Interval: Duration(-time.Second), Timeout: Duration(-2 * time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}}, RouteConfig{})
+	_, err := New(cfg, testLogger(), nil)
+	require.ErrorContains(t, err, "pools[0].health_check: interval -1s and timeout -2s must be above 0")
+}
