@@ -117,6 +117,9 @@ func (c *activeChecker) record(u *Upstream, err error) {
 	c.mu.Unlock()
 
 	was := u.healthy.Load()
+	if !u.checked.Swap(true) {
+		ok, fail = max(ok, c.cfg.HealthyThreshold*boolInt(err == nil)), max(fail, c.cfg.UnhealthyThreshold*boolInt(err != nil))
+	}
 	switch {
 	case was && fail >= c.cfg.UnhealthyThreshold:
 		u.healthy.Store(false)
@@ -124,6 +127,30 @@ func (c *activeChecker) record(u *Upstream, err error) {
 	case !was && ok >= c.cfg.HealthyThreshold:
 		u.healthy.Store(true)
 		c.pool.log.Info("upstream healthy again", "upstream", u.Addr)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// carryCounts takes prev's running counts for the upstreams both check,
+// when the checks are the same: a reload (certificates, another pool)
+// must not start them over, or reloads more frequent than a threshold's
+// length would keep a failing upstream in service for good.
+func (c *activeChecker) carryCounts(prev *activeChecker) {
+	if prev == nil || prev.cfg != c.cfg {
+		return
+	}
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	for _, u := range c.pool.upstreams {
+		if n := prev.counts[u]; n != nil {
+			c.counts[u] = &checkCounts{ok: n.ok, fail: n.fail}
+		}
 	}
 }
 

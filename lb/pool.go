@@ -105,6 +105,9 @@ func (p *Pool) Provision(prev *Pool) error {
 	p.ownsTransport.Store(true)
 	if p.cfg.HealthCheck != nil {
 		p.active = newActiveChecker(p, *p.cfg.HealthCheck)
+		if prev != nil {
+			p.active.carryCounts(prev.active)
+		}
 	} else {
 		// Without active checks nothing else would ever clear a verdict
 		// left over from a previous config that had them.

@@ -730,3 +730,49 @@ func TestNegativeHealthCheckIntervalIsRefused(t *testing.T) {
 	_, err := New(cfg, testLogger(), nil)
 	require.ErrorContains(t, err, "pools[0].health_check: interval -1s and timeout -2s must be above 0")
 }
+
+// An upstream the active checks have given no verdict yet (at start, or
+// added by a reload) takes its first check's result at once: one that is
+// dead from the start is out after one check, not after
+// unhealthy_threshold intervals of traffic sent to it.
+func TestHealthCheckFirstVerdictStandsAlone(t *testing.T) {
+	live := newBackend(t, "live", nil)
+	dead := newBackend(t, "dead", nil)
+	deadAddr := dead.addr()
+	dead.Close()
+	hc := &HealthCheckConfig{Type: "http", Path: "/", Interval: Duration(time.Second), Timeout: Duration(200 * time.Millisecond),
+		HealthyThreshold: 3, UnhealthyThreshold: 3}
+	srv, _ := startLB(t, oneRoute(PoolConfig{Upstreams: []string{live.addr(), deadAddr}, HealthCheck: hc}, RouteConfig{}))
+	ups := srv.state.Load().pools["p"].upstreams
+	require.Eventually(t, func() bool { return !ups[1].healthy.Load() }, 900*time.Millisecond, 5*time.Millisecond, "three intervals would be 2 s")
+	require.True(t, ups[0].healthy.Load())
+}
+
+// Reloads do not start the checks' counts over: an upstream that fails
+// its checks is taken out even while the config is reloaded more often
+// than unhealthy_threshold intervals (the counts carry over when the
+// checks are the same).
+func TestHealthCountsSurviveReloads(t *testing.T) {
+	var failing atomic.Bool
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	other := newBackend(t, "other", nil)
+	cfg := func(route string) *Config {
+		return oneRoute(PoolConfig{Upstreams: addrs(b, other), HealthCheck: &HealthCheckConfig{Type: "http", Path: "/",
+			Interval: Duration(50 * time.Millisecond), Timeout: Duration(40 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 4}},
+			RouteConfig{Name: route})
+	}
+	srv, _ := startLB(t, cfg("r0"))
+	u := srv.state.Load().pools["p"].upstreams[0]
+	require.Eventually(t, func() bool { return u.checked.Load() && u.healthy.Load() }, 5*time.Second, 5*time.Millisecond)
+	failing.Store(true)
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 1; u.healthy.Load() && time.Now().Before(deadline); i++ {
+		require.NoError(t, srv.Reload(cfg(fmt.Sprint("r", i))))
+		time.Sleep(70 * time.Millisecond) // two checks at most per generation
+	}
+	require.False(t, u.healthy.Load(), "still in service after 3 s of failed checks and reloads")
+}

@@ -21,6 +21,10 @@ type Upstream struct {
 	ewmaAt    atomic.Int64
 	// healthy is the verdict of the active health check (true without one).
 	healthy atomic.Bool
+	// checked: an active check has given it a verdict. Until then the
+	// first check's result stands alone, without the thresholds (record):
+	// an upstream added dead is not sent traffic for their whole length.
+	checked atomic.Bool
 	// ejectedUntil is the unix-nano end of a passive ejection, 0 if none.
 	ejectedUntil        atomic.Int64
 	consecutiveFailures atomic.Int32
