@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,41 @@ func (rm *routeMetrics) observe(code int, d time.Duration) {
 }
 
 func (rm *routeMetrics) reject(reason string) { rm.m.rejected.WithLabelValues(rm.name, reason).Inc() }
+
+// forget drops the series of the routes and upstreams old had and cur has
+// not: configs made from changing addresses (pods) would otherwise grow
+// them for good. (A request of old still running may count into a
+// route's series once more, which then stays until the next reload.)
+func (m *metrics) forget(old, cur *state) {
+	if m == nil {
+		return
+	}
+	kept := map[string]bool{}
+	for _, ro := range cur.router.routes {
+		kept[ro.name] = true
+	}
+	for _, ro := range old.router.routes {
+		if !kept[ro.name] {
+			l := prometheus.Labels{"route": ro.name}
+			m.requests.DeletePartialMatch(l)
+			m.duration.DeletePartialMatch(l)
+			m.retries.DeletePartialMatch(l)
+			m.rejected.DeletePartialMatch(l)
+		}
+	}
+	for name, p := range old.pools {
+		np := cur.pools[name]
+		for _, u := range p.upstreams {
+			if np != nil && slices.Contains(np.upstreams, u) {
+				continue // kept, with its series (Provision)
+			}
+			l := prometheus.Labels{"pool": name, "upstream": u.Addr}
+			m.upRequests.DeletePartialMatch(l)
+			m.upLatency.DeletePartialMatch(l)
+			m.ejections.DeletePartialMatch(l)
+		}
+	}
+}
 
 type upstreamMetrics struct {
 	success, failure prometheus.Counter

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,4 +67,32 @@ func metricValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return byName
+}
+
+// A reload drops the series of the routes and upstreams it removed (pod
+// addresses come and go), and keeps those of the ones it kept.
+func TestReloadForgetsRemovedSeries(t *testing.T) {
+	b1, b2 := newBackend(t, "b1", nil), newBackend(t, "b2", nil)
+	reg := prometheus.NewRegistry()
+	cfg := oneRoute(PoolConfig{Upstreams: addrs(b1, b2)}, RouteConfig{Name: "old"})
+	srv, base := startLBOn(t, cfg, reg)
+	c := newClient(t)
+	for range 4 {
+		code, _ := get(t, c, base+"/", nil)
+		require.Equal(t, http.StatusOK, code)
+	}
+	series := func(sub string) (n int) {
+		for k := range metricValues(t, reg) {
+			if strings.Contains(k, sub) && !strings.HasPrefix(k, "lb_upstream_inflight") && !strings.HasPrefix(k, "lb_upstream_healthy") && !strings.HasPrefix(k, "lb_upstream_ejected") {
+				n++
+			}
+		}
+		return n
+	}
+	require.Positive(t, series("route=old,"))
+	require.Positive(t, series("upstream="+b2.addr()+","))
+	require.NoError(t, srv.Reload(oneRoute(PoolConfig{Upstreams: addrs(b1)}, RouteConfig{Name: "new"})))
+	require.Zero(t, series("route=old,"), "the removed route's series")
+	require.Zero(t, series("upstream="+b2.addr()+","), "the removed upstream's series")
+	require.Positive(t, series("upstream="+b1.addr()+","), "the kept upstream's series")
 }

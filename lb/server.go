@@ -256,6 +256,7 @@ func (s *Server) install(st *state) {
 		for _, p := range old.pools {
 			p.Close()
 		}
+		s.metrics.forget(old, st)
 		// An old pool's checker may have recorded a verdict on a kept
 		// upstream after the new pool cleared it (Provision) and before
 		// Close stopped it: a pool without checks clears it again, now
