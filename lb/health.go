@@ -118,7 +118,12 @@ func (c *activeChecker) record(u *Upstream, err error) {
 
 	was := u.healthy.Load()
 	if !u.checked.Swap(true) {
-		ok, fail = max(ok, c.cfg.HealthyThreshold*boolInt(err == nil)), max(fail, c.cfg.UnhealthyThreshold*boolInt(err != nil))
+		// Its first verdict: the thresholds are for changing one.
+		if err == nil {
+			ok = max(ok, c.cfg.HealthyThreshold)
+		} else {
+			fail = max(fail, c.cfg.UnhealthyThreshold)
+		}
 	}
 	switch {
 	case was && fail >= c.cfg.UnhealthyThreshold:
@@ -128,13 +133,6 @@ func (c *activeChecker) record(u *Upstream, err error) {
 		u.healthy.Store(true)
 		c.pool.log.Info("upstream healthy again", "upstream", u.Addr)
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // carryCounts takes prev's running counts for the upstreams both check,
