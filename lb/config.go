@@ -243,10 +243,10 @@ type OutlierConfig struct {
 	MaxEjectedPercent *int `yaml:"max_ejected_percent"`
 }
 
-// RetryBudget caps retries so that a sick pool is not hammered: retries
-// in the last 10 s may not exceed Ratio of the requests plus
-// MinPerSecond*10. Both may be 0 (given, not left out: the defaults are
-// 0.2 and 10); both 0 allow no retries.
+// RetryBudget caps retries so that a sick pool is not hammered: each
+// pool's retries in the last 10 s may not exceed Ratio of its requests
+// plus MinPerSecond*10. Both may be 0 (given, not left out: the defaults
+// are 0.2 and 10); both 0 allow no retries.
 type RetryBudget struct {
 	Ratio        *float64 `yaml:"ratio"`
 	MinPerSecond *int     `yaml:"min_per_second"`

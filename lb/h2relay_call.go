@@ -163,7 +163,7 @@ func (r *relayCall) begin(f *h2hdrs, st *state, ro *route) {
 		return
 	}
 	r.pool = pool
-	s.budget.request()
+	pool.budget.request()
 	if t := time.Duration(ro.cfg.Timeout); t > 0 {
 		r.timer = time.AfterFunc(t, r.onTimeout)
 	}
@@ -323,7 +323,7 @@ func (r *relayCall) upFailedLocked(refused bool, err error) {
 	if !errors.Is(err, errPoolClosed) { // the lb's own reload, not the upstream's fault
 		r.pool.recordOutcome(u, outcomeGatewayFailure)
 	}
-	if refused && !r.respStarted && !r.sentLost && r.attempts < r.maxTry && canRetry(r.pool.upstreams, r.tried) && r.s.budget.tryRetry() {
+	if refused && !r.respStarted && !r.sentLost && r.attempts < r.maxTry && canRetry(r.pool.upstreams, r.tried) && r.pool.budget.tryRetry() {
 		r.ro.metrics.retries.Inc()
 		if len(r.sent) > 0 {
 			r.unsent = append(r.sent, r.unsent...)

@@ -33,6 +33,10 @@ type Pool struct {
 	// pending counts this generation's alone (Close waits for them).
 	breaker *atomic.Int64
 	pending atomic.Int64
+	// budget is the pool's retry budget, handed on by reloads too: one
+	// per pool, so that a busy healthy pool's traffic does not pay for a
+	// sick one's retry storm (install sets its config).
+	budget *retryBudget
 	// ownsTransport is false once a successor took the transport over;
 	// takenFrom is the predecessor this pool took it from (Provision),
 	// until start makes the takeover final.
@@ -43,7 +47,7 @@ type Pool struct {
 }
 
 func newPool(cfg PoolConfig, log *slog.Logger, m *metrics) *Pool {
-	return &Pool{Name: cfg.Name, cfg: cfg, log: log.With("pool", cfg.Name), metrics: m, breaker: new(atomic.Int64)}
+	return &Pool{Name: cfg.Name, cfg: cfg, log: log.With("pool", cfg.Name), metrics: m, breaker: new(atomic.Int64), budget: &retryBudget{}}
 }
 
 // admit counts a request in, unless the pool has max_pending requests in
@@ -74,7 +78,7 @@ func (p *Pool) Validate() error {
 func (p *Pool) Provision(prev *Pool) error {
 	byAddr := map[string]*Upstream{}
 	if prev != nil {
-		p.breaker = prev.breaker
+		p.breaker, p.budget = prev.breaker, prev.budget
 		for _, u := range prev.upstreams {
 			byAddr[u.Addr] = u
 		}

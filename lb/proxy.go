@@ -278,7 +278,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 	}
 	ex.pending = pool
 	defer ex.releasePending()
-	s.budget.requestAt(px.start)
+	pool.budget.requestAt(px.start)
 
 	upgrade := upgradeType(r)
 	if upgrade != "" && hasBody {
@@ -367,7 +367,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			}
 			u.inflight.Add(-1)
 			tryCancel()
-			if mayRetry && (retryable || (isConnectError(err) && !body.touched())) && s.budget.tryRetry() {
+			if mayRetry && (retryable || (isConnectError(err) && !body.touched())) && pool.budget.tryRetry() {
 				ro.metrics.retries.Inc()
 				continue
 			}
@@ -375,7 +375,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		}
 		if failureStatus(res.StatusCode) {
 			pool.recordOutcome(u, outcomeGatewayFailure)
-			if mayRetry && retryable && s.budget.tryRetry() {
+			if mayRetry && retryable && pool.budget.tryRetry() {
 				lastErr, lastStatus = nil, res.StatusCode
 				res.Body.Close()
 				u.inflight.Add(-1)

@@ -776,3 +776,38 @@ func TestHealthCountsSurviveReloads(t *testing.T) {
 	}
 	require.False(t, u.healthy.Load(), "still in service after 3 s of failed checks and reloads")
 }
+
+// Each pool has its own retry budget: a busy healthy pool's traffic does
+// not pay for a sick pool's retries, which stay the budget's share of the
+// sick pool's own requests (with one budget for the process, every one
+// of them was retried).
+func TestRetryBudgetIsPerPool(t *testing.T) {
+	busy := newBackend(t, "busy", nil)
+	sick1 := newBackend(t, "sick1", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	sick2 := newBackend(t, "sick2", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	cfg := &Config{
+		Listeners: []ListenerConfig{{Name: "test", Address: "127.0.0.1:0"}},
+		Routes: []RouteConfig{
+			{Name: "sick", Match: MatchConfig{PathPrefix: "/sick"}, Pool: "sick", Retries: ptr(1)},
+			{Name: "busy", Pool: "busy"},
+		},
+		Pools: []PoolConfig{
+			{Name: "busy", Upstreams: addrs(busy)},
+			{Name: "sick", Upstreams: addrs(sick1, sick2)},
+		},
+		RetryBudget: RetryBudget{Ratio: ptr(0.2), MinPerSecond: ptr(0)},
+	}
+	_, base := startLB(t, cfg)
+	c := newClient(t)
+	for range 100 {
+		code, _ := get(t, c, base+"/busy", nil)
+		require.Equal(t, http.StatusOK, code)
+	}
+	for range 10 {
+		code, _ := get(t, c, base+"/sick", nil)
+		require.Equal(t, http.StatusServiceUnavailable, code)
+	}
+	hits := sick1.hits.Load() + sick2.hits.Load()
+	require.LessOrEqual(t, hits, int64(13), "10 requests and the fifth of them the budget allows, not a retry each")
+	require.GreaterOrEqual(t, hits, int64(11), "the budget allows some")
+}

@@ -25,7 +25,6 @@ type Server struct {
 	accessLog *slog.Logger
 	metrics   *metrics
 	noRoute   prometheus.Counter
-	budget    *retryBudget
 
 	state     atomic.Pointer[state]
 	listeners []*listener
@@ -88,7 +87,6 @@ func New(cfg *Config, log *slog.Logger, reg prometheus.Registerer) (*Server, err
 	s := &Server{
 		log:       log.With("component", "lb"),
 		accessLog: log.With("component", "lb", "log", "access"),
-		budget:    newRetryBudget(cfg.RetryBudget),
 	}
 	m, err := newMetrics(reg, s)
 	if err != nil {
@@ -249,6 +247,8 @@ func (s *Server) buildState(cfg *Config, prev *state) (*state, error) {
 // generation it replaces.
 func (s *Server) install(st *state) {
 	for _, p := range st.pools {
+		budget := st.cfg.RetryBudget
+		p.budget.cfg.Store(&budget)
 		p.start()
 	}
 	old := s.state.Swap(st)
@@ -437,8 +437,6 @@ func (s *Server) Reload(cfg *Config) (err error) {
 			l.cert.Store(certs[i])
 		}
 	}
-	budget := cfg.RetryBudget
-	s.budget.cfg.Store(&budget)
 	s.install(st)
 	return nil
 }
