@@ -67,7 +67,14 @@ func countIn(c *atomic.Uint64, sec uint32) int64 {
 	return 0
 }
 
-func nowSec(now time.Time) uint32 { return uint32(now.Unix()) }
+// budgetEpoch starts the budget's clock. Its seconds are counted on the
+// monotonic clock from here (times from time.Now carry it): a wall clock
+// stepped back (NTP, a VM resumed) made every slot a "future" second,
+// which let every retry through for the step's length. An hour back, so
+// that the seconds do not start near 0, from which countIn subtracts.
+var budgetEpoch = time.Now().Add(-time.Hour)
+
+func nowSec(now time.Time) uint32 { return uint32(now.Sub(budgetEpoch) / time.Second) }
 
 func newRetryBudget(cfg RetryBudget) *retryBudget {
 	b := &retryBudget{}
