@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strings"
@@ -551,10 +552,8 @@ func connectionNamed(s string) []string {
 			break
 		}
 		if strings.EqualFold(name, "Connection") {
-			for t := range strings.SplitSeq(value, ",") {
-				if t = trimOWS(t); t != "" && !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") {
-					named = append(named, strings.Clone(t))
-				}
+			for t := range connectionNames(value) {
+				named = append(named, strings.Clone(t))
 			}
 		}
 		pos = next
@@ -698,12 +697,22 @@ func namesNoFields(vv []string) bool {
 // keep-alive and close, which name no field for removeHopHeaders to
 // remove.
 func namesNoField(v string) bool {
-	for t := range strings.SplitSeq(v, ",") {
-		if t = trimOWS(t); t != "" && !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") {
-			return false
-		}
+	for range connectionNames(v) {
+		return false
 	}
 	return true
+}
+
+// connectionNames yields the fields a Connection value names (RFC 9110
+// section 7.6.1): its tokens but keep-alive and close, which name none.
+func connectionNames(v string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = trimOWS(t); t != "" && !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") && !yield(t) {
+				return
+			}
+		}
+	}
 }
 
 // sizedBody is a response body of known length, read from the upstream

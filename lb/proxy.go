@@ -358,8 +358,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		// A retry goes to an upstream not tried yet (the pickers avoid
 		// the tried ones, in panic mode too, and those known to be down
 		// while one is up): with none left, a failed answer is relayed
-		// as it is, and no budget is spent.
-		mayRetry := attempt < maxAttempts && !timedOut() && len(tried) < len(pool.upstreams) && canRetry(pool.upstreams, tried)
+		// as it is, and no budget is spent. Asked only of a failed
+		// attempt: canRetry goes over the pool's upstreams.
+		mayRetry := func() bool {
+			return attempt < maxAttempts && !timedOut() && canRetry(pool.upstreams, tried)
+		}
 		if err != nil {
 			lastErr, lastStatus = err, 0
 			if !timedOut() && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errClientBody) {
@@ -367,7 +370,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 			}
 			u.inflight.Add(-1)
 			tryCancel()
-			if mayRetry && (retryable || (isConnectError(err) && !body.touched())) && pool.budget.tryRetry() {
+			if (retryable || (isConnectError(err) && !body.touched())) && mayRetry() && pool.budget.tryRetry() {
 				ro.metrics.retries.Inc()
 				continue
 			}
@@ -375,7 +378,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ro *route, px *pr
 		}
 		if failureStatus(res.StatusCode) {
 			pool.recordOutcome(u, outcomeGatewayFailure)
-			if mayRetry && retryable && pool.budget.tryRetry() {
+			if retryable && mayRetry() && pool.budget.tryRetry() {
 				lastErr, lastStatus = nil, res.StatusCode
 				res.Body.Close()
 				u.inflight.Add(-1)
@@ -1054,14 +1057,8 @@ func removeHopHeaders(h http.Header, keep string) {
 		}
 	}
 	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			sf = strings.TrimSpace(sf)
-			// "keep-alive" and "close" are the usual tokens; the first is
-			// removed below anyway and the second names no header.
-			if sf == "" || strings.EqualFold(sf, "keep-alive") || strings.EqualFold(sf, "close") {
-				continue
-			}
-			h.Del(sf)
+		for name := range connectionNames(f) {
+			h.Del(name)
 		}
 	}
 	for _, k := range hopHeaders {
